@@ -1,0 +1,2 @@
+//! xfed-gateway: the XMPP edge daemon (lands in its own commit).
+fn main() {}

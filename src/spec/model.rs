@@ -1,0 +1,393 @@
+//! The resolved spec (stage two): defaults merged, templates rendered,
+//! every reference checked. Only these types reach `plan/` and `modules/`.
+//!
+//! Each object keeps its [`Origin`] so the plan can say which spec line
+//! causes a change. Secrets are [`Secret`]s, never plain strings.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::source::Pos;
+use crate::secret::{Redactor, Secret};
+
+/// Where in the spec an object was declared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    /// serde path, e.g. `edge_pools[0].servers[1]`.
+    pub field: String,
+}
+
+impl Origin {
+    pub fn new(file: PathBuf, pos: Pos, field: impl Into<String>) -> Origin {
+        Origin {
+            file,
+            line: pos.line,
+            col: pos.col,
+            field: field.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub file: PathBuf,
+    pub sip_domains: Vec<String>,
+    pub xmpp_domains: Vec<String>,
+    pub sites: Vec<Site>,
+    pub frontend_pools: Vec<FrontendPool>,
+    pub edge_pools: Vec<EdgePool>,
+    pub certificates: Vec<Certificate>,
+    pub dns: Option<Dns>,
+    pub policies: Vec<Policy>,
+    pub grants: Vec<Grant>,
+    pub partners: Vec<Partner>,
+    pub gateway: Gateway,
+    pub rollout: Rollout,
+    /// Every secret value of this spec, for scrubbing output.
+    pub redactor: Redactor,
+}
+
+impl Spec {
+    pub fn edge_pool(&self, name: &str) -> Option<&EdgePool> {
+        self.edge_pools.iter().find(|p| p.name == name)
+    }
+
+    pub fn frontend_pool(&self, name: &str) -> Option<&FrontendPool> {
+        self.frontend_pools.iter().find(|p| p.name == name)
+    }
+
+    /// Every server, front-ends first, in spec order.
+    pub fn servers(&self) -> impl Iterator<Item = &Server> {
+        self.frontend_pools
+            .iter()
+            .flat_map(|p| p.servers.iter())
+            .chain(
+                self.edge_pools
+                    .iter()
+                    .flat_map(|p| p.servers.iter().map(|e| &e.server)),
+            )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Site {
+    pub name: String,
+    pub frontend_pool: String,
+    /// Always set and valid after resolution (a site without a route, or
+    /// with one to a non-XMPP pool, is a validation error).
+    pub xmpp_route: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Frontend,
+    Edge,
+}
+
+/// How to reach a server over SSH; defaults already merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SshTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub auth: SshAuth,
+    pub known_hosts: PathBuf,
+    #[serde(rename = "become")]
+    pub become_: Become,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshAuth {
+    KeyFile {
+        path: PathBuf,
+        passphrase: Option<Secret>,
+    },
+    Agent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Become {
+    None,
+    Sudo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    pub fqdn: String,
+    pub role: Role,
+    pub pool: String,
+    pub ssh: SshTarget,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FrontendPool {
+    pub name: String,
+    pub servers: Vec<Server>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgePool {
+    pub name: String,
+    pub site: String,
+    pub xmpp_federation: bool,
+    pub srv_priority: u16,
+    pub srv_weight: u16,
+    pub srv_ttl: u32,
+    pub servers: Vec<EdgeServer>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgeServer {
+    pub server: Server,
+    pub internal_address: IpAddr,
+    pub internal_port: u16,
+    pub external_fqdn: String,
+    pub external_address: IpAddr,
+    pub external_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertUsage {
+    External,
+    Internal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySpec {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EcdsaP256,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subject {
+    pub common_name: String,
+    pub organization: Option<String>,
+    pub organizational_unit: Option<String>,
+    pub locality: Option<String>,
+    pub state: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Issuer {
+    Csr {
+        request_path: PathBuf,
+    },
+    InternalCa {
+        ca_cert: PathBuf,
+        ca_key: Secret,
+        validity_days: u32,
+    },
+    Acme {
+        directory: String,
+        ca_bundle: Option<PathBuf>,
+        contact: Vec<String>,
+    },
+}
+
+/// When to renew: this share of the lifetime, or this long, before expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenewBefore {
+    Fraction(f64),
+    Days(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Certificate {
+    pub name: String,
+    pub pool: String,
+    pub usage: CertUsage,
+    pub friendly_name: Option<String>,
+    pub key: KeySpec,
+    pub exportable: bool,
+    pub subject: Subject,
+    /// Computed: `sip.<domain>` for SIP domains, the XMPP domains, the
+    /// pool's external FQDNs, extras; sorted, deduplicated, lower case.
+    pub sans: Vec<String>,
+    pub issuer: Issuer,
+    pub renew_before: RenewBefore,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dns {
+    pub provider: DnsProvider,
+    pub zones: Vec<Zone>,
+    pub records: Vec<Record>,
+    pub ttl: u32,
+    /// Largest share of a zone's managed records one plan may change.
+    pub max_change: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsProvider {
+    pub kind: DnsProviderKind,
+    pub api_url: String,
+    pub api_key: Secret,
+    pub server_id: String,
+    pub create_zones: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsProviderKind {
+    Powerdns,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum View {
+    External,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Zone {
+    /// Absolute, lower case, trailing dot.
+    pub name: String,
+    pub view: View,
+    pub nameservers: Vec<std::net::SocketAddr>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    pub zone: String,
+    /// Absolute, lower case, trailing dot.
+    pub name: String,
+    pub ttl: u32,
+    pub data: RecordData,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "UPPERCASE")]
+pub enum RecordData {
+    A {
+        address: std::net::Ipv4Addr,
+    },
+    Aaaa {
+        address: std::net::Ipv6Addr,
+    },
+    Cname {
+        target: String,
+    },
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: String,
+    },
+    Txt {
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "scope", content = "name", rename_all = "lowercase")]
+pub enum PolicyScope {
+    Global,
+    Site(String),
+    Named(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// As written: `global`, `site:hq`, `FedPic`.
+    pub identity: String,
+    pub scope: PolicyScope,
+    pub enable_federation_access: bool,
+    pub enable_public_cloud_access: bool,
+    pub enable_xmpp_access: bool,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Users {
+    All,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub policy: String,
+    pub users: Users,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerKind {
+    Federated,
+    Trusted,
+    PublicVerified,
+    PublicUnverified,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsRequirement {
+    Required,
+    Optional,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partner {
+    pub domain: String,
+    pub kind: PartnerKind,
+    pub tls: TlsRequirement,
+    pub dialback: bool,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceManager {
+    Auto,
+    Systemd,
+    Direct,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gateway {
+    pub package: String,
+    pub install_dir: String,
+    pub config_dir: String,
+    pub state_dir: String,
+    pub service_manager: ServiceManager,
+    pub admin_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rollout {
+    pub serial: u32,
+    pub health_gate_timeout: Duration,
+}

@@ -1,0 +1,1286 @@
+//! Raw spec → resolved [`Spec`] (stage two): render templates, merge
+//! defaults, check every reference and rule, and collect *every* problem.
+//!
+//! Nothing here stops at the first error: each check records a
+//! [`Diagnostic`] pointing into the YAML and carries on with a placeholder,
+//! so one `xfed validate` run lists all there is to fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use super::model::*;
+use super::names::{absolute, check_dns_name, parse_percent, parse_renew_before, qualify};
+use super::raw::*;
+use super::source::Source;
+use super::template::Renderer;
+use crate::secret::Secret;
+
+pub const DEFAULT_INTERNAL_PORT: u16 = 23456;
+pub const DEFAULT_EXTERNAL_PORT: u16 = 5269;
+pub const DEFAULT_ADMIN_PORT: u16 = 8089;
+
+pub(super) struct Resolver<'a> {
+    src: &'a Source,
+    r: Renderer,
+    diags: Diagnostics,
+}
+
+impl<'a> Resolver<'a> {
+    pub(super) fn new(src: &'a Source, r: Renderer) -> Resolver<'a> {
+        Resolver {
+            src,
+            r,
+            diags: Diagnostics::default(),
+        }
+    }
+
+    fn origin(&self, field: &str) -> Origin {
+        Origin::new(
+            self.src.path().to_path_buf(),
+            self.src.value_pos(field),
+            field,
+        )
+    }
+
+    fn error(&mut self, field: &str, message: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::error(self.src, field, self.src.value_pos(field), message);
+        self.diags.push(d);
+        self.diags.0.last_mut().expect("just pushed")
+    }
+
+    fn warning(&mut self, field: &str, message: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::warning(self.src, field, self.src.value_pos(field), message);
+        self.diags.push(d);
+        self.diags.0.last_mut().expect("just pushed")
+    }
+
+    /// Renders a non-secret string. A secret in it is an error: it would be
+    /// printed in plans.
+    fn text(&mut self, value: &str, field: &str) -> String {
+        match self.r.render(value) {
+            Ok(r) if r.sensitive => {
+                let d = self.error(
+                    field,
+                    format!("`{field}` is not a secret field, but its value comes from a secret"),
+                );
+                d.expected = Some("a plain value".into());
+                d.hint = Some("secrets (env(), file()) may only be used in secret fields such as `dns.provider.api_key`".into());
+                r.value
+            }
+            Ok(r) => r.value,
+            Err(e) => {
+                let d = self.error(field, e.message);
+                d.hint = e.hint;
+                value.to_string()
+            }
+        }
+    }
+
+    fn opt_text(&mut self, value: &Option<String>, field: &str) -> Option<String> {
+        value.as_ref().map(|v| self.text(v, field))
+    }
+
+    /// Renders a secret field; it must come from `env()` or `file()`.
+    fn secret(&mut self, value: &str, field: &str, example: &str) -> Secret {
+        match self.r.render(value) {
+            Ok(r) if r.sensitive => Secret::new(r.value),
+            Ok(r) => {
+                let d = self.error(
+                    field,
+                    format!("`{field}` is a secret and is written in the spec as plain text"),
+                );
+                d.expected = Some("a value from `env(\"NAME\")` or `file(\"PATH\")`".into());
+                d.hint = Some(format!("write `{example}`"));
+                Secret::new(r.value)
+            }
+            Err(e) => {
+                let d = self.error(field, e.message);
+                d.hint = e.hint;
+                Secret::new(String::new())
+            }
+        }
+    }
+
+    fn dns_name(&mut self, value: &str, field: &str, wildcard: bool) -> String {
+        let before = self.diags.0.len();
+        let name = self.text(value, field).to_ascii_lowercase();
+        if self.diags.0.len() > before {
+            return name; // already reported: the template did not render
+        }
+        if let Err(why) = check_dns_name(&name, wildcard) {
+            self.error(field, format!("`{name}` is not a valid DNS name: {why}"))
+                .expected =
+                Some("a fully qualified domain name such as `sip.contoso.example`".into());
+        }
+        name.trim_end_matches('.').to_string()
+    }
+
+    fn ip(&mut self, value: &str, field: &str) -> IpAddr {
+        let before = self.diags.0.len();
+        let text = self.text(value, field);
+        if self.diags.0.len() > before {
+            return IpAddr::from([0, 0, 0, 0]);
+        }
+        text.parse().unwrap_or_else(|_| {
+            self.error(field, format!("`{text}` is not an IP address"))
+                .expected = Some("an IPv4 or IPv6 address such as `198.51.100.10`".into());
+            IpAddr::from([0, 0, 0, 0])
+        })
+    }
+
+    fn port(&mut self, port: Option<u16>, default: u16, field: &str) -> u16 {
+        match port {
+            Some(0) => {
+                self.error(field, "port 0 is not a usable port").expected =
+                    Some("a port number from 1 to 65535".into());
+                default
+            }
+            Some(p) => p,
+            None => default,
+        }
+    }
+
+    fn duplicates<'n>(&mut self, what: &str, items: impl IntoIterator<Item = (String, &'n str)>) {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (field, name) in items {
+            let key = name.to_ascii_lowercase();
+            if let Some(first) = seen.get(&key) {
+                let line = self.src.value_pos(first).line;
+                self.error(&field, format!("duplicate {what} `{name}`"))
+                    .hint = Some(format!(
+                    "`{name}` is already declared at line {line}; names must be unique"
+                ));
+            } else {
+                seen.insert(key, field);
+            }
+        }
+    }
+
+    fn reference(&mut self, field: &str, what: &str, name: &str, known: &[&str]) -> bool {
+        if known.iter().any(|k| *k == name) {
+            return true;
+        }
+        let hint = did_you_mean(name, known.iter().copied()).or_else(|| {
+            if known.is_empty() {
+                Some(format!("declare a {what} first"))
+            } else {
+                Some(format!(
+                    "known {}: {}",
+                    plural(what),
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        });
+        let d = self.error(field, format!("{what} `{name}` does not exist"));
+        d.expected = Some(format!("the name of a declared {what}"));
+        d.hint = hint;
+        false
+    }
+
+    pub(super) fn resolve(mut self, raw: &RawSpec) -> (Option<Spec>, Diagnostics) {
+        if raw.version != 1 {
+            let d = self.error(
+                "version",
+                format!("spec version {} is not supported", raw.version),
+            );
+            d.expected = Some("`version: 1`".into());
+        }
+
+        let sip_domains: Vec<String> = raw
+            .sip_domains
+            .iter()
+            .enumerate()
+            .map(|(i, d)| self.dns_name(d, &format!("sip_domains[{i}]"), false))
+            .collect();
+        let xmpp_domains: Vec<String> = raw
+            .xmpp_domains
+            .iter()
+            .enumerate()
+            .map(|(i, d)| self.dns_name(d, &format!("xmpp_domains[{i}]"), false))
+            .collect();
+
+        let ssh = self.ssh_defaults(&raw.ssh);
+        let frontend_pools = self.frontend_pools(raw, &ssh);
+        let edge_pools = self.edge_pools(raw, &ssh);
+        let sites = self.sites(raw, &frontend_pools, &edge_pools);
+        self.all_servers_unique(&frontend_pools, &edge_pools);
+        let certificates = self.certificates(raw, &edge_pools, &sip_domains, &xmpp_domains);
+        let dns = raw.dns.as_ref().map(|d| self.dns(d));
+        let policies = self.policies(raw, &sites);
+        let grants = self.grants(raw, &policies);
+        let partners = self.partners(raw);
+        let gateway = self.gateway(&raw.gateway);
+        let rollout = self.rollout(&raw.rollout);
+
+        if raw.edge_pools.iter().any(|p| p.xmpp_federation) && xmpp_domains.is_empty() {
+            self.error(
+                "xmpp_domains",
+                "XMPP federation is on for an edge pool, but no XMPP domain is declared",
+            )
+            .hint = Some("add `xmpp_domains: [contoso.example]`".into());
+        }
+
+        let mut diags = self.diags;
+        diags.sort();
+        if diags.has_errors() {
+            return (None, diags);
+        }
+        let spec = Spec {
+            file: self.src.path().to_path_buf(),
+            sip_domains,
+            xmpp_domains,
+            sites,
+            frontend_pools,
+            edge_pools,
+            certificates,
+            dns,
+            policies,
+            grants,
+            partners,
+            gateway,
+            rollout,
+            redactor: self.r.redactor().clone(),
+        };
+        (Some(spec), diags)
+    }
+
+    fn ssh_defaults(&mut self, raw: &RawSsh) -> SshTarget {
+        let auth = match (&raw.identity_file, raw.agent) {
+            (Some(_), Some(true)) => {
+                self.error(
+                    "ssh.agent",
+                    "`ssh.identity_file` and `ssh.agent: true` are both set",
+                )
+                .hint = Some("choose one way to authenticate".into());
+                SshAuth::Agent
+            }
+            (Some(path), _) => SshAuth::KeyFile {
+                path: expand_home(&self.text(path, "ssh.identity_file")),
+                passphrase: raw.passphrase.as_ref().map(|p| {
+                    self.secret(
+                        p,
+                        "ssh.passphrase",
+                        "passphrase: \"{{ env('SSH_KEY_PASSPHRASE') }}\"",
+                    )
+                }),
+            },
+            (None, Some(true)) => SshAuth::Agent,
+            (None, _) => {
+                let d = self.error("ssh", "no SSH authentication is configured");
+                d.expected = Some("`ssh.identity_file: PATH` or `ssh.agent: true`".into());
+                SshAuth::Agent
+            }
+        };
+        let known_hosts = match &raw.known_hosts {
+            Some(k) => expand_home(&self.text(k, "ssh.known_hosts")),
+            None => std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".ssh/known_hosts"))
+                .unwrap_or_else(|| PathBuf::from("/root/.ssh/known_hosts")),
+        };
+        let user = self
+            .opt_text(&raw.user, "ssh.user")
+            .unwrap_or_else(|| "root".into());
+        let become_ = match raw.become_ {
+            Some(RawBecome::Sudo) => Become::Sudo,
+            Some(RawBecome::None) => Become::None,
+            None if user == "root" => Become::None,
+            None => Become::Sudo,
+        };
+        SshTarget {
+            host: String::new(),
+            port: self.port(raw.port, 22, "ssh.port"),
+            user,
+            auth,
+            known_hosts,
+            become_,
+            connect_timeout: Duration::from_secs(raw.connect_timeout_secs.unwrap_or(10)),
+            command_timeout: Duration::from_secs(raw.command_timeout_secs.unwrap_or(120)),
+        }
+    }
+
+    fn server_ssh(
+        &mut self,
+        defaults: &SshTarget,
+        raw: &RawServerSsh,
+        address: &str,
+        field: &str,
+    ) -> SshTarget {
+        let mut t = defaults.clone();
+        t.host = match &raw.host {
+            Some(h) => self.text(h, &format!("{field}.host")),
+            None => address.to_string(),
+        };
+        t.port = self.port(raw.port, defaults.port, &format!("{field}.port"));
+        if let Some(u) = &raw.user {
+            t.user = self.text(u, &format!("{field}.user"));
+        }
+        t
+    }
+
+    fn frontend_pools(&mut self, raw: &RawSpec, ssh: &SshTarget) -> Vec<FrontendPool> {
+        self.duplicates(
+            "front-end pool",
+            raw.frontend_pools
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("frontend_pools[{i}].name"), p.name.as_str())),
+        );
+        let mut pools = Vec::new();
+        for (i, p) in raw.frontend_pools.iter().enumerate() {
+            let base = format!("frontend_pools[{i}]");
+            let name = self.text(&p.name, &format!("{base}.name"));
+            if p.servers.is_empty() {
+                self.error(
+                    &format!("{base}.servers"),
+                    format!("front-end pool `{name}` has no servers"),
+                )
+                .expected = Some("at least one server".into());
+            }
+            let mut servers = Vec::new();
+            for (j, s) in p.servers.iter().enumerate() {
+                let f = format!("{base}.servers[{j}]");
+                let fqdn = self.dns_name(&s.fqdn, &format!("{f}.fqdn"), false);
+                let address = self.ip(&s.address, &format!("{f}.address"));
+                servers.push(Server {
+                    fqdn,
+                    role: Role::Frontend,
+                    pool: name.clone(),
+                    ssh: self.server_ssh(ssh, &s.ssh, &address.to_string(), &format!("{f}.ssh")),
+                    origin: self.origin(&f),
+                });
+            }
+            pools.push(FrontendPool {
+                name,
+                servers,
+                origin: self.origin(&base),
+            });
+        }
+        pools
+    }
+
+    fn edge_pools(&mut self, raw: &RawSpec, ssh: &SshTarget) -> Vec<EdgePool> {
+        self.duplicates(
+            "edge pool",
+            raw.edge_pools
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("edge_pools[{i}].name"), p.name.as_str())),
+        );
+        let site_names: Vec<&str> = raw.sites.iter().map(|s| s.name.as_str()).collect();
+        let mut pools = Vec::new();
+        for (i, p) in raw.edge_pools.iter().enumerate() {
+            let base = format!("edge_pools[{i}]");
+            let name = self.text(&p.name, &format!("{base}.name"));
+            let site = self.text(&p.site, &format!("{base}.site"));
+            self.reference(&format!("{base}.site"), "site", &site, &site_names);
+            if p.servers.is_empty() {
+                self.error(
+                    &format!("{base}.servers"),
+                    format!("edge pool `{name}` has no servers"),
+                )
+                .expected = Some("at least one server".into());
+            }
+            let mut servers = Vec::new();
+            for (j, s) in p.servers.iter().enumerate() {
+                let f = format!("{base}.servers[{j}]");
+                let fqdn = self.dns_name(&s.fqdn, &format!("{f}.fqdn"), false);
+                let internal_address =
+                    self.ip(&s.internal.address, &format!("{f}.internal.address"));
+                let external_address =
+                    self.ip(&s.external.address, &format!("{f}.external.address"));
+                let internal_port = self.port(
+                    s.internal.port,
+                    DEFAULT_INTERNAL_PORT,
+                    &format!("{f}.internal.port"),
+                );
+                let external_port = self.port(
+                    s.external.port,
+                    DEFAULT_EXTERNAL_PORT,
+                    &format!("{f}.external.port"),
+                );
+                let external_fqdn =
+                    self.dns_name(&s.external.fqdn, &format!("{f}.external.fqdn"), false);
+                servers.push(EdgeServer {
+                    server: Server {
+                        fqdn,
+                        role: Role::Edge,
+                        pool: name.clone(),
+                        ssh: self.server_ssh(
+                            ssh,
+                            &s.ssh,
+                            &internal_address.to_string(),
+                            &format!("{f}.ssh"),
+                        ),
+                        origin: self.origin(&f),
+                    },
+                    internal_address,
+                    internal_port,
+                    external_fqdn,
+                    external_address,
+                    external_port,
+                });
+            }
+            pools.push(EdgePool {
+                name,
+                site,
+                xmpp_federation: p.xmpp_federation,
+                srv_priority: p.srv.priority.unwrap_or(10),
+                srv_weight: p.srv.weight.unwrap_or(100),
+                srv_ttl: p.srv.ttl.unwrap_or(300),
+                servers,
+                origin: self.origin(&base),
+            });
+        }
+
+        // Failover order: XMPP pools of different sites with one priority
+        // leave the choice to chance.
+        let xmpp: Vec<(usize, &EdgePool)> = pools
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.xmpp_federation)
+            .collect();
+        for (a, (ia, pa)) in xmpp.iter().enumerate() {
+            for (ib, pb) in xmpp.iter().skip(a + 1) {
+                if pa.site != pb.site && pa.srv_priority == pb.srv_priority {
+                    let field = format!("edge_pools[{ib}].srv.priority");
+                    let field = if self.src.has(&field) {
+                        field
+                    } else {
+                        format!("edge_pools[{ib}]")
+                    };
+                    self.warning(
+                        &field,
+                        format!(
+                            "edge pools `{}` and `{}` are in different sites but share SRV priority {}: no failover order",
+                            pa.name, pb.name, pa.srv_priority
+                        ),
+                    )
+                    .hint = Some(format!("give `{}` a priority other than {} (edge_pools[{ia}])", pb.name, pa.srv_priority));
+                }
+            }
+        }
+        pools
+    }
+
+    fn all_servers_unique(&mut self, fe: &[FrontendPool], edge: &[EdgePool]) {
+        let mut names: Vec<(String, String)> = Vec::new();
+        for (i, p) in fe.iter().enumerate() {
+            for (j, s) in p.servers.iter().enumerate() {
+                names.push((
+                    format!("frontend_pools[{i}].servers[{j}].fqdn"),
+                    s.fqdn.clone(),
+                ));
+            }
+        }
+        for (i, p) in edge.iter().enumerate() {
+            for (j, s) in p.servers.iter().enumerate() {
+                names.push((
+                    format!("edge_pools[{i}].servers[{j}].fqdn"),
+                    s.server.fqdn.clone(),
+                ));
+            }
+        }
+        self.duplicates("server", names.iter().map(|(f, n)| (f.clone(), n.as_str())));
+    }
+
+    fn sites(&mut self, raw: &RawSpec, fe: &[FrontendPool], edge: &[EdgePool]) -> Vec<Site> {
+        self.duplicates(
+            "site",
+            raw.sites
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("sites[{i}].name"), s.name.as_str())),
+        );
+        let fe_names: Vec<&str> = fe.iter().map(|p| p.name.as_str()).collect();
+        let edge_names: Vec<&str> = edge.iter().map(|p| p.name.as_str()).collect();
+        let xmpp_names: Vec<&str> = edge
+            .iter()
+            .filter(|p| p.xmpp_federation)
+            .map(|p| p.name.as_str())
+            .collect();
+        let mut sites = Vec::new();
+        for (i, s) in raw.sites.iter().enumerate() {
+            let base = format!("sites[{i}]");
+            let name = self.text(&s.name, &format!("{base}.name"));
+            let frontend_pool = self.text(&s.frontend_pool, &format!("{base}.frontend_pool"));
+            self.reference(
+                &format!("{base}.frontend_pool"),
+                "front-end pool",
+                &frontend_pool,
+                &fe_names,
+            );
+            let route = match &s.xmpp_route {
+                None => {
+                    let d = self.error(&base, format!("site `{name}` has no XMPP federation route: route destination invalid or not set"));
+                    d.expected = Some(
+                        "`xmpp_route: EDGE_POOL`, an edge pool with `xmpp_federation: true`".into(),
+                    );
+                    d.hint = xmpp_names.first().map(|p| format!("add `xmpp_route: {p}`"));
+                    String::new()
+                }
+                Some(r) => {
+                    let field = format!("{base}.xmpp_route");
+                    let route = self.text(r, &field);
+                    if edge_names.contains(&route.as_str()) && !xmpp_names.contains(&route.as_str())
+                    {
+                        let d = self.error(
+                            &field,
+                            format!("site `{name}` routes XMPP federation to edge pool `{route}`, which has XMPP federation off"),
+                        );
+                        d.expected = Some("an edge pool with `xmpp_federation: true`".into());
+                        d.hint = Some(match xmpp_names.first() {
+                            Some(p) => format!(
+                                "route to `{p}`, or set `xmpp_federation: true` on `{route}`"
+                            ),
+                            None => format!("set `xmpp_federation: true` on `{route}`"),
+                        });
+                    } else if !edge_names.contains(&route.as_str()) {
+                        let hint = did_you_mean(&route, xmpp_names.iter().copied());
+                        let d = self.error(&field, format!("site `{name}` routes XMPP federation to edge pool `{route}`, which does not exist"));
+                        d.expected =
+                            Some("the name of an edge pool with `xmpp_federation: true`".into());
+                        d.hint = hint;
+                    }
+                    route
+                }
+            };
+            sites.push(Site {
+                name,
+                frontend_pool,
+                xmpp_route: route,
+                origin: self.origin(&base),
+            });
+        }
+        sites
+    }
+
+    fn certificates(
+        &mut self,
+        raw: &RawSpec,
+        pools: &[EdgePool],
+        sip_domains: &[String],
+        xmpp_domains: &[String],
+    ) -> Vec<Certificate> {
+        self.duplicates(
+            "certificate",
+            raw.certificates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("certificates[{i}].name"), c.name.as_str())),
+        );
+        let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+        let mut certs = Vec::new();
+        for (i, c) in raw.certificates.iter().enumerate() {
+            let base = format!("certificates[{i}]");
+            let name = self.text(&c.name, &format!("{base}.name"));
+            let pool_name = self.text(&c.pool, &format!("{base}.pool"));
+            self.reference(
+                &format!("{base}.pool"),
+                "edge pool",
+                &pool_name,
+                &pool_names,
+            );
+            let pool = pools.iter().find(|p| p.name == pool_name);
+            let usage = match c.usage.unwrap_or(RawCertUsage::External) {
+                RawCertUsage::External => CertUsage::External,
+                RawCertUsage::Internal => CertUsage::Internal,
+            };
+
+            let key = match (c.key.algorithm.unwrap_or(RawKeyAlgorithm::Rsa), c.key.bits) {
+                (RawKeyAlgorithm::Rsa, None | Some(2048)) => KeySpec::Rsa2048,
+                (RawKeyAlgorithm::Rsa, Some(3072)) => KeySpec::Rsa3072,
+                (RawKeyAlgorithm::Rsa, Some(4096)) => KeySpec::Rsa4096,
+                (RawKeyAlgorithm::Ecdsa, None | Some(256)) => KeySpec::EcdsaP256,
+                (alg, Some(bits)) => {
+                    let expected = match alg {
+                        RawKeyAlgorithm::Rsa => "2048, 3072 or 4096 for `rsa`",
+                        RawKeyAlgorithm::Ecdsa => "256 (P-256) for `ecdsa`",
+                    };
+                    self.error(
+                        &format!("{base}.key.bits"),
+                        format!("key size {bits} is not supported"),
+                    )
+                    .expected = Some(expected.into());
+                    KeySpec::Rsa2048
+                }
+            };
+
+            // SANs: sip.<domain> for SIP domains, the XMPP domains, the
+            // pool's external FQDNs, extras.
+            let sip: Vec<String> = match &c.sans.sip_domains {
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| self.dns_name(d, &format!("{base}.sans.sip_domains[{j}]"), false))
+                    .collect(),
+                None => sip_domains.to_vec(),
+            };
+            let xmpp: Vec<String> = match &c.sans.xmpp_domains {
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| {
+                        self.dns_name(d, &format!("{base}.sans.xmpp_domains[{j}]"), false)
+                    })
+                    .collect(),
+                None => xmpp_domains.to_vec(),
+            };
+            let extra: Vec<String> = c
+                .sans
+                .extra
+                .iter()
+                .enumerate()
+                .map(|(j, d)| self.dns_name(d, &format!("{base}.sans.extra[{j}]"), true))
+                .collect();
+            let externals: Vec<String> = match (usage, pool) {
+                (CertUsage::External, Some(p)) => {
+                    p.servers.iter().map(|s| s.external_fqdn.clone()).collect()
+                }
+                (CertUsage::Internal, Some(p)) => {
+                    p.servers.iter().map(|s| s.server.fqdn.clone()).collect()
+                }
+                _ => Vec::new(),
+            };
+            let sans = compute_sans(&sip, &xmpp, &externals, &extra);
+
+            if let Some(p) = pool
+                && p.xmpp_federation
+                && usage == CertUsage::External
+            {
+                for d in xmpp_domains {
+                    if !sans.iter().any(|s| s == d) {
+                        let field = if c.sans.xmpp_domains.is_some() {
+                            format!("{base}.sans.xmpp_domains")
+                        } else {
+                            format!("{base}.sans")
+                        };
+                        let e = self.error(
+                            &field,
+                            format!("certificate `{name}` is for XMPP edge pool `{}` but lacks the XMPP domain `{d}` in its SANs", p.name),
+                        );
+                        e.expected = Some(format!("`{d}` among the subject alternative names"));
+                        e.hint = Some(format!("add `{d}` to `sans.xmpp_domains`"));
+                    }
+                }
+            }
+
+            let cn_default = externals.first().cloned().unwrap_or_else(|| name.clone());
+            let country = self.opt_text(&c.subject.country, &format!("{base}.subject.country"));
+            if let Some(cc) = &country
+                && (cc.len() != 2 || !cc.chars().all(|ch| ch.is_ascii_uppercase()))
+            {
+                self.error(
+                    &format!("{base}.subject.country"),
+                    format!("`{cc}` is not a country code"),
+                )
+                .expected = Some("a two-letter ISO 3166 code in capitals, such as `US`".into());
+            }
+            let subject = Subject {
+                common_name: match &c.subject.common_name {
+                    Some(cn) => self.dns_name(cn, &format!("{base}.subject.common_name"), true),
+                    None => cn_default,
+                },
+                organization: self.opt_text(
+                    &c.subject.organization,
+                    &format!("{base}.subject.organization"),
+                ),
+                organizational_unit: self.opt_text(
+                    &c.subject.organizational_unit,
+                    &format!("{base}.subject.organizational_unit"),
+                ),
+                locality: self.opt_text(&c.subject.locality, &format!("{base}.subject.locality")),
+                state: self.opt_text(&c.subject.state, &format!("{base}.subject.state")),
+                country,
+            };
+
+            let issuer = self.issuer(&c.issuer, &format!("{base}.issuer"), &name);
+            let renew_before = match &c.renew_before {
+                None => RenewBefore::Fraction(1.0 / 3.0),
+                Some(s) => {
+                    let text = self.text(s, &format!("{base}.renew_before"));
+                    parse_renew_before(&text).unwrap_or_else(|| {
+                        self.error(
+                            &format!("{base}.renew_before"),
+                            format!("`{text}` is not a renewal window"),
+                        )
+                        .expected = Some(
+                            "a share of the lifetime such as `33%`, or days such as `30d`".into(),
+                        );
+                        RenewBefore::Fraction(1.0 / 3.0)
+                    })
+                }
+            };
+            certs.push(Certificate {
+                name,
+                pool: pool_name,
+                usage,
+                friendly_name: self.opt_text(&c.friendly_name, &format!("{base}.friendly_name")),
+                key,
+                exportable: c.exportable,
+                subject,
+                sans,
+                issuer,
+                renew_before,
+                origin: self.origin(&base),
+            });
+        }
+        certs
+    }
+
+    fn issuer(&mut self, raw: &RawIssuer, base: &str, cert: &str) -> Issuer {
+        let require =
+            |this: &mut Self, v: &Option<String>, key: &str, kind: &str| -> Option<String> {
+                if v.is_none() {
+                    this.error(
+                        base,
+                        format!("issuer `{kind}` of certificate `{cert}` needs `{key}`"),
+                    )
+                    .expected = Some(format!("`{key}:` under `issuer:`"));
+                }
+                v.as_ref().map(|x| this.text(x, &format!("{base}.{key}")))
+            };
+        let stray = |this: &mut Self, present: &[(&str, bool)], kind: &str| {
+            for (key, is) in present {
+                if *is {
+                    this.error(
+                        &format!("{base}.{key}"),
+                        format!("`{key}` does not apply to issuer `{kind}`"),
+                    )
+                    .hint = Some("remove it, or change `kind`".into());
+                }
+            }
+        };
+        match raw.kind {
+            RawIssuerKind::Csr => {
+                stray(
+                    self,
+                    &[
+                        ("ca_cert", raw.ca_cert.is_some()),
+                        ("ca_key", raw.ca_key.is_some()),
+                        ("directory", raw.directory.is_some()),
+                    ],
+                    "csr",
+                );
+                let path = raw
+                    .request_path
+                    .as_ref()
+                    .map(|p| self.text(p, &format!("{base}.request_path")))
+                    .unwrap_or_else(|| format!("{cert}.csr"));
+                Issuer::Csr {
+                    request_path: path.into(),
+                }
+            }
+            RawIssuerKind::InternalCa => {
+                stray(
+                    self,
+                    &[
+                        ("directory", raw.directory.is_some()),
+                        ("request_path", raw.request_path.is_some()),
+                    ],
+                    "internal_ca",
+                );
+                let ca_cert =
+                    require(self, &raw.ca_cert, "ca_cert", "internal_ca").unwrap_or_default();
+                let ca_key = match &raw.ca_key {
+                    Some(k) => self.secret(
+                        k,
+                        &format!("{base}.ca_key"),
+                        "ca_key: \"{{ file('ca.key') }}\"",
+                    ),
+                    None => {
+                        self.error(
+                            base,
+                            format!("issuer `internal_ca` of certificate `{cert}` needs `ca_key`"),
+                        )
+                        .expected = Some("`ca_key: \"{{ file('ca.key') }}\"`".into());
+                        Secret::new(String::new())
+                    }
+                };
+                Issuer::InternalCa {
+                    ca_cert: ca_cert.into(),
+                    ca_key,
+                    validity_days: raw.validity_days.unwrap_or(397),
+                }
+            }
+            RawIssuerKind::Acme => {
+                stray(
+                    self,
+                    &[
+                        ("ca_cert", raw.ca_cert.is_some()),
+                        ("ca_key", raw.ca_key.is_some()),
+                        ("request_path", raw.request_path.is_some()),
+                    ],
+                    "acme",
+                );
+                let directory =
+                    require(self, &raw.directory, "directory", "acme").unwrap_or_default();
+                if !directory.is_empty() && !directory.starts_with("https://") {
+                    self.error(
+                        &format!("{base}.directory"),
+                        format!("`{directory}` is not an https URL"),
+                    )
+                    .expected = Some("the ACME directory URL, `https://…/dir`".into());
+                }
+                Issuer::Acme {
+                    directory,
+                    ca_bundle: raw
+                        .ca_bundle
+                        .as_ref()
+                        .map(|b| self.text(b, &format!("{base}.ca_bundle")).into()),
+                    contact: raw
+                        .contact
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| self.text(c, &format!("{base}.contact[{i}]")))
+                        .collect(),
+                }
+            }
+        }
+    }
+
+    fn dns(&mut self, raw: &RawDns) -> Dns {
+        let p = &raw.provider;
+        let api_url = self.text(&p.api_url, "dns.provider.api_url");
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+            self.error(
+                "dns.provider.api_url",
+                format!("`{api_url}` is not an HTTP URL"),
+            )
+            .expected = Some("`http://HOST:8081` or `https://…`".into());
+        }
+        let provider = DnsProvider {
+            kind: match p.kind {
+                RawDnsProviderKind::Powerdns => DnsProviderKind::Powerdns,
+            },
+            api_url,
+            api_key: self.secret(
+                &p.api_key,
+                "dns.provider.api_key",
+                "api_key: \"{{ env('PDNS_API_KEY') }}\"",
+            ),
+            server_id: self
+                .opt_text(&p.server_id, "dns.provider.server_id")
+                .unwrap_or_else(|| "localhost".into()),
+            create_zones: p.create_zones,
+        };
+        self.duplicates(
+            "zone",
+            raw.zones
+                .iter()
+                .enumerate()
+                .map(|(i, z)| (format!("dns.zones[{i}].name"), z.name.as_str())),
+        );
+        let mut zones = Vec::new();
+        for (i, z) in raw.zones.iter().enumerate() {
+            let base = format!("dns.zones[{i}]");
+            let name = absolute(&self.dns_name(&z.name, &format!("{base}.name"), false));
+            let mut nameservers = Vec::new();
+            for (j, ns) in z.nameservers.iter().enumerate() {
+                let field = format!("{base}.nameservers[{j}]");
+                let text = self.text(ns, &field);
+                let parsed = text.parse::<SocketAddr>().ok().or_else(|| {
+                    text.parse::<IpAddr>()
+                        .ok()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                });
+                match parsed {
+                    Some(a) => nameservers.push(a),
+                    None => {
+                        self.error(&field, format!("`{text}` is not a name server address"))
+                            .expected =
+                            Some("`ADDRESS` or `ADDRESS:PORT`, such as `203.0.113.53:53`".into());
+                    }
+                }
+            }
+            zones.push(Zone {
+                name,
+                view: match z.view.unwrap_or(RawView::External) {
+                    RawView::External => View::External,
+                    RawView::Internal => View::Internal,
+                },
+                nameservers,
+                origin: self.origin(&base),
+            });
+        }
+        let zone_names: Vec<String> = zones.iter().map(|z| z.name.clone()).collect();
+        let ttl = raw.ttl.unwrap_or(300);
+        let mut records = Vec::new();
+        for (i, r) in raw.records.iter().enumerate() {
+            let base = format!("dns.records[{i}]");
+            let zone = absolute(&self.text(&r.zone, &format!("{base}.zone")));
+            let known: Vec<&str> = zone_names.iter().map(String::as_str).collect();
+            self.reference(&format!("{base}.zone"), "zone", &zone, &known);
+            let raw_name = self.text(&r.name, &format!("{base}.name"));
+            let name = qualify(&raw_name, &zone);
+            if let Err(why) = check_dns_name(&name, false) {
+                self.error(
+                    &format!("{base}.name"),
+                    format!("`{name}` is not a valid DNS name: {why}"),
+                );
+            } else if !name.ends_with(&zone) {
+                self.error(
+                    &format!("{base}.name"),
+                    format!("`{name}` is outside zone `{zone}`"),
+                )
+                .expected = Some(format!("a name under `{zone}`"));
+            }
+            let Some(data) = self.record_data(r, &base) else {
+                continue;
+            };
+            records.push(Record {
+                zone,
+                name,
+                ttl: r.ttl.unwrap_or(ttl),
+                data,
+                origin: self.origin(&base),
+            });
+        }
+        let max_change = match &raw.max_change {
+            None => 0.3,
+            Some(s) => parse_percent(s).unwrap_or_else(|| {
+                self.error("dns.max_change", format!("`{s}` is not a percentage"))
+                    .expected = Some("a share such as `30%`".into());
+                0.3
+            }),
+        };
+        Dns {
+            provider,
+            zones,
+            records,
+            ttl,
+            max_change,
+        }
+    }
+
+    fn record_data(&mut self, r: &RawRecord, base: &str) -> Option<RecordData> {
+        let value = |this: &mut Self| -> Option<String> {
+            match &r.value {
+                Some(v) => Some(this.text(v, &format!("{base}.value"))),
+                None => {
+                    this.error(
+                        base,
+                        format!("a {} record needs `value`", rtype_name(r.rtype)),
+                    )
+                    .expected = Some("`value:`".into());
+                    None
+                }
+            }
+        };
+        let data = match r.rtype {
+            RawRecordType::A => {
+                let v = value(self)?;
+                match v.parse() {
+                    Ok(address) => RecordData::A { address },
+                    Err(_) => {
+                        self.error(
+                            &format!("{base}.value"),
+                            format!("`{v}` is not an IPv4 address"),
+                        )
+                        .expected = Some("an IPv4 address for an A record".into());
+                        return None;
+                    }
+                }
+            }
+            RawRecordType::Aaaa => {
+                let v = value(self)?;
+                match v.parse() {
+                    Ok(address) => RecordData::Aaaa { address },
+                    Err(_) => {
+                        self.error(
+                            &format!("{base}.value"),
+                            format!("`{v}` is not an IPv6 address"),
+                        )
+                        .expected = Some("an IPv6 address for an AAAA record".into());
+                        return None;
+                    }
+                }
+            }
+            RawRecordType::Cname => {
+                let v = value(self)?;
+                RecordData::Cname {
+                    target: absolute(&self.dns_name(&v, &format!("{base}.value"), false)),
+                }
+            }
+            RawRecordType::Txt => RecordData::Txt { text: value(self)? },
+            RawRecordType::Srv => {
+                let mut missing = Vec::new();
+                if r.port.is_none() {
+                    missing.push("port");
+                }
+                if r.target.is_none() {
+                    missing.push("target");
+                }
+                if !missing.is_empty() {
+                    self.error(
+                        base,
+                        format!("an SRV record needs `{}`", missing.join("` and `")),
+                    )
+                    .expected = Some("`priority`, `weight`, `port` and `target`".into());
+                    return None;
+                }
+                let target = r.target.as_deref().unwrap_or_default();
+                RecordData::Srv {
+                    priority: r.priority.unwrap_or(10),
+                    weight: r.weight.unwrap_or(100),
+                    port: self.port(r.port, 0, &format!("{base}.port")),
+                    target: absolute(&self.dns_name(target, &format!("{base}.target"), false)),
+                }
+            }
+        };
+        Some(data)
+    }
+
+    fn policies(&mut self, raw: &RawSpec, sites: &[Site]) -> Vec<Policy> {
+        self.duplicates(
+            "policy",
+            raw.policies
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("policies[{i}].identity"), p.identity.as_str())),
+        );
+        let site_names: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+        let mut out = Vec::new();
+        for (i, p) in raw.policies.iter().enumerate() {
+            let base = format!("policies[{i}]");
+            let identity = self.text(&p.identity, &format!("{base}.identity"));
+            let scope = if identity.eq_ignore_ascii_case("global") {
+                PolicyScope::Global
+            } else if let Some(site) = identity
+                .strip_prefix("site:")
+                .or_else(|| identity.strip_prefix("Site:"))
+            {
+                self.reference(&format!("{base}.identity"), "site", site, &site_names);
+                PolicyScope::Site(site.to_string())
+            } else if identity.contains(':') {
+                let d = self.error(
+                    &format!("{base}.identity"),
+                    format!("`{identity}` is not a policy identity"),
+                );
+                d.expected = Some("`global`, `site:NAME`, or a name without `:`".into());
+                PolicyScope::Named(identity.clone())
+            } else {
+                PolicyScope::Named(identity.clone())
+            };
+            out.push(Policy {
+                identity,
+                scope,
+                enable_federation_access: p.enable_federation_access,
+                enable_public_cloud_access: p.enable_public_cloud_access,
+                enable_xmpp_access: p.enable_xmpp_access,
+                origin: self.origin(&base),
+            });
+        }
+        out
+    }
+
+    fn grants(&mut self, raw: &RawSpec, policies: &[Policy]) -> Vec<Grant> {
+        let known: Vec<&str> = policies.iter().map(|p| p.identity.as_str()).collect();
+        let mut out = Vec::new();
+        for (i, g) in raw.grants.iter().enumerate() {
+            let base = format!("grants[{i}]");
+            let policy = self.text(&g.policy, &format!("{base}.policy"));
+            if self.reference(&format!("{base}.policy"), "policy", &policy, &known)
+                && let Some(p) = policies.iter().find(|p| p.identity == policy)
+                && !matches!(p.scope, PolicyScope::Named(_))
+            {
+                let d = self.error(
+                    &format!("{base}.policy"),
+                    format!("policy `{policy}` is a global or site policy and cannot be granted"),
+                );
+                d.expected = Some("a named (per-user) policy".into());
+                d.hint = Some(
+                    "global and site policies apply by scope; grant a named policy instead".into(),
+                );
+            }
+            let users = match &g.users {
+                RawUsers::All(w) if w == "all" => Users::All,
+                RawUsers::All(w) => {
+                    let d = self.error(
+                        &format!("{base}.users"),
+                        format!("`{w}` is not a user list"),
+                    );
+                    d.expected = Some("`all`, or a list of user addresses".into());
+                    Users::List(Vec::new())
+                }
+                RawUsers::List(list) => {
+                    let mut users = Vec::new();
+                    for (j, u) in list.iter().enumerate() {
+                        let field = format!("{base}.users[{j}]");
+                        let u = self.text(u, &field).to_ascii_lowercase();
+                        let valid = u.split_once('@').is_some_and(|(l, d)| {
+                            !l.is_empty() && check_dns_name(d, false).is_ok()
+                        });
+                        if !valid {
+                            self.error(&field, format!("`{u}` is not a user address"))
+                                .expected =
+                                Some("`user@domain`, such as `alice@contoso.example`".into());
+                        }
+                        users.push(u);
+                    }
+                    Users::List(users)
+                }
+            };
+            out.push(Grant {
+                policy,
+                users,
+                origin: self.origin(&base),
+            });
+        }
+        out
+    }
+
+    fn partners(&mut self, raw: &RawSpec) -> Vec<Partner> {
+        self.duplicates(
+            "partner",
+            raw.partners
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("partners[{i}].domain"), p.domain.as_str())),
+        );
+        let mut out = Vec::new();
+        for (i, p) in raw.partners.iter().enumerate() {
+            let base = format!("partners[{i}]");
+            let tls = match p.tls.unwrap_or(RawTls::Required) {
+                RawTls::Required => TlsRequirement::Required,
+                RawTls::Optional => TlsRequirement::Optional,
+            };
+            out.push(Partner {
+                domain: self.dns_name(&p.domain, &format!("{base}.domain"), false),
+                kind: match p.kind.unwrap_or(RawPartnerKind::Federated) {
+                    RawPartnerKind::Federated => PartnerKind::Federated,
+                    RawPartnerKind::Trusted => PartnerKind::Trusted,
+                    RawPartnerKind::PublicVerified => PartnerKind::PublicVerified,
+                    RawPartnerKind::PublicUnverified => PartnerKind::PublicUnverified,
+                },
+                tls,
+                dialback: p.dialback,
+                origin: self.origin(&base),
+            });
+        }
+        out
+    }
+
+    fn gateway(&mut self, raw: &RawGateway) -> Gateway {
+        let dir = |this: &mut Self, v: &Option<String>, key: &str, default: &str| -> String {
+            let d = v
+                .as_ref()
+                .map(|x| this.text(x, &format!("gateway.{key}")))
+                .unwrap_or_else(|| default.to_string());
+            if !d.starts_with('/') {
+                this.error(
+                    &format!("gateway.{key}"),
+                    format!("`{d}` is not an absolute path"),
+                )
+                .expected = Some("an absolute path on the edge servers".into());
+            }
+            d.trim_end_matches('/').to_string()
+        };
+        Gateway {
+            package: self
+                .opt_text(&raw.package, "gateway.package")
+                .unwrap_or_else(|| "xfed-gateway".into()),
+            install_dir: dir(self, &raw.install_dir, "install_dir", "/opt/xfed"),
+            config_dir: dir(self, &raw.config_dir, "config_dir", "/etc/xfed"),
+            state_dir: dir(self, &raw.state_dir, "state_dir", "/var/lib/xfed"),
+            service_manager: match raw.service_manager.unwrap_or(RawServiceManager::Auto) {
+                RawServiceManager::Auto => ServiceManager::Auto,
+                RawServiceManager::Systemd => ServiceManager::Systemd,
+                RawServiceManager::Direct => ServiceManager::Direct,
+            },
+            admin_port: self.port(raw.admin_port, DEFAULT_ADMIN_PORT, "gateway.admin_port"),
+        }
+    }
+
+    fn rollout(&mut self, raw: &RawRollout) -> Rollout {
+        let serial = match raw.serial {
+            Some(0) => {
+                self.error(
+                    "rollout.serial",
+                    "`serial: 0` would never roll anything out",
+                )
+                .expected = Some("at least 1 server at a time".into());
+                1
+            }
+            Some(n) => n,
+            None => 1,
+        };
+        Rollout {
+            serial,
+            health_gate_timeout: Duration::from_secs(raw.health_gate_timeout_secs.unwrap_or(30)),
+        }
+    }
+}
+
+fn plural(what: &str) -> String {
+    match what.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{what}s"),
+    }
+}
+
+/// `~/x` → `$HOME/x`, as ssh does for its own files.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+fn rtype_name(t: RawRecordType) -> &'static str {
+    match t {
+        RawRecordType::A => "A",
+        RawRecordType::Aaaa => "AAAA",
+        RawRecordType::Cname => "CNAME",
+        RawRecordType::Srv => "SRV",
+        RawRecordType::Txt => "TXT",
+    }
+}
+
+/// The certificate's SAN set: `sip.<d>` for SIP domains, XMPP domains,
+/// listener FQDNs, extras — lower case, sorted, without duplicates.
+pub fn compute_sans(
+    sip_domains: &[String],
+    xmpp_domains: &[String],
+    fqdns: &[String],
+    extra: &[String],
+) -> Vec<String> {
+    let mut set: BTreeMap<String, ()> = BTreeMap::new();
+    for d in sip_domains {
+        set.insert(format!("sip.{}", d.to_ascii_lowercase()), ());
+    }
+    for n in xmpp_domains.iter().chain(fqdns).chain(extra) {
+        set.insert(n.to_ascii_lowercase().trim_end_matches('.').to_string(), ());
+    }
+    set.into_keys().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compute_sans;
+
+    #[test]
+    fn sans_are_computed_sorted_and_unique() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            compute_sans(
+                &s(&["contoso.example"]),
+                &s(&["contoso.example"]),
+                &s(&["xmpp1.contoso.example", "XMPP1.contoso.example."]),
+                &s(&["extra.contoso.example"])
+            ),
+            s(&[
+                "contoso.example",
+                "extra.contoso.example",
+                "sip.contoso.example",
+                "xmpp1.contoso.example"
+            ])
+        );
+    }
+}

@@ -1,0 +1,468 @@
+//! The spec's error messages, pinned: each malformed spec must be rejected
+//! with the exact message at the exact place, and every playbook must load.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use xfed::spec::{self, LoadError, MapInputs, Source};
+
+const BASE: &str = include_str!("fixtures/base.yaml");
+
+fn inputs(with_key: bool) -> Arc<MapInputs> {
+    let mut i = MapInputs::default();
+    if with_key {
+        i.env.insert("PDNS_API_KEY".into(), "pdns-test-key".into());
+    }
+    i.files.insert(
+        PathBuf::from("/var/lib/xfed-lab/pdns/api-key"),
+        "lab-key-1234\n".into(),
+    );
+    Arc::new(i)
+}
+
+/// The base spec with one edit applied; panics if the edit does not apply,
+/// so a changed fixture cannot silently turn a case into a no-op.
+fn edited(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "fixture lacks {from:?}");
+    BASE.replacen(from, to, 1)
+}
+
+/// `line:col: severity: message` of each diagnostic, plus expected/hint.
+fn diagnose(text: &str, with_key: bool) -> Vec<String> {
+    let src = Source::new("spec.yaml", text);
+    let diags = match spec::load(&src, inputs(with_key)) {
+        Ok(loaded) => loaded.warnings,
+        Err(LoadError::Invalid(d)) => d,
+        Err(e) => panic!("unexpected {e}"),
+    };
+    diags
+        .0
+        .iter()
+        .map(|d| {
+            let mut s = format!("{}:{}: {:?}: {}", d.line, d.col, d.severity, d.message);
+            if let Some(x) = &d.expected {
+                s += &format!(" | expected {x}");
+            }
+            if let Some(h) = &d.hint {
+                s += &format!(" | hint: {h}");
+            }
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn the_base_fixture_is_valid() {
+    assert_eq!(diagnose(BASE, true), Vec::<String>::new());
+}
+
+/// (case, text to replace, replacement, first diagnostic expected)
+const CASES: &[(&str, &str, &str, &str)] = &[
+    (
+        "bad yaml",
+        "sip_domains: [\"{{ domain }}\"]",
+        "sip_domains: [\"{{ domain }}\"",
+        "5:1: Error: did not find expected ',' or ']' while parsing a flow sequence at line 4 column 14",
+    ),
+    (
+        "wrong type",
+        "version: 1",
+        "version: one",
+        "1:10: Error: `version`: invalid type: string \"one\" | expected a whole number from 0 to 4294967295",
+    ),
+    (
+        "unknown field",
+        "    xmpp_route: edge-hq",
+        "    xmpp_rout: edge-hq",
+        "12:5: Error: unknown field `xmpp_rout` in `sites[0]` | expected one of `name`, `frontend_pool`, `xmpp_route` | hint: did you mean `xmpp_route`?",
+    ),
+    (
+        "missing required field",
+        "    frontend_pool: fe-hq\n",
+        "",
+        "10:5: Error: missing field `frontend_pool` in `sites[0]` | hint: add `frontend_pool:` here",
+    ),
+    (
+        "dangling route",
+        "xmpp_route: edge-hq",
+        "xmpp_route: edge-hg",
+        "12:17: Error: site `hq` routes XMPP federation to edge pool `edge-hg`, which does not exist | expected the name of an edge pool with `xmpp_federation: true` | hint: did you mean `edge-hq`?",
+    ),
+    (
+        "route to a non-XMPP pool",
+        "xmpp_federation: true",
+        "xmpp_federation: false",
+        "12:17: Error: site `hq` routes XMPP federation to edge pool `edge-hq`, which has XMPP federation off | expected an edge pool with `xmpp_federation: true` | hint: set `xmpp_federation: true` on `edge-hq`",
+    ),
+    (
+        "route not set",
+        "    xmpp_route: edge-hq\n",
+        "",
+        "10:5: Error: site `hq` has no XMPP federation route: route destination invalid or not set | expected `xmpp_route: EDGE_POOL`, an edge pool with `xmpp_federation: true` | hint: add `xmpp_route: edge-hq`",
+    ),
+    (
+        "duplicate server",
+        "      - fqdn: fe1.contoso.example\n        address: 203.0.113.11\n",
+        "      - fqdn: fe1.contoso.example\n        address: 203.0.113.11\n      - fqdn: fe1.contoso.example\n        address: 203.0.113.12\n",
+        "18:15: Error: duplicate server `fe1.contoso.example` | hint: `fe1.contoso.example` is already declared at line 16; names must be unique",
+    ),
+    (
+        "duplicate site",
+        "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n",
+        "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n",
+        "13:11: Error: duplicate site `hq` | hint: `hq` is already declared at line 10; names must be unique",
+    ),
+    (
+        "port out of range",
+        "port: 5269",
+        "port: 80800",
+        "26:81: Error: invalid value: integer `80800` in `edge_pools[0].servers[0].external.port` | expected a port number from 1 to 65535",
+    ),
+    (
+        "port zero",
+        "port: 5269",
+        "port: 0",
+        "26:81: Error: port 0 is not a usable port | expected a port number from 1 to 65535",
+    ),
+    (
+        "bad SAN",
+        "    subject: { country: US }",
+        "    subject: { country: US }\n    sans: { extra: [\"bad name.contoso.example\"] }",
+        "31:21: Error: `bad name.contoso.example` is not a valid DNS name: ` ` is not allowed in a DNS name | expected a fully qualified domain name such as `sip.contoso.example`",
+    ),
+    (
+        "undefined template variable",
+        "sip_domains: [\"{{ domain }}\"]",
+        "sip_domains: [\"{{ domian }}\"]",
+        "4:15: Error: template variable `domian` is not defined | hint: did you mean `domain`?",
+    ),
+    (
+        "bad template syntax",
+        "sip_domains: [\"{{ domain }}\"]",
+        "sip_domains: [\"{{ domain }\"]",
+        "4:15: Error: template syntax error: unexpected `}`, expected end of variable block | hint: string values are minijinja templates; write `{{ name }}`",
+    ),
+    (
+        "secret in plain text",
+        "api_key: \"{{ env('PDNS_API_KEY') }}\"",
+        "api_key: plain-text-key",
+        "36:14: Error: `dns.provider.api_key` is a secret and is written in the spec as plain text | expected a value from `env(\"NAME\")` or `file(\"PATH\")` | hint: write `api_key: \"{{ env('PDNS_API_KEY') }}\"`",
+    ),
+    (
+        "unknown issuer kind",
+        "kind: csr",
+        "kind: cssr",
+        "31:21: Error: unknown value `cssr` in `certificates[0].issuer.kind` | expected one of `csr`, `internal_ca`, `acme` | hint: did you mean `csr`?",
+    ),
+    (
+        "bad IP address",
+        "address: 203.0.113.11",
+        "address: 203.0.113.300",
+        "17:18: Error: `203.0.113.300` is not an IP address | expected an IPv4 or IPv6 address such as `198.51.100.10`",
+    ),
+    (
+        "dangling edge pool site",
+        "    site: hq",
+        "    site: hqq",
+        "20:11: Error: site `hqq` does not exist | expected the name of a declared site | hint: did you mean `hq`?",
+    ),
+    (
+        "dangling certificate pool",
+        "    pool: edge-hq",
+        "    pool: edge-xx",
+        "29:11: Error: edge pool `edge-xx` does not exist | expected the name of a declared edge pool | hint: did you mean `edge-hq`?",
+    ),
+    (
+        "dangling grant policy",
+        "  - policy: FedPic",
+        "  - policy: FedPix",
+        "43:13: Error: policy `FedPix` does not exist | expected the name of a declared policy | hint: did you mean `FedPic`?",
+    ),
+    (
+        "granting a global policy",
+        "  - identity: FedPic\n    enable_xmpp_access: true\ngrants:\n  - policy: FedPic",
+        "  - identity: global\n    enable_xmpp_access: true\ngrants:\n  - policy: global",
+        "43:13: Error: policy `global` is a global or site policy and cannot be granted | expected a named (per-user) policy | hint: global and site policies apply by scope; grant a named policy instead",
+    ),
+    (
+        "unsupported key size",
+        "    subject: { country: US }",
+        "    subject: { country: US }\n    key: { algorithm: rsa, bits: 1024 }",
+        "31:34: Error: key size 1024 is not supported | expected 2048, 3072 or 4096 for `rsa`",
+    ),
+    (
+        "bad country code",
+        "country: US",
+        "country: USA",
+        "30:25: Error: `USA` is not a country code | expected a two-letter ISO 3166 code in capitals, such as `US`",
+    ),
+    (
+        "unsupported version",
+        "version: 1",
+        "version: 2",
+        "1:10: Error: spec version 2 is not supported | expected `version: 1`",
+    ),
+    (
+        "certificate lacks the XMPP domain",
+        "    subject: { country: US }",
+        "    subject: { country: US }\n    sans: { xmpp_domains: [other.example] }",
+        "31:27: Error: certificate `edge-ext` is for XMPP edge pool `edge-hq` but lacks the XMPP domain `contoso.example` in its SANs | expected `contoso.example` among the subject alternative names | hint: add `contoso.example` to `sans.xmpp_domains`",
+    ),
+    (
+        "dangling site policy",
+        "  - identity: FedPic\n",
+        "  - identity: FedPic\n  - identity: site:nowhere\n",
+        "41:15: Error: site `nowhere` does not exist | expected the name of a declared site | hint: known sites: `hq`",
+    ),
+    (
+        "no ssh authentication",
+        "  identity_file: /keys/id_ed25519\n",
+        "",
+        "7:3: Error: no SSH authentication is configured | expected `ssh.identity_file: PATH` or `ssh.agent: true`",
+    ),
+    (
+        "bad renewal window",
+        "    issuer: { kind: csr }",
+        "    issuer: { kind: csr }\n    renew_before: soon",
+        "32:19: Error: `soon` is not a renewal window | expected a share of the lifetime such as `33%`, or days such as `30d`",
+    ),
+    (
+        "srv record without target",
+        "    - name: contoso.example\n",
+        "    - name: contoso.example\n  records:\n    - { zone: contoso.example, name: _x._tcp, type: SRV, port: 5269 }\n",
+        "40:7: Error: an SRV record needs `target` | expected `priority`, `weight`, `port` and `target`",
+    ),
+    (
+        "record outside its zone",
+        "    - name: contoso.example\n",
+        "    - name: contoso.example\n  records:\n    - { zone: contoso.example, name: www.fabrikam.example., type: A, value: 198.51.100.7 }\n",
+        "40:38: Error: `www.fabrikam.example.` is outside zone `contoso.example.` | expected a name under `contoso.example.`",
+    ),
+    (
+        "bad user address",
+        "    users: all",
+        "    users: [alice]",
+        "44:13: Error: `alice` is not a user address | expected `user@domain`, such as `alice@contoso.example`",
+    ),
+    (
+        "dangling front-end pool",
+        "    frontend_pool: fe-hq",
+        "    frontend_pool: fe-hk",
+        "11:20: Error: front-end pool `fe-hk` does not exist | expected the name of a declared front-end pool | hint: did you mean `fe-hq`?",
+    ),
+    (
+        "duplicate partner",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n  - domain: Fabrikam.example\n",
+        "47:13: Error: duplicate partner `Fabrikam.example` | hint: `Fabrikam.example` is already declared at line 46; names must be unique",
+    ),
+    (
+        "wrong type for a list",
+        "xmpp_domains: [\"{{ domain }}\"]",
+        "xmpp_domains: contoso.example",
+        "5:15: Error: `xmpp_domains`: invalid type: string \"contoso.example\" | expected a list",
+    ),
+];
+
+#[test]
+fn each_bad_spec_is_rejected_with_its_message_and_location() {
+    let mut failures = Vec::new();
+    for (name, from, to, expected) in CASES {
+        let got = diagnose(&edited(from, to), true);
+        let first = got.first().cloned().unwrap_or_default();
+        if std::env::var_os("XFED_DUMP_CASES").is_some() {
+            println!("CASE {name}\n  {}", got.join("\n  "));
+        }
+        if first != *expected {
+            failures.push(format!(
+                "{name}:\n  expected: {expected}\n  got:      {first}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn missing_env_secret_is_an_error_at_the_field() {
+    assert_eq!(
+        diagnose(BASE, false),
+        vec!["36:14: Error: environment variable `PDNS_API_KEY` is not set".to_string()]
+    );
+}
+
+#[test]
+fn every_playbook_loads() {
+    for name in ["lab", "single-site", "multi-site", "partners"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("playbooks/{name}.yaml"));
+        let text = std::fs::read_to_string(&path).expect("playbook");
+        let src = Source::new(&path, text);
+        match spec::load(&src, inputs(true)) {
+            Ok(loaded) => assert_eq!(loaded.warnings.0, vec![], "{name} has warnings"),
+            Err(e) => panic!("{name} does not load:\n{e}"),
+        }
+    }
+}
+
+#[test]
+fn multi_site_has_three_pools_with_distinct_priorities_and_per_site_routes() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("playbooks/multi-site.yaml");
+    let src = Source::new(&path, std::fs::read_to_string(&path).expect("playbook"));
+    let spec = spec::load(&src, inputs(true)).expect("valid").spec;
+    let prios: Vec<u16> = spec.edge_pools.iter().map(|p| p.srv_priority).collect();
+    assert_eq!(prios, vec![10, 20, 30]);
+    let routes: Vec<(&str, &str)> = spec
+        .sites
+        .iter()
+        .map(|s| (s.name.as_str(), s.xmpp_route.as_str()))
+        .collect();
+    assert_eq!(
+        routes,
+        vec![
+            ("redmond", "edge-redmond"),
+            ("dublin", "edge-dublin"),
+            ("singapore", "edge-singapore")
+        ]
+    );
+}
+
+#[test]
+fn same_srv_priority_across_sites_is_a_warning_not_an_error() {
+    let text = edited(
+        "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n",
+        "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n  - name: dr\n    frontend_pool: fe-hq\n    xmpp_route: edge-dr\n",
+    )
+    .replacen(
+        "certificates:",
+        "  - name: edge-dr\n    site: dr\n    xmpp_federation: true\n    srv: { priority: 10 }\n    servers:\n      - fqdn: edge1.dr.contoso.example\n        internal: { address: 203.0.113.111 }\n        external: { fqdn: xmpp-dr.contoso.example, address: 198.51.100.111 }\ncertificates:",
+        1,
+    );
+    let src = Source::new("spec.yaml", text.as_str());
+    let loaded = spec::load(&src, inputs(true)).expect("warnings do not fail validation");
+    assert_eq!(
+        diagnose(&text, true),
+        vec!["33:22: Warning: edge pools `edge-hq` and `edge-dr` are in different sites but share SRV priority 10: no failover order | hint: give `edge-dr` a priority other than 10 (edge_pools[0])".to_string()]
+    );
+    assert_eq!(loaded.spec.edge_pools.len(), 2);
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let text = BASE
+        .replacen("xmpp_route: edge-hq", "xmpp_route: edge-hg", 1)
+        .replacen("country: US", "country: USA", 1)
+        .replacen("  - policy: FedPic", "  - policy: FedPix", 1);
+    let got = diagnose(&text, true);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(got[0].starts_with("12:17: Error: site `hq` routes"));
+    assert!(got[1].starts_with("30:25: Error: `USA`"));
+    assert!(got[2].starts_with("43:13: Error: policy `FedPix`"));
+}
+
+#[test]
+fn defaults_are_merged() {
+    let spec = spec::load(&Source::new("spec.yaml", BASE), inputs(true))
+        .expect("valid")
+        .spec;
+    let edge = &spec.edge_pools[0].servers[0];
+    assert_eq!((edge.internal_port, edge.external_port), (23456, 5269));
+    assert_eq!(edge.server.ssh.host, "203.0.113.101");
+    assert_eq!(edge.server.ssh.user, "root");
+    assert_eq!(spec.certificates[0].key, xfed::spec::KeySpec::Rsa2048);
+    assert_eq!(
+        spec.certificates[0].subject.common_name,
+        "xmpp1.contoso.example"
+    );
+    assert_eq!(
+        spec.certificates[0].sans,
+        vec![
+            "contoso.example",
+            "sip.contoso.example",
+            "xmpp1.contoso.example"
+        ]
+    );
+    assert_eq!(spec.gateway.install_dir, "/opt/xfed");
+    assert_eq!(spec.rollout.serial, 1);
+    // The secret is usable but never printed.
+    let dns = spec.dns.as_ref().expect("dns");
+    assert_eq!(dns.provider.api_key.expose(), "pdns-test-key");
+    assert_eq!(
+        format!("{:?}", dns.provider),
+        format!("{:?}", dns.provider).replace("pdns-test-key", "(sensitive)")
+    );
+    assert!(!format!("{:?}", spec).contains("pdns-test-key"));
+}
+
+mod cli {
+    use std::process::Command;
+
+    fn xfed(args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_xfed"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PDNS_API_KEY", "cli-test-key")
+            .output()
+            .expect("run xfed");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn validate_exit_codes_and_rendering() {
+        let (code, stdout, _) = xfed(&["validate", "playbooks/multi-site.yaml"]);
+        assert_eq!(code, 0);
+        assert!(stdout.contains("valid (3 sites"), "{stdout}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            super::BASE.replacen("xmpp_route: edge-hq", "xmpp_route: edge-hg", 1),
+        )
+        .expect("write");
+        let (code, stdout, stderr) = xfed(&["validate", bad.to_str().expect("utf8")]);
+        assert_eq!(code, 1);
+        assert_eq!(stdout, "");
+        let expected = format!(
+            "{}:12:17: error: site `hq` routes XMPP federation to edge pool `edge-hg`, which does not exist\n   |\n12 |     xmpp_route: edge-hg\n   |                 ^^^^^^^ expected the name of an edge pool with `xmpp_federation: true`\n   = hint: did you mean `edge-hq`?\n\n{}: 1 error found; nothing was changed\n",
+            bad.display(),
+            bad.display()
+        );
+        assert_eq!(stderr, expected);
+
+        let (code, stdout, _) =
+            xfed(&["validate", "--format", "json", bad.to_str().expect("utf8")]);
+        assert_eq!(code, 1);
+        let v: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["diagnostics"][0]["line"], 12);
+        assert_eq!(v["diagnostics"][0]["field"], "sites[0].xmpp_route");
+        assert_eq!(v["diagnostics"][0]["hint"], "did you mean `edge-hq`?");
+    }
+
+    #[test]
+    fn secrets_never_reach_validate_output() {
+        let (code, stdout, stderr) =
+            xfed(&["validate", "--format", "json", "playbooks/multi-site.yaml"]);
+        assert_eq!(code, 0);
+        assert!(!stdout.contains("cli-test-key") && !stderr.contains("cli-test-key"));
+    }
+
+    #[test]
+    fn schema_is_json_schema_of_the_spec() {
+        let (code, stdout, _) = xfed(&["schema"]);
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+        assert_eq!(v["title"], "RawSpec");
+        assert!(v["properties"]["edge_pools"].is_object());
+        assert_eq!(v["additionalProperties"], false);
+    }
+}
