@@ -1,0 +1,108 @@
+//! `[limits]`: the bounds applied to every inbound stream.
+//!
+//! Owns defaults and ranges. The values are enforced by `xml::Framer`
+//! (bytes, depth) and `server::Connection` (timeouts, connection counts).
+
+use super::problem::Problem;
+use super::reader::Fields;
+use std::time::Duration;
+
+/// Resolved `[limits]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest top-level element (stanza) after authentication, in bytes.
+    pub max_stanza_bytes: usize,
+    /// Largest top-level element (and stream header) before authentication.
+    pub max_unauthenticated_stanza_bytes: usize,
+    /// Deepest element nesting inside a stanza (the stanza itself is depth 1).
+    pub max_depth: usize,
+    /// Time allowed for each stream header and for the TLS handshake.
+    pub header_timeout: Duration,
+    /// Time allowed from accept until the stream is authenticated.
+    pub negotiation_timeout: Duration,
+    /// Longest silence on an established stream before it is closed.
+    pub idle_timeout: Duration,
+    /// Concurrent connections per S2S listener (listeners may override).
+    pub max_connections: u32,
+    /// Concurrent connections per source IP per S2S listener (listeners may override).
+    pub max_connections_per_ip: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_stanza_bytes: 262_144,
+            max_unauthenticated_stanza_bytes: 10_000,
+            max_depth: 32,
+            header_timeout: Duration::from_secs(15),
+            negotiation_timeout: Duration::from_secs(90),
+            idle_timeout: Duration::from_secs(600),
+            max_connections: 10_000,
+            max_connections_per_ip: 64,
+        }
+    }
+}
+
+/// Upper bound for any connection count.
+pub(crate) const MAX_CONNECTIONS: u64 = 1_000_000;
+
+impl Limits {
+    pub(crate) fn read(fields: Option<Fields<'_>>, out: &mut Vec<Problem>) -> Limits {
+        let mut limits = Limits::default();
+        let Some(mut f) = fields else {
+            return limits;
+        };
+        let secs = |v: u64| Duration::from_secs(v);
+        if let Some(v) = f.integer("max_stanza_bytes", 10_000, 16 * 1024 * 1024, out) {
+            limits.max_stanza_bytes = to_usize(v);
+        }
+        if let Some(v) = f.integer(
+            "max_unauthenticated_stanza_bytes",
+            1_000,
+            16 * 1024 * 1024,
+            out,
+        ) {
+            limits.max_unauthenticated_stanza_bytes = to_usize(v);
+        }
+        if let Some(v) = f.integer("max_depth", 2, 1024, out) {
+            limits.max_depth = to_usize(v);
+        }
+        if let Some(v) = f.integer("header_timeout_secs", 1, 600, out) {
+            limits.header_timeout = secs(v);
+        }
+        if let Some(v) = f.integer("negotiation_timeout_secs", 1, 3600, out) {
+            limits.negotiation_timeout = secs(v);
+        }
+        if let Some(v) = f.integer("idle_timeout_secs", 1, 86_400, out) {
+            limits.idle_timeout = secs(v);
+        }
+        if let Some(v) = f.integer("max_connections", 1, MAX_CONNECTIONS, out) {
+            limits.max_connections = to_u32(v);
+        }
+        if let Some(v) = f.integer("max_connections_per_ip", 1, MAX_CONNECTIONS, out) {
+            limits.max_connections_per_ip = to_u32(v);
+        }
+        if limits.max_unauthenticated_stanza_bytes > limits.max_stanza_bytes {
+            out.push(
+                Problem::new(
+                    f.path_of("max_unauthenticated_stanza_bytes"),
+                    format!(
+                        "is {} but must not exceed `limits.max_stanza_bytes` ({})",
+                        limits.max_unauthenticated_stanza_bytes, limits.max_stanza_bytes
+                    ),
+                )
+                .hint("the limit before authentication is the smaller one"),
+            );
+        }
+        f.finish(out);
+        limits
+    }
+}
+
+pub(crate) fn to_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+pub(crate) fn to_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,112 @@
+//! `[[partners]]`: the outside XMPP domains the organisation federates with.
+//!
+//! Loaded, validated and reported now; the allow-list and the per-partner
+//! authentication rules are enforced by a later release of the stream layer.
+
+use super::domain::normalize_domain;
+use super::problem::Problem;
+use super::reader::Fields;
+
+/// What kind of partner a domain is, as in Lync's federation model. Loaded
+/// and reported now; the per-kind rules (which need a certificate, which may
+/// use dialback, rate limits for public ones) are enforced later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerKind {
+    /// An explicitly federated organisation (the default).
+    Federated,
+    /// A partner trusted beyond federation (e.g. a sister organisation).
+    Trusted,
+    /// A public provider whose identity has been verified.
+    PublicVerified,
+    /// A public provider whose identity is not verified.
+    PublicUnverified,
+}
+
+impl PartnerKind {
+    /// Every kind, in report order.
+    pub const ALL: [PartnerKind; 4] = [
+        PartnerKind::Federated,
+        PartnerKind::Trusted,
+        PartnerKind::PublicVerified,
+        PartnerKind::PublicUnverified,
+    ];
+
+    /// The config value, also used in `/status` and `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerKind::Federated => "federated",
+            PartnerKind::Trusted => "trusted",
+            PartnerKind::PublicVerified => "public_verified",
+            PartnerKind::PublicUnverified => "public_unverified",
+        }
+    }
+
+    fn parse(s: &str) -> Option<PartnerKind> {
+        PartnerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How a partner must secure its streams. Only `required` exists: the
+/// gateway never carries S2S traffic in the clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerTls {
+    /// STARTTLS (or Direct TLS) before anything else.
+    Required,
+}
+
+/// One federated partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    /// The partner's XMPP domain (lowercase).
+    pub domain: String,
+    /// What kind of partner it is.
+    pub kind: PartnerKind,
+    /// TLS requirement.
+    pub tls: PartnerTls,
+    /// Whether server dialback (XEP-0220) is accepted from this partner.
+    pub dialback: bool,
+}
+
+impl Partner {
+    pub(crate) fn read(mut f: Fields<'_>, out: &mut Vec<Problem>) -> Option<Partner> {
+        let domain = f.required_string("domain", out).and_then(|raw| {
+            normalize_domain(&raw)
+                .map_err(|e| out.push(Problem::new(f.path_of("domain"), e)))
+                .ok()
+        });
+        let kind = match f.string("kind", out) {
+            None => Some(PartnerKind::Federated),
+            Some(raw) => {
+                let kind = PartnerKind::parse(&raw);
+                if kind.is_none() {
+                    out.push(
+                        Problem::new(f.path_of("kind"), format!("`{raw}` is not a partner kind"))
+                            .hint(
+                                "use \"federated\", \"trusted\", \"public_verified\" or \"public_unverified\"",
+                            ),
+                    );
+                }
+                kind
+            }
+        };
+        let tls = match f.string("tls", out).as_deref() {
+            None | Some("required") => Some(PartnerTls::Required),
+            Some(other) => {
+                out.push(
+                    Problem::new(f.path_of("tls"), format!("`{other}` is not supported")).hint(
+                        "the only value is \"required\": S2S traffic is never sent in the clear",
+                    ),
+                );
+                None
+            }
+        };
+        let dialback = f.bool("dialback", out).unwrap_or(false);
+        f.finish(out);
+        Some(Partner {
+            domain: domain?,
+            kind: kind?,
+            tls: tls?,
+            dialback,
+        })
+    }
+}

@@ -1,0 +1,867 @@
+//! Config validation: one case per rule, each naming the field it reports.
+
+use super::*;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+const VALID: &str = r#"
+domains = ["Contoso.Example"]
+topology_version = "v7"
+[external]
+address = "127.0.0.1"
+[internal]
+address = "127.0.0.2"
+[[partners]]
+domain = "partner.example"
+dialback = true
+[[policies]]
+identity = "Global"
+scope = "global"
+enable_federation_access = true
+[[policies]]
+identity = "XmppUsers"
+[[grants]]
+policy = "XmppUsers"
+all = true
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/xfed/gateway.toml"), text.as_bytes())
+}
+
+/// The fields named by the problems of `text`.
+fn bad_fields(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.into_iter().map(|p| p.field).collect()
+        }
+        Err(other) => vec![other.to_string()],
+    }
+}
+
+fn with(extra_top: &str, replace: &[(&str, &str)]) -> String {
+    let mut text = VALID.to_string();
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from} not in base config");
+        text = text.replacen(from, to, 1);
+    }
+    format!("{extra_top}\n{text}")
+}
+
+#[test]
+fn valid_config_resolves_defaults() {
+    let c = parse(VALID).expect("valid");
+    assert_eq!(c.domains, vec!["contoso.example"]);
+    assert_eq!(c.external.address.to_string(), "127.0.0.1:5269");
+    assert_eq!(c.internal.address.to_string(), "127.0.0.2:23456");
+    assert_eq!(c.admin.address.to_string(), "127.0.0.2:8089");
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.limits.max_stanza_bytes, 262_144);
+    assert_eq!(c.external.max_connections_per_ip, 64);
+    assert_eq!(c.drain, std::time::Duration::from_secs(10));
+    assert_eq!(c.topology_version.as_deref(), Some("v7"));
+    assert_eq!(c.partners[0].domain, "partner.example");
+    assert!(c.partners[0].dialback);
+    assert_eq!(c.grants[0].grantees, Grantees::All);
+    assert_eq!(c.partners[0].kind, PartnerKind::Federated);
+    assert_eq!(c.policies[0].scope, PolicyScope::Global);
+    assert_eq!(c.policies[1].scope, PolicyScope::User);
+    assert_eq!(c.policy_file, None);
+    assert_eq!(c.sha256.len(), 64);
+    assert!(c.external.certificate.is_none());
+}
+
+#[test]
+fn example_file_parses() {
+    let text = include_str!("../../gateway.example.toml");
+    let c = parse(text).expect("gateway.example.toml is valid");
+    assert_eq!(c.partners.len(), 2);
+    assert_eq!(c.policies.len(), 3);
+    assert_eq!(c.policies[1].scope, PolicyScope::Site("hq".into()));
+    assert!(c.internal.client_ca.is_some());
+    // The same file split in two, as xfed deploys it, is the same config.
+    let at = text.find("# Federated partners").expect("partners section");
+    let main = text[..at].replace("# policy_file = ", "policy_file = ");
+    let split = Config::parse_with(
+        Path::new("/etc/xfed/gateway.toml"),
+        main.as_bytes(),
+        &mut |p| {
+            assert_eq!(p, Path::new("/etc/xfed/policy.toml"));
+            Ok(text.as_bytes()[at..].to_vec())
+        },
+    )
+    .expect("split example is valid");
+    assert_eq!(split.partners, c.partners);
+    assert_eq!(split.policies, c.policies);
+    assert_eq!(split.grants, c.grants);
+}
+
+#[test]
+fn each_bad_field_is_named() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with("", &[("domains = [\"Contoso.Example\"]", "")]),
+            "domains",
+        ),
+        (with("", &[("[\"Contoso.Example\"]", "[]")]), "domains"),
+        (
+            with("", &[("[\"Contoso.Example\"]", "[\"bad domain\"]")]),
+            "domains[0]",
+        ),
+        (
+            with(
+                "",
+                &[("[\"Contoso.Example\"]", "[\"a.example\", \"A.example\"]")],
+            ),
+            "domains[1]",
+        ),
+        (
+            with("", &[("[\"Contoso.Example\"]", "\"contoso.example\"")]),
+            "domains",
+        ),
+        (
+            with("", &[("topology_version = \"v7\"", "topology_version = 7")]),
+            "topology_version",
+        ),
+        (with("drain_secs = -1", &[]), "drain_secs"),
+        (with("log_level = \"loud\"", &[]), "log_level"),
+        (with("colour = \"blue\"", &[]), "colour"),
+        (
+            with(
+                "",
+                &[("address = \"127.0.0.1\"", "address = \"localhost\"")],
+            ),
+            "external.address",
+        ),
+        (
+            with("", &[("address = \"127.0.0.1\"", "adress = \"127.0.0.1\"")]),
+            "external.adress",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "address = \"127.0.0.1\"",
+                    "address = \"127.0.0.1\"\nport = 70000",
+                )],
+            ),
+            "external.port",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "address = \"127.0.0.1\"",
+                    "address = \"127.0.0.1\"\ncert = \"/c.pem\"",
+                )],
+            ),
+            "external.key",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "address = \"127.0.0.1\"",
+                    "address = \"127.0.0.1\"\nkey = \"/k.pem\"",
+                )],
+            ),
+            "external.cert",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "address = \"127.0.0.1\"",
+                    "address = \"127.0.0.1\"\nclient_ca = \"/ca.pem\"",
+                )],
+            ),
+            "external.client_ca",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "address = \"127.0.0.2\"",
+                    "address = \"127.0.0.2\"\nclient_ca = \"/ca.pem\"",
+                )],
+            ),
+            "internal.client_ca",
+        ),
+        (
+            with("", &[("[internal]\naddress = \"127.0.0.2\"", "")]),
+            "internal",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "address = \"127.0.0.2\"",
+                    "address = \"127.0.0.1\"\nport = 5269",
+                )],
+            ),
+            "internal.port",
+        ),
+        (
+            with("", &[("[internal]", "[admin]\nport = 23456\n[internal]")]),
+            "admin.port",
+        ),
+        (
+            with(
+                "",
+                &[("[internal]", "[admin]\naddress = \"nope\"\n[internal]")],
+            ),
+            "admin.address",
+        ),
+        (
+            with(
+                "",
+                &[("[internal]", "[limits]\nmax_stanza_bytes = 12\n[internal]")],
+            ),
+            "limits.max_stanza_bytes",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "[internal]",
+                    "[limits]\nmax_stanza_bytes = \"big\"\n[internal]",
+                )],
+            ),
+            "limits.max_stanza_bytes",
+        ),
+        (
+            with("", &[("[internal]", "[limits]\nmax_depth = 0\n[internal]")]),
+            "limits.max_depth",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "[internal]",
+                    "[limits]\nheader_timeout_secs = 0\n[internal]",
+                )],
+            ),
+            "limits.header_timeout_secs",
+        ),
+        (
+            with(
+                "",
+                &[("[internal]", "[limits]\nidle_timeout_secs = 0\n[internal]")],
+            ),
+            "limits.idle_timeout_secs",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "[internal]",
+                    "[limits]\nnegotiation_timeout_secs = 0\n[internal]",
+                )],
+            ),
+            "limits.negotiation_timeout_secs",
+        ),
+        (
+            with(
+                "",
+                &[("[internal]", "[limits]\nmax_connections = 0\n[internal]")],
+            ),
+            "limits.max_connections",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "[internal]",
+                    "[limits]\nmax_connections_per_ip = 0\n[internal]",
+                )],
+            ),
+            "limits.max_connections_per_ip",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "[internal]",
+                    "[limits]\nmax_stanza_bytes = 20000\nmax_unauthenticated_stanza_bytes = 30000\n[internal]",
+                )],
+            ),
+            "limits.max_unauthenticated_stanza_bytes",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "[internal]",
+                    "[limits]\nmax_stanza_byte = 20000\n[internal]",
+                )],
+            ),
+            "limits.max_stanza_byte",
+        ),
+        (
+            with("", &[("domain = \"partner.example\"", "")]),
+            "partners[0].domain",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "domain = \"partner.example\"",
+                    "domain = \"contoso.example\"",
+                )],
+            ),
+            "partners[0].domain",
+        ),
+        (
+            with(
+                "",
+                &[("dialback = true", "dialback = true\ntls = \"optional\"")],
+            ),
+            "partners[0].tls",
+        ),
+        (
+            with("", &[("dialback = true", "dialback = \"yes\"")]),
+            "partners[0].dialback",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "dialback = true",
+                    "[[partners]]\ndomain = \"partner.example\"",
+                )],
+            ),
+            "partners[1].domain",
+        ),
+        (
+            with("", &[("scope = \"global\"", "scope = \"galaxy\"")]),
+            "policies[0].scope",
+        ),
+        (
+            with("", &[("identity = \"Global\"", "")]),
+            "policies[0].identity",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "[[grants]]",
+                    "[[policies]]\nidentity = \"Global\"\nscope = \"user\"\n[[grants]]",
+                )],
+            ),
+            "policies[2].identity",
+        ),
+        (
+            with("", &[("policy = \"XmppUsers\"", "policy = \"Nope\"")]),
+            "grants[0].policy",
+        ),
+        (with("", &[("all = true", "")]), "grants[0].users"),
+        (
+            with(
+                "",
+                &[("all = true", "all = true\nusers = [\"a@contoso.example\"]")],
+            ),
+            "grants[0].users",
+        ),
+        (
+            with(
+                "",
+                &[("all = true", "users = [\"alice@elsewhere.example\"]")],
+            ),
+            "grants[0].users[0]",
+        ),
+        (
+            with("", &[("all = true", "users = [\"alice\"]")]),
+            "grants[0].users[0]",
+        ),
+    ];
+    for (text, field) in cases {
+        let fields = bad_fields(&text);
+        assert!(
+            fields.iter().any(|f| f == field),
+            "expected `{field}` among {fields:?} for:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let text = with(
+        "log_level = \"loud\"\ndrain_secs = -1",
+        &[("scope = \"global\"", "scope = \"x\"")],
+    );
+    let fields = bad_fields(&text);
+    for expected in ["log_level", "drain_secs", "policies[0].scope"] {
+        assert!(fields.iter().any(|f| f == expected), "{fields:?}");
+    }
+}
+
+#[test]
+fn typo_gets_a_suggestion() {
+    let text = with(
+        "",
+        &[(
+            "[internal]",
+            "[limits]\nmax_stanza_byte = 20000\n[internal]",
+        )],
+    );
+    let err = parse(&text).expect_err("typo");
+    assert!(
+        err.to_string()
+            .contains("did you mean `limits.max_stanza_bytes`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn syntax_errors_say_where() {
+    let err = parse("domains = [\n").expect_err("bad toml");
+    assert!(matches!(err, ConfigError::Syntax { .. }));
+    assert!(err.to_string().contains("line"), "{err}");
+}
+
+#[test]
+fn partner_kind_is_read_with_federated_as_default() {
+    let c = parse(&with(
+        "",
+        &[(
+            "dialback = true",
+            "dialback = true\nkind = \"public_verified\"",
+        )],
+    ))
+    .expect("valid");
+    assert_eq!(c.partners[0].kind, PartnerKind::PublicVerified);
+    for kind in PartnerKind::ALL {
+        let text = with(
+            "",
+            &[(
+                "dialback = true",
+                &format!("dialback = true\nkind = \"{}\"", kind.as_str()),
+            )],
+        );
+        assert_eq!(parse(&text).expect("valid").partners[0].kind, kind);
+    }
+    let text = with(
+        "",
+        &[("dialback = true", "dialback = true\nkind = \"friendly\"")],
+    );
+    assert_eq!(bad_fields(&text), vec!["partners[0].kind"]);
+}
+
+/// A policy table with `identity` and, unless `None`, `scope`.
+fn policy(identity: &str, scope: Option<&str>) -> String {
+    let scope = scope.map_or(String::new(), |s| format!("scope = \"{s}\"\n"));
+    with(
+        "",
+        &[(
+            "[[grants]]",
+            &format!("[[policies]]\nidentity = \"{identity}\"\n{scope}[[grants]]"),
+        )],
+    )
+}
+
+#[test]
+fn policy_scope_follows_the_identity() {
+    let cases = [
+        ("site:hq", None, PolicyScope::Site("hq".into())),
+        ("site:hq", Some("site"), PolicyScope::Site("hq".into())),
+        (
+            "Site:dublin",
+            Some("site"),
+            PolicyScope::Site("dublin".into()),
+        ),
+        ("FedPic", None, PolicyScope::User),
+        ("FedPic", Some("user"), PolicyScope::User),
+    ];
+    for (identity, scope, expected) in cases {
+        let c = parse(&policy(identity, scope)).expect("valid");
+        assert_eq!(c.policies[2].scope, expected, "{identity}");
+        assert_eq!(c.policies[2].identity, identity);
+    }
+    // `global` in any case is the global policy, with or without `scope`.
+    let c = parse(&with("", &[("scope = \"global\"\n", "")])).expect("valid");
+    assert_eq!(c.policies[0].scope, PolicyScope::Global);
+}
+
+#[test]
+fn policy_identity_and_scope_must_agree() {
+    let cases = [
+        (policy("site:hq", Some("user")), "policies[2].scope"),
+        (policy("site:hq", Some("global")), "policies[2].scope"),
+        (policy("FedPic", Some("site")), "policies[2].scope"),
+        (policy("FedPic", Some("global")), "policies[2].scope"),
+        (
+            with("", &[("scope = \"global\"", "scope = \"user\"")]),
+            "policies[0].scope",
+        ),
+        (policy("site:", Some("site")), "policies[2].identity"),
+        (policy("site:a:b", None), "policies[2].identity"),
+        (policy("realm:x", Some("user")), "policies[2].identity"),
+        (policy("global", None), "policies[2].identity"),
+        (
+            format!(
+                "{}\n[[policies]]\nidentity = \"site:hq\"",
+                policy("site:hq", None)
+            ),
+            "policies[3].identity",
+        ),
+        (
+            format!(
+                "{}\n[[policies]]\nidentity = \"Site:hq\"",
+                policy("site:hq", None)
+            ),
+            "policies[3].identity",
+        ),
+    ];
+    for (text, field) in cases {
+        let fields = bad_fields(&text);
+        assert_eq!(fields, vec![field.to_string()], "for:\n{text}");
+    }
+    let err = parse(&policy("FedPic", Some("site"))).expect_err("mismatch");
+    assert!(
+        err.to_string()
+            .contains("`site` does not match identity `FedPic`, which is a user policy"),
+        "{err}"
+    );
+}
+
+#[test]
+fn only_per_user_policies_can_be_granted() {
+    for (identity, kind) in [("Global", "global"), ("site:hq", "site")] {
+        let text = policy("site:hq", None).replace(
+            "policy = \"XmppUsers\"",
+            &format!("policy = \"{identity}\""),
+        );
+        let err = parse(&text).expect_err("granted a scope policy");
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(problems.len(), 1, "{err}");
+        assert_eq!(problems[0].field, "grants[0].policy");
+        assert!(
+            problems[0]
+                .message
+                .contains(&format!("is a {kind} policy and cannot be granted")),
+            "{err}"
+        );
+    }
+}
+
+// ---- policy_file ----------------------------------------------------------
+
+const MAIN_WITH_POLICY_FILE: &str = r#"
+domains = ["contoso.example"]
+policy_file = "policy.toml"
+[external]
+address = "127.0.0.1"
+[internal]
+address = "127.0.0.2"
+"#;
+
+const POLICY: &str = r#"
+[[partners]]
+domain = "fabrikam.example"
+kind = "trusted"
+[[partners]]
+domain = "partner.example"
+dialback = true
+[[policies]]
+identity = "global"
+scope = "global"
+[[policies]]
+identity = "XmppUsers"
+scope = "user"
+[[grants]]
+policy = "XmppUsers"
+users = ["alice@contoso.example"]
+"#;
+
+/// Parses `main` (as /etc/xfed/gateway.toml) with `policy` as the only
+/// readable policy file, at /etc/xfed/policy.toml.
+fn parse_pair(main: &str, policy: &str) -> Result<Config, ConfigError> {
+    let mut read = |p: &Path| {
+        if p == Path::new("/etc/xfed/policy.toml") {
+            Ok(policy.as_bytes().to_vec())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "No such file or directory",
+            ))
+        }
+    };
+    Config::parse_with(
+        Path::new("/etc/xfed/gateway.toml"),
+        main.as_bytes(),
+        &mut read,
+    )
+}
+
+fn pair_problems(main: &str, policy: &str) -> Vec<Problem> {
+    match parse_pair(main, policy) {
+        Ok(_) => panic!("accepted:\n{main}\n---\n{policy}"),
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        Err(other) => panic!("not a field problem: {other}"),
+    }
+}
+
+fn pair_fields(main: &str, policy: &str) -> Vec<String> {
+    pair_problems(main, policy)
+        .into_iter()
+        .map(|p| p.field)
+        .collect()
+}
+
+#[test]
+fn policy_file_holds_partners_policies_and_grants() {
+    let c = parse_pair(MAIN_WITH_POLICY_FILE, POLICY).expect("valid");
+    let file = c.policy_file.as_ref().expect("policy file recorded");
+    assert_eq!(
+        file.path,
+        Path::new("/etc/xfed/policy.toml"),
+        "relative to the config"
+    );
+    assert_eq!(file.sha256, hex::encode(Sha256::digest(POLICY.as_bytes())));
+    assert_eq!(
+        c.sha256,
+        hex::encode(Sha256::digest(MAIN_WITH_POLICY_FILE.as_bytes())),
+        "config_sha256 stays the main file's"
+    );
+    assert_eq!(c.partners.len(), 2);
+    assert_eq!(c.partners[0].kind, PartnerKind::Trusted);
+    assert_eq!(c.policies.len(), 2);
+    assert_eq!(c.grants.len(), 1);
+
+    // An absolute path is taken as is.
+    let main = MAIN_WITH_POLICY_FILE.replace("\"policy.toml\"", "\"/etc/xfed/policy.toml\"");
+    assert!(parse_pair(&main, POLICY).is_ok());
+    // An empty policy file is fine: no partners yet.
+    let c = parse_pair(MAIN_WITH_POLICY_FILE, "# nothing yet\n").expect("valid");
+    assert!(c.partners.is_empty());
+}
+
+#[test]
+fn sections_cannot_be_in_both_files() {
+    for key in ["partners", "policies", "grants"] {
+        let main = format!("{MAIN_WITH_POLICY_FILE}\n[[{key}]]\n");
+        let problems = pair_problems(&main, POLICY);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, key);
+        assert_eq!(
+            problems[0].message,
+            "must be in `policy_file` when it is set"
+        );
+        assert!(
+            problems[0]
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("/etc/xfed/policy.toml")),
+            "{problems:?}"
+        );
+    }
+}
+
+#[test]
+fn policy_file_that_cannot_be_used_is_a_problem_of_policy_file() {
+    let missing = MAIN_WITH_POLICY_FILE.replace("\"policy.toml\"", "\"other.toml\"");
+    let problems = pair_problems(&missing, POLICY);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "policy_file");
+    assert!(
+        problems[0]
+            .message
+            .contains("cannot read `/etc/xfed/other.toml`"),
+        "{problems:?}"
+    );
+
+    let problems = pair_problems(MAIN_WITH_POLICY_FILE, "[[partners]]\ndomain = \n");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "policy_file");
+    assert!(
+        problems[0].message.contains("is not valid TOML") && problems[0].message.contains("line 2"),
+        "{problems:?}"
+    );
+
+    let empty = MAIN_WITH_POLICY_FILE.replace("\"policy.toml\"", "\"\"");
+    assert_eq!(pair_fields(&empty, POLICY), vec!["policy_file"]);
+    let wrong_type = MAIN_WITH_POLICY_FILE.replace("\"policy.toml\"", "7");
+    assert_eq!(pair_fields(&wrong_type, POLICY), vec!["policy_file"]);
+}
+
+#[test]
+fn problems_in_the_policy_file_are_prefixed_with_policy_file() {
+    let cases = [
+        (
+            POLICY.replace("\"fabrikam.example\"", "\"bad domain\""),
+            "policy_file:partners[0].domain",
+        ),
+        (
+            POLICY.replace("\"fabrikam.example\"", "\"contoso.example\""),
+            "policy_file:partners[0].domain",
+        ),
+        (
+            POLICY.replace("\"fabrikam.example\"", "\"partner.example\""),
+            "policy_file:partners[1].domain",
+        ),
+        (
+            POLICY.replace("kind = \"trusted\"", "kind = \"close\""),
+            "policy_file:partners[0].kind",
+        ),
+        (
+            POLICY.replace("dialback = true", "tls = \"optional\""),
+            "policy_file:partners[1].tls",
+        ),
+        (
+            POLICY.replace("scope = \"user\"", "scope = \"site\""),
+            "policy_file:policies[1].scope",
+        ),
+        (
+            POLICY.replace("identity = \"XmppUsers\"", "identity = \"Global\""),
+            "policy_file:policies[1].identity",
+        ),
+        (
+            POLICY.replace("policy = \"XmppUsers\"", "policy = \"Nope\""),
+            "policy_file:grants[0].policy",
+        ),
+        (
+            POLICY.replace("alice@contoso.example", "alice@elsewhere.example"),
+            "policy_file:grants[0].users[0]",
+        ),
+        (
+            format!("topology_version = \"v1\"\n{POLICY}"),
+            "policy_file:topology_version",
+        ),
+        (
+            POLICY.replace("[[partners]]", "[[partner]]"),
+            "policy_file:partner",
+        ),
+    ];
+    for (policy, field) in cases {
+        let fields = pair_fields(MAIN_WITH_POLICY_FILE, &policy);
+        assert!(
+            fields.iter().any(|f| f == field),
+            "expected `{field}` among {fields:?} for:\n{policy}"
+        );
+    }
+    let problems = pair_problems(
+        MAIN_WITH_POLICY_FILE,
+        &POLICY.replace("[[partners]]", "[[partner]]"),
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.hint.as_deref() == Some("did you mean `policy_file:partners`?")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn problems_of_both_files_are_reported_at_once() {
+    let main = format!("log_level = \"loud\"\n{MAIN_WITH_POLICY_FILE}");
+    let policy = POLICY.replace("kind = \"trusted\"", "kind = \"close\"");
+    let fields = pair_fields(&main, &policy);
+    assert_eq!(fields, vec!["log_level", "policy_file:partners[0].kind"]);
+}
+
+/// What xfed renders from modules/xmpp-gateway/{gateway,policy}.toml.j2 for
+/// playbooks/partners.yaml (listener ports and state dir changed only).
+const XFED_GATEWAY_TOML: &str = r#"# xfed-gateway on edge1.contoso.example (edge pool edge-hq, site hq).
+# Managed by xfed: edit the spec, not this file; a hand edit shows as drift.
+domains = ["contoso.example"]
+topology_version = "2026-11-25.1"
+pid_file = "/var/lib/xfed-gateway/run/xfed-gateway.pid"
+policy_file = "/etc/xfed/policy.toml"
+
+[external]
+address = "203.0.113.101"
+port = 5269
+
+[internal]
+address = "192.0.2.101"
+port = 23456
+
+[admin]
+address = "192.0.2.101"
+port = 8089
+"#;
+
+const XFED_POLICY_TOML: &str = r#"# Federated partners and external access policies (topology 2026-11-25.1).
+# Managed by xfed; reloaded by the gateway on SIGHUP without dropping streams.
+
+[[partners]]
+domain = "fabrikam.example"
+kind = "federated"
+tls = "required"
+dialback = false
+
+[[partners]]
+domain = "litware.example"
+kind = "trusted"
+tls = "required"
+dialback = true
+
+[[partners]]
+domain = "chat.tailspin.example"
+kind = "public_verified"
+tls = "required"
+dialback = false
+
+[[partners]]
+domain = "adatum.example"
+kind = "public_unverified"
+tls = "required"
+dialback = true
+
+[[policies]]
+identity = "global"
+scope = "global"
+enable_federation_access = true
+enable_public_cloud_access = false
+enable_xmpp_access = false
+
+[[policies]]
+identity = "site:hq"
+scope = "site"
+enable_federation_access = true
+enable_public_cloud_access = false
+enable_xmpp_access = false
+
+[[policies]]
+identity = "XmppPartners"
+scope = "user"
+enable_federation_access = true
+enable_public_cloud_access = false
+enable_xmpp_access = true
+
+[[grants]]
+policy = "XmppPartners"
+users = ["alice@contoso.example", "bob@contoso.example"]
+
+[[grants]]
+policy = "XmppPartners"
+all = true
+"#;
+
+#[test]
+fn xfed_rendered_pair_is_accepted() {
+    let c = parse_pair(XFED_GATEWAY_TOML, XFED_POLICY_TOML).expect("xfed's rendering is valid");
+    let kinds: Vec<PartnerKind> = c.partners.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, PartnerKind::ALL);
+    let scopes: Vec<PolicyScope> = c.policies.iter().map(|p| p.scope.clone()).collect();
+    assert_eq!(
+        scopes,
+        vec![
+            PolicyScope::Global,
+            PolicyScope::Site("hq".into()),
+            PolicyScope::User
+        ]
+    );
+    assert_eq!(c.grants.len(), 2);
+    // Without `scope` lines (xfed before it rendered them) it is the same.
+    let unscoped: String = XFED_POLICY_TOML
+        .lines()
+        .filter(|l| !l.starts_with("scope = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let c2 = parse_pair(XFED_GATEWAY_TOML, &unscoped).expect("valid without scope");
+    assert_eq!(c2.policies, c.policies);
+}

@@ -1,0 +1,26 @@
+//! xfed-gateway: the XMPP server-to-server edge daemon that xfed deploys.
+//!
+//! Owns: the configuration model (`config`), TLS material (`tls`), the
+//! restricted XML framing of a stream (`xml`), the per-connection XMPP
+//! stream state machine (`stream`) and the daemon around them (`server`:
+//! listeners, admin HTTP, reload and drain). The binary (`main.rs`) only
+//! parses arguments and maps errors to exit codes.
+//!
+//! The protocol core (`xml`, `stream`) does no I/O: it is fed bytes and
+//! returns bytes and directives, so every protocol rule is unit-tested
+//! without a socket. This release terminates streams and negotiates TLS;
+//! authentication (SASL EXTERNAL, dialback) and relaying grow on top of
+//! the same state machine.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod log;
+pub mod server;
+pub mod stream;
+pub mod tls;
+pub mod xml;
+
+/// The gateway's version, as reported by `--version` and `/status`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

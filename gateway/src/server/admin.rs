@@ -1,0 +1,216 @@
+//! The admin HTTP listener: `/healthz`, `/status`, `/metrics`.
+//!
+//! A deliberately tiny HTTP/1.1 server (GET only, one request per
+//! connection, `Connection: close`) instead of an HTTP stack: three
+//! read-only endpoints on the internal address do not justify hyper's
+//! dependency tree. Limits: 8 KiB request head, 5 s to send it, 32
+//! concurrent connections; over that, the socket is closed.
+
+use super::metrics::{InfoLabels, ListenerSample, inc};
+use super::shared::Shared;
+use super::status::Status;
+use super::tracker::TaskTracker;
+use crate::config::ListenerKind;
+use crate::event;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::timeout;
+
+const MAX_HEAD: usize = 8 * 1024;
+const MAX_CONNECTIONS: u32 = 32;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The bound admin listener.
+#[derive(Debug)]
+pub struct AdminServer {
+    /// The bound socket.
+    pub socket: TcpListener,
+}
+
+/// A response: status line, content type, body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Content-Type.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: String,
+}
+
+impl AdminServer {
+    /// Serves until `stop` turns true (after connections have drained).
+    pub async fn serve(
+        self,
+        shared: Arc<Shared>,
+        mut stop: watch::Receiver<bool>,
+        tracker: TaskTracker,
+    ) {
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.socket.accept() => accepted,
+                _ = stop.changed() => break,
+            };
+            let Ok((socket, peer)) = accepted else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Ok(permit) =
+                shared
+                    .admin_limiter
+                    .try_acquire(peer.ip(), MAX_CONNECTIONS, MAX_CONNECTIONS)
+            else {
+                shared
+                    .metrics
+                    .admin
+                    .rejected(super::metrics::Rejection::MaxConnections);
+                continue;
+            };
+            inc(&shared.metrics.admin.connections_total);
+            let shared = shared.clone();
+            let token = tracker.token();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _token = token;
+                if let Err(e) = handle(socket, &shared).await {
+                    event!(Debug, "admin_request_failed", peer = peer, error = e);
+                }
+            });
+        }
+    }
+}
+
+async fn handle(mut socket: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let head = match timeout(REQUEST_TIMEOUT, read_head(&mut socket)).await {
+        Ok(head) => head?,
+        Err(_) => return Ok(()),
+    };
+    let response = match head {
+        Some(head) => route(&head, shared),
+        None => text(431, "request head too large\n"),
+    };
+    let reason = match response.status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    };
+    let mut bytes = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        response.status,
+        response.content_type,
+        response.body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(response.body.as_bytes());
+    timeout(REQUEST_TIMEOUT, async {
+        socket.write_all(&bytes).await?;
+        socket.shutdown().await
+    })
+    .await
+    .unwrap_or(Ok(()))
+}
+
+/// Reads up to the blank line; `None` if the head exceeds `MAX_HEAD`.
+async fn read_head(socket: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(Some(String::from_utf8_lossy(&head).into_owned()));
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            return Ok(Some(String::from_utf8_lossy(&head).into_owned()));
+        }
+        if head.len() > MAX_HEAD {
+            return Ok(None);
+        }
+    }
+}
+
+/// Maps a request head to a response.
+pub fn route(head: &str, shared: &Shared) -> Response {
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return text(400, "bad request\n");
+    };
+    if method != "GET" {
+        return text(405, "only GET is supported\n");
+    }
+    let path = target.split('?').next().unwrap_or(target);
+    match path {
+        "/healthz" if shared.draining() => text(503, "draining\n"),
+        "/healthz" => text(200, "ok\n"),
+        "/status" => {
+            let status = Status::collect(shared);
+            match serde_json::to_string_pretty(&status) {
+                Ok(mut json) => {
+                    json.push('\n');
+                    Response {
+                        status: 200,
+                        content_type: "application/json",
+                        body: json,
+                    }
+                }
+                Err(e) => text(500, &format!("{e}\n")),
+            }
+        }
+        "/metrics" => Response {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: metrics_text(shared),
+        },
+        _ => text(404, "not found; try /healthz, /status or /metrics\n"),
+    }
+}
+
+fn metrics_text(shared: &Shared) -> String {
+    let generation = shared.current();
+    let config = &generation.config;
+    let mut samples = Vec::with_capacity(3);
+    for kind in ListenerKind::ALL {
+        samples.push(ListenerSample {
+            name: kind.name(),
+            metrics: shared.listener_metrics(kind),
+            current: u64::from(shared.limiter(kind).current()),
+            not_after: generation
+                .listener(kind)
+                .tls
+                .as_ref()
+                .map(|t| t.certificate.not_after),
+        });
+    }
+    samples.push(ListenerSample {
+        name: "admin",
+        metrics: &shared.metrics.admin,
+        current: u64::from(shared.admin_limiter.current()),
+        not_after: None,
+    });
+    shared.metrics.render(
+        &InfoLabels {
+            version: crate::VERSION,
+            config_sha256: &config.sha256,
+            policy_sha256: config.policy_file.as_ref().map(|p| p.sha256.as_str()),
+            topology_version: config.topology_version.as_deref(),
+            started_at: shared.started_at,
+            draining: shared.draining(),
+        },
+        &samples,
+    )
+}
+
+fn text(status: u16, body: &str) -> Response {
+    Response {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        body: body.to_string(),
+    }
+}

@@ -1,0 +1,261 @@
+//! Drives one S2S connection: socket I/O, TLS upgrade and deadlines around
+//! a `StreamMachine`.
+//!
+//! Owns every timer of a connection: the header deadline (absolute from the
+//! start of each header wait, so a peer trickling bytes cannot stretch it),
+//! the TLS handshake deadline, the negotiation deadline (accept → auth) and
+//! the idle timeout; and the write timeout, so a peer that stops reading
+//! cannot pin a task. The protocol itself lives in `stream`.
+
+use super::generation::Generation;
+use super::limiter::Permit;
+use super::metrics::inc;
+use super::shared::Shared;
+use super::tracker::TaskToken;
+use crate::config::ListenerKind;
+use crate::event;
+use crate::stream::{Directive, Phase, StreamMachine};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+
+/// First byte of a TLS handshake record: the peer speaks Direct TLS.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// Read buffer per connection; with the framer's limits this bounds memory.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// One accepted S2S connection.
+#[derive(Debug)]
+pub struct Connection {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The listener it arrived on.
+    pub listener: ListenerKind,
+    /// The configuration it is served under, for its whole life.
+    pub generation: Arc<Generation>,
+    /// Counters and limits.
+    pub shared: Arc<Shared>,
+    /// Becomes `true` when the daemon drains.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// How one leg of the connection (plain or TLS) ended.
+enum Leg {
+    StartTls,
+    Closed,
+}
+
+struct Deadlines {
+    header: Duration,
+    negotiation: Instant,
+    idle: Duration,
+}
+
+impl Connection {
+    /// Serves the connection on `socket` to its end. `permit` and `token`
+    /// are released on return.
+    pub async fn run(mut self, mut socket: TcpStream, _permit: Permit, _token: TaskToken) {
+        let state = self.generation.listener(self.listener);
+        let limits = &state.settings.limits;
+        let deadlines = Deadlines {
+            header: limits.header_timeout,
+            negotiation: Instant::now() + limits.negotiation_timeout,
+            idle: limits.idle_timeout,
+        };
+        let tls = state.tls.clone();
+        let mut machine = StreamMachine::new(state.settings.clone());
+        event!(
+            Debug,
+            "connection_accepted",
+            listener = self.listener.name(),
+            peer = self.peer
+        );
+
+        // Direct TLS (XEP-0368) or STARTTLS: the first byte tells. The wait
+        // counts against the first header's deadline.
+        let first_header = Instant::now() + deadlines.header;
+        let mut first = [0u8; 1];
+        let direct_tls = tokio::select! {
+            peeked = timeout_at(first_header, socket.peek(&mut first)) => {
+                matches!(peeked, Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD)
+            }
+            // `drive` sees the flag and answers with system-shutdown.
+            _ = self.shutdown.changed() => false,
+        };
+        if direct_tls {
+            let Some(tls) = tls else {
+                // Cannot speak TLS without a certificate; nothing XMPP to say.
+                return;
+            };
+            if let Some(mut stream) = self
+                .handshake(&tls.acceptor, socket, deadlines.header)
+                .await
+            {
+                machine = StreamMachine::new_secure(
+                    self.generation.listener(self.listener).settings.clone(),
+                );
+                let header = Instant::now() + deadlines.header;
+                self.drive(&mut stream, &mut machine, header, &deadlines)
+                    .await;
+            }
+        } else {
+            match self
+                .drive(&mut socket, &mut machine, first_header, &deadlines)
+                .await
+            {
+                Leg::Closed => {}
+                Leg::StartTls => {
+                    let Some(tls) = tls else {
+                        return;
+                    };
+                    if let Some(mut stream) = self
+                        .handshake(&tls.acceptor, socket, deadlines.header)
+                        .await
+                    {
+                        machine.tls_established();
+                        let header = Instant::now() + deadlines.header;
+                        self.drive(&mut stream, &mut machine, header, &deadlines)
+                            .await;
+                    }
+                }
+            }
+        }
+        self.finish(&machine);
+    }
+
+    /// Server-side TLS handshake, bounded by `limit`; abandoned on shutdown.
+    async fn handshake(
+        &mut self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+        socket: TcpStream,
+        limit: Duration,
+    ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+        let shared = self.shared.clone();
+        let metrics = shared.listener_metrics(self.listener);
+        let result = tokio::select! {
+            result = timeout(limit, acceptor.accept(socket)) => result,
+            _ = self.shutdown.changed() => return None,
+        };
+        match result {
+            Ok(Ok(stream)) => {
+                inc(&metrics.tls_ok);
+                let (_, session) = stream.get_ref();
+                event!(
+                    Debug,
+                    "tls_established",
+                    listener = self.listener.name(),
+                    peer = self.peer,
+                    sni = session.server_name().unwrap_or("-"),
+                    client_certificate = if session.peer_certificates().is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                );
+                Some(stream)
+            }
+            Ok(Err(e)) => {
+                inc(&metrics.tls_failed);
+                event!(
+                    Debug,
+                    "tls_failed",
+                    listener = self.listener.name(),
+                    peer = self.peer,
+                    error = e
+                );
+                None
+            }
+            Err(_) => {
+                inc(&metrics.tls_failed);
+                event!(
+                    Debug,
+                    "tls_failed",
+                    listener = self.listener.name(),
+                    peer = self.peer,
+                    error = "timeout"
+                );
+                None
+            }
+        }
+    }
+
+    /// Runs the machine over `io` until it closes or asks for TLS.
+    async fn drive<S>(
+        &mut self,
+        io: &mut S,
+        machine: &mut StreamMachine,
+        header_deadline: Instant,
+        deadlines: &Deadlines,
+    ) -> Leg
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut buf = vec![0u8; READ_BUFFER];
+        let mut directive = if *self.shutdown.borrow() {
+            machine.shut_down()
+        } else {
+            Directive::Continue
+        };
+        loop {
+            let out = machine.take_output();
+            if !out.is_empty() {
+                let write = async {
+                    io.write_all(&out).await?;
+                    io.flush().await
+                };
+                if !matches!(timeout(deadlines.header, write).await, Ok(Ok(()))) {
+                    return Leg::Closed;
+                }
+            }
+            match directive {
+                Directive::StartTls => return Leg::StartTls,
+                Directive::Close => {
+                    let _ = timeout(deadlines.header, io.shutdown()).await;
+                    return Leg::Closed;
+                }
+                Directive::Continue => {}
+            }
+            let deadline = match machine.phase() {
+                Phase::AwaitHeader => header_deadline,
+                // Nothing authenticates in this release, so the negotiation
+                // deadline always applies; idle applies on top.
+                _ => deadlines.negotiation.min(Instant::now() + deadlines.idle),
+            };
+            directive = tokio::select! {
+                read = io.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => machine.end_of_input(),
+                    Ok(n) => machine.receive(&buf[..n]),
+                },
+                () = sleep_until(deadline) => machine.timed_out(),
+                _ = self.shutdown.changed() => machine.shut_down(),
+            };
+        }
+    }
+
+    fn finish(&self, machine: &StreamMachine) {
+        if let Some(error) = machine.error() {
+            self.shared
+                .listener_metrics(self.listener)
+                .stream_error(error.condition());
+            event!(
+                Debug,
+                "stream_error",
+                listener = self.listener.name(),
+                peer = self.peer,
+                condition = error.condition(),
+                reason = error,
+            );
+        }
+        event!(
+            Debug,
+            "connection_closed",
+            listener = self.listener.name(),
+            peer = self.peer,
+            secure = machine.is_secure(),
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! Counters behind `/metrics` and `/status`.
+//!
+//! Plain atomics, pre-declared per listener and per stream error
+//! condition, so recording is lock-free on the connection path and the
+//! exposition never has to discover label sets.
+
+use crate::stream::Condition;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a connection was refused at accept time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The listener's `max_connections` was reached.
+    MaxConnections,
+    /// The source address's `max_connections_per_ip` was reached.
+    MaxConnectionsPerIp,
+}
+
+impl Rejection {
+    /// Label value in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::MaxConnections => "max_connections",
+            Rejection::MaxConnectionsPerIp => "max_connections_per_ip",
+        }
+    }
+}
+
+/// Counters of one listener.
+#[derive(Debug, Default)]
+pub struct ListenerMetrics {
+    /// Connections accepted (and admitted) since start.
+    pub connections_total: AtomicU64,
+    /// Refused for `max_connections`.
+    pub rejected_max_connections: AtomicU64,
+    /// Refused for `max_connections_per_ip`.
+    pub rejected_per_ip: AtomicU64,
+    /// Completed TLS handshakes.
+    pub tls_ok: AtomicU64,
+    /// Failed or timed-out TLS handshakes.
+    pub tls_failed: AtomicU64,
+    /// Stream errors sent, indexed by `Condition::index`.
+    pub stream_errors: [AtomicU64; Condition::ALL.len()],
+}
+
+impl ListenerMetrics {
+    /// Counts a refused connection.
+    pub fn rejected(&self, why: Rejection) {
+        match why {
+            Rejection::MaxConnections => inc(&self.rejected_max_connections),
+            Rejection::MaxConnectionsPerIp => inc(&self.rejected_per_ip),
+        }
+    }
+
+    /// Counts a stream error sent.
+    pub fn stream_error(&self, condition: Condition) {
+        inc(&self.stream_errors[condition.index()]);
+    }
+
+    /// Total refused connections.
+    pub fn rejected_total(&self) -> u64 {
+        get(&self.rejected_max_connections) + get(&self.rejected_per_ip)
+    }
+}
+
+/// All counters of the daemon.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// The external S2S listener.
+    pub external: ListenerMetrics,
+    /// The internal S2S listener.
+    pub internal: ListenerMetrics,
+    /// The admin HTTP listener.
+    pub admin: ListenerMetrics,
+    /// Successful reloads.
+    pub reloads_ok: AtomicU64,
+    /// Rejected reloads.
+    pub reloads_failed: AtomicU64,
+}
+
+/// A listener's metrics and current connection count, for exposition.
+#[derive(Debug)]
+pub struct ListenerSample<'a> {
+    /// Listener name.
+    pub name: &'static str,
+    /// Its counters.
+    pub metrics: &'a ListenerMetrics,
+    /// Open connections now.
+    pub current: u64,
+    /// Certificate expiry, Unix seconds, if a certificate is installed.
+    pub not_after: Option<i64>,
+}
+
+/// Identity labels for `xfed_gateway_info`.
+#[derive(Debug)]
+pub struct InfoLabels<'a> {
+    /// Gateway version.
+    pub version: &'a str,
+    /// Config file hash.
+    pub config_sha256: &'a str,
+    /// Policy file hash, if partners and policies are in a policy file.
+    pub policy_sha256: Option<&'a str>,
+    /// Topology version, if configured.
+    pub topology_version: Option<&'a str>,
+    /// Process start, Unix seconds.
+    pub started_at: i64,
+    /// 1 while draining.
+    pub draining: bool,
+}
+
+impl Metrics {
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self, info: &InfoLabels<'_>, listeners: &[ListenerSample<'_>]) -> String {
+        let mut out = String::with_capacity(4096);
+        let topology = info.topology_version.unwrap_or("");
+        family(
+            &mut out,
+            "xfed_gateway_info",
+            "gauge",
+            "Version and loaded configuration.",
+        );
+        let _ = writeln!(
+            out,
+            "xfed_gateway_info{{version=\"{}\",config_sha256=\"{}\",policy_sha256=\"{}\",topology_version=\"{}\"}} 1",
+            label(info.version),
+            label(info.config_sha256),
+            label(info.policy_sha256.unwrap_or("")),
+            label(topology)
+        );
+        family(
+            &mut out,
+            "xfed_gateway_start_time_seconds",
+            "gauge",
+            "Unix time the process started.",
+        );
+        let _ = writeln!(out, "xfed_gateway_start_time_seconds {}", info.started_at);
+        family(
+            &mut out,
+            "xfed_gateway_draining",
+            "gauge",
+            "1 while shutting down.",
+        );
+        let _ = writeln!(out, "xfed_gateway_draining {}", u8::from(info.draining));
+
+        family(
+            &mut out,
+            "xfed_gateway_connections",
+            "gauge",
+            "Open connections.",
+        );
+        for l in listeners {
+            let _ = writeln!(
+                out,
+                "xfed_gateway_connections{{listener=\"{}\"}} {}",
+                l.name, l.current
+            );
+        }
+        family(
+            &mut out,
+            "xfed_gateway_connections_total",
+            "counter",
+            "Connections accepted.",
+        );
+        for l in listeners {
+            let _ = writeln!(
+                out,
+                "xfed_gateway_connections_total{{listener=\"{}\"}} {}",
+                l.name,
+                get(&l.metrics.connections_total)
+            );
+        }
+        family(
+            &mut out,
+            "xfed_gateway_connections_rejected_total",
+            "counter",
+            "Connections closed at accept because a limit was reached.",
+        );
+        for l in listeners {
+            for (why, n) in [
+                (
+                    Rejection::MaxConnections,
+                    &l.metrics.rejected_max_connections,
+                ),
+                (Rejection::MaxConnectionsPerIp, &l.metrics.rejected_per_ip),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "xfed_gateway_connections_rejected_total{{listener=\"{}\",reason=\"{}\"}} {}",
+                    l.name,
+                    why.as_str(),
+                    get(n)
+                );
+            }
+        }
+        let s2s: Vec<&ListenerSample<'_>> =
+            listeners.iter().filter(|l| l.name != "admin").collect();
+        family(
+            &mut out,
+            "xfed_gateway_stream_errors_total",
+            "counter",
+            "Stream errors sent, by condition.",
+        );
+        for l in &s2s {
+            for c in Condition::ALL {
+                let _ = writeln!(
+                    out,
+                    "xfed_gateway_stream_errors_total{{listener=\"{}\",condition=\"{}\"}} {}",
+                    l.name,
+                    c.as_str(),
+                    get(&l.metrics.stream_errors[c.index()])
+                );
+            }
+        }
+        family(
+            &mut out,
+            "xfed_gateway_tls_handshakes_total",
+            "counter",
+            "TLS handshakes, by result.",
+        );
+        for l in &s2s {
+            for (result, n) in [("ok", &l.metrics.tls_ok), ("failed", &l.metrics.tls_failed)] {
+                let _ = writeln!(
+                    out,
+                    "xfed_gateway_tls_handshakes_total{{listener=\"{}\",result=\"{result}\"}} {}",
+                    l.name,
+                    get(n)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "xfed_gateway_certificate_not_after_seconds",
+            "gauge",
+            "Expiry of the installed certificate (absent when none is installed).",
+        );
+        for l in &s2s {
+            if let Some(t) = l.not_after {
+                let _ = writeln!(
+                    out,
+                    "xfed_gateway_certificate_not_after_seconds{{listener=\"{}\"}} {t}",
+                    l.name
+                );
+            }
+        }
+        family(
+            &mut out,
+            "xfed_gateway_reloads_total",
+            "counter",
+            "Configuration reloads (SIGHUP), by result.",
+        );
+        let _ = writeln!(
+            out,
+            "xfed_gateway_reloads_total{{result=\"ok\"}} {}",
+            get(&self.reloads_ok)
+        );
+        let _ = writeln!(
+            out,
+            "xfed_gateway_reloads_total{{result=\"failed\"}} {}",
+            get(&self.reloads_failed)
+        );
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Increments a counter.
+pub fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Reads a counter.
+pub fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}

@@ -1,0 +1,21 @@
+//! The daemon around the protocol core: listeners, connections, admin
+//! HTTP, metrics, reload and drain.
+//!
+//! Owns all sockets, timers and signals. Protocol decisions are delegated
+//! to `stream`; configuration validation to `config` and `tls`.
+
+mod admin;
+mod connection;
+mod daemon;
+mod generation;
+mod limiter;
+mod metrics;
+mod pid_file;
+mod s2s_listener;
+mod shared;
+mod status;
+mod tracker;
+
+pub use daemon::{Daemon, DaemonError};
+pub use generation::Generation;
+pub use status::{ListenerStatus, Status, TlsStatus};

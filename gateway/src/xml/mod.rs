@@ -1,0 +1,15 @@
+//! Restricted XML for XMPP streams: framing incoming bytes into elements
+//! with limits, and escaping what the gateway writes.
+//!
+//! No I/O here; `stream` decides what the frames mean.
+
+mod element;
+mod escape;
+mod framer;
+
+pub use element::{Attribute, Element, Node};
+pub use escape::{escape_attr, escape_text};
+pub use framer::{Frame, Framer, FramingError, StreamOpen};
+
+#[cfg(test)]
+mod tests;
