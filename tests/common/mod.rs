@@ -1,0 +1,7 @@
+//! Helpers shared by the integration tests; each test binary that needs them
+//! says `mod common;`. Only what several binaries use belongs here.
+
+// Every test binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+pub mod lab;
