@@ -7,3 +7,4 @@
 
 pub mod secret;
 pub mod spec;
+pub mod transport;
