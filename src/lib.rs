@@ -5,6 +5,9 @@
 //! live world, `plan` decides and renders the changes, `apply` carries them
 //! out and `verify` probes the result. The core (`spec`, `plan`) does no I/O.
 
+pub mod apply;
+pub mod modules;
+pub mod plan;
 pub mod secret;
 pub mod spec;
 pub mod transport;

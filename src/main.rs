@@ -1,12 +1,17 @@
 //! The `xfed` command line: parse arguments, call the library, map outcomes
-//! to exit codes (0 ok / no changes, 1 error, 2 changes present). No logic
-//! lives here.
+//! to exit codes (0 ok / no changes, 1 error, 2 changes present). No
+//! deciding lives here; `anyhow` only at this edge.
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use xfed::spec::{self, LoadError};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use xfed::apply::{self, Options, Prepared, Progress};
+use xfed::plan::render::{self, Style};
+use xfed::plan::saved::{self, SavedPlan};
+use xfed::plan::{Action, Plan};
+use xfed::spec::{self, LoadError, Spec};
 
 #[derive(Parser, Debug)]
 #[command(name = "xfed", version, about = "Run an XMPP federation edge as code")]
@@ -25,6 +30,66 @@ enum Command {
     },
     /// Print the JSON Schema of the spec format (for editors).
     Schema,
+    /// Show what apply would change, as a diff against the live world.
+    Plan {
+        spec: PathBuf,
+        /// Save the plan; `apply FILE` then carries out exactly it.
+        #[arg(long = "out", short = 'o', alias = "out")]
+        out: Option<PathBuf>,
+        /// Exit 2 when there are changes (as Terraform's -detailed-exitcode).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Carry out a plan: a spec (planned now) or a saved plan file.
+    Apply {
+        /// A spec, or a plan file from `plan --out`.
+        target: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Report how the live world differs from the spec; never changes anything.
+    Drift {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value_t = DriftFormat::Human)]
+        format: DriftFormat,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Check every listener of every host.
+    Verify {
+        spec: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Remove an apply lock left behind by an apply that died.
+    Unlock {
+        spec: PathBuf,
+        /// The lock id shown in the error.
+        lock_id: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Hosts contacted at once.
+    #[arg(long, default_value_t = 20)]
+    parallelism: usize,
+    /// Trust and record the key of a host that has none in known_hosts (a
+    /// changed key is refused regardless).
+    #[arg(long)]
+    accept_new_host_keys: bool,
+    /// Print no progress on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,28 +98,79 @@ enum Format {
     Json,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DriftFormat {
+    Human,
+    Json,
+    Junit,
+    Github,
+}
+
+const OK: u8 = 0;
+const ERROR: u8 = 1;
+const CHANGES: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let code = match cli.command {
         Command::Validate { spec, format } => validate(&spec, format),
         Command::Schema => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&spec::json_schema()).unwrap_or_default()
             );
-            ExitCode::SUCCESS
+            OK
+        }
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(run(command)),
+            Err(e) => {
+                eprintln!("error: cannot start the runtime: {e}");
+                ERROR
+            }
+        },
+    };
+    ExitCode::from(code)
+}
+
+async fn run(command: Command) -> u8 {
+    let result = match command {
+        Command::Plan {
+            spec,
+            out,
+            detailed_exitcode,
+            format,
+            run,
+        } => plan(&spec, out.as_deref(), detailed_exitcode, format, &run).await,
+        Command::Apply {
+            target,
+            auto_approve,
+            run,
+        } => apply(&target, auto_approve, &run).await,
+        Command::Drift { spec, format, run } => drift(&spec, format, &run).await,
+        Command::Verify { spec, run } => verify(&spec, &run).await,
+        Command::Unlock { spec, lock_id, run } => unlock(&spec, &lock_id, &run).await,
+        Command::Validate { .. } | Command::Schema => Ok(OK),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ERROR
         }
     }
 }
 
-fn validate(path: &std::path::Path, format: Format) -> ExitCode {
+fn validate(path: &Path, format: Format) -> u8 {
     let result = spec::load_file(path);
     let (ok, diagnostics) = match &result {
         Ok(loaded) => (true, loaded.warnings.clone()),
         Err(LoadError::Invalid(d)) => (false, d.clone()),
         Err(e @ LoadError::Read { .. }) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return ERROR;
         }
     };
     match format {
@@ -73,33 +189,329 @@ fn validate(path: &std::path::Path, format: Format) -> ExitCode {
             if let Ok(loaded) = &result {
                 let s = &loaded.spec;
                 println!(
-                    "{}: valid ({} sites, {} front-end servers, {} edge servers, {} certificates{})",
+                    "{}: valid ({}, {}, {}, {}{})",
                     path.display(),
-                    s.sites.len(),
-                    s.frontend_pools
-                        .iter()
-                        .map(|p| p.servers.len())
-                        .sum::<usize>(),
-                    s.edge_pools.iter().map(|p| p.servers.len()).sum::<usize>(),
-                    s.certificates.len(),
+                    count(s.sites.len(), "site"),
+                    count(
+                        s.frontend_pools.iter().map(|p| p.servers.len()).sum(),
+                        "front-end server"
+                    ),
+                    count(
+                        s.edge_pools.iter().map(|p| p.servers.len()).sum(),
+                        "edge server"
+                    ),
+                    count(s.certificates.len(), "certificate"),
                     match diagnostics.warnings() {
                         0 => String::new(),
-                        n => format!(", {n} warning{}", if n == 1 { "" } else { "s" }),
+                        n => format!(", {}", count(n, "warning")),
                     }
                 );
             } else {
                 let n = diagnostics.errors();
                 eprintln!(
-                    "{}: {n} error{} found; nothing was changed",
+                    "{}: {} found; nothing was changed",
                     path.display(),
-                    if n == 1 { "" } else { "s" }
+                    count(n, "error")
                 );
             }
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    if ok { OK } else { ERROR }
+}
+
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Loads a spec for a run; validation problems are printed as `validate` does.
+fn load(path: &Path) -> anyhow::Result<Spec> {
+    match spec::load_file(path) {
+        Ok(loaded) => {
+            eprint!("{}", loaded.warnings);
+            Ok(loaded.spec)
+        }
+        Err(LoadError::Invalid(d)) => {
+            eprint!("{d}");
+            anyhow::bail!(
+                "{}: {} found; nothing was changed",
+                path.display(),
+                count(d.errors(), "error")
+            )
+        }
+        Err(e) => Err(e.into()),
     }
+}
+
+fn options(run: &RunArgs) -> Options {
+    Options {
+        parallelism: run.parallelism,
+        accept_new_host_keys: run.accept_new_host_keys,
+    }
+}
+
+fn style() -> Style {
+    Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+async fn prepared(path: &Path, run: &RunArgs) -> anyhow::Result<Prepared> {
+    let spec = load(path)?;
+    let progress = Progress::new(spec.redactor.clone(), run.quiet);
+    let p = apply::prepare(spec, options(run), &progress).await?;
+    Ok(p)
+}
+
+/// Prints to stdout with every known secret masked.
+fn print_out(p: &Prepared, text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(p.spec.redactor.redact(text).as_bytes());
+}
+
+async fn plan(
+    path: &Path,
+    out: Option<&Path>,
+    detailed: bool,
+    format: Format,
+    run: &RunArgs,
+) -> anyhow::Result<u8> {
+    let p = prepared(path, run).await?;
+    match format {
+        Format::Human => print_out(&p, &render::human(&p.plan, style())),
+        Format::Json => print_out(&p, &(render::json(&p.plan) + "\n")),
+    }
+    if let Some(file) = out {
+        save_plan(&p, path, file)?;
+        eprintln!(
+            "Saved the plan to {}; run `xfed apply {}` to carry out exactly it.",
+            file.display(),
+            file.display()
+        );
+    }
+    Ok(if detailed && p.plan.has_changes() {
+        CHANGES
+    } else {
+        OK
+    })
+}
+
+fn spec_sha256(path: &Path) -> anyhow::Result<String> {
+    Ok(xfed::plan::diff::sha256_hex(&std::fs::read(path)?))
+}
+
+fn save_plan(p: &Prepared, spec_path: &Path, file: &Path) -> anyhow::Result<()> {
+    let saved = SavedPlan {
+        xfed_plan: saved::FORMAT,
+        xfed_version: env!("CARGO_PKG_VERSION").into(),
+        spec: std::fs::canonicalize(spec_path)?,
+        spec_sha256: spec_sha256(spec_path)?,
+        created_unix: apply::lock::now_unix(),
+        plan: p.plan.clone(),
+    };
+    let text = p
+        .spec
+        .redactor
+        .redact(&serde_json::to_string_pretty(&saved)?);
+    std::fs::write(file, text + "\n")?;
+    Ok(())
+}
+
+fn read_saved(file: &Path) -> Option<SavedPlan> {
+    let text = std::fs::read_to_string(file).ok()?;
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(&text).ok()
+}
+
+async fn apply(target: &Path, auto_approve: bool, run: &RunArgs) -> anyhow::Result<u8> {
+    let saved = read_saved(target);
+    let spec_path = saved
+        .as_ref()
+        .map_or_else(|| target.to_path_buf(), |s| s.spec.clone());
+    if let Some(s) = &saved
+        && spec_sha256(&s.spec)? != s.spec_sha256
+    {
+        anyhow::bail!(
+            "stale plan: the spec `{}` changed since the plan was made; nothing was changed\nhint: run `xfed plan` again",
+            s.spec.display()
+        );
+    }
+    let p = prepared(&spec_path, run).await?;
+    if let Some(s) = &saved {
+        let why = saved::staleness(&s.plan, &p.plan);
+        if !why.is_empty() {
+            anyhow::bail!(
+                "stale plan: the live world changed since the plan was made; nothing was changed:\n  {}\nhint: run `xfed plan` again",
+                why.join("\n  ")
+            );
+        }
+    } else {
+        print_out(&p, &render::human(&p.plan, style()));
+    }
+    if !p.plan.has_changes() {
+        if saved.is_some() {
+            println!("No changes. The live world matches the spec.");
+        }
+        report_verify(&p).await;
+        return Ok(OK);
+    }
+    if saved.is_none() && !auto_approve && !confirm()? {
+        eprintln!("Apply cancelled; nothing was changed.");
+        return Ok(ERROR);
+    }
+    let progress = Progress::new(p.spec.redactor.clone(), run.quiet);
+    let lease = apply::lock::Lease::new(15 * 60);
+    apply::lock_all(&p, &lease, &progress).await?;
+    let result = apply::execute(&p, &p.plan, &progress).await;
+    let kept = apply::unlock_all(&p, &lease.id).await;
+    if !kept.is_empty() {
+        eprintln!(
+            "warning: lock {} could not be released on {} (unreachable); the next apply from this machine takes it over, or run `xfed unlock SPEC {}`",
+            lease.id,
+            kept.join(", "),
+            lease.id
+        );
+    }
+    let report = result?;
+    let s = p.plan.summary();
+    let failed_listeners = report_verify(&p).await;
+    println!(
+        "Apply complete! Resources: {} added, {} changed, {} destroyed ({} steps).",
+        s.add,
+        s.change,
+        s.destroy,
+        report.done.len()
+    );
+    Ok(if failed_listeners == 0 { OK } else { ERROR })
+}
+
+/// Prints the verify table; returns how many listeners failed.
+async fn report_verify(p: &Prepared) -> usize {
+    let rows = apply::verify_listeners(p).await;
+    if rows.is_empty() {
+        return 0;
+    }
+    let mut text = String::from("\nVerify:\n");
+    let mut failed = 0;
+    for (host, what, ok) in &rows {
+        if !ok {
+            failed += 1;
+        }
+        text.push_str(&format!(
+            "  {} {host:<28} {what}\n",
+            if *ok { "ok  " } else { "FAIL" }
+        ));
+    }
+    print_out(p, &text);
+    failed
+}
+
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "apply needs confirmation, but stdin is not a terminal\nhint: review the plan, then pass --auto-approve (or apply a saved plan file)"
+        );
+    }
+    print!(
+        "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+async fn drift(path: &Path, format: DriftFormat, run: &RunArgs) -> anyhow::Result<u8> {
+    let p = prepared(path, run).await?;
+    let plan = &p.plan;
+    let text = match format {
+        DriftFormat::Human => {
+            if plan.has_changes() {
+                format!(
+                    "Drift detected: the live world differs from the spec.\n{}",
+                    render::human(plan, style())
+                )
+            } else {
+                "No drift: the live world matches the spec.\n".to_string()
+            }
+        }
+        DriftFormat::Json => render::json(plan) + "\n",
+        DriftFormat::Junit => junit(plan, path),
+        DriftFormat::Github => github(plan),
+    };
+    print_out(&p, &text);
+    Ok(if plan.has_changes() { CHANGES } else { OK })
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn junit(plan: &Plan, spec: &Path) -> String {
+    let failures = plan.changes.iter().filter(|c| c.action.is_change()).count();
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"xfed drift {}\" tests=\"{}\" failures=\"{failures}\">\n",
+        xml_escape(&spec.display().to_string()),
+        plan.changes.len()
+    );
+    for c in &plan.changes {
+        s.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"{}\"",
+            xml_escape(&c.host),
+            xml_escape(&c.address)
+        ));
+        if c.action.is_change() {
+            let body = c.diff.clone().unwrap_or_default();
+            s.push_str(&format!(
+                ">\n    <failure message=\"{} {}\">{}</failure>\n  </testcase>\n",
+                c.action.verb(),
+                xml_escape(&c.reason),
+                xml_escape(&body)
+            ));
+        } else {
+            s.push_str("/>\n");
+        }
+    }
+    s.push_str("</testsuite>\n");
+    s
+}
+
+fn github(plan: &Plan) -> String {
+    let mut s = String::new();
+    for c in plan.changes.iter().filter(|c| c.action.is_change()) {
+        let (file, line) = c.origin.rsplit_once(':').unwrap_or((&c.origin, "1"));
+        let level = if c.action == Action::Create {
+            "warning"
+        } else {
+            "error"
+        };
+        s.push_str(&format!(
+            "::{level} file={file},line={line},title=xfed drift::{} {}: {}\n",
+            c.address,
+            c.action.verb(),
+            c.reason
+        ));
+    }
+    s.push_str(&format!("{}\n", render::summary_line(plan.summary())));
+    s
+}
+
+async fn verify(path: &Path, run: &RunArgs) -> anyhow::Result<u8> {
+    let p = prepared(path, run).await?;
+    let failed = report_verify(&p).await;
+    Ok(if failed == 0 { OK } else { ERROR })
+}
+
+async fn unlock(path: &Path, id: &str, run: &RunArgs) -> anyhow::Result<u8> {
+    let p = prepared(path, run).await?;
+    apply::unlock_all(&p, id).await;
+    println!(
+        "Lock {id} removed from {} host(s) where it was held.",
+        p.hosts.len()
+    );
+    Ok(OK)
 }

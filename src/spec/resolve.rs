@@ -160,7 +160,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn reference(&mut self, field: &str, what: &str, name: &str, known: &[&str]) -> bool {
-        if known.iter().any(|k| *k == name) {
+        if known.contains(&name) {
             return true;
         }
         let hint = did_you_mean(name, known.iter().copied()).or_else(|| {
@@ -1149,7 +1149,15 @@ impl<'a> Resolver<'a> {
             let base = format!("partners[{i}]");
             let tls = match p.tls.unwrap_or(RawTls::Required) {
                 RawTls::Required => TlsRequirement::Required,
-                RawTls::Optional => TlsRequirement::Optional,
+                RawTls::Optional => {
+                    let d = self.error(
+                        &format!("{base}.tls"),
+                        format!("partner `{}`: `tls: optional` is not supported", p.domain),
+                    );
+                    d.expected = Some("`tls: required`".into());
+                    d.hint = Some("the gateway never sends server-to-server traffic in the clear; partners without TLS cannot federate".into());
+                    TlsRequirement::Optional
+                }
             };
             out.push(Partner {
                 domain: self.dns_name(&p.domain, &format!("{base}.domain"), false),

@@ -1,0 +1,552 @@
+//! Apply: run a plan's stages in order, hosts of a stage in parallel.
+//!
+//! Every write is atomic (the transport's temp-file-and-rename), every
+//! changed file and binary is first copied aside (`*.xfed-prev`), so a
+//! host that fails its health gate is put back on its previous version and
+//! the rollout stops there: each host ends on its old or its new version,
+//! never half-written, and a second apply converges.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::engine::Prepared;
+use super::hosts::Host;
+use super::lock::{self, Acquire, Lease};
+use super::observe::{listens, observe_host};
+use super::progress::Progress;
+use super::service::run_op;
+use crate::plan::{Action, Change, Desired, Observed, Plan, Resource, ServiceOp};
+use crate::transport::{Command, Transport, TransportError, WriteOpts};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{}", lock_message(.0))]
+    Locked(Vec<(String, Lease, Option<String>)>),
+    #[error("apply stopped at stage `{stage}`:\n{}\n{}", failures(.failed), done_summary(.done, .not_done))]
+    Failed {
+        stage: String,
+        failed: Vec<(String, String)>,
+        done: Vec<String>,
+        not_done: Vec<String>,
+    },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+fn lock_message(held: &[(String, Lease, Option<String>)]) -> String {
+    let mut s = String::from("another apply holds the lock; nothing was changed:");
+    for (host, l, stale) in held {
+        s.push_str(&format!(
+            "\n  {host}: lock {} held by {}@{} (pid {}) since {}",
+            l.id, l.user, l.machine, l.pid, l.since_unix
+        ));
+        if let Some(why) = stale {
+            s.push_str(&format!(" — STALE: {why}"));
+        }
+    }
+    if let Some((_, l, _)) = held.first() {
+        s.push_str(&format!(
+            "\nhint: if no apply is running, clear it with `xfed unlock SPEC {}`",
+            l.id
+        ));
+    }
+    s
+}
+
+fn failures(failed: &[(String, String)]) -> String {
+    failed
+        .iter()
+        .map(|(h, e)| format!("  {h}: {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn done_summary(done: &[String], not_done: &[String]) -> String {
+    let mut s = format!("done ({}):", done.len());
+    for d in done {
+        s.push_str(&format!("\n  ✓ {d}"));
+    }
+    s.push_str(&format!("\nnot done ({}):", not_done.len()));
+    for d in not_done {
+        s.push_str(&format!("\n  · {d}"));
+    }
+    s.push_str("\nhint: fix the cause and run apply again; it continues from the live state");
+    s
+}
+
+/// What an apply did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub done: Vec<String>,
+}
+
+pub fn lock_path(p: &Prepared) -> String {
+    format!("{}/xfed.lock", p.spec.gateway.state_dir)
+}
+
+/// Takes the lease on every host of the run, or none. A lease whose holder
+/// is provably gone (an apply on this machine that was killed, or that
+/// could not release a host it lost) is taken over and reported; any other
+/// held lease stops the apply.
+pub async fn lock_all(p: &Prepared, lease: &Lease, progress: &Progress) -> Result<(), ApplyError> {
+    let path = lock_path(p);
+    let tasks: Vec<_> = p
+        .hosts
+        .values()
+        .map(|h| {
+            let (h, path, lease) = (h.clone(), path.clone(), lease.clone());
+            tokio::spawn(async move {
+                let fqdn = h.fqdn.clone();
+                let r = h
+                    .with(move |t| -> Result<Option<(Lease, bool)>, TransportError> {
+                        match lock::acquire(t, &path, &lease)? {
+                            Acquire::Acquired => Ok(None),
+                            Acquire::Held(old) if old.holder_gone(&lease.machine) => {
+                                let won = lock::take_over(t, &path, &old.id, &lease)?;
+                                Ok(Some((old, won)))
+                            }
+                            Acquire::Held(old) => Ok(Some((old, false))),
+                        }
+                    })
+                    .await;
+                (fqdn, r)
+            })
+        })
+        .collect();
+    let now = lock::now_unix();
+    let mut held = Vec::new();
+    let mut err = None;
+    for t in tasks {
+        let Ok((host, r)) = t.await else { continue };
+        match r {
+            Ok(None) => {}
+            Ok(Some((old, true))) => progress.line(
+                &host,
+                format!(
+                    "stale lock {} of {}@{} (pid {}, gone) taken over",
+                    old.id, old.user, old.machine, old.pid
+                ),
+            ),
+            Ok(Some((old, false))) => {
+                let stale = old.stale_because(now, &lease.machine);
+                held.push((host, old, stale));
+            }
+            Err(e) => err = Some(e),
+        }
+    }
+    if !held.is_empty() || err.is_some() {
+        unlock_all(p, &lease.id).await;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        return Err(ApplyError::Locked(held));
+    }
+    Ok(())
+}
+
+/// Releases the lease everywhere it can; returns the hosts where it could
+/// not (a host lost during the run keeps it until the next apply).
+pub async fn unlock_all(p: &Prepared, id: &str) -> Vec<String> {
+    let path = lock_path(p);
+    let tasks: Vec<_> = p
+        .hosts
+        .values()
+        .map(|h| {
+            let (h, path, id) = (h.clone(), path.clone(), id.to_string());
+            tokio::spawn(async move {
+                (
+                    h.fqdn.clone(),
+                    h.with(move |t| lock::release(t, &path, &id)).await,
+                )
+            })
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for t in tasks {
+        if let Ok((host, Err(_))) = t.await {
+            kept.push(host);
+        }
+    }
+    kept
+}
+
+/// Runs the plan. The caller holds the lock.
+pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<Report, ApplyError> {
+    let by_address: HashMap<&str, &Resource> = p
+        .resources
+        .iter()
+        .map(|r| (r.address.as_str(), r))
+        .collect();
+    let mut report = Report::default();
+    let gate = p.spec.rollout.health_gate_timeout;
+
+    for (si, stage) in plan.stages.iter().enumerate() {
+        let mut per_host: BTreeMap<String, Vec<(Change, Resource)>> = BTreeMap::new();
+        for &i in &stage.changes {
+            let c = &plan.changes[i];
+            if let Some(r) = by_address.get(c.address.as_str()) {
+                per_host
+                    .entry(c.host.clone())
+                    .or_default()
+                    .push((c.clone(), (*r).clone()));
+            }
+        }
+        if !per_host
+            .values()
+            .flatten()
+            .any(|(c, _)| c.action.is_change())
+        {
+            continue;
+        }
+        progress.line(
+            "",
+            format!("stage {}: {}", stage.name, stage.hosts.join(", ")),
+        );
+        let mut tasks = Vec::new();
+        for (host, items) in per_host {
+            let Some(h) = p.hosts.get(&host).cloned() else {
+                continue;
+            };
+            let listeners: Vec<Resource> = p
+                .resources
+                .iter()
+                .filter(|r| r.host == host && matches!(r.desired, Desired::Listener(_)))
+                .cloned()
+                .collect();
+            let progress = progress.clone();
+            let health_gate = stage.health_gate;
+            tasks.push(tokio::spawn(async move {
+                let r = apply_host(&h, items, listeners, health_gate, gate, &progress).await;
+                (host, r)
+            }));
+        }
+        let mut failed = Vec::new();
+        for t in tasks {
+            let Ok((host, r)) = t.await else { continue };
+            match r {
+                Ok(done) => report.done.extend(done),
+                Err((done, e)) => {
+                    report.done.extend(done);
+                    failed.push((host, e));
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let not_done: Vec<String> = plan.stages[si..]
+                .iter()
+                .flat_map(|s| s.changes.iter())
+                .map(|&i| &plan.changes[i])
+                .filter(|c| c.action.is_change() && !report.done.contains(&c.address))
+                .map(|c| c.address.clone())
+                .collect();
+            return Err(ApplyError::Failed {
+                stage: stage.name.clone(),
+                failed,
+                done: report.done,
+                not_done,
+            });
+        }
+    }
+    Ok(report)
+}
+
+type HostResult = Result<Vec<String>, (Vec<String>, String)>;
+
+async fn apply_host(
+    h: &Host,
+    items: Vec<(Change, Resource)>,
+    listeners: Vec<Resource>,
+    health_gate: bool,
+    gate: Duration,
+    progress: &Progress,
+) -> HostResult {
+    let changed: Vec<(Change, Resource)> = items
+        .into_iter()
+        .filter(|(c, _)| c.action.is_change())
+        .collect();
+    if changed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let progress = progress.clone();
+    let host = h.fqdn.clone();
+    h.with(move |t| {
+        let mut done = Vec::new();
+        let mut written: Vec<(String, bool)> = Vec::new(); // (path, had a previous version)
+        let fail = |done: Vec<String>, e: String| Err((done, e));
+
+        // Keep the current version of everything about to be replaced.
+        let paths: Vec<String> = changed
+            .iter()
+            .filter_map(|(_, r)| match &r.desired {
+                Desired::File(f) => Some(f.path.clone()),
+                Desired::Binary(b) => Some(b.path.clone()),
+                _ => None,
+            })
+            .collect();
+        let had_prev = match backup(t, &paths) {
+            Ok(v) => v,
+            Err(e) => return fail(done, e.to_string()),
+        };
+
+        let mut service: Option<(crate::plan::ServiceSpec, ServiceOp)> = None;
+        for (c, r) in &changed {
+            let result: Result<(), String> = match &r.desired {
+                Desired::File(f) => t
+                    .write_file(&f.path, f.content.as_bytes(), &file_opts(f.mode, &f.owner))
+                    .map_err(|e| e.to_string()),
+                Desired::Binary(b) => write_binary(t, b),
+                Desired::Service(s) => {
+                    service = c.service_op.map(|op| (s.clone(), op));
+                    Ok(())
+                }
+                Desired::Listener(_) => Ok(()),
+            };
+            match result {
+                Ok(()) => {
+                    if let Desired::File(f) = &r.desired {
+                        written.push((f.path.clone(), had_prev.contains(&f.path)));
+                    }
+                    if let Desired::Binary(b) = &r.desired {
+                        written.push((b.path.clone(), had_prev.contains(&b.path)));
+                    }
+                    if !matches!(r.desired, Desired::Service(_)) {
+                        progress.line(
+                            &host,
+                            format!("{} {} ({})", verb(c.action), short(&c.address), c.reason),
+                        );
+                        done.push(c.address.clone());
+                    }
+                }
+                Err(e) => {
+                    let _ = restore(t, &written);
+                    return fail(done, format!("{}: {e}", short(&c.address)));
+                }
+            }
+        }
+
+        if let Some((s, op)) = &service {
+            progress.line(&host, format!("{} service {}", op_name(*op), s.name));
+            if let Err(e) = run_op(t, s, *op, gate) {
+                let why = format!("{} of `{}` failed: {e}", op_name(*op), s.name);
+                return fail(Vec::new(), rollback(t, &written, s, &why, &progress, &host));
+            }
+            if let Some((c, _)) = changed
+                .iter()
+                .find(|(_, r)| matches!(r.desired, Desired::Service(_)))
+            {
+                done.push(c.address.clone());
+            }
+        }
+
+        if health_gate {
+            let service_res = changed.iter().find_map(|(_, r)| match &r.desired {
+                Desired::Service(s) => Some(s.clone()),
+                _ => None,
+            });
+            if let Err(e) = health(t, &listeners, gate) {
+                let why = format!("health gate failed: {e}");
+                return match service_res.or_else(|| service.as_ref().map(|(s, _)| s.clone())) {
+                    Some(s) => fail(
+                        Vec::new(),
+                        rollback(t, &written, &s, &why, &progress, &host),
+                    ),
+                    None => fail(done, why),
+                };
+            }
+            if !listeners.is_empty() {
+                progress.line(&host, "health gate passed: every listener answers");
+            }
+        }
+        Ok(done)
+    })
+    .await
+}
+
+fn op_name(op: ServiceOp) -> &'static str {
+    match op {
+        ServiceOp::Start => "start",
+        ServiceOp::Restart => "restart",
+        ServiceOp::Reload => "reload",
+    }
+}
+
+fn verb(a: Action) -> &'static str {
+    match a {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Replace => "replaced",
+        Action::Delete => "destroyed",
+        Action::NoOp => "kept",
+    }
+}
+
+fn short(address: &str) -> String {
+    crate::plan::plan::short_address(address)
+}
+
+fn file_opts(mode: u32, owner: &str) -> WriteOpts {
+    WriteOpts::default()
+        .mode(mode)
+        .owner(owner)
+        .create_dirs(true)
+}
+
+/// Copies each existing path to `PATH.xfed-prev`; returns those that existed.
+const BACKUP: &str = r#"
+for f in "$@"; do
+  if [ -f "$f" ]; then cp -p -- "$f" "$f.xfed-prev" && echo "$f"; fi
+done
+"#;
+
+fn backup(t: &mut dyn Transport, paths: &[String]) -> Result<Vec<String>, TransportError> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = t.run_ok(
+        &Command::new("sh")
+            .args(["-c", BACKUP, "xfed-backup"])
+            .args(paths.iter().cloned())
+            .label("backup"),
+    )?;
+    Ok(out.stdout_text().lines().map(str::to_string).collect())
+}
+
+/// Puts every written path back: the previous version where there was one,
+/// nothing where there was none.
+const RESTORE: &str = r#"
+while [ $# -ge 2 ]; do
+  f=$1; had=$2; shift 2
+  if [ "$had" = 1 ]; then mv -f -- "$f.xfed-prev" "$f"; else rm -f -- "$f"; fi
+done
+"#;
+
+fn restore(t: &mut dyn Transport, written: &[(String, bool)]) -> Result<(), TransportError> {
+    if written.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("sh")
+        .args(["-c", RESTORE, "xfed-restore"])
+        .label("rollback");
+    for (p, had) in written {
+        cmd = cmd.arg(p.clone()).arg(if *had { "1" } else { "0" });
+    }
+    t.run_ok(&cmd).map(drop)
+}
+
+fn rollback(
+    t: &mut dyn Transport,
+    written: &[(String, bool)],
+    s: &crate::plan::ServiceSpec,
+    why: &str,
+    progress: &Progress,
+    host: &str,
+) -> String {
+    progress.line(host, format!("{why}; rolling back to the previous version"));
+    let restored = restore(t, written);
+    let restarted = if written.iter().any(|(_, had)| *had) {
+        run_op(t, s, ServiceOp::Restart, Duration::from_secs(15))
+    } else {
+        super::service::direct_stop(t, s)
+    };
+    match (restored, restarted) {
+        (Ok(()), Ok(())) => format!("{why}; rolled back to the previous version"),
+        (r1, r2) => format!(
+            "{why}; ROLLBACK INCOMPLETE: {}",
+            [r1.err(), r2.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+fn write_binary(t: &mut dyn Transport, b: &crate::plan::BinarySpec) -> Result<(), String> {
+    let data = std::fs::read(&b.source)
+        .map_err(|e| format!("cannot read `{}`: {e}", b.source.display()))?;
+    let sha = crate::plan::diff::sha256_hex(&data);
+    if sha != b.sha256 {
+        return Err(format!(
+            "`{}` changed since the plan was made",
+            b.source.display()
+        ));
+    }
+    t.write_file(&b.path, &data, &file_opts(b.mode, "root"))
+        .map_err(|e| e.to_string())?;
+    match t.stat(&b.path).map_err(|e| e.to_string())? {
+        Some(st) if st.sha256.as_deref() == Some(b.sha256.as_str()) => Ok(()),
+        _ => Err("the binary on the host does not have the expected sha256 after upload".into()),
+    }
+}
+
+/// Waits until every listener of the host answers (`ss` on the host).
+fn health(t: &mut dyn Transport, listeners: &[Resource], timeout: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    let mut missing: Vec<String>;
+    loop {
+        let out = t
+            .run_ok(&Command::new("ss").arg("-ltnH").label("health"))
+            .map_err(|e| e.to_string())?
+            .stdout_text();
+        let sockets: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+            .collect();
+        missing = listeners
+            .iter()
+            .filter_map(|r| match &r.desired {
+                Desired::Listener(l) if !listens(&sockets, &l.address.to_string(), l.port) => {
+                    Some(format!("{} {}:{}", l.name, l.address, l.port))
+                }
+                _ => None,
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!(
+                "not listening after {}s: {}",
+                timeout.as_secs(),
+                missing.join(", ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Re-reads listeners after an apply: the verify phase.
+pub async fn verify_listeners(p: &Prepared) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    for (fqdn, h) in &p.hosts {
+        let mine: Vec<Resource> = p
+            .resources
+            .iter()
+            .filter(|r| &r.host == fqdn && matches!(r.desired, Desired::Listener(_)))
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let r = h.with(move |t| {
+            let refs: Vec<&Resource> = mine.iter().collect();
+            observe_host(t, &refs)
+        });
+        if let Ok(obs) = r.await {
+            let mut rows: Vec<(String, String, bool)> = obs
+                .into_iter()
+                .map(|(addr, o)| {
+                    (
+                        fqdn.clone(),
+                        short(&addr),
+                        matches!(o, Observed::Listener(l) if l.listening),
+                    )
+                })
+                .collect();
+            rows.sort();
+            out.extend(rows);
+        }
+    }
+    out
+}

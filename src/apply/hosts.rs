@@ -1,0 +1,118 @@
+//! One transport per host for a whole run, driven from tokio.
+//!
+//! libssh2 is blocking and a session must not be shared between threads,
+//! so each host's transport sits behind a mutex and every use runs on
+//! tokio's blocking pool; hosts run in parallel, one host's operations in
+//! sequence. Connecting is bounded by `--parallelism`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+
+use crate::spec::{Become, Spec, SshAuth, SshTarget};
+use crate::transport::{self, SshConfig, SshTransport, Transport, TransportError};
+
+/// A connected host.
+#[derive(Clone)]
+pub struct Host {
+    pub fqdn: String,
+    transport: Arc<Mutex<Box<dyn Transport>>>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("fqdn", &self.fqdn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    pub fn new(fqdn: impl Into<String>, t: Box<dyn Transport>) -> Host {
+        Host {
+            fqdn: fqdn.into(),
+            transport: Arc::new(Mutex::new(t)),
+        }
+    }
+
+    /// Runs `f` with this host's transport on the blocking pool.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Transport) -> T + Send + 'static,
+    ) -> T {
+        let t = self.transport.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = t.lock().unwrap_or_else(|p| p.into_inner());
+            f(guard.as_mut())
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOptions {
+    pub accept_new_host_keys: bool,
+    pub parallelism: usize,
+}
+
+pub fn ssh_config(fqdn: &str, t: &SshTarget, accept_new: bool) -> SshConfig {
+    let auth = match &t.auth {
+        SshAuth::KeyFile { path, passphrase } => transport::SshAuth::KeyFile {
+            path: path.clone(),
+            passphrase: passphrase.clone(),
+        },
+        SshAuth::Agent => transport::SshAuth::Agent,
+    };
+    let mut c = SshConfig::new(fqdn, &t.host, &t.user, auth, &t.known_hosts);
+    c.port = t.port;
+    c.accept_new_host_keys = accept_new;
+    c.escalation = match t.become_ {
+        Become::None => transport::Become::None,
+        Become::Sudo => transport::Become::Sudo,
+    };
+    c.connect_timeout = t.connect_timeout;
+    c.command_timeout = t.command_timeout;
+    c
+}
+
+/// Connects to every server of the spec (or of `only`), at most
+/// `parallelism` at a time. Returns the hosts reached and the failures.
+pub async fn connect_all(
+    spec: &Spec,
+    only: Option<&[String]>,
+    opts: ConnectOptions,
+) -> (BTreeMap<String, Host>, Vec<(String, TransportError)>) {
+    let sem = Arc::new(Semaphore::new(opts.parallelism.max(1)));
+    let mut tasks = Vec::new();
+    for s in spec.servers() {
+        if only.is_some_and(|o| !o.contains(&s.fqdn)) {
+            continue;
+        }
+        let config = ssh_config(&s.fqdn, &s.ssh, opts.accept_new_host_keys);
+        let fqdn = s.fqdn.clone();
+        let sem = sem.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let r = tokio::task::spawn_blocking(move || SshTransport::connect(config)).await;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            (fqdn, r)
+        }));
+    }
+    let mut hosts = BTreeMap::new();
+    let mut failed = Vec::new();
+    for t in tasks {
+        let Ok((fqdn, r)) = t.await else { continue };
+        match r {
+            Ok(t) => {
+                hosts.insert(fqdn.clone(), Host::new(fqdn, Box::new(t)));
+            }
+            Err(e) => failed.push((fqdn, e)),
+        }
+    }
+    (hosts, failed)
+}

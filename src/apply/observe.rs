@@ -1,0 +1,219 @@
+//! Observation: the live state of every resource on a host, read in ONE
+//! round trip, and the host's facts in one more.
+//!
+//! The script is fixed text; paths travel as arguments (quoted once by the
+//! transport), never spliced into the script. Reads never change anything.
+
+use std::collections::HashMap;
+
+use crate::plan::{Desired, FileFact, ListenerFact, Manager, Observed, Resource, ServiceFact};
+use crate::transport::{Command, Transport, TransportError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("`{host}`: cannot read the state of `{address}`: {why}")]
+    Parse {
+        host: String,
+        address: String,
+        why: String,
+    },
+}
+
+/// Reads: `<idx> file|binary PATH`, `<idx> pidfile PATH`, `<idx> systemd UNIT`;
+/// answers one `R <idx> …` line per item, then `L <local address>` per
+/// listening TCP socket.
+const SCRIPT: &str = r#"
+while [ $# -ge 3 ]; do
+  i=$1; k=$2; v=$3; shift 3
+  case $k in
+  file|binary)
+    if [ -f "$v" ] && [ ! -L "$v" ]; then
+      st=$(stat -c '%a %U %G %s' -- "$v")
+      sum=$(sha256sum -- "$v"); sum=${sum%% *}
+      if [ "$k" = file ]; then b=$(base64 -w0 -- "$v"); [ -n "$b" ] || b=-; else b=-; fi
+      echo "R $i present $st $sum $b"
+    elif [ -e "$v" ] || [ -L "$v" ]; then echo "R $i notfile"
+    else echo "R $i absent"; fi ;;
+  pidfile|systemd)
+    pid=
+    if [ "$k" = systemd ]; then
+      systemctl is-active --quiet -- "$v" 2>/dev/null && pid=$(systemctl show -p MainPID --value -- "$v")
+    else
+      pid=$(head -c 32 -- "$v" 2>/dev/null | tr -cd 0-9)
+    fi
+    state=
+    [ -n "$pid" ] && [ "$pid" != 0 ] && state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/$pid/status 2>/dev/null)
+    if [ -n "$state" ] && [ "$state" != Z ]; then
+      sum=$(sha256sum /proc/$pid/exe 2>/dev/null); sum=${sum%% *}
+      echo "R $i running $pid ${sum:--}"
+    else echo "R $i stopped"; fi ;;
+  esac
+done
+ss -ltnH 2>/dev/null | while read -r _ _ _ local _; do echo "L $local"; done
+"#;
+
+/// Observes every resource of one host.
+pub fn observe_host(
+    t: &mut dyn Transport,
+    resources: &[&Resource],
+) -> Result<HashMap<String, Observed>, ObserveError> {
+    let mut cmd = Command::new("sh")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg("xfed-observe")
+        .label("observe");
+    for (i, r) in resources.iter().enumerate() {
+        let (kind, value) = match &r.desired {
+            Desired::File(f) => ("file", f.path.as_str()),
+            Desired::Binary(b) => ("binary", b.path.as_str()),
+            Desired::Service(s) => match s.manager {
+                Manager::Direct => ("pidfile", s.pid_file.as_str()),
+                Manager::Systemd => ("systemd", s.name.as_str()),
+            },
+            Desired::Listener(_) => continue,
+        };
+        cmd = cmd.arg(i.to_string()).arg(kind).arg(value);
+    }
+    let host = t.host().to_string();
+    let out = t.run_ok(&cmd)?;
+    parse(&host, resources, &out.stdout_text())
+}
+
+fn parse(
+    host: &str,
+    resources: &[&Resource],
+    text: &str,
+) -> Result<HashMap<String, Observed>, ObserveError> {
+    let mut facts: HashMap<usize, Vec<&str>> = HashMap::new();
+    let mut listening: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split(' ');
+        match f.next() {
+            Some("R") => {
+                if let Some(i) = f.next().and_then(|i| i.parse().ok()) {
+                    facts.insert(i, f.collect());
+                }
+            }
+            Some("L") => listening.extend(f.next().map(str::to_string)),
+            _ => {}
+        }
+    }
+    let mut out = HashMap::new();
+    for (i, r) in resources.iter().enumerate() {
+        let err = |why: String| ObserveError::Parse {
+            host: host.into(),
+            address: r.address.clone(),
+            why,
+        };
+        let observed = match &r.desired {
+            Desired::Listener(l) => Observed::Listener(ListenerFact {
+                listening: listens(&listening, &l.address.to_string(), l.port),
+            }),
+            desired => {
+                let fields = facts
+                    .get(&i)
+                    .ok_or_else(|| err("the host gave no answer".into()))?;
+                match desired {
+                    Desired::File(_) => Observed::File(file_fact(fields, true).map_err(err)?),
+                    Desired::Binary(_) => Observed::Binary(file_fact(fields, false).map_err(err)?),
+                    Desired::Service(_) => Observed::Service(service_fact(fields).map_err(err)?),
+                    Desired::Listener(_) => unreachable!("handled above"),
+                }
+            }
+        };
+        out.insert(r.address.clone(), observed);
+    }
+    Ok(out)
+}
+
+fn file_fact(f: &[&str], with_content: bool) -> Result<Option<FileFact>, String> {
+    match f {
+        ["absent"] => Ok(None),
+        ["notfile"] => Err("the path exists but is not a regular file".into()),
+        ["present", mode, owner, group, size, sha, b64] => {
+            let content = if with_content && *b64 != "-" {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| format!("bad content encoding: {e}"))?;
+                Some(String::from_utf8_lossy(&bytes).into_owned())
+            } else if with_content {
+                Some(String::new())
+            } else {
+                None
+            };
+            Ok(Some(FileFact {
+                mode: u32::from_str_radix(mode, 8).map_err(|_| format!("bad mode `{mode}`"))?,
+                owner: owner.to_string(),
+                group: group.to_string(),
+                size: size.parse().map_err(|_| format!("bad size `{size}`"))?,
+                sha256: sha.to_string(),
+                content,
+            }))
+        }
+        other => Err(format!("unexpected answer `{}`", other.join(" "))),
+    }
+}
+
+fn service_fact(f: &[&str]) -> Result<ServiceFact, String> {
+    match f {
+        ["stopped"] => Ok(ServiceFact {
+            running: false,
+            pid: None,
+            running_sha256: None,
+        }),
+        ["running", pid, sha] => Ok(ServiceFact {
+            running: true,
+            pid: pid.parse().ok(),
+            running_sha256: (*sha != "-").then(|| sha.to_string()),
+        }),
+        other => Err(format!("unexpected answer `{}`", other.join(" "))),
+    }
+}
+
+/// Whether `ss` shows a socket for address:port (or the wildcard).
+pub fn listens(sockets: &[String], address: &str, port: u16) -> bool {
+    let suffix = format!(":{port}");
+    sockets.iter().any(|s| {
+        s.strip_suffix(&suffix).is_some_and(|a| {
+            let a = a.trim_start_matches('[').trim_end_matches(']');
+            a == address || a == "0.0.0.0" || a == "*" || a == "::"
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_matching() {
+        let s = vec![
+            "203.0.113.101:23456".to_string(),
+            "0.0.0.0:22".to_string(),
+            "[::]:8089".to_string(),
+        ];
+        assert!(listens(&s, "203.0.113.101", 23456));
+        assert!(listens(&s, "198.51.100.101", 22));
+        assert!(listens(&s, "203.0.113.101", 8089));
+        assert!(!listens(&s, "198.51.100.101", 5269));
+        assert!(!listens(&s, "203.0.113.102", 23456));
+    }
+
+    #[test]
+    fn file_facts_parse() {
+        assert_eq!(file_fact(&["absent"], true), Ok(None));
+        let f = file_fact(
+            &["present", "640", "root", "root", "3", "abc", "aGkK"],
+            true,
+        )
+        .expect("parses");
+        assert_eq!(
+            f.map(|f| (f.mode, f.content)),
+            Some((0o640, Some("hi\n".to_string())))
+        );
+        assert!(file_fact(&["notfile"], true).is_err());
+    }
+}

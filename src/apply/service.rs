@@ -1,0 +1,123 @@
+//! Service operations on a host: start, stop, restart, reload, for systemd
+//! units and for `direct` services (a pid-file supervised daemon, for hosts
+//! without systemd such as the lab).
+//!
+//! Fixed scripts with arguments, as everywhere: nothing from the spec is
+//! spliced into shell text.
+
+use std::time::Duration;
+
+use crate::plan::{Manager, ServiceOp, ServiceSpec};
+use crate::transport::{Command, Transport, TransportError};
+
+/// `direct` start: detach the daemon from the SSH session (setsid), log
+/// to its log file, and wait until it has written its pid file — the
+/// gateway writes it only after binding every listener.
+const DIRECT_START: &str = r#"
+pidfile=$1; log=$2; wait_s=$3; shift 3
+mkdir -p -- "$(dirname -- "$pidfile")" "$(dirname -- "$log")"
+rm -f -- "$pidfile"
+setsid "$@" >>"$log" 2>&1 </dev/null &
+child=$!
+n=0
+while [ $n -lt $((wait_s * 20)) ]; do
+  if [ -s "$pidfile" ]; then exit 0; fi
+  if ! kill -0 "$child" 2>/dev/null; then
+    echo "the process exited during start-up; last log lines:" >&2
+    tail -n 15 -- "$log" >&2
+    exit 3
+  fi
+  sleep 0.05; n=$((n + 1))
+done
+echo "no pid file after ${wait_s}s; last log lines:" >&2
+tail -n 15 -- "$log" >&2
+exit 4
+"#;
+
+/// `direct` stop: SIGTERM (the gateway drains), then SIGKILL after the grace.
+const DIRECT_STOP: &str = r#"
+pidfile=$1; grace=$2
+pid=$(head -c 32 -- "$pidfile" 2>/dev/null | tr -cd 0-9)
+[ -n "$pid" ] || exit 0
+kill -TERM "$pid" 2>/dev/null || { rm -f -- "$pidfile"; exit 0; }
+n=0
+while kill -0 "$pid" 2>/dev/null && [ $n -lt $((grace * 20)) ]; do
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/$pid/status 2>/dev/null)
+  [ "$state" = Z ] && break
+  sleep 0.05; n=$((n + 1))
+done
+kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+rm -f -- "$pidfile"
+exit 0
+"#;
+
+const DIRECT_RELOAD: &str = r#"
+pid=$(head -c 32 -- "$1" 2>/dev/null | tr -cd 0-9)
+[ -n "$pid" ] && kill -HUP "$pid"
+"#;
+
+/// Performs `op` on the service; `start_wait` bounds the start-up.
+pub fn run_op(
+    t: &mut dyn Transport,
+    s: &ServiceSpec,
+    op: ServiceOp,
+    start_wait: Duration,
+) -> Result<(), TransportError> {
+    match s.manager {
+        Manager::Direct => match op {
+            ServiceOp::Start => direct_start(t, s, start_wait),
+            ServiceOp::Restart => {
+                direct_stop(t, s)?;
+                direct_start(t, s, start_wait)
+            }
+            ServiceOp::Reload => t
+                .run_ok(
+                    &Command::new("sh")
+                        .args(["-c", DIRECT_RELOAD, "xfed-reload", &s.pid_file])
+                        .label("reload"),
+                )
+                .map(drop),
+        },
+        Manager::Systemd => {
+            let unit = format!("{}.service", s.name);
+            t.run_ok(&Command::new("systemctl").arg("daemon-reload"))?;
+            t.run_ok(&Command::new("systemctl").args(["enable", "--quiet", &unit]))?;
+            let verb = match op {
+                ServiceOp::Start => "start",
+                ServiceOp::Restart => "restart",
+                ServiceOp::Reload => "reload",
+            };
+            t.run_ok(&Command::new("systemctl").args([verb, &unit]))
+                .map(drop)
+        }
+    }
+}
+
+fn direct_start(
+    t: &mut dyn Transport,
+    s: &ServiceSpec,
+    wait: Duration,
+) -> Result<(), TransportError> {
+    let secs = wait.as_secs().max(1).to_string();
+    let cmd = Command::new("sh")
+        .args([
+            "-c",
+            DIRECT_START,
+            "xfed-start",
+            &s.pid_file,
+            &s.log_file,
+            &secs,
+        ])
+        .args(s.exec.iter().cloned())
+        .timeout(wait + Duration::from_secs(10))
+        .label(format!("start {}", s.name));
+    t.run_ok(&cmd).map(drop)
+}
+
+pub fn direct_stop(t: &mut dyn Transport, s: &ServiceSpec) -> Result<(), TransportError> {
+    let cmd = Command::new("sh")
+        .args(["-c", DIRECT_STOP, "xfed-stop", &s.pid_file, "15"])
+        .timeout(Duration::from_secs(30))
+        .label(format!("stop {}", s.name));
+    t.run_ok(&cmd).map(drop)
+}

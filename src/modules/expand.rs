@@ -1,0 +1,459 @@
+//! Expansion: spec + module manifests → primitive resources per host.
+//!
+//! Pure: the build artifacts (hashes of what was built) and host facts come
+//! in as values. Every string in a manifest is a minijinja template over
+//! the same context the module's templates see.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+use serde_json::json;
+
+use super::library;
+use super::manifest::{Manifest, ManifestResource, ManifestRole};
+use crate::plan::diff::sha256_hex;
+use crate::plan::{
+    BinarySpec, Desired, FileSpec, ListenerSpec, Manager, Phase, Resource, ServiceSpec,
+};
+use crate::spec::{Origin, Role, ServiceManager, Spec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExpandError {
+    #[error("module `{module}`: manifest is invalid: {message}")]
+    Manifest { module: String, message: String },
+    #[error("module `{module}`: template `{template}` failed for `{host}`: {message}")]
+    Template {
+        module: String,
+        template: String,
+        host: String,
+        message: String,
+    },
+    #[error("module `{module}` needs the build artifact `{artifact}`, which was not built")]
+    MissingArtifact { module: String, artifact: String },
+    #[error("module `{module}`: `{value}` is not a valid {what}")]
+    BadValue {
+        module: String,
+        what: &'static str,
+        value: String,
+    },
+}
+
+/// A local build output a `binary` resource ships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// What expansion needs to know about a host beyond the spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    pub systemd: bool,
+}
+
+pub fn load_manifests() -> Result<Vec<(Manifest, &'static str)>, ExpandError> {
+    library::MODULES
+        .iter()
+        .map(|name| {
+            let text = library::file(&format!("{name}/module.yaml")).ok_or_else(|| {
+                ExpandError::Manifest {
+                    module: name.to_string(),
+                    message: "module.yaml is missing".into(),
+                }
+            })?;
+            let m: Manifest = serde_yaml::from_str(text).map_err(|e| ExpandError::Manifest {
+                module: name.to_string(),
+                message: e.to_string(),
+            })?;
+            Ok((m, *name))
+        })
+        .collect()
+}
+
+/// The published topology: the front-ends' source of truth (as the Lync
+/// management store is), versioned by its own content hash.
+pub fn topology(spec: &Spec) -> serde_json::Value {
+    let body = json!({
+        "sip_domains": spec.sip_domains,
+        "xmpp_domains": spec.xmpp_domains,
+        "sites": spec.sites.iter().map(|s| json!({
+            "name": s.name, "frontend_pool": s.frontend_pool, "xmpp_route": s.xmpp_route,
+        })).collect::<Vec<_>>(),
+        "frontend_pools": spec.frontend_pools.iter().map(|p| json!({
+            "name": p.name, "servers": p.servers.iter().map(|s| &s.fqdn).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "edge_pools": spec.edge_pools.iter().map(|p| json!({
+            "name": p.name, "site": p.site, "xmpp_federation": p.xmpp_federation,
+            "srv": { "priority": p.srv_priority, "weight": p.srv_weight },
+            "servers": p.servers.iter().map(|s| json!({
+                "fqdn": s.server.fqdn,
+                "internal": format!("{}:{}", s.internal_address, s.internal_port),
+                "external": { "fqdn": s.external_fqdn, "address": format!("{}:{}", s.external_address, s.external_port) },
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "policies": spec.policies.iter().map(|p| json!({
+            "identity": p.identity, "scope": p.scope,
+            "enable_federation_access": p.enable_federation_access,
+            "enable_public_cloud_access": p.enable_public_cloud_access,
+            "enable_xmpp_access": p.enable_xmpp_access,
+        })).collect::<Vec<_>>(),
+        "grants": spec.grants.iter().map(|g| json!({ "policy": g.policy, "users": g.users })).collect::<Vec<_>>(),
+        "partners": spec.partners.iter().map(|p| json!({
+            "domain": p.domain, "kind": p.kind, "tls": p.tls, "dialback": p.dialback,
+        })).collect::<Vec<_>>(),
+    });
+    let version = sha256_hex(serde_json::to_string(&body).unwrap_or_default().as_bytes());
+    let mut doc = body;
+    doc["version"] = json!(version[..16].to_string());
+    doc
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env
+}
+
+#[derive(Serialize)]
+struct ServerCtx<'a> {
+    fqdn: &'a str,
+    role: &'a Role,
+    pool: &'a str,
+    site: Option<&'a str>,
+    internal_address: Option<String>,
+    internal_port: Option<u16>,
+    external_fqdn: Option<&'a str>,
+    external_address: Option<String>,
+    external_port: Option<u16>,
+}
+
+struct Target<'a> {
+    server: ServerCtx<'a>,
+    origin: &'a Origin,
+}
+
+/// Every resource of every module for every host of its role.
+pub fn expand(
+    spec: &Spec,
+    artifacts: &HashMap<String, Artifact>,
+    facts: &HashMap<String, HostFacts>,
+) -> Result<Vec<Resource>, ExpandError> {
+    let env = environment();
+    let topo = topology(spec);
+    let mut out = Vec::new();
+    for (manifest, name) in load_manifests()? {
+        for t in targets(spec, &manifest) {
+            let systemd = facts.get(t.server.fqdn).is_some_and(|f| f.systemd);
+            let manager = match spec.gateway.service_manager {
+                ServiceManager::Systemd => Manager::Systemd,
+                ServiceManager::Direct => Manager::Direct,
+                ServiceManager::Auto if systemd => Manager::Systemd,
+                ServiceManager::Auto => Manager::Direct,
+            };
+            let ctx = Value::from(minijinja::value::Serde(json!({
+                "server": t.server,
+                "gateway": spec.gateway,
+                "topology": topo,
+                "topology_version": topo["version"],
+                "xmpp_domains": spec.xmpp_domains,
+                "sip_domains": spec.sip_domains,
+                "partners": spec.partners,
+                "policies": spec.policies,
+                "grants": spec.grants,
+                "service_manager": manager,
+            })));
+            expand_host(
+                &env, &manifest, name, &t, &ctx, artifacts, manager, &mut out,
+            )?;
+        }
+    }
+    Ok(out)
+}
+
+fn targets<'a>(spec: &'a Spec, m: &Manifest) -> Vec<Target<'a>> {
+    match m.role {
+        ManifestRole::Frontend => spec
+            .frontend_pools
+            .iter()
+            .flat_map(|p| p.servers.iter())
+            .map(|s| Target {
+                server: ServerCtx {
+                    fqdn: &s.fqdn,
+                    role: &s.role,
+                    pool: &s.pool,
+                    site: spec
+                        .sites
+                        .iter()
+                        .find(|x| x.frontend_pool == s.pool)
+                        .map(|x| x.name.as_str()),
+                    internal_address: None,
+                    internal_port: None,
+                    external_fqdn: None,
+                    external_address: None,
+                    external_port: None,
+                },
+                origin: &s.origin,
+            })
+            .collect(),
+        ManifestRole::Edge => spec
+            .edge_pools
+            .iter()
+            .filter(|p| !m.only_xmpp_pools || p.xmpp_federation)
+            .flat_map(|p| p.servers.iter().map(move |s| (p, s)))
+            .map(|(p, s)| Target {
+                server: ServerCtx {
+                    fqdn: &s.server.fqdn,
+                    role: &s.server.role,
+                    pool: &p.name,
+                    site: Some(&p.site),
+                    internal_address: Some(s.internal_address.to_string()),
+                    internal_port: Some(s.internal_port),
+                    external_fqdn: Some(&s.external_fqdn),
+                    external_address: Some(s.external_address.to_string()),
+                    external_port: Some(s.external_port),
+                },
+                origin: &s.server.origin,
+            })
+            .collect(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn expand_host(
+    env: &Environment<'static>,
+    m: &Manifest,
+    module: &str,
+    t: &Target<'_>,
+    ctx: &Value,
+    artifacts: &HashMap<String, Artifact>,
+    manager: Manager,
+    out: &mut Vec<Resource>,
+) -> Result<(), ExpandError> {
+    let host = t.server.fqdn;
+    let role = t.server.role.clone();
+    let role_name = match role {
+        Role::Frontend => "fe",
+        Role::Edge => "edge",
+    };
+    let prefix = format!("{role_name}/{}/{host}", t.server.pool);
+    let render = |template: &str, what: &str| -> Result<String, ExpandError> {
+        env.render_str(template, ctx.clone())
+            .map_err(|e| ExpandError::Template {
+                module: module.into(),
+                template: what.into(),
+                host: host.into(),
+                message: e.to_string(),
+            })
+    };
+    let render_file = |name: &str| -> Result<String, ExpandError> {
+        let path = format!("{module}/{name}");
+        let src = library::file(&path).ok_or_else(|| ExpandError::Manifest {
+            module: module.into(),
+            message: format!("template `{name}` is missing"),
+        })?;
+        let mut text = render(src, name)?;
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(text)
+    };
+    let mode = |s: &str| {
+        u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| ExpandError::BadValue {
+            module: module.into(),
+            what: "file mode",
+            value: s.into(),
+        })
+    };
+
+    // Handler name → service address, for `notify`.
+    let mut handlers: BTreeMap<String, String> = BTreeMap::new();
+    for r in &m.resources {
+        if let ManifestResource::Service { handler, name, .. } = r {
+            handlers.insert(handler.clone(), format!("{prefix}/service:{name}"));
+        }
+    }
+    let notify_target = |n: &Option<super::manifest::NotifyRule>| -> Result<_, ExpandError> {
+        match n {
+            None => Ok(None),
+            Some(rule) => handlers
+                .get(&rule.handler)
+                .map(|a| Some((a.clone(), rule.how)))
+                .ok_or_else(|| ExpandError::Manifest {
+                    module: module.into(),
+                    message: format!(
+                        "notify names handler `{}`, which no service declares",
+                        rule.handler
+                    ),
+                }),
+        }
+    };
+    let resource = |address: String, phase: Phase, desired: Desired, notifies| Resource {
+        address,
+        host: host.to_string(),
+        role: role.clone(),
+        pool: t.server.pool.to_string(),
+        phase,
+        desired,
+        origin: t.origin.clone(),
+        notifies,
+    };
+
+    for r in &m.resources {
+        match r {
+            ManifestResource::File {
+                path,
+                template,
+                mode: m_,
+                owner,
+                group,
+                notify,
+            } => {
+                let path = render(path, "path")?;
+                out.push(resource(
+                    format!("{prefix}/file:{path}"),
+                    m.phase,
+                    Desired::File(FileSpec {
+                        path,
+                        content: render_file(template)?,
+                        mode: mode(m_)?,
+                        owner: owner.clone(),
+                        group: group.clone(),
+                        sensitive: false,
+                    }),
+                    notify_target(notify)?,
+                ));
+            }
+            ManifestResource::Binary {
+                path,
+                artifact,
+                mode: m_,
+                notify,
+            } => {
+                let a = artifacts
+                    .get(artifact)
+                    .ok_or_else(|| ExpandError::MissingArtifact {
+                        module: module.into(),
+                        artifact: artifact.clone(),
+                    })?;
+                let path = render(path, "path")?;
+                out.push(resource(
+                    format!("{prefix}/binary:{path}"),
+                    m.phase,
+                    Desired::Binary(BinarySpec {
+                        path,
+                        sha256: a.sha256.clone(),
+                        size: a.size,
+                        source: a.path.clone(),
+                        mode: mode(m_)?,
+                    }),
+                    notify_target(notify)?,
+                ));
+            }
+            ManifestResource::Service {
+                handler: _,
+                name,
+                exec,
+                pid_file,
+                log_file,
+                unit_template,
+                binary,
+            } => {
+                let address = format!("{prefix}/service:{name}");
+                if manager == Manager::Systemd {
+                    let unit = format!("/etc/systemd/system/{name}.service");
+                    out.push(resource(
+                        format!("{prefix}/file:{unit}"),
+                        m.phase,
+                        Desired::File(FileSpec {
+                            path: unit,
+                            content: render_file(unit_template)?,
+                            mode: 0o644,
+                            owner: "root".into(),
+                            group: "root".into(),
+                            sensitive: false,
+                        }),
+                        Some((address.clone(), crate::plan::Notify::Restart)),
+                    ));
+                }
+                let exec = exec
+                    .iter()
+                    .map(|a| render(a, "exec"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let binary_sha = match binary {
+                    Some(b) => {
+                        let b = render(b, "binary")?;
+                        out.iter().find_map(|r| match &r.desired {
+                            Desired::Binary(s) if s.path == b && r.host == host => {
+                                Some(s.sha256.clone())
+                            }
+                            _ => None,
+                        })
+                    }
+                    None => None,
+                };
+                out.push(resource(
+                    address,
+                    Phase::Restart,
+                    Desired::Service(ServiceSpec {
+                        name: name.clone(),
+                        manager,
+                        exec,
+                        pid_file: render(pid_file, "pid_file")?,
+                        log_file: render(log_file, "log_file")?,
+                        binary: binary_sha,
+                    }),
+                    None,
+                ));
+            }
+            ManifestResource::ListenerCheck {
+                name,
+                address,
+                port,
+                service,
+            } => {
+                let addr = render(address, "address")?;
+                let port_s = render(port, "port")?;
+                let service_addr = handlers.get(service).cloned().ok_or_else(|| {
+                    ExpandError::Manifest {
+                        module: module.into(),
+                        message: format!(
+                            "listener `{name}` names handler `{service}`, which no service declares"
+                        ),
+                    }
+                })?;
+                out.push(resource(
+                    format!("{prefix}/listener:{name}"),
+                    Phase::Verify,
+                    Desired::Listener(ListenerSpec {
+                        name: name.clone(),
+                        address: addr.parse().map_err(|_| ExpandError::BadValue {
+                            module: module.into(),
+                            what: "listener address",
+                            value: addr.clone(),
+                        })?,
+                        port: port_s.parse().map_err(|_| ExpandError::BadValue {
+                            module: module.into(),
+                            what: "listener port",
+                            value: port_s.clone(),
+                        })?,
+                        service: service_addr,
+                    }),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(())
+}

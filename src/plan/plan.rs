@@ -1,0 +1,238 @@
+//! The plan as a value (Terraform's `internal/plans`): every decided change
+//! and the stages they run in. Building it is pure; applying it is
+//! `apply/`'s job; `drift` is a plan that is only looked at.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::action::Action;
+use super::change::Change;
+use super::diff::{Notifications, decide};
+use super::resource::{Desired, Observed, Phase, Resource};
+use crate::spec::Role;
+
+/// A group of hosts changed together; stages run one after another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// "front-end", "edge-hq 1/2", "verify".
+    pub name: String,
+    pub pool: Option<String>,
+    pub hosts: Vec<String>,
+    /// Indices into [`Plan::changes`], in execution order per host.
+    pub changes: Vec<usize>,
+    /// Whether each host's listeners must answer before the next stage.
+    pub health_gate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Delete => s.destroy += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::NoOp => {}
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action.is_change())
+    }
+
+    /// Changes that do something, in execution order.
+    pub fn actionable(&self) -> impl Iterator<Item = &Change> {
+        self.stages
+            .iter()
+            .flat_map(|s| s.changes.iter())
+            .map(|&i| &self.changes[i])
+            .filter(|c| c.action.is_change())
+    }
+}
+
+/// Decides every resource and orders the changes.
+///
+/// `observed` is keyed by resource address; a resource without an
+/// observation is a bug in the caller. `edge_pools` gives the rollout order
+/// of pools; `serial` how many servers of a pool change at a time.
+pub fn build(
+    resources: &[Resource],
+    observed: &HashMap<String, Observed>,
+    edge_pools: &[String],
+    serial: usize,
+) -> Plan {
+    let decided: Vec<Option<Change>> = resources
+        .iter()
+        .map(|r| match r.desired {
+            Desired::Service(_) => None,
+            _ => Some(decide(
+                r,
+                observation(r, observed),
+                &Notifications::default(),
+            )),
+        })
+        .collect();
+
+    // Handlers: what changed asks its service to restart or reload, once.
+    let mut notes: HashMap<&str, Notifications> = HashMap::new();
+    for (r, c) in resources.iter().zip(&decided) {
+        let Some(c) = c else { continue };
+        if let Some((service, how)) = &r.notifies
+            && c.action.is_change()
+        {
+            notes
+                .entry(service.as_str())
+                .or_default()
+                .add(*how, short_address(&r.address));
+        }
+        if let Desired::Listener(l) = &r.desired
+            && c.reason == "not listening"
+        {
+            notes
+                .entry(l.service.as_str())
+                .or_default()
+                .silent_listeners
+                .push(format!("{}:{}", l.address, l.port));
+        }
+    }
+    let empty = Notifications::default();
+    let changes: Vec<Change> = resources
+        .iter()
+        .zip(decided)
+        .map(|(r, c)| {
+            c.unwrap_or_else(|| {
+                let n = notes.get(r.address.as_str()).unwrap_or(&empty);
+                decide(r, observation(r, observed), n)
+            })
+        })
+        .collect();
+
+    let stages = order(resources, edge_pools, serial.max(1));
+    Plan { changes, stages }
+}
+
+fn observation<'a>(r: &Resource, observed: &'a HashMap<String, Observed>) -> &'a Observed {
+    static MISSING: Observed = Observed::File(None);
+    observed.get(&r.address).unwrap_or(&MISSING)
+}
+
+/// `edge/edge-hq/edge1.contoso.example/file:/etc/xfed/gateway.toml` →
+/// `file:/etc/xfed/gateway.toml`.
+pub fn short_address(address: &str) -> String {
+    ["/file:", "/binary:", "/service:", "/listener:"]
+        .iter()
+        .filter_map(|k| address.find(k))
+        .min()
+        .map_or_else(|| address.to_string(), |i| address[i + 1..].to_string())
+}
+
+/// The stages, in the seed's order: all front-ends together; then each
+/// edge pool, `serial` servers at a time, each batch doing edge →
+/// certificates → restart and passing its health gate before the next;
+/// then DNS, policies and routes; then verification of every listener.
+fn order(resources: &[Resource], edge_pools: &[String], serial: usize) -> Vec<Stage> {
+    let mut stages = Vec::new();
+    let by_phase = |pred: &dyn Fn(&Resource) -> bool| -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..resources.len())
+            .filter(|&i| pred(&resources[i]))
+            .collect();
+        // stable: by host, then phase, then expansion order
+        idx.sort_by_key(|&i| (resources[i].phase, i));
+        idx
+    };
+    let hosts_of = |idx: &[usize]| -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for &i in idx {
+            if !hosts.contains(&resources[i].host) {
+                hosts.push(resources[i].host.clone());
+            }
+        }
+        hosts
+    };
+
+    let fe = by_phase(&|r| r.role == Role::Frontend && r.phase == Phase::Frontend);
+    if !fe.is_empty() {
+        stages.push(Stage {
+            name: "front-end".into(),
+            pool: None,
+            hosts: hosts_of(&fe),
+            changes: fe,
+            health_gate: false,
+        });
+    }
+
+    for pool in edge_pools {
+        let mut servers: Vec<&str> = Vec::new();
+        for r in resources
+            .iter()
+            .filter(|r| r.role == Role::Edge && &r.pool == pool)
+        {
+            if !servers.contains(&r.host.as_str()) {
+                servers.push(&r.host);
+            }
+        }
+        let batches: Vec<&[&str]> = servers.chunks(serial).collect();
+        let n = batches.len();
+        for (b, batch) in batches.into_iter().enumerate() {
+            let idx = by_phase(&|r| {
+                r.role == Role::Edge
+                    && batch.contains(&r.host.as_str())
+                    && matches!(r.phase, Phase::Edge | Phase::Certificates | Phase::Restart)
+            });
+            let mut idx_by_host: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for i in idx {
+                let h = batch
+                    .iter()
+                    .position(|h| *h == resources[i].host)
+                    .unwrap_or(0);
+                idx_by_host.entry(h).or_default().push(i);
+            }
+            let idx: Vec<usize> = idx_by_host.into_values().flatten().collect();
+            stages.push(Stage {
+                name: format!("{pool} {}/{n}", b + 1),
+                pool: Some(pool.clone()),
+                hosts: batch.iter().map(|h| h.to_string()).collect(),
+                changes: idx,
+                health_gate: true,
+            });
+        }
+    }
+
+    for (phase, name) in [
+        (Phase::Dns, "dns"),
+        (Phase::Policies, "policies and routes"),
+        (Phase::Verify, "verify"),
+    ] {
+        let idx = by_phase(&|r| r.phase == phase);
+        if !idx.is_empty() {
+            stages.push(Stage {
+                name: name.into(),
+                pool: None,
+                hosts: hosts_of(&idx),
+                changes: idx,
+                health_gate: false,
+            });
+        }
+    }
+    stages
+}

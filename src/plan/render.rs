@@ -1,0 +1,145 @@
+//! Plan rendering: the human form a Terraform user expects, and a stable
+//! JSON form for machines. Pure: returns strings, prints nothing.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::action::Action;
+use super::change::Change;
+use super::plan::{Plan, Summary};
+
+/// Colours only when asked (a terminal without NO_COLOR); plain otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, action: Action, text: &str) -> String {
+        if !self.color {
+            return text.to_string();
+        }
+        let code = match action {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Replace => "35",
+            Action::Delete => "31",
+            Action::NoOp => return text.to_string(),
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+
+    fn line(&self, line: &str) -> String {
+        if !self.color {
+            return line.to_string();
+        }
+        if line.starts_with('+') && !line.starts_with("+++") {
+            format!("\x1b[32m{line}\x1b[0m")
+        } else if line.starts_with('-') && !line.starts_with("---") {
+            format!("\x1b[31m{line}\x1b[0m")
+        } else {
+            line.to_string()
+        }
+    }
+}
+
+pub fn summary_line(s: Summary) -> String {
+    format!(
+        "Plan: {} to add, {} to change, {} to destroy.",
+        s.add, s.change, s.destroy
+    )
+}
+
+/// The plan as text: stages in order, one block per change with its
+/// symbol, address, reason and spec line, diffs indented under it.
+pub fn human(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if !plan.has_changes() {
+        out.push_str("No changes. The live world matches the spec.\n");
+        return out;
+    }
+    out.push_str("xfed will perform the following actions:\n");
+    for stage in &plan.stages {
+        let changes: Vec<&Change> = stage
+            .changes
+            .iter()
+            .map(|&i| &plan.changes[i])
+            .filter(|c| c.action.is_change())
+            .collect();
+        if changes.is_empty() {
+            continue;
+        }
+        let gate = if stage.health_gate {
+            ", then health gate"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "\n── stage {}: {}{gate} ──",
+            stage.name,
+            stage.hosts.join(", ")
+        );
+        for c in changes {
+            render_change(&mut out, c, style);
+        }
+    }
+    let _ = writeln!(out, "\n{}", summary_line(plan.summary()));
+    out
+}
+
+fn render_change(out: &mut String, c: &Change, style: Style) {
+    let op = c
+        .service_op
+        .map(|op| format!(" ({op:?})").to_lowercase())
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "\n  # {} {}{op}: {}",
+        c.address,
+        c.action.verb(),
+        c.reason
+    );
+    let _ = writeln!(out, "  #   from {}", c.origin);
+    let _ = writeln!(
+        out,
+        "  {} {}",
+        style.paint(c.action, c.action.symbol()),
+        c.address
+    );
+    for a in &c.attrs {
+        let before = if a.before.is_empty() {
+            "(none)"
+        } else {
+            &a.before
+        };
+        let _ = writeln!(out, "      {}: {before} → {}", a.name, a.after);
+    }
+    if let Some(diff) = &c.diff {
+        for line in diff.lines() {
+            let _ = writeln!(out, "      {}", style.line(line));
+        }
+    }
+}
+
+/// Stable machine form (documented in README: `format_version` 1).
+#[derive(Debug, Serialize)]
+pub struct JsonPlan<'a> {
+    pub format_version: u32,
+    pub changes_present: bool,
+    pub summary: Summary,
+    pub stages: &'a [super::plan::Stage],
+    pub changes: &'a [Change],
+}
+
+pub fn json(plan: &Plan) -> String {
+    let j = JsonPlan {
+        format_version: 1,
+        changes_present: plan.has_changes(),
+        summary: plan.summary(),
+        stages: &plan.stages,
+        changes: &plan.changes,
+    };
+    serde_json::to_string_pretty(&j).unwrap_or_default()
+}

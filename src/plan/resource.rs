@@ -1,0 +1,180 @@
+//! Primitive resources: the desired state modules expand a spec into, and
+//! the facts read from a host about each of them.
+//!
+//! Few and typed on purpose (design.md §2): `file`, `binary`, `service`,
+//! `listener_check`. Certificates and DNS records arrive as further kinds in
+//! their own issues; nothing here knows about modules or transports.
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Origin, Role};
+
+/// The seed's order: front-end → edge → certificates → restart → DNS →
+/// policies/routes → verify. Changes run phase by phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Frontend,
+    Edge,
+    Certificates,
+    Restart,
+    Dns,
+    Policies,
+    Verify,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 7] = [
+        Phase::Frontend,
+        Phase::Edge,
+        Phase::Certificates,
+        Phase::Restart,
+        Phase::Dns,
+        Phase::Policies,
+        Phase::Verify,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Frontend => "front-end",
+            Phase::Edge => "edge",
+            Phase::Certificates => "certificates",
+            Phase::Restart => "restart",
+            Phase::Dns => "dns",
+            Phase::Policies => "policies and routes",
+            Phase::Verify => "verify",
+        }
+    }
+}
+
+/// What a changed resource asks of a service once its files are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Notify {
+    Reload,
+    Restart,
+}
+
+/// One desired resource on one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// Stable address: `edge/edge-hq/edge1.contoso.example/file:/etc/xfed/gateway.toml`.
+    pub address: String,
+    /// The server's FQDN (hosts are keyed by it).
+    pub host: String,
+    pub role: Role,
+    pub pool: String,
+    pub phase: Phase,
+    pub desired: Desired,
+    /// The spec object that causes this resource.
+    pub origin: Origin,
+    /// Address of the service to restart or reload when this one changes.
+    pub notifies: Option<(String, Notify)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Desired {
+    File(FileSpec),
+    Binary(BinarySpec),
+    Service(ServiceSpec),
+    Listener(ListenerSpec),
+}
+
+impl Desired {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Desired::File(_) => "file",
+            Desired::Binary(_) => "binary",
+            Desired::Service(_) => "service",
+            Desired::Listener(_) => "listener_check",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub path: String,
+    pub content: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    /// Content rendered from a secret: diffs show `(sensitive)`.
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinarySpec {
+    pub path: String,
+    /// sha256 of the local build artifact.
+    pub sha256: String,
+    pub size: u64,
+    /// The artifact on this machine.
+    pub source: std::path::PathBuf,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Manager {
+    Systemd,
+    Direct,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub manager: Manager,
+    /// The program and its arguments (the binary's path first).
+    pub exec: Vec<String>,
+    /// `direct`: pid file the daemon writes; `systemd`: unused.
+    pub pid_file: String,
+    /// `direct`: stdout/stderr of the daemon.
+    pub log_file: String,
+    /// Binary the service runs: a restart is due when the running process
+    /// is not this file's content.
+    pub binary: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub address: std::net::IpAddr,
+    pub port: u16,
+    /// The service that must make it listen.
+    pub service: String,
+}
+
+/// What a host said about a resource. `None` fields: absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "state", rename_all = "snake_case")]
+pub enum Observed {
+    File(Option<FileFact>),
+    Binary(Option<FileFact>),
+    Service(ServiceFact),
+    Listener(ListenerFact),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFact {
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Text content, for diffs (files only; binaries are compared by hash).
+    #[serde(skip)]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFact {
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// sha256 of the running program (`/proc/PID/exe`), when known.
+    pub running_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerFact {
+    pub listening: bool,
+}

@@ -1,0 +1,533 @@
+//! The engine against the real lab, through the real `xfed` binary: plan,
+//! apply, drift, stale plans, host keys, a host lost mid-rollout and an
+//! apply killed mid-run. The world is checked with tools we did not write
+//! (`ssh`, `sha256sum`, `ss`, `curl`).
+//!
+//! Run inside the lab's controller namespace (tests/run does):
+//! `tests/lab/lab exec -- cargo test --test engine_lab`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::lab::{Host, Lab, Role};
+
+const LAB_DEFAULT_DIR: &str = "/var/lib/xfed-lab";
+
+/// A spec for this lab, made from playbooks/lab.yaml, written to a temp dir.
+struct TestSpec {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn spec(lab: &Lab, edit: impl Fn(String) -> String) -> TestSpec {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/lab.yaml"))
+            .expect("read playbooks/lab.yaml");
+    let text = text.replace(
+        &format!("lab: {LAB_DEFAULT_DIR}"),
+        &format!("lab: {}", lab.dir.display()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lab.yaml");
+    std::fs::write(&path, edit(text)).expect("write spec");
+    TestSpec { _dir: dir, path }
+}
+
+/// Two edge pools in two sites: edge1 in `edge-hq`, edge2 in `edge-dr`.
+fn two_pools(text: String) -> String {
+    text.replace(
+        "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n",
+        "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n  - name: dr\n    frontend_pool: fe-hq\n    xmpp_route: edge-dr\n",
+    )
+    .replace(
+        "      - fqdn: edge2.{{ domain }}\n",
+        "  - name: edge-dr\n    site: dr\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
+    )
+}
+
+fn xfed_cmd(lab: &Lab, args: &[&str]) -> Command {
+    let mut c = lab.command(env!("CARGO_BIN_EXE_xfed"));
+    c.args(args)
+        .env("XFED_WORKSPACE", env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_NET_OFFLINE", "true")
+        .env("NO_COLOR", "1");
+    c
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn xfed(lab: &Lab, args: &[&str]) -> Run {
+    let out: Output = xfed_cmd(lab, args).output().expect("run xfed");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Every host back to nothing deployed: gateway stopped, xfed dirs empty.
+fn reset(lab: &Lab) {
+    for h in &lab.hosts {
+        lab.ssh_ok(
+            h,
+            "pid=$(cat /var/lib/xfed/run/xfed-gateway.pid 2>/dev/null); \
+             if [ -n \"$pid\" ]; then kill \"$pid\" 2>/dev/null; \
+               for i in $(seq 1 100); do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.05; done; fi; \
+             rm -rf /etc/xfed/* /etc/xfed/.[!.]* /opt/xfed/* /var/lib/xfed/*; true",
+        );
+    }
+}
+
+fn edges(lab: &Lab) -> Vec<&Host> {
+    lab.hosts_with(Role::Edge).collect()
+}
+
+fn sha256_on(lab: &Lab, h: &Host, path: &str) -> String {
+    lab.ssh_ok(h, &format!("sha256sum {path} | cut -d' ' -f1"))
+        .trim()
+        .to_string()
+}
+
+fn local_sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn apply_ok(lab: &Lab, spec: &Path) -> Run {
+    let r = xfed(lab, &["apply", "--auto-approve", path_str(spec)]);
+    assert_eq!(r.code, 0, "apply failed: {r:?}");
+    r
+}
+
+fn assert_in_sync(lab: &Lab, spec: &Path) {
+    let r = xfed(lab, &["plan", "--detailed-exitcode", path_str(spec)]);
+    assert_eq!(r.code, 0, "expected no changes: {r:?}");
+    assert!(r.stdout.contains("No changes."), "{r:?}");
+}
+
+#[test]
+fn fresh_lab_plan_apply_then_nothing_to_do() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let s = spec(lab, |t| t);
+
+    let plan = xfed(lab, &["plan", "--detailed-exitcode", path_str(&s.path)]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("Plan: 9 to add, 0 to change, 0 to destroy."),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout
+            .contains("+ edge/edge-hq/edge1.contoso.example/file:/etc/xfed/gateway.toml"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains("#   from "),
+        "each change names its spec line: {plan:?}"
+    );
+
+    let applied = apply_ok(lab, &s.path);
+    assert!(
+        applied
+            .stdout
+            .contains("Apply complete! Resources: 9 added"),
+        "{applied:?}"
+    );
+
+    // The world, seen with our own eyes.
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/gateway/release/xfed-gateway");
+    for h in edges(lab) {
+        assert_eq!(
+            sha256_on(lab, h, "/opt/xfed/bin/xfed-gateway"),
+            local_sha256(&built),
+            "{}",
+            h.name
+        );
+        let listening = lab.ssh_ok(h, "ss -ltnH");
+        let ext = h.external.as_deref().expect("edge has an external address");
+        assert!(
+            listening.contains(&format!("{ext}:5269")),
+            "{}: {listening}",
+            h.name
+        );
+        assert!(
+            listening.contains(&format!("{}:23456", h.internal)),
+            "{}: {listening}",
+            h.name
+        );
+        let status = lab
+            .command("curl")
+            .args(["-sf", &format!("http://{}:8089/status", h.internal)])
+            .output()
+            .expect("curl");
+        let status: serde_json::Value =
+            serde_json::from_slice(&status.stdout).expect("status JSON");
+        assert_eq!(
+            status["config_sha256"],
+            sha256_on(lab, h, "/etc/xfed/gateway.toml"),
+            "{}",
+            h.name
+        );
+        assert_eq!(status["binary_sha256"], local_sha256(&built), "{}", h.name);
+    }
+    let fe = lab.host("fe1");
+    let topo: serde_json::Value =
+        serde_json::from_str(&lab.ssh_ok(fe, "cat /etc/xfed/topology.json"))
+            .expect("topology JSON");
+    assert_eq!(topo["sites"][0]["xmpp_route"], "edge-hq");
+
+    assert_in_sync(lab, &s.path);
+    assert!(!applied.stdout.contains("FAIL"), "{applied:?}");
+}
+
+#[test]
+fn hand_made_changes_are_drift_with_their_diff_and_apply_repairs_them() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = spec(lab, |t| t);
+    apply_ok(lab, &s.path);
+    let edge2 = lab.host("edge2");
+
+    // An edited config file.
+    lab.ssh_ok(
+        edge2,
+        "sed -i 's/^port = 23456/port = 23457/' /etc/xfed/gateway.toml",
+    );
+    let d = xfed(lab, &["drift", path_str(&s.path)]);
+    assert_eq!(d.code, 2, "{d:?}");
+    assert!(
+        d.stdout
+            .contains("--- edge2.contoso.example:/etc/xfed/gateway.toml"),
+        "{d:?}"
+    );
+    assert!(
+        d.stdout.contains("-port = 23457") && d.stdout.contains("+port = 23456"),
+        "{d:?}"
+    );
+    assert!(
+        d.stdout
+            .contains("service:xfed-gateway will be updated in-place (restart)"),
+        "{d:?}"
+    );
+    let junit = xfed(lab, &["drift", "--format", "junit", path_str(&s.path)]);
+    assert_eq!(junit.code, 2);
+    assert!(
+        junit.stdout.contains("failures=\"2\"") && junit.stdout.contains("<failure"),
+        "{junit:?}"
+    );
+    let gh = xfed(lab, &["drift", "--format", "github", path_str(&s.path)]);
+    assert!(
+        gh.stdout.contains("::error file=") && gh.stdout.contains("gateway.toml"),
+        "{gh:?}"
+    );
+
+    // A stopped service and a replaced binary on the other edge.
+    let edge1 = lab.host("edge1");
+    lab.ssh_ok(edge1, "kill $(cat /var/lib/xfed/run/xfed-gateway.pid); sleep 0.5; cp /bin/true /opt/xfed/bin/xfed-gateway");
+    let d = xfed(lab, &["drift", "--format", "json", path_str(&s.path)]);
+    assert_eq!(d.code, 2, "{d:?}");
+    let v: serde_json::Value = serde_json::from_str(&d.stdout).expect("json");
+    let reasons: Vec<String> = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["action"] != "noop" && c["host"] == "edge1.contoso.example")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["kind"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec!["binary sha256 differs", "service not running"],
+        "{d:?}"
+    );
+
+    apply_ok(lab, &s.path);
+    let d = xfed(lab, &["drift", path_str(&s.path)]);
+    assert_eq!(d.code, 0, "{d:?}");
+}
+
+#[test]
+fn unknown_host_key_is_refused_and_nothing_changes() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let edge2 = lab.host("edge2");
+    let known = std::fs::read_to_string(&lab.known_hosts).expect("known_hosts");
+    let without: String = known
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{} ", edge2.internal)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kh = dir.path().join("known_hosts");
+    std::fs::write(&kh, without).expect("write");
+    let kh_str = kh.display().to_string();
+    let s = spec(lab, |t| {
+        t.replace(
+            "known_hosts: \"{{ lab }}/keys/known_hosts\"",
+            &format!("known_hosts: \"{kh_str}\""),
+        )
+    });
+
+    let r = xfed(lab, &["apply", "--auto-approve", path_str(&s.path)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("edge2.contoso.example"), "{r:?}");
+    assert!(
+        r.stderr.contains("SHA256:"),
+        "the refusal shows the fingerprint: {r:?}"
+    );
+    assert!(r.stderr.contains("nothing was changed"), "{r:?}");
+    for h in &lab.hosts {
+        assert_eq!(
+            lab.ssh_ok(h, "ls -A /etc/xfed /opt/xfed").trim(),
+            "/etc/xfed:\n\n/opt/xfed:",
+            "{}",
+            h.name
+        );
+    }
+    // And known_hosts was not touched without --accept-new-host-keys.
+    assert!(
+        !std::fs::read_to_string(&kh)
+            .expect("read")
+            .contains(&edge2.internal)
+    );
+}
+
+/// Starts `xfed apply` and returns once its progress shows `marker`.
+fn apply_until(lab: &Lab, spec: &Path, marker: &str) -> (Child, Vec<String>) {
+    let mut child = xfed_cmd(lab, &["apply", "--auto-approve", path_str(spec)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn xfed");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(stderr);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("read progress");
+        assert!(
+            n > 0 && Instant::now() < deadline,
+            "xfed ended before `{marker}`: {lines:#?}"
+        );
+        let hit = line.contains(marker);
+        lines.push(line);
+        if hit {
+            break;
+        }
+    }
+    // Keep draining so xfed never blocks on a full pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    (child, lines)
+}
+
+fn sshd_pids(h: &Host) -> Vec<u32> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", &h.netns])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|p| p.trim().parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sshd")
+        })
+        .collect()
+}
+
+fn lab_up(lab: &Lab) {
+    let st = Command::new(common::lab::script())
+        .arg("up")
+        .env("XFED_LAB_PREFIX", &lab.prefix)
+        .env("XFED_LAB_DIR", &lab.dir)
+        .status()
+        .expect("lab up");
+    assert!(st.success());
+}
+
+#[test]
+fn a_host_lost_mid_rollout_stops_the_apply_and_the_next_apply_converges() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let s = spec(lab, two_pools);
+    let edge2 = lab.host("edge2");
+
+    let (mut child, _) = apply_until(lab, &s.path, "stage edge-hq 1/1");
+    // edge2's sshd goes away (listener and sessions), as a crashed host's would.
+    for pid in sshd_pids(edge2) {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1));
+
+    let edge1 = lab.host("edge1");
+    assert!(
+        lab.ssh_ok(edge1, "ss -ltnH").contains(":5269"),
+        "pool edge-hq was rolled out"
+    );
+    lab_up(lab);
+    assert_eq!(
+        lab.ssh_ok(edge2, "ls -A /opt/xfed /etc/xfed").trim(),
+        "/etc/xfed:\n\n/opt/xfed:",
+        "pool edge-dr was left untouched"
+    );
+
+    apply_ok(lab, &s.path);
+    assert_in_sync(lab, &s.path);
+}
+
+#[test]
+fn a_killed_apply_leaves_a_stale_lock_that_the_next_apply_reports_and_takes_over() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let s = spec(lab, |t| t);
+
+    let (mut child, _) = apply_until(lab, &s.path, "stage front-end");
+    let _ = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let fe = lab.host("fe1");
+    let left = lab.ssh_ok(fe, "cat /var/lib/xfed/xfed.lock");
+    assert!(
+        left.contains(&format!("\"pid\":{}", child.id())),
+        "the killed apply left its lease: {left}"
+    );
+
+    let r = apply_ok(lab, &s.path);
+    assert!(
+        r.stderr.contains("stale lock") && r.stderr.contains("taken over"),
+        "{r:?}"
+    );
+    assert_in_sync(lab, &s.path);
+    assert_eq!(
+        lab.ssh(fe, "test -e /var/lib/xfed/xfed.lock").status.code(),
+        Some(1),
+        "released after the apply"
+    );
+}
+
+#[test]
+fn a_lock_held_elsewhere_stops_apply_until_unlocked() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = spec(lab, |t| t);
+    apply_ok(lab, &s.path);
+    let edge1 = lab.host("edge1");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    lab.ssh_ok(
+        edge1,
+        &format!(
+            "printf '%s\\n' '{{\"id\":\"feedc0de0001\",\"user\":\"ops\",\"machine\":\"ci-runner-7\",\"pid\":4242,\"since_unix\":{now},\"ttl_secs\":900}}' > /var/lib/xfed/xfed.lock"
+        ),
+    );
+    lab.ssh_ok(edge1, "echo '# drift' >> /etc/xfed/policy.toml");
+
+    let r = xfed(lab, &["apply", "--auto-approve", path_str(&s.path)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("lock feedc0de0001 held by ops@ci-runner-7 (pid 4242)"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("xfed unlock SPEC feedc0de0001"), "{r:?}");
+    assert!(
+        lab.ssh_ok(edge1, "cat /etc/xfed/policy.toml")
+            .contains("# drift"),
+        "nothing was changed"
+    );
+
+    let u = xfed(lab, &["unlock", path_str(&s.path), "feedc0de0001"]);
+    assert_eq!(u.code, 0, "{u:?}");
+    apply_ok(lab, &s.path);
+    assert_in_sync(lab, &s.path);
+}
+
+#[test]
+fn a_saved_plan_is_refused_once_the_world_moved_on() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = spec(lab, |t| t);
+    apply_ok(lab, &s.path);
+    let edge1 = lab.host("edge1");
+    lab.ssh_ok(edge1, "echo '# hand edit' >> /etc/xfed/policy.toml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_file = dir.path().join("edge.tfplan");
+
+    let p = xfed(
+        lab,
+        &["plan", "--out", path_str(&plan_file), path_str(&s.path)],
+    );
+    assert_eq!(p.code, 0, "{p:?}");
+    assert!(
+        p.stdout.contains("(reload)"),
+        "a policy edit reloads, not restarts: {p:?}"
+    );
+    let saved = std::fs::read_to_string(&plan_file).expect("plan file");
+    assert!(
+        !saved.contains(&lab.dns.api_key()),
+        "no secret in the plan file"
+    );
+
+    lab.ssh_ok(edge1, "echo '# another hand edit' >> /etc/xfed/policy.toml");
+    let r = xfed(lab, &["apply", path_str(&plan_file)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("stale plan"), "{r:?}");
+    assert!(
+        lab.ssh_ok(edge1, "cat /etc/xfed/policy.toml")
+            .contains("# another hand edit"),
+        "nothing was changed"
+    );
+
+    let p = xfed(
+        lab,
+        &["plan", "--out", path_str(&plan_file), path_str(&s.path)],
+    );
+    assert_eq!(p.code, 0, "{p:?}");
+    let r = xfed(lab, &["apply", path_str(&plan_file)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_in_sync(lab, &s.path);
+}

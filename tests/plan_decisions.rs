@@ -1,0 +1,476 @@
+//! The planner's decisions, without a network: desired state + facts →
+//! changes, handlers and stage order, and the rendered plan (snapshots).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use xfed::plan::diff::sha256_hex;
+use xfed::plan::render::{self, Style};
+use xfed::plan::{
+    self, Action, BinarySpec, Desired, FileFact, FileSpec, ListenerFact, ListenerSpec, Manager,
+    Notify, Observed, Phase, Resource, ServiceFact, ServiceOp, ServiceSpec,
+};
+use xfed::spec::{Origin, Role};
+
+const CONFIG: &str = "domains = [\"contoso.example\"]\n[external]\nport = 5269\n";
+
+fn origin(line: usize) -> Origin {
+    Origin {
+        file: PathBuf::from("lab.yaml"),
+        line,
+        col: 7,
+        field: "edge_pools[0].servers[0]".into(),
+    }
+}
+
+/// The gateway's resources on one edge host, as the module expands them.
+fn edge(host: &str, pool: &str) -> Vec<Resource> {
+    let prefix = format!("edge/{pool}/{host}");
+    let svc = format!("{prefix}/service:xfed-gateway");
+    let r = |address: String, phase, desired, notifies| Resource {
+        address,
+        host: host.into(),
+        role: Role::Edge,
+        pool: pool.into(),
+        phase,
+        desired,
+        origin: origin(33),
+        notifies,
+    };
+    vec![
+        r(
+            format!("{prefix}/binary:/opt/xfed/bin/xfed-gateway"),
+            Phase::Edge,
+            Desired::Binary(BinarySpec {
+                path: "/opt/xfed/bin/xfed-gateway".into(),
+                sha256: "b".repeat(64),
+                size: 10,
+                source: PathBuf::from("/nonexistent"),
+                mode: 0o755,
+            }),
+            Some((svc.clone(), Notify::Restart)),
+        ),
+        r(
+            format!("{prefix}/file:/etc/xfed/gateway.toml"),
+            Phase::Edge,
+            Desired::File(FileSpec {
+                path: "/etc/xfed/gateway.toml".into(),
+                content: CONFIG.into(),
+                mode: 0o640,
+                owner: "root".into(),
+                group: "root".into(),
+                sensitive: false,
+            }),
+            Some((svc.clone(), Notify::Restart)),
+        ),
+        r(
+            format!("{prefix}/file:/etc/xfed/policy.toml"),
+            Phase::Edge,
+            Desired::File(FileSpec {
+                path: "/etc/xfed/policy.toml".into(),
+                content: "[[partners]]\ndomain = \"fabrikam.example\"\n".into(),
+                mode: 0o640,
+                owner: "root".into(),
+                group: "root".into(),
+                sensitive: false,
+            }),
+            Some((svc.clone(), Notify::Reload)),
+        ),
+        r(
+            svc.clone(),
+            Phase::Restart,
+            Desired::Service(ServiceSpec {
+                name: "xfed-gateway".into(),
+                manager: Manager::Direct,
+                exec: vec!["/opt/xfed/bin/xfed-gateway".into()],
+                pid_file: "/var/lib/xfed/run/xfed-gateway.pid".into(),
+                log_file: "/var/lib/xfed/log/xfed-gateway.log".into(),
+                binary: Some("b".repeat(64)),
+            }),
+            None,
+        ),
+        r(
+            format!("{prefix}/listener:external"),
+            Phase::Verify,
+            Desired::Listener(ListenerSpec {
+                name: "external".into(),
+                address: "198.51.100.101".parse().expect("ip"),
+                port: 5269,
+                service: svc,
+            }),
+            None,
+        ),
+    ]
+}
+
+fn fact(content: &str, mode: u32) -> FileFact {
+    FileFact {
+        mode,
+        owner: "root".into(),
+        group: "root".into(),
+        size: content.len() as u64,
+        sha256: sha256_hex(content.as_bytes()),
+        content: Some(content.into()),
+    }
+}
+
+/// Facts of a host where everything is deployed and running.
+fn in_sync(resources: &[Resource]) -> HashMap<String, Observed> {
+    resources
+        .iter()
+        .map(|r| {
+            let o = match &r.desired {
+                Desired::File(f) => Observed::File(Some(fact(&f.content, f.mode))),
+                Desired::Binary(b) => Observed::Binary(Some(FileFact {
+                    mode: b.mode,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    size: b.size,
+                    sha256: b.sha256.clone(),
+                    content: None,
+                })),
+                Desired::Service(s) => Observed::Service(ServiceFact {
+                    running: true,
+                    pid: Some(42),
+                    running_sha256: s.binary.clone(),
+                }),
+                Desired::Listener(_) => Observed::Listener(ListenerFact { listening: true }),
+            };
+            (r.address.clone(), o)
+        })
+        .collect()
+}
+
+fn fresh(resources: &[Resource]) -> HashMap<String, Observed> {
+    resources
+        .iter()
+        .map(|r| {
+            let o = match &r.desired {
+                Desired::File(_) => Observed::File(None),
+                Desired::Binary(_) => Observed::Binary(None),
+                Desired::Service(_) => Observed::Service(ServiceFact {
+                    running: false,
+                    pid: None,
+                    running_sha256: None,
+                }),
+                Desired::Listener(_) => Observed::Listener(ListenerFact { listening: false }),
+            };
+            (r.address.clone(), o)
+        })
+        .collect()
+}
+
+fn actions(p: &plan::Plan) -> Vec<(String, Action, String)> {
+    p.actionable()
+        .map(|c| {
+            (
+                plan::plan::short_address(&c.address),
+                c.action,
+                c.reason.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn fresh_host_gets_everything_created_and_the_service_started() {
+    let rs = edge("edge1.contoso.example", "edge-hq");
+    let p = plan::build(&rs, &fresh(&rs), &["edge-hq".into()], 1);
+    assert_eq!(
+        actions(&p),
+        vec![
+            (
+                "binary:/opt/xfed/bin/xfed-gateway".into(),
+                Action::Create,
+                "absent".into()
+            ),
+            (
+                "file:/etc/xfed/gateway.toml".into(),
+                Action::Create,
+                "absent".into()
+            ),
+            (
+                "file:/etc/xfed/policy.toml".into(),
+                Action::Create,
+                "absent".into()
+            ),
+            (
+                "service:xfed-gateway".into(),
+                Action::Create,
+                "not running".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        p.summary(),
+        plan::Summary {
+            add: 4,
+            change: 0,
+            destroy: 0
+        }
+    );
+}
+
+#[test]
+fn in_sync_host_has_no_changes_and_says_why() {
+    let rs = edge("edge1.contoso.example", "edge-hq");
+    let p = plan::build(&rs, &in_sync(&rs), &["edge-hq".into()], 1);
+    assert!(!p.has_changes());
+    let reasons: Vec<&str> = p.changes.iter().map(|c| c.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "sha256 matches",
+            "content, mode and owner match",
+            "content, mode and owner match",
+            "running",
+            "listening"
+        ]
+    );
+    assert_eq!(
+        render::human(&p, Style { color: false }),
+        "No changes. The live world matches the spec.\n"
+    );
+}
+
+#[test]
+fn edited_config_updates_with_a_diff_and_restarts_once() {
+    let rs = edge("edge1.contoso.example", "edge-hq");
+    let mut obs = in_sync(&rs);
+    obs.insert(
+        "edge/edge-hq/edge1.contoso.example/file:/etc/xfed/gateway.toml".into(),
+        Observed::File(Some(fact(
+            "domains = [\"contoso.example\"]\n[external]\nport = 5270\n",
+            0o644,
+        ))),
+    );
+    let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+    assert_eq!(
+        actions(&p),
+        vec![
+            (
+                "file:/etc/xfed/gateway.toml".into(),
+                Action::Update,
+                "content and mode differ".into()
+            ),
+            (
+                "service:xfed-gateway".into(),
+                Action::Update,
+                "file:/etc/xfed/gateway.toml changed".into()
+            ),
+        ]
+    );
+    insta::assert_snapshot!("edited_config", render::human(&p, Style { color: false }));
+}
+
+#[test]
+fn policy_change_reloads_and_binary_change_restarts() {
+    let rs = edge("edge1.contoso.example", "edge-hq");
+    let mut obs = in_sync(&rs);
+    obs.insert(
+        "edge/edge-hq/edge1.contoso.example/file:/etc/xfed/policy.toml".into(),
+        Observed::File(Some(fact("", 0o640))),
+    );
+    let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+    let svc = p
+        .changes
+        .iter()
+        .find(|c| c.kind == "service")
+        .expect("service");
+    assert_eq!(
+        (svc.action, svc.service_op),
+        (Action::Update, Some(ServiceOp::Reload))
+    );
+
+    // A binary change on top: restart wins over reload, and happens once.
+    obs.insert(
+        "edge/edge-hq/edge1.contoso.example/binary:/opt/xfed/bin/xfed-gateway".into(),
+        Observed::Binary(Some(FileFact {
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+            size: 9,
+            sha256: "a".repeat(64),
+            content: None,
+        })),
+    );
+    let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+    let services: Vec<_> = p.changes.iter().filter(|c| c.kind == "service").collect();
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0].service_op, Some(ServiceOp::Restart));
+    assert_eq!(
+        services[0].reason,
+        "binary:/opt/xfed/bin/xfed-gateway changed"
+    );
+}
+
+#[test]
+fn replaced_running_program_and_silent_listener_are_drift() {
+    let rs = edge("edge1.contoso.example", "edge-hq");
+    let svc = "edge/edge-hq/edge1.contoso.example/service:xfed-gateway".to_string();
+    let mut obs = in_sync(&rs);
+    obs.insert(
+        svc.clone(),
+        Observed::Service(ServiceFact {
+            running: true,
+            pid: Some(7),
+            running_sha256: Some("c".repeat(64)),
+        }),
+    );
+    let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+    assert_eq!(
+        actions(&p),
+        vec![(
+            "service:xfed-gateway".into(),
+            Action::Update,
+            "the running program is not the installed binary".into()
+        )]
+    );
+
+    let mut obs = in_sync(&rs);
+    obs.insert(
+        "edge/edge-hq/edge1.contoso.example/listener:external".into(),
+        Observed::Listener(ListenerFact { listening: false }),
+    );
+    let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+    assert_eq!(
+        actions(&p),
+        vec![(
+            "service:xfed-gateway".into(),
+            Action::Update,
+            "198.51.100.101:5269 not listening".into()
+        )]
+    );
+}
+
+#[test]
+fn sensitive_content_is_never_shown() {
+    let mut rs = edge("edge1.contoso.example", "edge-hq");
+    if let Desired::File(f) = &mut rs[1].desired {
+        f.sensitive = true;
+        f.content = "api_key = \"hunter2-secret\"\n".into();
+    }
+    let p = plan::build(&rs, &fresh(&rs), &["edge-hq".into()], 1);
+    let text = render::human(&p, Style { color: false }) + &render::json(&p);
+    assert!(!text.contains("hunter2-secret"), "{text}");
+    assert!(text.contains("(sensitive) content changes"));
+}
+
+#[test]
+fn pools_roll_one_server_at_a_time_after_the_front_ends() {
+    let mut rs = edge("edge1.contoso.example", "edge-hq");
+    rs.extend(edge("edge2.contoso.example", "edge-hq"));
+    rs.extend(edge("edge3.contoso.example", "edge-hq"));
+    rs.extend(edge("edge1.dr.contoso.example", "edge-dr"));
+    rs.push(Resource {
+        address: "fe/fe-hq/fe1.contoso.example/file:/etc/xfed/topology.json".into(),
+        host: "fe1.contoso.example".into(),
+        role: Role::Frontend,
+        pool: "fe-hq".into(),
+        phase: Phase::Frontend,
+        desired: Desired::File(FileSpec {
+            path: "/etc/xfed/topology.json".into(),
+            content: "{}\n".into(),
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            sensitive: false,
+        }),
+        origin: origin(20),
+        notifies: None,
+    });
+    let pools = vec!["edge-hq".to_string(), "edge-dr".to_string()];
+    let p = plan::build(&rs, &fresh(&rs), &pools, 2);
+    let stages: Vec<(String, Vec<String>, bool)> = p
+        .stages
+        .iter()
+        .map(|s| (s.name.clone(), s.hosts.clone(), s.health_gate))
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            (
+                "front-end".into(),
+                vec!["fe1.contoso.example".into()],
+                false
+            ),
+            (
+                "edge-hq 1/2".into(),
+                vec![
+                    "edge1.contoso.example".into(),
+                    "edge2.contoso.example".into()
+                ],
+                true
+            ),
+            (
+                "edge-hq 2/2".into(),
+                vec!["edge3.contoso.example".into()],
+                true
+            ),
+            (
+                "edge-dr 1/1".into(),
+                vec!["edge1.dr.contoso.example".into()],
+                true
+            ),
+            (
+                "verify".into(),
+                vec![
+                    "edge1.contoso.example".into(),
+                    "edge2.contoso.example".into(),
+                    "edge3.contoso.example".into(),
+                    "edge1.dr.contoso.example".into()
+                ],
+                false
+            ),
+        ]
+    );
+    // Within a batch, each host's binary and files come before its restart.
+    let first: Vec<String> = p.stages[1]
+        .changes
+        .iter()
+        .map(|&i| plan::plan::short_address(&p.changes[i].address))
+        .collect();
+    assert_eq!(
+        first[..4],
+        [
+            "binary:/opt/xfed/bin/xfed-gateway".to_string(),
+            "file:/etc/xfed/gateway.toml".into(),
+            "file:/etc/xfed/policy.toml".into(),
+            "service:xfed-gateway".into()
+        ]
+    );
+}
+
+#[test]
+fn a_saved_plan_goes_stale_when_a_touched_resource_changes() {
+    let rs = edge("edge1.contoso.example", "edge-hq");
+    let mut obs = in_sync(&rs);
+    let cfg = "edge/edge-hq/edge1.contoso.example/file:/etc/xfed/gateway.toml".to_string();
+    obs.insert(cfg.clone(), Observed::File(Some(fact("old\n", 0o640))));
+    let saved = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+    assert!(plan::saved::staleness(&saved, &saved.clone()).is_empty());
+
+    obs.insert(
+        cfg.clone(),
+        Observed::File(Some(fact("edited again\n", 0o640))),
+    );
+    let now = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+    assert_eq!(
+        plan::saved::staleness(&saved, &now),
+        vec![format!(
+            "{cfg}: changed on the host since the plan was made"
+        )]
+    );
+}
+
+#[test]
+fn json_plan_is_stable_and_machine_readable() {
+    let rs = edge("edge1.contoso.example", "edge-hq");
+    let p = plan::build(&rs, &fresh(&rs), &["edge-hq".into()], 1);
+    let v: serde_json::Value = serde_json::from_str(&render::json(&p)).expect("json");
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["changes_present"], true);
+    assert_eq!(v["summary"]["add"], 4);
+    assert_eq!(v["changes"][0]["action"], "create");
+    assert_eq!(v["changes"][0]["origin"], "lab.yaml:33");
+}
