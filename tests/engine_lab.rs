@@ -145,7 +145,7 @@ fn fresh_lab_plan_apply_then_nothing_to_do() {
     assert_eq!(plan.code, 2, "{plan:?}");
     assert!(
         plan.stdout
-            .contains("Plan: 9 to add, 0 to change, 0 to destroy."),
+            .contains("Plan: 12 to add, 0 to change, 0 to destroy."),
         "{plan:?}"
     );
     assert!(
@@ -162,7 +162,7 @@ fn fresh_lab_plan_apply_then_nothing_to_do() {
     assert!(
         applied
             .stdout
-            .contains("Apply complete! Resources: 9 added"),
+            .contains("Apply complete! Resources: 12 added"),
         "{applied:?}"
     );
 
@@ -530,4 +530,56 @@ fn a_saved_plan_is_refused_once_the_world_moved_on() {
     let r = xfed(lab, &["apply", path_str(&plan_file)]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_in_sync(lab, &s.path);
+}
+
+#[test]
+fn what_leaves_the_spec_is_removed_from_the_host() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let s = spec(lab, two_pools);
+    apply_ok(lab, &s.path);
+    let edge2 = lab.host("edge2");
+    assert!(lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"));
+
+    // edge-dr stops federating; site dr now routes through edge-hq.
+    let smaller = spec(lab, |t| {
+        two_pools(t)
+            .replace("    xmpp_route: edge-dr\n", "    xmpp_route: edge-hq\n")
+            .replace(
+                "    site: dr\n    xmpp_federation: true\n",
+                "    site: dr\n    xmpp_federation: false\n",
+            )
+    });
+    let plan = xfed(
+        lab,
+        &["plan", "--detailed-exitcode", path_str(&smaller.path)],
+    );
+    assert_eq!(plan.code, 2, "{plan:?}");
+    for gone in [
+        "service:xfed-gateway",
+        "binary:/opt/xfed/bin/xfed-gateway",
+        "file:/etc/xfed/gateway.toml",
+        "file:/etc/xfed/policy.toml",
+    ] {
+        let line = format!("  - edge/edge-dr/edge2.contoso.example/{gone}");
+        assert!(plan.stdout.contains(&line), "missing `{line}`: {plan:?}");
+    }
+    assert!(
+        plan.stdout
+            .contains("will be destroyed: no longer in the spec"),
+        "{plan:?}"
+    );
+    assert!(plan.stdout.contains("4 to destroy."), "{plan:?}");
+
+    apply_ok(lab, &smaller.path);
+    assert!(
+        !lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"),
+        "the gateway on edge2 is stopped"
+    );
+    assert_eq!(
+        lab.ssh_ok(edge2, "ls -A /opt/xfed/bin /etc/xfed").trim(),
+        "/etc/xfed:\n\n/opt/xfed/bin:"
+    );
+    assert_in_sync(lab, &smaller.path);
 }

@@ -135,6 +135,7 @@ fn in_sync(resources: &[Resource]) -> HashMap<String, Observed> {
                     running_sha256: s.binary.clone(),
                 }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: true }),
+                Desired::Gone(_) => Observed::File(None),
             };
             (r.address.clone(), o)
         })
@@ -154,6 +155,7 @@ fn fresh(resources: &[Resource]) -> HashMap<String, Observed> {
                     running_sha256: None,
                 }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: false }),
+                Desired::Gone(_) => Observed::File(None),
             };
             (r.address.clone(), o)
         })
@@ -473,4 +475,39 @@ fn json_plan_is_stable_and_machine_readable() {
     assert_eq!(v["summary"]["add"], 4);
     assert_eq!(v["changes"][0]["action"], "create");
     assert_eq!(v["changes"][0]["origin"], "lab.yaml:33");
+}
+
+#[test]
+fn what_a_manifest_lists_but_the_spec_lost_is_destroyed() {
+    let mut rs = edge("edge1.contoso.example", "edge-hq");
+    let entry = plan::ManifestEntry::File {
+        address: "edge/edge-hq/edge1.contoso.example/file:/etc/xfed/old.toml".into(),
+        path: "/etc/xfed/old.toml".into(),
+    };
+    let mut gone = rs[1].clone();
+    gone.address = entry.address().to_string();
+    gone.desired = entry.to_gone();
+    gone.notifies = None;
+    rs.push(gone);
+    let p = plan::build(&rs, &in_sync(&rs), &["edge-hq".into()], 1);
+    assert_eq!(
+        actions(&p),
+        vec![(
+            "file:/etc/xfed/old.toml".to_string(),
+            Action::Delete,
+            "no longer in the spec".to_string()
+        )]
+    );
+    assert_eq!(
+        p.summary(),
+        plan::Summary {
+            add: 0,
+            change: 0,
+            destroy: 1
+        }
+    );
+    assert!(
+        render::human(&p, Style { color: false })
+            .contains("  - edge/edge-hq/edge1.contoso.example/file:/etc/xfed/old.toml")
+    );
 }

@@ -10,8 +10,8 @@ use super::hosts::{ConnectOptions, Host, connect_all};
 use super::observe::{ObserveError, observe_host};
 use super::progress::Progress;
 use crate::modules::{self, Artifact, ExpandError, HostFacts};
-use crate::plan::{self, Plan, Resource};
-use crate::spec::Spec;
+use crate::plan::{self, Desired, ManifestEntry, Observed, Phase, Plan, Resource};
+use crate::spec::{Role, Spec};
 use crate::transport::{Facts, TransportError, gather_facts};
 
 #[derive(Debug, Clone, Copy)]
@@ -149,11 +149,13 @@ pub async fn prepare(
             )
         })
         .collect();
-    let resources = modules::expand(&spec, &artifacts, &host_facts)?;
+    let mut resources = modules::expand(&spec, &artifacts, &host_facts)?;
 
     let t2 = Instant::now();
     let observed = observe_all(&hosts, &resources, opts.parallelism).await?;
     timings.push(("observe", t2.elapsed().as_secs_f64()));
+    let gone = gone_resources(&spec, &resources, &observed);
+    resources.extend(gone);
 
     let pools: Vec<String> = spec.edge_pools.iter().map(|p| p.name.clone()).collect();
     let plan = plan::build(&resources, &observed, &pools, spec.rollout.serial as usize);
@@ -165,6 +167,54 @@ pub async fn prepare(
         plan,
         timings,
     })
+}
+
+/// What hosts' manifests list but the spec no longer has: to be removed.
+fn gone_resources(
+    spec: &Spec,
+    resources: &[Resource],
+    observed: &HashMap<String, Observed>,
+) -> Vec<Resource> {
+    let manifest = modules::expand::manifest_path(spec);
+    let mut gone = Vec::new();
+    for r in resources {
+        let Desired::File(f) = &r.desired else {
+            continue;
+        };
+        if f.path != manifest {
+            continue;
+        }
+        let Some(Observed::File(Some(fact))) = observed.get(&r.address) else {
+            continue;
+        };
+        let text = fact.content.as_deref().unwrap_or("[]");
+        let Ok(entries) = serde_json::from_str::<Vec<ManifestEntry>>(text) else {
+            continue;
+        };
+        for e in entries {
+            if resources.iter().any(|d| d.address == e.address()) {
+                continue;
+            }
+            let desired = e.to_gone();
+            // Services stop before their files go.
+            let phase = match (&r.role, desired.kind()) {
+                (Role::Frontend, _) => Phase::Frontend,
+                (Role::Edge, "service") => Phase::Edge,
+                (Role::Edge, _) => Phase::Restart,
+            };
+            gone.push(Resource {
+                address: e.address().to_string(),
+                host: r.host.clone(),
+                role: r.role.clone(),
+                pool: r.pool.clone(),
+                phase,
+                desired,
+                origin: r.origin.clone(),
+                notifies: None,
+            });
+        }
+    }
+    gone
 }
 
 async fn gather_all(hosts: &BTreeMap<String, Host>) -> Result<HashMap<String, Facts>, EngineError> {

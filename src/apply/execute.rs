@@ -300,6 +300,7 @@ async fn apply_host(
                     Ok(())
                 }
                 Desired::Listener(_) => Ok(()),
+                Desired::Gone(inner) => remove(t, inner),
             };
             match result {
                 Ok(()) => {
@@ -459,6 +460,32 @@ fn rollback(
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
+    }
+}
+
+/// Removes what left the spec: stops a service (and disables its unit), or
+/// deletes a file with its kept previous version.
+fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), String> {
+    match what {
+        Desired::Service(s) => match s.manager {
+            crate::plan::Manager::Direct => super::service::direct_stop(t, s),
+            crate::plan::Manager::Systemd => t
+                .run_ok(&Command::new("systemctl").args([
+                    "disable",
+                    "--now",
+                    &format!("{}.service", s.name),
+                ]))
+                .map(drop),
+        }
+        .map_err(|e| e.to_string()),
+        Desired::File(crate::plan::FileSpec { path, .. })
+        | Desired::Binary(crate::plan::BinarySpec { path, .. }) => {
+            t.remove_file(path).map_err(|e| e.to_string())?;
+            t.remove_file(&format!("{path}.xfed-prev"))
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        Desired::Listener(_) | Desired::Gone(_) => Ok(()),
     }
 }
 

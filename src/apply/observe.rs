@@ -72,7 +72,7 @@ pub fn observe_host(
                 Manager::Direct => ("pidfile", s.pid_file.as_str()),
                 Manager::Systemd => ("systemd", s.name.as_str()),
             },
-            Desired::Listener(_) => continue,
+            Desired::Listener(_) | Desired::Gone(_) => continue,
         };
         cmd = cmd.arg(i.to_string()).arg(kind).arg(value);
     }
@@ -111,6 +111,8 @@ fn parse(
             Desired::Listener(l) => Observed::Listener(ListenerFact {
                 listening: listens(&listening, &l.address.to_string(), l.port),
             }),
+            // Removal needs no reading: the manifest says xfed put it there.
+            Desired::Gone(_) => Observed::File(None),
             desired => {
                 let fields = facts
                     .get(&i)
@@ -119,7 +121,7 @@ fn parse(
                     Desired::File(_) => Observed::File(file_fact(fields, true).map_err(err)?),
                     Desired::Binary(_) => Observed::Binary(file_fact(fields, false).map_err(err)?),
                     Desired::Service(_) => Observed::Service(service_fact(fields).map_err(err)?),
-                    Desired::Listener(_) => unreachable!("handled above"),
+                    Desired::Listener(_) | Desired::Gone(_) => unreachable!("handled above"),
                 }
             }
         };

@@ -15,7 +15,8 @@ use super::library;
 use super::manifest::{Manifest, ManifestResource, ManifestRole};
 use crate::plan::diff::sha256_hex;
 use crate::plan::{
-    BinarySpec, Desired, FileSpec, ListenerSpec, Manager, Phase, Resource, ServiceSpec,
+    BinarySpec, Desired, FileSpec, ListenerSpec, Manager, ManifestEntry, Phase, Resource,
+    ServiceSpec,
 };
 use crate::spec::{Origin, Role, ServiceManager, Spec};
 
@@ -179,7 +180,52 @@ pub fn expand(
             )?;
         }
     }
+    add_manifests(spec, &mut out);
     Ok(out)
+}
+
+/// Every server gets `<state dir>/managed.json`: what xfed manages there,
+/// so what leaves the spec can be removed later. It is an ordinary file
+/// resource, planned, diffed and written like any other; a server the
+/// modules no longer target gets an empty list.
+fn add_manifests(spec: &Spec, out: &mut Vec<Resource>) {
+    let path = manifest_path(spec);
+    for s in spec.servers() {
+        let mut entries: Vec<ManifestEntry> = out
+            .iter()
+            .filter(|r| r.host == s.fqdn)
+            .filter_map(ManifestEntry::of)
+            .collect();
+        entries.sort_by(|a, b| a.address().cmp(b.address()));
+        let mut content = serde_json::to_string_pretty(&entries).unwrap_or_else(|_| "[]".into());
+        content.push('\n');
+        let (role, phase) = match s.role {
+            Role::Frontend => ("fe", Phase::Frontend),
+            Role::Edge => ("edge", Phase::Restart),
+        };
+        out.push(Resource {
+            address: format!("{role}/{}/{}/file:{path}", s.pool, s.fqdn),
+            host: s.fqdn.clone(),
+            role: s.role.clone(),
+            pool: s.pool.clone(),
+            phase,
+            desired: Desired::File(FileSpec {
+                path: path.clone(),
+                content,
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+                sensitive: false,
+            }),
+            origin: s.origin.clone(),
+            notifies: None,
+        });
+    }
+}
+
+/// Where every host's manifest lives.
+pub fn manifest_path(spec: &Spec) -> String {
+    format!("{}/managed.json", spec.gateway.state_dir)
 }
 
 fn targets<'a>(spec: &'a Spec, m: &Manifest) -> Vec<Target<'a>> {

@@ -68,6 +68,13 @@ fn base(
 /// Decides one resource. `notes` matters for services only.
 pub fn decide(r: &Resource, observed: &Observed, notes: &Notifications) -> Change {
     match (&r.desired, observed) {
+        (Desired::Gone(_), _) => base(
+            r,
+            observed,
+            String::new(),
+            Action::Delete,
+            "no longer in the spec",
+        ),
         (Desired::File(spec), Observed::File(fact)) => {
             decide_file(r, spec, fact.as_ref(), observed)
         }

@@ -78,6 +78,9 @@ pub enum Desired {
     Binary(BinarySpec),
     Service(ServiceSpec),
     Listener(ListenerSpec),
+    /// Managed before (the host's manifest lists it), no longer in the
+    /// spec: to be removed. Holds what is needed to remove it.
+    Gone(Box<Desired>),
 }
 
 impl Desired {
@@ -87,7 +90,96 @@ impl Desired {
             Desired::Binary(_) => "binary",
             Desired::Service(_) => "service",
             Desired::Listener(_) => "listener_check",
+            Desired::Gone(inner) => inner.kind(),
         }
+    }
+}
+
+/// One line of a host's manifest (`<state dir>/managed.json`): what xfed
+/// put there, so that what leaves the spec can be removed (Terraform's
+/// state, kept on the host it describes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ManifestEntry {
+    File {
+        address: String,
+        path: String,
+    },
+    Binary {
+        address: String,
+        path: String,
+    },
+    Service {
+        address: String,
+        name: String,
+        manager: Manager,
+        pid_file: String,
+    },
+}
+
+impl ManifestEntry {
+    pub fn of(r: &Resource) -> Option<ManifestEntry> {
+        let address = r.address.clone();
+        match &r.desired {
+            Desired::File(f) => Some(ManifestEntry::File {
+                address,
+                path: f.path.clone(),
+            }),
+            Desired::Binary(b) => Some(ManifestEntry::Binary {
+                address,
+                path: b.path.clone(),
+            }),
+            Desired::Service(s) => Some(ManifestEntry::Service {
+                address,
+                name: s.name.clone(),
+                manager: s.manager,
+                pid_file: s.pid_file.clone(),
+            }),
+            Desired::Listener(_) | Desired::Gone(_) => None,
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        match self {
+            ManifestEntry::File { address, .. }
+            | ManifestEntry::Binary { address, .. }
+            | ManifestEntry::Service { address, .. } => address,
+        }
+    }
+
+    /// What removing this entry needs.
+    pub fn to_gone(&self) -> Desired {
+        let inner = match self {
+            ManifestEntry::File { path, .. } => Desired::File(FileSpec {
+                path: path.clone(),
+                content: String::new(),
+                mode: 0,
+                owner: String::new(),
+                group: String::new(),
+                sensitive: false,
+            }),
+            ManifestEntry::Binary { path, .. } => Desired::Binary(BinarySpec {
+                path: path.clone(),
+                sha256: String::new(),
+                size: 0,
+                source: std::path::PathBuf::new(),
+                mode: 0,
+            }),
+            ManifestEntry::Service {
+                name,
+                manager,
+                pid_file,
+                ..
+            } => Desired::Service(ServiceSpec {
+                name: name.clone(),
+                manager: *manager,
+                exec: Vec::new(),
+                pid_file: pid_file.clone(),
+                log_file: String::new(),
+                binary: None,
+            }),
+        };
+        Desired::Gone(Box::new(inner))
     }
 }
 
