@@ -259,6 +259,14 @@ async fn prepared(path: &Path, run: &RunArgs) -> anyhow::Result<Prepared> {
     let spec = load(path)?;
     let progress = Progress::new(spec.redactor.clone(), run.quiet);
     let p = apply::prepare(spec, options(run), &progress).await?;
+    if std::env::var_os("XFED_TIMINGS").is_some() {
+        let t: Vec<String> = p
+            .timings
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.3}s"))
+            .collect();
+        eprintln!("timings: {}", t.join(", "));
+    }
     Ok(p)
 }
 

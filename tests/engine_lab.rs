@@ -583,3 +583,24 @@ fn what_leaves_the_spec_is_removed_from_the_host() {
     );
     assert_in_sync(lab, &smaller.path);
 }
+
+/// Regression: moving a server to another pool changed its resources'
+/// addresses, and the old addresses in its manifest were taken for
+/// removed resources — the gateway was deleted right after being written.
+#[test]
+fn regression_a_server_moved_to_another_pool_keeps_its_gateway() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    apply_ok(lab, &spec(lab, two_pools).path);
+    let s = spec(lab, |t| t);
+    let plan = xfed(lab, &["plan", path_str(&s.path)]);
+    assert!(plan.stdout.contains("0 to destroy."), "{plan:?}");
+    apply_ok(lab, &s.path);
+    let edge2 = lab.host("edge2");
+    assert!(
+        lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"),
+        "edge2 still serves"
+    );
+    assert_in_sync(lab, &s.path);
+}

@@ -86,6 +86,7 @@ fn edge(host: &str, pool: &str) -> Vec<Resource> {
                 pid_file: "/var/lib/xfed/run/xfed-gateway.pid".into(),
                 log_file: "/var/lib/xfed/log/xfed-gateway.log".into(),
                 binary: Some("b".repeat(64)),
+                binary_path: Some("/opt/xfed/bin/xfed-gateway".into()),
             }),
             None,
         ),

@@ -192,7 +192,23 @@ fn gone_resources(
             continue;
         };
         for e in entries {
-            if resources.iter().any(|d| d.address == e.address()) {
+            // Still desired, or the same thing under a new address (the
+            // server moved to another pool): not gone.
+            let same_target = |d: &Resource| {
+                d.host == r.host
+                    && match (&d.desired, &e) {
+                        (Desired::File(f), ManifestEntry::File { path, .. }) => &f.path == path,
+                        (Desired::Binary(b), ManifestEntry::Binary { path, .. }) => &b.path == path,
+                        (Desired::Service(s), ManifestEntry::Service { name, .. }) => {
+                            &s.name == name
+                        }
+                        _ => false,
+                    }
+            };
+            if resources
+                .iter()
+                .any(|d| d.address == e.address() || same_target(d))
+            {
                 continue;
             }
             let desired = e.to_gone();

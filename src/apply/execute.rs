@@ -483,11 +483,17 @@ fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), String> {
             t.remove_file(path).map_err(|e| e.to_string())?;
             t.remove_file(&format!("{path}.xfed-prev"))
                 .map_err(|e| e.to_string())?;
+            t.remove_file(&format!("{path}.xfed-sha256"))
+                .map_err(|e| e.to_string())?;
             Ok(())
         }
         Desired::Listener(_) | Desired::Gone(_) => Ok(()),
     }
 }
+
+const SHA_CACHE: &str = r#"
+id=$(stat -L -c '%d:%i:%s:%.9Y:%.9Z' -- "$1") && printf '%s %s\n' "$id" "$2" > "$1.xfed-sha256.tmp" && mv -f -- "$1.xfed-sha256.tmp" "$1.xfed-sha256"
+"#;
 
 fn write_binary(t: &mut dyn Transport, b: &crate::plan::BinarySpec) -> Result<(), String> {
     let data = std::fs::read(&b.source)
@@ -502,9 +508,22 @@ fn write_binary(t: &mut dyn Transport, b: &crate::plan::BinarySpec) -> Result<()
     t.write_file(&b.path, &data, &file_opts(b.mode, "root"))
         .map_err(|e| e.to_string())?;
     match t.stat(&b.path).map_err(|e| e.to_string())? {
-        Some(st) if st.sha256.as_deref() == Some(b.sha256.as_str()) => Ok(()),
-        _ => Err("the binary on the host does not have the expected sha256 after upload".into()),
+        Some(st) if st.sha256.as_deref() == Some(b.sha256.as_str()) => {}
+        _ => {
+            return Err(
+                "the binary on the host does not have the expected sha256 after upload".into(),
+            );
+        }
     }
+    // Remember the verified hash with the file's identity, so observing it
+    // later needs a stat, not a hash (see observe.rs).
+    t.run_ok(
+        &Command::new("sh")
+            .args(["-c", SHA_CACHE, "xfed-sha-cache", &b.path, &b.sha256])
+            .label("sha cache"),
+    )
+    .map(drop)
+    .map_err(|e| e.to_string())
 }
 
 /// Waits until every listener of the host answers (`ss` on the host).

@@ -21,17 +21,32 @@ pub enum ObserveError {
     },
 }
 
-/// Reads: `<idx> file|binary PATH`, `<idx> pidfile PATH`, `<idx> systemd UNIT`;
+/// Reads items given as `<idx> <kind> <value> <extra>`:
+/// `file PATH -`, `binary PATH -`, `pidfile PATH BINARY`, `systemd UNIT BINARY`;
 /// answers one `R <idx> …` line per item, then `L <local address>` per
 /// listening TCP socket.
+///
+/// Hashing a 5 MB binary costs more than everything else a warm plan does,
+/// so it is avoided where it cannot matter: apply leaves `PATH.xfed-sha256`
+/// holding the file's identity (device, inode, size, mtime and ctime in ns
+/// — ctime cannot be set back by hand) and its hash; a binary whose
+/// identity still matches is not read again (git's index does the same).
+/// A running service whose program *is* that file (same device and inode)
+/// needs no hash either; only a replaced program is hashed.
 const SCRIPT: &str = r#"
-while [ $# -ge 3 ]; do
-  i=$1; k=$2; v=$3; shift 3
+ident() { stat -L -c '%d:%i:%s:%.9Y:%.9Z' -- "$1" 2>/dev/null; }
+while [ $# -ge 4 ]; do
+  i=$1; k=$2; v=$3; x=$4; shift 4
   case $k in
   file|binary)
     if [ -f "$v" ] && [ ! -L "$v" ]; then
       st=$(stat -c '%a %U %G %s' -- "$v")
-      sum=$(sha256sum -- "$v"); sum=${sum%% *}
+      sum=
+      if [ "$k" = binary ] && [ -f "$v.xfed-sha256" ]; then
+        read -r cid csum < "$v.xfed-sha256" || true
+        [ "$cid" = "$(ident "$v")" ] && sum=$csum
+      fi
+      [ -n "$sum" ] || { sum=$(sha256sum -- "$v"); sum=${sum%% *}; }
       if [ "$k" = file ]; then b=$(base64 -w0 -- "$v"); [ -n "$b" ] || b=-; else b=-; fi
       echo "R $i present $st $sum $b"
     elif [ -e "$v" ] || [ -L "$v" ]; then echo "R $i notfile"
@@ -46,8 +61,13 @@ while [ $# -ge 3 ]; do
     state=
     [ -n "$pid" ] && [ "$pid" != 0 ] && state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/$pid/status 2>/dev/null)
     if [ -n "$state" ] && [ "$state" != Z ]; then
-      sum=$(sha256sum /proc/$pid/exe 2>/dev/null); sum=${sum%% *}
-      echo "R $i running $pid ${sum:--}"
+      e=$(stat -L -c '%d:%i' /proc/$pid/exe 2>/dev/null)
+      if [ "$x" != - ] && [ -n "$e" ] && [ "$e" = "$(stat -L -c '%d:%i' -- "$x" 2>/dev/null)" ]; then
+        echo "R $i running $pid same"
+      else
+        sum=$(sha256sum /proc/$pid/exe 2>/dev/null); sum=${sum%% *}
+        echo "R $i running $pid ${sum:--}"
+      fi
     else echo "R $i stopped"; fi ;;
   esac
 done
@@ -65,16 +85,19 @@ pub fn observe_host(
         .arg("xfed-observe")
         .label("observe");
     for (i, r) in resources.iter().enumerate() {
-        let (kind, value) = match &r.desired {
-            Desired::File(f) => ("file", f.path.as_str()),
-            Desired::Binary(b) => ("binary", b.path.as_str()),
-            Desired::Service(s) => match s.manager {
-                Manager::Direct => ("pidfile", s.pid_file.as_str()),
-                Manager::Systemd => ("systemd", s.name.as_str()),
-            },
+        let (kind, value, extra) = match &r.desired {
+            Desired::File(f) => ("file", f.path.as_str(), "-"),
+            Desired::Binary(b) => ("binary", b.path.as_str(), "-"),
+            Desired::Service(s) => {
+                let bin = s.binary_path.as_deref().unwrap_or("-");
+                match s.manager {
+                    Manager::Direct => ("pidfile", s.pid_file.as_str(), bin),
+                    Manager::Systemd => ("systemd", s.name.as_str(), bin),
+                }
+            }
             Desired::Listener(_) | Desired::Gone(_) => continue,
         };
-        cmd = cmd.arg(i.to_string()).arg(kind).arg(value);
+        cmd = cmd.arg(i.to_string()).arg(kind).arg(value).arg(extra);
     }
     let host = t.host().to_string();
     let out = t.run_ok(&cmd)?;
@@ -169,7 +192,8 @@ fn service_fact(f: &[&str]) -> Result<ServiceFact, String> {
         ["running", pid, sha] => Ok(ServiceFact {
             running: true,
             pid: pid.parse().ok(),
-            running_sha256: (*sha != "-").then(|| sha.to_string()),
+            // `same`: the process runs the installed file itself.
+            running_sha256: (*sha != "-" && *sha != "same").then(|| sha.to_string()),
         }),
         other => Err(format!("unexpected answer `{}`", other.join(" "))),
     }

@@ -437,18 +437,18 @@ fn expand_host(
                     .iter()
                     .map(|a| render(a, "exec"))
                     .collect::<Result<Vec<_>, _>>()?;
-                let binary_sha = match binary {
-                    Some(b) => {
-                        let b = render(b, "binary")?;
-                        out.iter().find_map(|r| match &r.desired {
-                            Desired::Binary(s) if s.path == b && r.host == host => {
-                                Some(s.sha256.clone())
-                            }
-                            _ => None,
-                        })
-                    }
+                let binary_path = match binary {
+                    Some(b) => Some(render(b, "binary")?),
                     None => None,
                 };
+                let binary_sha = binary_path.as_ref().and_then(|b| {
+                    out.iter().find_map(|r| match &r.desired {
+                        Desired::Binary(s) if &s.path == b && r.host == host => {
+                            Some(s.sha256.clone())
+                        }
+                        _ => None,
+                    })
+                });
                 out.push(resource(
                     address,
                     Phase::Restart,
@@ -459,6 +459,7 @@ fn expand_host(
                         pid_file: render(pid_file, "pid_file")?,
                         log_file: render(log_file, "log_file")?,
                         binary: binary_sha,
+                        binary_path,
                     }),
                     None,
                 ));

@@ -177,6 +177,7 @@ impl ManifestEntry {
                 pid_file: pid_file.clone(),
                 log_file: String::new(),
                 binary: None,
+                binary_path: None,
             }),
         };
         Desired::Gone(Box::new(inner))
@@ -222,9 +223,11 @@ pub struct ServiceSpec {
     pub pid_file: String,
     /// `direct`: stdout/stderr of the daemon.
     pub log_file: String,
-    /// Binary the service runs: a restart is due when the running process
-    /// is not this file's content.
+    /// sha256 of the binary the service runs: a restart is due when the
+    /// running process is not this content.
     pub binary: Option<String>,
+    /// Where that binary is installed.
+    pub binary_path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
