@@ -604,3 +604,125 @@ fn regression_a_server_moved_to_another_pool_keeps_its_gateway() {
     );
     assert_in_sync(lab, &s.path);
 }
+
+fn gateway_pid(lab: &Lab, h: &Host) -> String {
+    lab.ssh_ok(h, "cat /var/lib/xfed/run/xfed-gateway.pid")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_second_apply_restarts_nothing_and_a_policy_change_only_reloads() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = spec(lab, |t| t);
+    apply_ok(lab, &s.path);
+    let edge1 = lab.host("edge1");
+    let pid = gateway_pid(lab, edge1);
+
+    let again = apply_ok(lab, &s.path);
+    assert!(again.stdout.contains("No changes."), "{again:?}");
+    assert_eq!(
+        gateway_pid(lab, edge1),
+        pid,
+        "a no-op apply restarted the gateway"
+    );
+
+    // A partner more: policy.toml changes, the gateway reloads in place.
+    let more = spec(lab, |t| {
+        t.replace(
+            "partners:\n",
+            "partners:\n  - domain: litware.example\n    kind: trusted\n    dialback: true\n",
+        )
+    });
+    let plan = xfed(lab, &["plan", path_str(&more.path)]);
+    assert!(
+        plan.stdout
+            .contains("service:xfed-gateway will be updated in-place (reload)"),
+        "{plan:?}"
+    );
+    assert!(!plan.stdout.contains("(restart)"), "{plan:?}");
+    let r = apply_ok(lab, &more.path);
+    assert!(r.stderr.contains("reload service xfed-gateway"), "{r:?}");
+    assert_eq!(
+        gateway_pid(lab, edge1),
+        pid,
+        "a policy change must not restart the gateway"
+    );
+    let status = lab
+        .command("curl")
+        .args(["-sf", &format!("http://{}:8089/status", edge1.internal)])
+        .output()
+        .expect("curl");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["partners"], 2, "{status}");
+    assert_eq!(
+        status["policy_sha256"],
+        sha256_on(lab, edge1, "/etc/xfed/policy.toml")
+    );
+}
+
+#[test]
+fn a_server_failing_its_health_gate_is_rolled_back_and_the_next_is_untouched() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = spec(lab, |t| t);
+    apply_ok(lab, &s.path);
+    let (edge1, edge2) = (lab.host("edge1"), lab.host("edge2"));
+    let old_config = sha256_on(lab, edge1, "/etc/xfed/gateway.toml");
+    let edge2_config = sha256_on(lab, edge2, "/etc/xfed/gateway.toml");
+    let edge2_pid = gateway_pid(lab, edge2);
+
+    // edge1's internal listener moves to an address the host does not have:
+    // the new gateway cannot bind it.
+    let broken = spec(lab, |t| {
+        t.replace(
+            "internal: { address: 203.0.113.101 }",
+            "internal: { address: 203.0.113.201 }\n        ssh: { host: 203.0.113.101 }",
+        )
+    });
+    let r = xfed(lab, &["apply", "--auto-approve", path_str(&broken.path)]);
+    assert_eq!(r.code, 1, "a rollback is never success: {r:?}");
+    assert!(
+        r.stderr.contains("rolled back to the previous version"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("edge1.contoso.example"), "{r:?}");
+
+    // edge1 serves its old version again; edge2 was not touched.
+    assert_eq!(sha256_on(lab, edge1, "/etc/xfed/gateway.toml"), old_config);
+    let ext = edge1.external.as_deref().expect("external");
+    let served = lab
+        .command("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("{ext}:5269"),
+            "-starttls",
+            "xmpp-server",
+            "-xmpphost",
+            "contoso.example",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&served.stdout).to_string()
+        + &String::from_utf8_lossy(&served.stderr);
+    assert!(
+        text.contains("CONNECTED"),
+        "edge1 answers on 5269 again: {text}"
+    );
+    assert!(
+        lab.ssh_ok(edge1, "ss -ltnH")
+            .contains(&format!("{}:23456", edge1.internal))
+    );
+    assert_eq!(
+        sha256_on(lab, edge2, "/etc/xfed/gateway.toml"),
+        edge2_config
+    );
+    assert_eq!(gateway_pid(lab, edge2), edge2_pid);
+    // The front-ends were published before the edge stage failed; going
+    // back to the previous spec converges everything again.
+    apply_ok(lab, &s.path);
+    assert_in_sync(lab, &s.path);
+}

@@ -215,8 +215,10 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
                 .collect();
             let progress = progress.clone();
             let health_gate = stage.health_gate;
+            let domain = p.spec.xmpp_domains.first().cloned().unwrap_or_default();
             tasks.push(tokio::spawn(async move {
-                let r = apply_host(&h, items, listeners, health_gate, gate, &progress).await;
+                let r =
+                    apply_host(&h, items, listeners, health_gate, gate, domain, &progress).await;
                 (host, r)
             }));
         }
@@ -258,8 +260,23 @@ async fn apply_host(
     listeners: Vec<Resource>,
     health_gate: bool,
     gate: Duration,
+    domain: String,
     progress: &Progress,
 ) -> HostResult {
+    let mut expect = Expect {
+        domain,
+        ..Expect::default()
+    };
+    for (_, r) in &items {
+        match &r.desired {
+            Desired::Binary(b) => expect.binary = Some(b.sha256.clone()),
+            Desired::File(f) if r.notifies.is_some() => expect.files.push((
+                f.path.clone(),
+                crate::plan::diff::sha256_hex(f.content.as_bytes()),
+            )),
+            _ => {}
+        }
+    }
     let changed: Vec<(Change, Resource)> = items
         .into_iter()
         .filter(|(c, _)| c.action.is_change())
@@ -269,98 +286,199 @@ async fn apply_host(
     }
     let progress = progress.clone();
     let host = h.fqdn.clone();
-    h.with(move |t| {
-        let mut done = Vec::new();
-        let mut written: Vec<(String, bool)> = Vec::new(); // (path, had a previous version)
-        let fail = |done: Vec<String>, e: String| Err((done, e));
+    let (p1, host1) = (progress.clone(), host.clone());
+    let (done, written, service_spec) = h
+        .with(move |t| {
+            let (progress, host) = (p1, host1);
+            let mut done = Vec::new();
+            let mut written: Vec<(String, bool)> = Vec::new(); // (path, had a previous version)
+            let fail = |done: Vec<String>, e: String| Err((done, e));
 
-        // Keep the current version of everything about to be replaced.
-        let paths: Vec<String> = changed
-            .iter()
-            .filter_map(|(_, r)| match &r.desired {
-                Desired::File(f) => Some(f.path.clone()),
-                Desired::Binary(b) => Some(b.path.clone()),
-                _ => None,
-            })
-            .collect();
-        let had_prev = match backup(t, &paths) {
-            Ok(v) => v,
-            Err(e) => return fail(done, e.to_string()),
-        };
-
-        let mut service: Option<(crate::plan::ServiceSpec, ServiceOp)> = None;
-        for (c, r) in &changed {
-            let result: Result<(), String> = match &r.desired {
-                Desired::File(f) => t
-                    .write_file(&f.path, f.content.as_bytes(), &file_opts(f.mode, &f.owner))
-                    .map_err(|e| e.to_string()),
-                Desired::Binary(b) => write_binary(t, b),
-                Desired::Service(s) => {
-                    service = c.service_op.map(|op| (s.clone(), op));
-                    Ok(())
-                }
-                Desired::Listener(_) => Ok(()),
-                Desired::Gone(inner) => remove(t, inner),
-            };
-            match result {
-                Ok(()) => {
-                    if let Desired::File(f) = &r.desired {
-                        written.push((f.path.clone(), had_prev.contains(&f.path)));
-                    }
-                    if let Desired::Binary(b) = &r.desired {
-                        written.push((b.path.clone(), had_prev.contains(&b.path)));
-                    }
-                    if !matches!(r.desired, Desired::Service(_)) {
-                        progress.line(
-                            &host,
-                            format!("{} {} ({})", verb(c.action), short(&c.address), c.reason),
-                        );
-                        done.push(c.address.clone());
-                    }
-                }
-                Err(e) => {
-                    let _ = restore(t, &written);
-                    return fail(done, format!("{}: {e}", short(&c.address)));
-                }
-            }
-        }
-
-        if let Some((s, op)) = &service {
-            progress.line(&host, format!("{} service {}", op_name(*op), s.name));
-            if let Err(e) = run_op(t, s, *op, gate) {
-                let why = format!("{} of `{}` failed: {e}", op_name(*op), s.name);
-                return fail(Vec::new(), rollback(t, &written, s, &why, &progress, &host));
-            }
-            if let Some((c, _)) = changed
+            // Keep the current version of everything about to be replaced.
+            let paths: Vec<String> = changed
                 .iter()
-                .find(|(_, r)| matches!(r.desired, Desired::Service(_)))
-            {
-                done.push(c.address.clone());
-            }
-        }
+                .filter_map(|(_, r)| match &r.desired {
+                    Desired::File(f) => Some(f.path.clone()),
+                    Desired::Binary(b) => Some(b.path.clone()),
+                    _ => None,
+                })
+                .collect();
+            let had_prev = match backup(t, &paths) {
+                Ok(v) => v,
+                Err(e) => return fail(done, e.to_string()),
+            };
 
-        if health_gate {
-            let service_res = changed.iter().find_map(|(_, r)| match &r.desired {
-                Desired::Service(s) => Some(s.clone()),
-                _ => None,
-            });
-            if let Err(e) = health(t, &listeners, gate) {
-                let why = format!("health gate failed: {e}");
-                return match service_res.or_else(|| service.as_ref().map(|(s, _)| s.clone())) {
-                    Some(s) => fail(
-                        Vec::new(),
-                        rollback(t, &written, &s, &why, &progress, &host),
-                    ),
-                    None => fail(done, why),
+            let mut service: Option<(crate::plan::ServiceSpec, ServiceOp)> = None;
+            for (c, r) in &changed {
+                let result: Result<(), String> = match &r.desired {
+                    Desired::File(f) => t
+                        .write_file(&f.path, f.content.as_bytes(), &file_opts(f.mode, &f.owner))
+                        .map_err(|e| e.to_string()),
+                    Desired::Binary(b) => write_binary(t, b),
+                    Desired::Service(s) => {
+                        service = c.service_op.map(|op| (s.clone(), op));
+                        Ok(())
+                    }
+                    Desired::Listener(_) => Ok(()),
+                    Desired::Gone(inner) => remove(t, inner),
                 };
+                match result {
+                    Ok(()) => {
+                        if let Desired::File(f) = &r.desired {
+                            written.push((f.path.clone(), had_prev.contains(&f.path)));
+                        }
+                        if let Desired::Binary(b) = &r.desired {
+                            written.push((b.path.clone(), had_prev.contains(&b.path)));
+                        }
+                        if !matches!(r.desired, Desired::Service(_)) {
+                            progress.line(
+                                &host,
+                                format!("{} {} ({})", verb(c.action), short(&c.address), c.reason),
+                            );
+                            done.push(c.address.clone());
+                        }
+                    }
+                    Err(e) => {
+                        let _ = restore(t, &written);
+                        return fail(done, format!("{}: {e}", short(&c.address)));
+                    }
+                }
             }
-            if !listeners.is_empty() {
-                progress.line(&host, "health gate passed: every listener answers");
+
+            if let Some((s, op)) = &service {
+                progress.line(&host, format!("{} service {}", op_name(*op), s.name));
+                if let Err(e) = run_op(t, s, *op, gate) {
+                    let why = format!("{} of `{}` failed: {e}", op_name(*op), s.name);
+                    return fail(Vec::new(), rollback(t, &written, s, &why, &progress, &host));
+                }
+                if let Some((c, _)) = changed
+                    .iter()
+                    .find(|(_, r)| matches!(r.desired, Desired::Service(_)))
+                {
+                    done.push(c.address.clone());
+                }
+            }
+
+            let service_spec = service.map(|(s, _)| s).or_else(|| {
+                changed.iter().find_map(|(_, r)| match &r.desired {
+                    Desired::Service(s) => Some(s.clone()),
+                    _ => None,
+                })
+            });
+            Ok((done, written, service_spec))
+        })
+        .await?;
+
+    if health_gate && !listeners.is_empty() {
+        if let Err(e) = gate_check(h, &listeners, &expect, gate).await {
+            let why = format!("health gate failed: {e}");
+            let msg = match service_spec {
+                Some(s) => {
+                    let (p2, host2) = (progress.clone(), host.clone());
+                    h.with(move |t| rollback(t, &written, &s, &why, &p2, &host2))
+                        .await
+                }
+                None => why,
+            };
+            return Err((Vec::new(), msg));
+        }
+        progress.line(
+            &host,
+            "health gate passed: listeners answer, /status shows what was pushed",
+        );
+    }
+    Ok(done)
+}
+
+/// What the gateway must report once the host's changes are in: the
+/// binary's hash and the hash of each config file by path.
+#[derive(Debug, Clone, Default)]
+struct Expect {
+    binary: Option<String>,
+    files: Vec<(String, String)>,
+    domain: String,
+}
+
+/// The health gate: on the host, `ss` shows every listener; from the
+/// orchestrator, each XMPP listener answers a stream header and completes
+/// STARTTLS when it offers it, and `/status` reports the binary, config and
+/// policy just pushed. Polled until `limit`.
+async fn gate_check(
+    h: &Host,
+    listeners: &[Resource],
+    expect: &Expect,
+    limit: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let ls = listeners.to_vec();
+        let on_host = h.with(move |t| health(t, &ls, Duration::ZERO)).await;
+        let outcome = match on_host {
+            Err(e) => Err(e),
+            Ok(()) => probe_all(listeners, expect).await,
+        };
+        let last = match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("after {}s: {last}", limit.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String> {
+    let probe_limit = Duration::from_secs(3);
+    for r in listeners {
+        let Desired::Listener(l) = &r.desired else {
+            continue;
+        };
+        let addr = std::net::SocketAddr::new(l.address, l.port);
+        if l.name == "admin" {
+            let st = super::probe::gateway_status(addr, probe_limit).await?;
+            if let Some(b) = &expect.binary
+                && st.binary_sha256.as_deref() != Some(b.as_str())
+            {
+                return Err(format!(
+                    "/status on {addr} reports binary {:?}, pushed {}",
+                    st.binary_sha256,
+                    &b[..12]
+                ));
+            }
+            for (path, sha) in &expect.files {
+                let reported = if st.config_path.as_deref() == Some(path.as_str()) {
+                    &st.config_sha256
+                } else if st.policy_file.as_deref() == Some(path.as_str()) {
+                    &st.policy_sha256
+                } else {
+                    continue;
+                };
+                if reported.as_deref() != Some(sha.as_str()) {
+                    return Err(format!(
+                        "/status on {addr} has not loaded the pushed `{path}` yet"
+                    ));
+                }
+            }
+        } else {
+            let p = super::probe::xmpp_starttls(addr, &expect.domain, probe_limit).await;
+            if !p.stream {
+                return Err(format!(
+                    "{} {addr}: {}",
+                    l.name,
+                    p.error.unwrap_or_else(|| "no XMPP stream".into())
+                ));
+            }
+            if p.starttls_offered && !p.tls {
+                return Err(format!(
+                    "{} {addr}: {}",
+                    l.name,
+                    p.error.unwrap_or_else(|| "TLS failed".into())
+                ));
             }
         }
-        Ok(done)
-    })
-    .await
+    }
+    Ok(())
 }
 
 fn op_name(op: ServiceOp) -> &'static str {

@@ -11,6 +11,7 @@ pub mod execute;
 pub mod hosts;
 pub mod lock;
 pub mod observe;
+pub mod probe;
 pub mod progress;
 pub mod service;
 

@@ -146,7 +146,7 @@ impl Config {
         let policy_path = f
             .string("policy_file", out)
             .and_then(|raw| resolve_policy_path(path, &raw, out));
-        let topology_version = f.string("topology_version", out);
+        let mut topology_version = f.string("topology_version", out);
         let pid_file = f.string("pid_file", out).map(PathBuf::from);
         let drain = Duration::from_secs(f.integer("drain_secs", 0, 3600, out).unwrap_or(10));
         let log_level = match f.string("log_level", out) {
@@ -196,6 +196,18 @@ impl Config {
                         let mut pf = Fields::new(POLICY_FILE_PREFIX, &policy_table);
                         let sections =
                             PolicySections::read(&mut pf, POLICY_FILE_PREFIX, &domains, out);
+                        // The topology's version changes with its partners
+                        // and policies, so it may live here and be reloaded
+                        // with them rather than force a restart.
+                        if let Some(v) = pf.string("topology_version", out) {
+                            if topology_version.is_some() {
+                                out.push(
+                                    Problem::new("topology_version", "is set in both files")
+                                        .hint("keep it in one: the policy file, when there is one"),
+                                );
+                            }
+                            topology_version = Some(v);
+                        }
                         pf.finish(out);
                         let file = PolicyFile {
                             path: policy_path,

@@ -727,10 +727,6 @@ fn problems_in_the_policy_file_are_prefixed_with_policy_file() {
             "policy_file:grants[0].users[0]",
         ),
         (
-            format!("topology_version = \"v1\"\n{POLICY}"),
-            "policy_file:topology_version",
-        ),
-        (
             POLICY.replace("[[partners]]", "[[partner]]"),
             "policy_file:partner",
         ),
@@ -864,4 +860,16 @@ fn xfed_rendered_pair_is_accepted() {
         .collect();
     let c2 = parse_pair(XFED_GATEWAY_TOML, &unscoped).expect("valid without scope");
     assert_eq!(c2.policies, c.policies);
+}
+
+#[test]
+fn topology_version_may_live_in_the_policy_file_but_not_in_both() {
+    let policy = format!("topology_version = \"v7\"\n{POLICY}");
+    let config = parse_pair(MAIN_WITH_POLICY_FILE, &policy).expect("valid");
+    assert_eq!(config.topology_version.as_deref(), Some("v7"));
+    let main = format!("topology_version = \"v6\"\n{MAIN_WITH_POLICY_FILE}");
+    assert_eq!(
+        pair_fields(&main, &policy),
+        vec!["topology_version".to_string()]
+    );
 }

@@ -1,0 +1,300 @@
+//! Probes from the orchestrator's side of the network: does a listener
+//! accept TCP, speak the opening of an XMPP server-to-server stream, offer
+//! STARTTLS and complete the TLS handshake — and with which certificate?
+//! And what does the gateway's `/status` say it runs?
+//!
+//! The health gate and `xfed verify` use these; they are what a partner
+//! server would see, not what the host says about itself. The TLS client
+//! records the certificate rather than trusting it: whether it is the
+//! right one is judged by its names and expiry, which the caller compares
+//! with the spec.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{self, DigitallySignedStruct, SignatureScheme};
+
+/// What one XMPP listener answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmppProbe {
+    pub tcp: bool,
+    pub stream: bool,
+    pub starttls_offered: bool,
+    pub tls: bool,
+    /// DNS names of the served certificate (SAN dNSName entries).
+    pub cert_names: Vec<String>,
+    pub cert_not_after: Option<i64>,
+    /// What went wrong first, if anything.
+    pub error: Option<String>,
+}
+
+impl XmppProbe {
+    fn failed(mut self, why: impl Into<String>) -> XmppProbe {
+        self.error = Some(why.into());
+        self
+    }
+}
+
+/// Opens an S2S stream to `addr` for `domain`, asks for STARTTLS and
+/// completes the TLS handshake, within `limit` in all.
+pub async fn xmpp_starttls(addr: SocketAddr, domain: &str, limit: Duration) -> XmppProbe {
+    let empty = XmppProbe {
+        tcp: false,
+        stream: false,
+        starttls_offered: false,
+        tls: false,
+        cert_names: Vec::new(),
+        cert_not_after: None,
+        error: None,
+    };
+    match timeout(limit, probe(addr, domain, empty.clone())).await {
+        Ok(p) => p,
+        Err(_) => empty.failed(format!("no answer within {}s", limit.as_secs_f32())),
+    }
+}
+
+async fn probe(addr: SocketAddr, domain: &str, mut p: XmppProbe) -> XmppProbe {
+    let mut tcp = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return p.failed(format!("TCP connect: {e}")),
+    };
+    p.tcp = true;
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='http://etherx.jabber.org/streams' to='{}' from='probe.xfed.invalid' version='1.0'>",
+        xml_attr(domain)
+    );
+    if let Err(e) = tcp.write_all(header.as_bytes()).await {
+        return p.failed(format!("send stream header: {e}"));
+    }
+    let features = match read_until(&mut tcp, &["</stream:features>", "</stream:stream>"]).await {
+        Ok(t) => t,
+        Err(e) => return p.failed(e),
+    };
+    p.stream = features.contains("<stream:stream");
+    if let Some(err) = stream_error(&features) {
+        return p.failed(format!("stream error `{err}`"));
+    }
+    p.starttls_offered = features.contains("urn:ietf:params:xml:ns:xmpp-tls");
+    if !p.starttls_offered {
+        return p.failed("STARTTLS not offered");
+    }
+    if let Err(e) = tcp
+        .write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .await
+    {
+        return p.failed(format!("send starttls: {e}"));
+    }
+    match read_until(&mut tcp, &["<proceed", "<failure", "</stream:stream>"]).await {
+        Ok(t) if t.contains("<proceed") => {}
+        Ok(t) => return p.failed(format!("STARTTLS refused: {}", t.trim())),
+        Err(e) => return p.failed(e),
+    }
+    let recorder = Arc::new(Recorder::default());
+    let config = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(recorder.clone())
+        .with_no_client_auth();
+    let name = match ServerName::try_from(domain.to_string()) {
+        Ok(n) => n,
+        Err(e) => return p.failed(format!("`{domain}` as a TLS name: {e}")),
+    };
+    match TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+    {
+        Ok(mut tls) => {
+            p.tls = true;
+            let _ = tls.shutdown().await;
+        }
+        Err(e) => return p.failed(format!("TLS handshake: {e}")),
+    }
+    if let Some(der) = recorder.leaf() {
+        let (names, not_after) = cert_names(&der);
+        p.cert_names = names;
+        p.cert_not_after = not_after;
+    }
+    p
+}
+
+fn xml_attr(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('\'', "&apos;")
+        .replace('<', "&lt;")
+}
+
+fn stream_error(text: &str) -> Option<String> {
+    let i = text.find("<stream:error>")?;
+    let rest = &text[i + "<stream:error>".len()..];
+    let start = rest.find('<')? + 1;
+    let end = rest[start..].find([' ', '/', '>'])? + start;
+    Some(rest[start..end].to_string())
+}
+
+/// Reads until one of `marks` appears; at most 64 KiB.
+async fn read_until<R: AsyncRead + Unpin>(r: &mut R, marks: &[&str]) -> Result<String, String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = r.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "connection closed after {:?}",
+                String::from_utf8_lossy(&buf)
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if marks.iter().any(|m| text.contains(m)) {
+            return Ok(text.into_owned());
+        }
+        if buf.len() > 64 * 1024 {
+            return Err("more than 64 KiB without the expected element".into());
+        }
+    }
+}
+
+/// SAN dNSNames and not-after (Unix seconds) of a DER certificate.
+pub fn cert_names(der: &[u8]) -> (Vec<String>, Option<i64>) {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return (Vec::new(), None);
+    };
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for gn in &san.value.general_names {
+            if let GeneralName::DNSName(d) = gn {
+                names.push(d.to_string());
+            }
+        }
+    }
+    (names, Some(cert.validity().not_after.timestamp()))
+}
+
+/// Accepts any certificate and keeps the leaf: the probe reports what is
+/// served; judging it is the caller's business.
+#[derive(Debug, Default)]
+struct Recorder {
+    leaf: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl Recorder {
+    fn leaf(&self) -> Option<Vec<u8>> {
+        self.leaf.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut l) = self.leaf.lock() {
+            *l = Some(end_entity.as_ref().to_vec());
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// What the gateway's `/status` reports, the parts the health gate checks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GatewayStatus {
+    pub config_path: Option<String>,
+    pub policy_file: Option<String>,
+    pub binary_sha256: Option<String>,
+    pub config_sha256: Option<String>,
+    pub policy_sha256: Option<String>,
+    pub topology_version: Option<String>,
+    pub pid: Option<u64>,
+}
+
+/// `GET /status` on the admin listener (plain HTTP/1.1, internal network).
+pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<GatewayStatus, String> {
+    let fetch = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(String::from_utf8_lossy(&body).into_owned())
+    };
+    let text = timeout(limit, fetch)
+        .await
+        .map_err(|_| format!("{addr}: no answer"))??;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(format!(
+            "/status answered `{}`",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("/status is not JSON: {e}"))?;
+    let s = |k: &str| v[k].as_str().map(str::to_string);
+    Ok(GatewayStatus {
+        config_path: s("config_path"),
+        policy_file: s("policy_file"),
+        binary_sha256: s("binary_sha256"),
+        config_sha256: s("config_sha256"),
+        policy_sha256: s("policy_sha256"),
+        topology_version: s("topology_version"),
+        pid: v["pid"].as_u64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_errors_are_named() {
+        assert_eq!(
+            stream_error(
+                "<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+            ),
+            Some("host-unknown".into())
+        );
+        assert_eq!(stream_error("<stream:features/>"), None);
+    }
+}
