@@ -401,14 +401,34 @@ async fn report_verify(p: &Prepared) -> usize {
         return 0;
     }
     let mut text = String::from("\nVerify:\n");
+    text.push_str(&format!(
+        "  {:<4} {:<24} {:<9} {:<22} {:<40} {}\n",
+        "", "SERVER", "LISTENER", "ADDRESS", "STATE", "CERTIFICATE"
+    ));
     let mut failed = 0;
-    for (host, what, ok) in &rows {
-        if !ok {
+    for r in &rows {
+        if !r.ok {
             failed += 1;
         }
+        let cert = if r.cert_names.is_empty() {
+            "-".to_string()
+        } else {
+            let days = r
+                .cert_not_after
+                .map(|t| (t - apply::lock::now_unix() as i64) / 86_400);
+            format!(
+                "{} ({} days left)",
+                r.cert_names.join(","),
+                days.map_or("?".into(), |d| d.to_string())
+            )
+        };
         text.push_str(&format!(
-            "  {} {host:<28} {what}\n",
-            if *ok { "ok  " } else { "FAIL" }
+            "  {:<4} {:<24} {:<9} {:<22} {:<40} {cert}\n",
+            if r.ok { "ok" } else { "FAIL" },
+            r.host,
+            r.listener,
+            r.address,
+            r.state
         ));
     }
     print_out(p, &text);

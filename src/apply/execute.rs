@@ -215,7 +215,10 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
                 .collect();
             let progress = progress.clone();
             let health_gate = stage.health_gate;
-            let domain = p.spec.xmpp_domains.first().cloned().unwrap_or_default();
+            let domain = (
+                p.spec.xmpp_domains.first().cloned().unwrap_or_default(),
+                p.spec.partners.first().map(|x| x.domain.clone()),
+            );
             tasks.push(tokio::spawn(async move {
                 let r =
                     apply_host(&h, items, listeners, health_gate, gate, domain, &progress).await;
@@ -260,11 +263,12 @@ async fn apply_host(
     listeners: Vec<Resource>,
     health_gate: bool,
     gate: Duration,
-    domain: String,
+    (domain, partner): (String, Option<String>),
     progress: &Progress,
 ) -> HostResult {
     let mut expect = Expect {
         domain,
+        partner,
         ..Expect::default()
     };
     for (_, r) in &items {
@@ -397,6 +401,7 @@ struct Expect {
     binary: Option<String>,
     files: Vec<(String, String)>,
     domain: String,
+    partner: Option<String>,
 }
 
 /// The health gate: on the host, `ss` shows every listener; from the
@@ -461,7 +466,9 @@ async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String
                 }
             }
         } else {
-            let p = super::probe::xmpp_starttls(addr, &expect.domain, probe_limit).await;
+            let (to, from) =
+                super::probe::stream_addresses(&l.name, &expect.domain, expect.partner.as_deref());
+            let p = super::probe::xmpp_starttls(addr, &to, &from, probe_limit).await;
             if !p.stream {
                 return Err(format!(
                     "{} {addr}: {}",
@@ -680,8 +687,23 @@ fn health(t: &mut dyn Transport, listeners: &[Resource], timeout: Duration) -> R
     }
 }
 
-/// Re-reads listeners after an apply: the verify phase.
-pub async fn verify_listeners(p: &Prepared) -> Vec<(String, String, bool)> {
+/// One row of the verify table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRow {
+    pub host: String,
+    pub listener: String,
+    pub address: String,
+    pub ok: bool,
+    /// "listening, STARTTLS ok", or what failed.
+    pub state: String,
+    pub cert_names: Vec<String>,
+    pub cert_not_after: Option<i64>,
+}
+
+/// The verify phase: every listener of every host, seen on the host (`ss`)
+/// and from the orchestrator (XMPP stream + STARTTLS, or `/status`).
+pub async fn verify_listeners(p: &Prepared) -> Vec<VerifyRow> {
+    let domain = p.spec.xmpp_domains.first().cloned().unwrap_or_default();
     let mut out = Vec::new();
     for (fqdn, h) in &p.hosts {
         let mine: Vec<Resource> = p
@@ -693,23 +715,67 @@ pub async fn verify_listeners(p: &Prepared) -> Vec<(String, String, bool)> {
         if mine.is_empty() {
             continue;
         }
-        let r = h.with(move |t| {
-            let refs: Vec<&Resource> = mine.iter().collect();
-            observe_host(t, &refs)
-        });
-        if let Ok(obs) = r.await {
-            let mut rows: Vec<(String, String, bool)> = obs
-                .into_iter()
-                .map(|(addr, o)| {
-                    (
-                        fqdn.clone(),
-                        short(&addr),
-                        matches!(o, Observed::Listener(l) if l.listening),
-                    )
-                })
-                .collect();
-            rows.sort();
-            out.extend(rows);
+        let observed = {
+            let mine = mine.clone();
+            h.with(move |t| {
+                let refs: Vec<&Resource> = mine.iter().collect();
+                observe_host(t, &refs)
+            })
+            .await
+        };
+        for r in &mine {
+            let Desired::Listener(l) = &r.desired else {
+                continue;
+            };
+            let addr = std::net::SocketAddr::new(l.address, l.port);
+            let on_host = matches!(
+                observed.as_ref().ok().and_then(|o| o.get(&r.address)),
+                Some(Observed::Listener(f)) if f.listening
+            );
+            let mut row = VerifyRow {
+                host: fqdn.clone(),
+                listener: l.name.clone(),
+                address: addr.to_string(),
+                ok: false,
+                state: String::new(),
+                cert_names: Vec::new(),
+                cert_not_after: None,
+            };
+            if !on_host {
+                row.state = "not listening on the host (ss)".into();
+            } else if l.name == "admin" {
+                match super::probe::gateway_status(addr, Duration::from_secs(3)).await {
+                    Ok(st) => {
+                        row.ok = true;
+                        row.state = format!(
+                            "listening, /status: binary {}",
+                            st.binary_sha256
+                                .as_deref()
+                                .map_or("?", |b| &b[..b.len().min(12)])
+                        );
+                    }
+                    Err(e) => row.state = e,
+                }
+            } else {
+                let partner = p.spec.partners.first().map(|x| x.domain.as_str());
+                let (to, from) = super::probe::stream_addresses(&l.name, &domain, partner);
+                let pr =
+                    super::probe::xmpp_starttls(addr, &to, &from, Duration::from_secs(3)).await;
+                row.cert_names = pr.cert_names.clone();
+                row.cert_not_after = pr.cert_not_after;
+                (row.ok, row.state) = match (pr.stream, pr.starttls_offered, pr.tls) {
+                    (true, true, true) => (true, "listening, XMPP STARTTLS ok".into()),
+                    (true, false, _) => (
+                        true,
+                        format!(
+                            "listening, XMPP stream ok, no TLS: {}",
+                            pr.error.unwrap_or_default()
+                        ),
+                    ),
+                    _ => (false, pr.error.unwrap_or_else(|| "no XMPP stream".into())),
+                };
+            }
+            out.push(row);
         }
     }
     out

@@ -16,5 +16,5 @@ pub mod progress;
 pub mod service;
 
 pub use engine::{EngineError, Options, Prepared, prepare};
-pub use execute::{ApplyError, Report, execute, lock_all, unlock_all, verify_listeners};
+pub use execute::{ApplyError, Report, VerifyRow, execute, lock_all, unlock_all, verify_listeners};
 pub use progress::Progress;

@@ -44,9 +44,23 @@ impl XmppProbe {
     }
 }
 
-/// Opens an S2S stream to `addr` for `domain`, asks for STARTTLS and
+/// The stream addresses a probe of listener `name` uses: outside servers
+/// reach `external` for our domain; the front-end reaches `internal` for a
+/// partner's domain, from ours.
+pub fn stream_addresses(name: &str, our_domain: &str, partner: Option<&str>) -> (String, String) {
+    if name == "internal" {
+        (
+            partner.unwrap_or("partner.invalid").to_string(),
+            our_domain.to_string(),
+        )
+    } else {
+        (our_domain.to_string(), "probe.xfed.invalid".to_string())
+    }
+}
+
+/// Opens an S2S stream to `addr` from `from` to `to`, asks for STARTTLS and
 /// completes the TLS handshake, within `limit` in all.
-pub async fn xmpp_starttls(addr: SocketAddr, domain: &str, limit: Duration) -> XmppProbe {
+pub async fn xmpp_starttls(addr: SocketAddr, to: &str, from: &str, limit: Duration) -> XmppProbe {
     let empty = XmppProbe {
         tcp: false,
         stream: false,
@@ -56,13 +70,13 @@ pub async fn xmpp_starttls(addr: SocketAddr, domain: &str, limit: Duration) -> X
         cert_not_after: None,
         error: None,
     };
-    match timeout(limit, probe(addr, domain, empty.clone())).await {
+    match timeout(limit, probe(addr, to, from, empty.clone())).await {
         Ok(p) => p,
         Err(_) => empty.failed(format!("no answer within {}s", limit.as_secs_f32())),
     }
 }
 
-async fn probe(addr: SocketAddr, domain: &str, mut p: XmppProbe) -> XmppProbe {
+async fn probe(addr: SocketAddr, domain: &str, from: &str, mut p: XmppProbe) -> XmppProbe {
     let mut tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return p.failed(format!("TCP connect: {e}")),
@@ -70,8 +84,9 @@ async fn probe(addr: SocketAddr, domain: &str, mut p: XmppProbe) -> XmppProbe {
     p.tcp = true;
     let header = format!(
         "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
-         xmlns:stream='http://etherx.jabber.org/streams' to='{}' from='probe.xfed.invalid' version='1.0'>",
-        xml_attr(domain)
+         xmlns:stream='http://etherx.jabber.org/streams' to='{}' from='{}' version='1.0'>",
+        xml_attr(domain),
+        xml_attr(from)
     );
     if let Err(e) = tcp.write_all(header.as_bytes()).await {
         return p.failed(format!("send stream header: {e}"));

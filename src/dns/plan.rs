@@ -1,0 +1,218 @@
+//! [`DnsPlan`]: every declared zone decided — its `dns_record` changes, the
+//! provider operations behind them, what is refused and why, and the
+//! unmanaged records left alone. A value: building it is pure
+//! ([`build`]); `providers::dns::plan_dns` reads the zones and calls it,
+//! `providers::dns::apply_dns` carries it out.
+
+use serde::{Deserialize, Serialize};
+
+use super::checks::cross_checks;
+use super::decide::{ZoneDecision, decide};
+use super::desired::{derive, xmpp_srv_name, zone_for};
+use super::finding::Finding;
+use super::guard::{mass_change_guard, no_target_check};
+use super::rrset::{RRset, RRsetOp};
+use crate::plan::diff::sha256_hex;
+use crate::plan::{Action, Change, Phase};
+use crate::spec::{Spec, View};
+
+/// What a provider returned for one zone; `rrsets: None` when the zone
+/// does not exist there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneObservation {
+    pub zone: String,
+    pub rrsets: Option<Vec<RRset>>,
+}
+
+/// One zone, decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZonePlan {
+    pub zone: String,
+    pub view: View,
+    /// The zone does not exist yet: apply creates it, records included, in
+    /// one request.
+    pub create_zone: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone_change: Option<Change>,
+    pub decision: ZoneDecision,
+    /// sha256 of the zone as read (SOA left out: every write bumps its
+    /// serial); apply refuses to write when the zone no longer matches.
+    pub observed_sha256: String,
+    /// The mass-change guard's refusal, if it trips.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<String>,
+    /// No-target refusals.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub no_target: Vec<String>,
+}
+
+impl ZonePlan {
+    /// Whether applying this zone sends anything to the provider.
+    pub fn writes(&self) -> bool {
+        self.create_zone || !self.decision.ops.is_empty()
+    }
+
+    /// The RRsets a new zone is created with.
+    pub fn initial_rrsets(&self) -> Vec<RRset> {
+        self.decision
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                RRsetOp::Replace(r) => Some(r.clone()),
+                RRsetOp::Delete { .. } => None,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsPlan {
+    pub zones: Vec<ZonePlan>,
+    /// Derivation problems and cross-check results.
+    pub findings: Vec<Finding>,
+}
+
+impl DnsPlan {
+    /// Every change, zones in spec order: the zone's creation first, then
+    /// its records in `(name, type)` order; no-ops included.
+    pub fn changes(&self) -> Vec<Change> {
+        self.zones
+            .iter()
+            .flat_map(|z| z.zone_change.iter().chain(z.decision.changes.iter()))
+            .cloned()
+            .collect()
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.zones
+            .iter()
+            .any(|z| z.create_zone || z.decision.changes.iter().any(|c| c.action.is_change()))
+    }
+
+    /// Why this plan must not be applied: error findings, no-target checks,
+    /// and — unless `allow_mass_change` — the mass-change guard.
+    pub fn refusals(&self, allow_mass_change: bool) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|f| f.is_error())
+            .map(ToString::to_string)
+            .collect();
+        for z in &self.zones {
+            out.extend(z.no_target.iter().cloned());
+            if !allow_mass_change {
+                out.extend(z.guard.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// Records in the zones that xfed leaves alone, with their zone.
+    pub fn unmanaged(&self) -> Vec<(String, RRset)> {
+        self.zones
+            .iter()
+            .flat_map(|z| {
+                z.decision
+                    .unmanaged
+                    .iter()
+                    .map(|r| (z.zone.clone(), r.clone()))
+            })
+            .collect()
+    }
+}
+
+/// sha256 over a zone's RRsets as read, SOA left out, order-independent.
+pub fn zone_fingerprint(rrsets: Option<&[RRset]>) -> String {
+    let Some(rrsets) = rrsets else {
+        return sha256_hex(b"absent");
+    };
+    let mut sets: Vec<RRset> = rrsets
+        .iter()
+        .filter(|r| r.rtype != "SOA")
+        .map(|r| RRset::new(&r.name, &r.rtype, r.ttl, r.records.clone()))
+        .collect();
+    sets.sort();
+    sha256_hex(serde_json::to_string(&sets).unwrap_or_default().as_bytes())
+}
+
+/// Decides every declared zone of `spec` against `observations` (a zone
+/// missing from them counts as absent and is planned for creation; whether
+/// creating is allowed is the caller's decision, see
+/// `DnsProvider.create_zones`).
+pub fn build(spec: &Spec, observations: &[ZoneObservation]) -> DnsPlan {
+    let derived = derive(spec);
+    let mut findings = derived.findings.clone();
+    findings.extend(cross_checks(spec, &derived.zones));
+    let max_change = spec.dns.as_ref().map_or(0.3, |d| d.max_change);
+
+    let mut zones = Vec::new();
+    for zr in &derived.zones {
+        let observed = observations
+            .iter()
+            .find(|o| o.zone == zr.zone)
+            .and_then(|o| o.rrsets.as_deref());
+        let decision = decide(&zr.zone, &zr.rrsets, observed.unwrap_or(&[]), None);
+        let create_zone = observed.is_none();
+        let zone_origin = spec
+            .dns
+            .as_ref()
+            .and_then(|d| d.zones.iter().find(|z| z.name == zr.zone))
+            .map(|z| z.origin.to_string())
+            .unwrap_or_default();
+        let zone_change = create_zone.then(|| Change {
+            address: format!("dns/{}/zone", zr.zone),
+            host: String::new(),
+            pool: String::new(),
+            phase: Phase::Dns,
+            kind: "dns_zone".into(),
+            action: Action::Create,
+            reason: "absent on the DNS server (`create_zones` is set)".into(),
+            diff: None,
+            attrs: Vec::new(),
+            service_op: None,
+            origin: zone_origin,
+            observed: zone_fingerprint(None),
+            desired: sha256_hex(zr.zone.as_bytes()),
+        });
+        let guard = mass_change_guard(
+            &zr.zone,
+            decision.managed_before,
+            decision.updated,
+            decision.deleted,
+            max_change,
+        )
+        .err();
+        let mut no_target = Vec::new();
+        for domain in &spec.xmpp_domains {
+            let name = xmpp_srv_name(domain);
+            if zone_for(spec, &name, View::External) != Some(zr.zone.as_str()) {
+                continue;
+            }
+            let after = zr
+                .rrsets
+                .iter()
+                .map(|d| &d.rrset)
+                .find(|r| r.name == name && r.rtype == "SRV")
+                .or_else(|| {
+                    decision
+                        .unmanaged
+                        .iter()
+                        .find(|r| r.name == name && r.rtype == "SRV")
+                });
+            if let Err(e) = no_target_check(&name, after) {
+                no_target.push(e);
+            }
+        }
+        zones.push(ZonePlan {
+            zone: zr.zone.clone(),
+            view: zr.view,
+            create_zone,
+            zone_change,
+            observed_sha256: zone_fingerprint(observed),
+            decision,
+            guard,
+            no_target,
+        });
+    }
+    DnsPlan { zones, findings }
+}

@@ -1,0 +1,5 @@
+//! Providers: the outside services xfed talks to over their own APIs, each
+//! behind a trait so the core stays free of I/O (design.md §3). Today: DNS
+//! (PowerDNS); ACME and internal CAs come with the certificate issue.
+
+pub mod dns;

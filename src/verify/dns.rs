@@ -1,0 +1,347 @@
+//! DNS verification by resolution: ask each zone's authoritative servers
+//! (the spec's `dns.zones[].nameservers`) directly with hickory-resolver —
+//! no resolv.conf, no cache, no recursion — and compare the answers with
+//! the desired records (`crate::dns::desired`).
+//!
+//! For the federation SRV records it checks, per server: every desired SRV
+//! record is in the answer (target, port, priority, weight), nothing else
+//! is, the TTL matches, and every SRV target resolves to the external
+//! address of the edge servers behind it. Every other desired RRset gets
+//! one row (records and TTL). Zones without `nameservers` cannot be
+//! verified and say so in a failing row.
+//!
+//! Cache: `cache_size = 0` (crates-and-lab.md §3 — with the default cache a
+//! record changed in PowerDNS is seen stale).
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+use serde::Serialize;
+
+use crate::dns::desired::{XMPP_SRV_PREFIX, derive, zone_for};
+use crate::dns::rrset::{RRset, encode_txt_strings, normalise_name};
+use crate::spec::{Spec, View};
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyRow {
+    /// What was checked: `SRV _xmpp-server._tcp.contoso.example.`,
+    /// `SRV target xmpp1.contoso.example.`, `A xmpp1.contoso.example.`.
+    pub check: String,
+    /// The name server asked, `198.51.100.53:53`; empty when none was.
+    pub server: String,
+    pub ok: bool,
+    /// What was found, or why it failed.
+    pub detail: String,
+}
+
+impl VerifyRow {
+    fn new(check: String, server: SocketAddr, ok: bool, detail: String) -> VerifyRow {
+        VerifyRow {
+            check,
+            server: server.to_string(),
+            ok,
+            detail,
+        }
+    }
+}
+
+/// What an SRV RRset must look like, and where its targets must point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvExpectation {
+    pub rrset: RRset,
+    pub targets: Vec<TargetExpectation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetExpectation {
+    /// Absolute name.
+    pub name: String,
+    /// Every address the target must resolve to (A and AAAA together).
+    pub addresses: BTreeSet<IpAddr>,
+    /// The authoritative server to ask for the target.
+    pub nameserver: SocketAddr,
+}
+
+/// A resolver that asks only `ns` (UDP, then TCP), without cache, hosts
+/// file or recursion.
+pub fn resolver_for(ns: SocketAddr) -> TokioResolver {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = ns.port();
+    let mut tcp = ConnectionConfig::tcp();
+    tcp.port = ns.port();
+    let config =
+        ResolverConfig::from_name_servers(vec![NameServerConfig::new(ns.ip(), true, vec![udp, tcp])]);
+    let mut opts = ResolverOpts::default();
+    opts.cache_size = 0;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.timeout = Duration::from_secs(2);
+    opts.attempts = 2;
+    opts.recursion_desired = false;
+    opts.ndots = 0;
+    let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
+    *builder.options_mut() = opts;
+    builder.build().unwrap_or_else(|_| {
+        // Building only fails for TLS/HTTPS transports, which are not used.
+        Resolver::builder_with_config(ResolverConfig::default(), TokioRuntimeProvider::default())
+            .build()
+            .expect("a plain UDP/TCP resolver always builds")
+    })
+}
+
+fn content(data: &RData) -> Option<String> {
+    Some(match data {
+        RData::A(a) => a.0.to_string(),
+        RData::AAAA(a) => a.0.to_string(),
+        RData::CNAME(c) => normalise_name(&c.0.to_ascii()),
+        RData::SRV(s) => format!(
+            "{} {} {} {}",
+            s.priority,
+            s.weight,
+            s.port,
+            normalise_name(&s.target.to_ascii())
+        ),
+        RData::TXT(t) => {
+            let strings: Vec<Vec<u8>> = t.txt_data.iter().map(|s| s.to_vec()).collect();
+            encode_txt_strings(&strings)
+        }
+        _ => return None,
+    })
+}
+
+/// The RRset `name`/`rtype` as `resolver`'s server answers it; `None` when
+/// it has none (NXDOMAIN or no data).
+pub async fn query(
+    resolver: &TokioResolver,
+    name: &str,
+    rtype: &str,
+) -> Result<Option<RRset>, String> {
+    let record_type: RecordType = rtype
+        .parse()
+        .map_err(|_| format!("`{rtype}` is not a record type"))?;
+    let name = normalise_name(name);
+    match resolver.lookup(name.as_str(), record_type).await {
+        Ok(lookup) => {
+            let mut ttl = None;
+            let mut records = Vec::new();
+            for rec in lookup.answers() {
+                if rec.record_type() != record_type
+                    || normalise_name(&rec.name.to_ascii()) != name
+                {
+                    continue;
+                }
+                if let Some(c) = content(&rec.data) {
+                    ttl = Some(ttl.map_or(rec.ttl, |t: u32| t.min(rec.ttl)));
+                    records.push(c);
+                }
+            }
+            Ok(ttl.map(|ttl| RRset::new(&name, rtype, ttl, records)))
+        }
+        Err(e) if e.is_no_records_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One row: does `ns` answer `expected` exactly (records and TTL)?
+pub async fn verify_rrset(ns: SocketAddr, expected: &RRset) -> VerifyRow {
+    let check = format!("{} {}", expected.rtype, expected.name);
+    let resolver = resolver_for(ns);
+    match query(&resolver, &expected.name, &expected.rtype).await {
+        Err(e) => VerifyRow::new(check, ns, false, format!("query failed: {e}")),
+        Ok(None) => VerifyRow::new(check, ns, false, "no such record".into()),
+        Ok(Some(got)) if got.records != expected.records => VerifyRow::new(
+            check,
+            ns,
+            false,
+            format!(
+                "answers [{}], expected [{}]",
+                got.records.join(", "),
+                expected.records.join(", ")
+            ),
+        ),
+        Ok(Some(got)) if got.ttl != expected.ttl => VerifyRow::new(
+            check,
+            ns,
+            false,
+            format!("ttl {}, expected {}", got.ttl, expected.ttl),
+        ),
+        Ok(Some(got)) => VerifyRow::new(check, ns, true, got.records.join(", ")),
+    }
+}
+
+/// Per-record rows for an SRV RRset at `ns`, then one row per target.
+pub async fn verify_srv(ns: SocketAddr, expected: &SrvExpectation) -> Vec<VerifyRow> {
+    let want = &expected.rrset;
+    let check = format!("SRV {}", want.name);
+    let resolver = resolver_for(ns);
+    let mut rows = Vec::new();
+    let got = match query(&resolver, &want.name, "SRV").await {
+        Err(e) => {
+            rows.push(VerifyRow::new(check, ns, false, format!("query failed: {e}")));
+            return rows;
+        }
+        Ok(got) => got,
+    };
+    let got_records: Vec<String> = got.as_ref().map(|g| g.records.clone()).unwrap_or_default();
+    for r in &want.records {
+        let found = got_records.contains(r);
+        rows.push(VerifyRow::new(
+            check.clone(),
+            ns,
+            found,
+            if found {
+                format!("{r} (ttl {})", got.as_ref().map_or(0, |g| g.ttl))
+            } else {
+                format!("{r} missing from the answer")
+            },
+        ));
+    }
+    for r in got_records.iter().filter(|r| !want.records.contains(r)) {
+        rows.push(VerifyRow::new(
+            check.clone(),
+            ns,
+            false,
+            format!("{r} answered but not desired"),
+        ));
+    }
+    if let Some(g) = &got
+        && g.ttl != want.ttl
+    {
+        rows.push(VerifyRow::new(
+            check.clone(),
+            ns,
+            false,
+            format!("ttl {}, expected {}", g.ttl, want.ttl),
+        ));
+    }
+    for t in &expected.targets {
+        rows.push(verify_target(t).await);
+    }
+    rows
+}
+
+async fn verify_target(t: &TargetExpectation) -> VerifyRow {
+    let check = format!("SRV target {}", t.name);
+    let resolver = resolver_for(t.nameserver);
+    let mut got = BTreeSet::new();
+    for rtype in ["A", "AAAA"] {
+        match query(&resolver, &t.name, rtype).await {
+            Ok(Some(r)) => got.extend(r.records.iter().filter_map(|c| c.parse::<IpAddr>().ok())),
+            Ok(None) => {}
+            Err(e) => {
+                return VerifyRow::new(check, t.nameserver, false, format!("{rtype} query failed: {e}"));
+            }
+        }
+    }
+    let list = |s: &BTreeSet<IpAddr>| {
+        s.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if got == t.addresses {
+        VerifyRow::new(check, t.nameserver, true, format!("resolves to {}", list(&got)))
+    } else if got.is_empty() {
+        VerifyRow::new(
+            check,
+            t.nameserver,
+            false,
+            format!("does not resolve; expected {}", list(&t.addresses)),
+        )
+    } else {
+        VerifyRow::new(
+            check,
+            t.nameserver,
+            false,
+            format!("resolves to {}, expected {}", list(&got), list(&t.addresses)),
+        )
+    }
+}
+
+/// Verifies every desired record of every declared zone at each of the
+/// zone's name servers.
+pub async fn verify_dns(spec: &Spec) -> Vec<VerifyRow> {
+    let derived = derive(spec);
+    let mut rows = Vec::new();
+    for zone in &derived.zones {
+        if zone.nameservers.is_empty() {
+            rows.push(VerifyRow {
+                check: format!("zone {}", zone.zone),
+                server: String::new(),
+                ok: false,
+                detail: "no name servers declared: DNS verification asks the zone's authoritative \
+                         servers directly\n  hint: list them under `dns.zones[].nameservers`, \
+                         e.g. `[\"198.51.100.53\"]`"
+                    .into(),
+            });
+            continue;
+        }
+        for &ns in &zone.nameservers {
+            for d in &zone.rrsets {
+                let r = &d.rrset;
+                if r.rtype == "SRV" && r.name.starts_with(XMPP_SRV_PREFIX) {
+                    let expectation = srv_expectation(spec, &derived.zones, r, ns);
+                    rows.extend(verify_srv(ns, &expectation).await);
+                } else {
+                    rows.push(verify_rrset(ns, r).await);
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// Where each target of `srv` must point: the external addresses of the
+/// edge servers with that external FQDN, else the desired A/AAAA records of
+/// that name; asked at the first name server of the target's zone, else `ns`.
+fn srv_expectation(
+    spec: &Spec,
+    zones: &[crate::dns::ZoneRecords],
+    srv: &RRset,
+    ns: SocketAddr,
+) -> SrvExpectation {
+    let mut targets = Vec::new();
+    let names: BTreeSet<String> = srv
+        .records
+        .iter()
+        .filter_map(|c| c.split_whitespace().nth(3).map(str::to_string))
+        .filter(|t| t != ".")
+        .collect();
+    for name in names {
+        let mut addresses: BTreeSet<IpAddr> = spec
+            .edge_pools
+            .iter()
+            .flat_map(|p| p.servers.iter())
+            .filter(|s| normalise_name(&s.external_fqdn) == name)
+            .map(|s| s.external_address)
+            .collect();
+        if addresses.is_empty() {
+            addresses = zones
+                .iter()
+                .flat_map(|z| z.rrsets.iter())
+                .filter(|d| d.rrset.name == name && (d.rrset.rtype == "A" || d.rrset.rtype == "AAAA"))
+                .flat_map(|d| d.rrset.records.iter().filter_map(|c| c.parse().ok()))
+                .collect();
+        }
+        let nameserver = zone_for(spec, &name, View::External)
+            .and_then(|z| zones.iter().find(|zr| zr.zone == z))
+            .and_then(|zr| zr.nameservers.first().copied())
+            .unwrap_or(ns);
+        targets.push(TargetExpectation {
+            name,
+            addresses,
+            nameserver,
+        });
+    }
+    SrvExpectation {
+        rrset: srv.clone(),
+        targets,
+    }
+}
