@@ -704,7 +704,8 @@ pub struct VerifyRow {
 /// and from the orchestrator (XMPP stream + STARTTLS, or `/status`).
 pub async fn verify_listeners(p: &Prepared) -> Vec<VerifyRow> {
     let domain = p.spec.xmpp_domains.first().cloned().unwrap_or_default();
-    let mut out = Vec::new();
+    let partner = p.spec.partners.first().map(|x| x.domain.clone());
+    let mut tasks = Vec::new();
     for (fqdn, h) in &p.hosts {
         let mine: Vec<Resource> = p
             .resources
@@ -715,6 +716,29 @@ pub async fn verify_listeners(p: &Prepared) -> Vec<VerifyRow> {
         if mine.is_empty() {
             continue;
         }
+        let (h, fqdn, domain, partner) = (h.clone(), fqdn.clone(), domain.clone(), partner.clone());
+        tasks.push(tokio::spawn(async move {
+            verify_host(&h, &fqdn, mine, &domain, partner.as_deref()).await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        if let Ok(rows) = t.await {
+            out.extend(rows);
+        }
+    }
+    out
+}
+
+async fn verify_host(
+    h: &Host,
+    fqdn: &str,
+    mine: Vec<Resource>,
+    domain: &str,
+    partner: Option<&str>,
+) -> Vec<VerifyRow> {
+    let mut out = Vec::new();
+    {
         let observed = {
             let mine = mine.clone();
             h.with(move |t| {
@@ -733,7 +757,7 @@ pub async fn verify_listeners(p: &Prepared) -> Vec<VerifyRow> {
                 Some(Observed::Listener(f)) if f.listening
             );
             let mut row = VerifyRow {
-                host: fqdn.clone(),
+                host: fqdn.to_string(),
                 listener: l.name.clone(),
                 address: addr.to_string(),
                 ok: false,
@@ -757,7 +781,6 @@ pub async fn verify_listeners(p: &Prepared) -> Vec<VerifyRow> {
                     Err(e) => row.state = e,
                 }
             } else {
-                let partner = p.spec.partners.first().map(|x| x.domain.as_str());
                 let (to, from) = super::probe::stream_addresses(&l.name, &domain, partner);
                 let pr =
                     super::probe::xmpp_starttls(addr, &to, &from, Duration::from_secs(3)).await;

@@ -34,7 +34,11 @@ pub fn san_covers(san: &str, name: &str) -> bool {
 /// Cross-checks for `zones` (from [`super::desired::derive`]).
 pub fn cross_checks(spec: &Spec, zones: &[ZoneRecords]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let federation: Vec<&EdgePool> = spec.edge_pools.iter().filter(|p| p.xmpp_federation).collect();
+    let federation: Vec<&EdgePool> = spec
+        .edge_pools
+        .iter()
+        .filter(|p| p.xmpp_federation)
+        .collect();
 
     for domain in &spec.xmpp_domains {
         let name = xmpp_srv_name(domain);

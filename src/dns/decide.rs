@@ -232,7 +232,11 @@ pub fn decide(
         .map(|r| (r.name.as_str(), r))
         .collect();
     for (name, m) in &want_markers {
-        if have_markers.get(name.as_str()).map(|h| h.records != m.records) != Some(false) {
+        if have_markers
+            .get(name.as_str())
+            .map(|h| h.records != m.records)
+            != Some(false)
+        {
             d.ops.push(RRsetOp::Replace(m.clone()));
         }
     }

@@ -105,20 +105,25 @@ pub fn derive(spec: &Spec) -> Derived {
     let mut findings = Vec::new();
     // (zone, name, type) → records
     let mut acc: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
-    let mut add = |zone: &str, name: &str, rtype: &str, ttl: u32, content: String, origin: String| {
-        let a = acc
-            .entry((zone.to_string(), normalise_name(name), rtype.to_string()))
-            .or_default();
-        a.ttls.push((ttl, origin.clone()));
-        a.records.push(content);
-        if !a.origins.contains(&origin) {
-            a.origins.push(origin);
-        }
-    };
+    let mut add =
+        |zone: &str, name: &str, rtype: &str, ttl: u32, content: String, origin: String| {
+            let a = acc
+                .entry((zone.to_string(), normalise_name(name), rtype.to_string()))
+                .or_default();
+            a.ttls.push((ttl, origin.clone()));
+            a.records.push(content);
+            if !a.origins.contains(&origin) {
+                a.origins.push(origin);
+            }
+        };
 
     for domain in &spec.xmpp_domains {
         let name = xmpp_srv_name(domain);
-        let pools: Vec<_> = spec.edge_pools.iter().filter(|p| p.xmpp_federation).collect();
+        let pools: Vec<_> = spec
+            .edge_pools
+            .iter()
+            .filter(|p| p.xmpp_federation)
+            .collect();
         if pools.is_empty() {
             continue;
         }
@@ -166,7 +171,9 @@ pub fn derive(spec: &Spec) -> Derived {
                              xfed does not manage its {rtype} record"
                         ),
                     )
-                    .with_hint("declare its zone under `dns.zones`, or publish the record elsewhere"),
+                    .with_hint(
+                        "declare its zone under `dns.zones`, or publish the record elsewhere",
+                    ),
                 ),
                 None => {}
             }
@@ -208,11 +215,7 @@ pub fn derive(spec: &Spec) -> Derived {
     for ((zone, name, rtype), a) in acc {
         let ttl = a.ttls.iter().map(|(t, _)| *t).min().unwrap_or(dns.ttl);
         if a.ttls.iter().any(|(t, _)| *t != ttl) {
-            let list: Vec<String> = a
-                .ttls
-                .iter()
-                .map(|(t, o)| format!("{t} ({o})"))
-                .collect();
+            let list: Vec<String> = a.ttls.iter().map(|(t, o)| format!("{t} ({o})")).collect();
             findings.push(
                 Finding::warning(
                     a.origins[0].clone(),
@@ -234,8 +237,7 @@ pub fn derive(spec: &Spec) -> Derived {
     }
     for z in &zones {
         for c in z.rrsets.iter().filter(|r| r.rrset.rtype == "CNAME") {
-            if z
-                .rrsets
+            if z.rrsets
                 .iter()
                 .any(|o| o.rrset.name == c.rrset.name && o.rrset.rtype != "CNAME")
             {
@@ -255,6 +257,8 @@ pub fn derive(spec: &Spec) -> Derived {
             }
         }
     }
-    zones.iter_mut().for_each(|z| z.rrsets.sort_by_key(|r| r.rrset.key()));
+    zones
+        .iter_mut()
+        .for_each(|z| z.rrsets.sort_by_key(|r| r.rrset.key()));
     Derived { zones, findings }
 }

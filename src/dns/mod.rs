@@ -37,7 +37,7 @@ pub mod rrset;
 
 pub use checks::cross_checks;
 pub use decide::{ZoneDecision, decide};
-pub use desired::{DesiredRRset, Derived, ZoneRecords, derive, desired};
+pub use desired::{Derived, DesiredRRset, ZoneRecords, derive, desired};
 pub use finding::{Finding, Level};
 pub use guard::{mass_change_guard, no_target_check};
 pub use owner::managed_set;

@@ -77,8 +77,11 @@ pub fn resolver_for(ns: SocketAddr) -> TokioResolver {
     udp.port = ns.port();
     let mut tcp = ConnectionConfig::tcp();
     tcp.port = ns.port();
-    let config =
-        ResolverConfig::from_name_servers(vec![NameServerConfig::new(ns.ip(), true, vec![udp, tcp])]);
+    let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(
+        ns.ip(),
+        true,
+        vec![udp, tcp],
+    )]);
     let mut opts = ResolverOpts::default();
     opts.cache_size = 0;
     opts.use_hosts_file = ResolveHosts::Never;
@@ -132,8 +135,7 @@ pub async fn query(
             let mut ttl = None;
             let mut records = Vec::new();
             for rec in lookup.answers() {
-                if rec.record_type() != record_type
-                    || normalise_name(&rec.name.to_ascii()) != name
+                if rec.record_type() != record_type || normalise_name(&rec.name.to_ascii()) != name
                 {
                     continue;
                 }
@@ -184,7 +186,12 @@ pub async fn verify_srv(ns: SocketAddr, expected: &SrvExpectation) -> Vec<Verify
     let mut rows = Vec::new();
     let got = match query(&resolver, &want.name, "SRV").await {
         Err(e) => {
-            rows.push(VerifyRow::new(check, ns, false, format!("query failed: {e}")));
+            rows.push(VerifyRow::new(
+                check,
+                ns,
+                false,
+                format!("query failed: {e}"),
+            ));
             return rows;
         }
         Ok(got) => got,
@@ -236,7 +243,12 @@ async fn verify_target(t: &TargetExpectation) -> VerifyRow {
             Ok(Some(r)) => got.extend(r.records.iter().filter_map(|c| c.parse::<IpAddr>().ok())),
             Ok(None) => {}
             Err(e) => {
-                return VerifyRow::new(check, t.nameserver, false, format!("{rtype} query failed: {e}"));
+                return VerifyRow::new(
+                    check,
+                    t.nameserver,
+                    false,
+                    format!("{rtype} query failed: {e}"),
+                );
             }
         }
     }
@@ -247,7 +259,12 @@ async fn verify_target(t: &TargetExpectation) -> VerifyRow {
             .join(", ")
     };
     if got == t.addresses {
-        VerifyRow::new(check, t.nameserver, true, format!("resolves to {}", list(&got)))
+        VerifyRow::new(
+            check,
+            t.nameserver,
+            true,
+            format!("resolves to {}", list(&got)),
+        )
     } else if got.is_empty() {
         VerifyRow::new(
             check,
@@ -260,7 +277,11 @@ async fn verify_target(t: &TargetExpectation) -> VerifyRow {
             check,
             t.nameserver,
             false,
-            format!("resolves to {}, expected {}", list(&got), list(&t.addresses)),
+            format!(
+                "resolves to {}, expected {}",
+                list(&got),
+                list(&t.addresses)
+            ),
         )
     }
 }
@@ -326,7 +347,9 @@ fn srv_expectation(
             addresses = zones
                 .iter()
                 .flat_map(|z| z.rrsets.iter())
-                .filter(|d| d.rrset.name == name && (d.rrset.rtype == "A" || d.rrset.rtype == "AAAA"))
+                .filter(|d| {
+                    d.rrset.name == name && (d.rrset.rtype == "A" || d.rrset.rtype == "AAAA")
+                })
                 .flat_map(|d| d.rrset.records.iter().filter_map(|c| c.parse().ok()))
                 .collect();
         }

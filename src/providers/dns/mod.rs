@@ -51,8 +51,11 @@ pub trait DnsProvider: Send + Sync + fmt::Debug {
 
     /// Applies `ops` to `zone` — all or nothing where the provider allows
     /// (PowerDNS does).
-    fn apply<'a>(&'a self, zone: &'a str, ops: &'a [RRsetOp])
-    -> BoxFuture<'a, Result<(), ProviderError>>;
+    fn apply<'a>(
+        &'a self,
+        zone: &'a str,
+        ops: &'a [RRsetOp],
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
 }
 
 /// What went wrong talking to a provider. Never carries the API key.

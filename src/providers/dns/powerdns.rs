@@ -115,12 +115,18 @@ fn describe(e: &reqwest::Error) -> String {
 impl PowerDns {
     /// `api_url` is the webserver's base (`http://203.0.113.53:8081`; a
     /// trailing `/api/v1` is accepted); `server_id` is usually `localhost`.
-    pub fn new(api_url: &str, api_key: &Secret, server_id: &str) -> Result<PowerDns, ProviderError> {
+    pub fn new(
+        api_url: &str,
+        api_key: &Secret,
+        server_id: &str,
+    ) -> Result<PowerDns, ProviderError> {
         let base = api_url.trim_end_matches('/');
         let base = base.strip_suffix("/api/v1").unwrap_or(base).to_string();
-        let mut key = HeaderValue::from_str(api_key.expose()).map_err(|_| ProviderError::Config {
-            detail: "the PowerDNS API key contains characters an HTTP header cannot carry".into(),
-        })?;
+        let mut key =
+            HeaderValue::from_str(api_key.expose()).map_err(|_| ProviderError::Config {
+                detail: "the PowerDNS API key contains characters an HTTP header cannot carry"
+                    .into(),
+            })?;
         key.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert("X-API-Key", key);
