@@ -42,9 +42,10 @@ pub const LIMITS: [(usize, usize); 4] = [(1_000, 2), (2_000, 4), (4_000, 8), (10
 
 /// Heap a connection may hold at its peak, per byte of the element limit
 /// (plus [`HEAP_SLACK`]). An element is kept as a tree of `Element`s and
-/// owned strings until it is complete, which costs a constant factor over
-/// its wire size (about 40× for `<a/><a/>…`); anything growing faster than
-/// linearly in the limit trips this.
+/// owned strings (namespace URIs shared, one per declaration) until it is
+/// complete, which costs a constant factor over its wire size (about 40×
+/// for `<a/><a/>…`); anything growing faster than linearly in the limit
+/// trips this.
 pub const HEAP_FACTOR: usize = 128;
 /// Fixed heap allowance per connection (parser tables, output, the
 /// harness's own view of the output).

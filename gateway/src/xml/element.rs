@@ -2,9 +2,13 @@
 //!
 //! Deliberately small: the stream layer needs names, namespaces,
 //! attributes and text to dispatch and (later) to apply policy and relay.
+//! Namespace URIs are [`Namespace`] handles shared with the declaration
+//! they come from, so a subtree never holds more than one copy of each.
+
+use super::namespace::Namespace;
 
 /// A namespace-resolved attribute: (namespace URI or "", local name, value).
-pub type Attribute = (String, String, String);
+pub type Attribute = (Namespace, String, String);
 
 /// A child of an element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +23,7 @@ pub enum Node {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
     /// Namespace URI ("" when unqualified).
-    pub ns: String,
+    pub ns: Namespace,
     /// Local name.
     pub name: String,
     /// Attributes, in document order.
@@ -46,7 +50,7 @@ impl Element {
     pub fn attr_ns(&self, ns: &str, name: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|(a_ns, n, _)| a_ns == ns && n == name)
+            .find(|(a_ns, n, _)| a_ns.as_str() == ns && n == name)
             .map(|(_, _, v)| v.as_str())
     }
 

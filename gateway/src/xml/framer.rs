@@ -8,11 +8,20 @@
 //! limit plus one read), nesting depth, and stream-level text. It does no
 //! I/O and knows nothing of XMPP beyond "the root element is the stream".
 //! A stream restart (after STARTTLS or SASL) uses a fresh `Framer`.
+//!
+//! Memory stays linear in the byte limit: namespace declarations are
+//! attributes on the wire, so they count against the element (or header)
+//! that carries them, and each is stored once, as a [`Namespace`] every
+//! element and attribute in its scope shares (never copied per element).
+//! Namespace lookups and duplicate-attribute checks are hash-based, so the
+//! CPU time per element is linear too.
 
 use super::element::{Element, Node};
+use super::namespace::Namespace;
 use rxml::Error as XmlError;
 use rxml::error::EndOrError;
 use rxml::parser::{Options, Parse, RawEvent, RawParser, RawQName, WithOptions, XMLNS_XML};
+use std::collections::{HashMap, HashSet};
 
 /// One unit of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +76,15 @@ pub enum FramingError {
 #[derive(Debug)]
 pub struct Framer {
     raw: RawParser,
+    /// The token limit `raw` was built with.
+    token_limit: usize,
+    /// A token limit `raw` must be rebuilt with at the next boundary
+    /// between top-level elements (see `set_max_bytes`).
+    retune: Option<usize>,
+    /// Whether `raw` has consumed any byte.
+    fed: bool,
+    /// The stream element's raw name (`stream:stream`), to rebuild `raw`.
+    root: Option<String>,
     input: Vec<u8>,
     pos: usize,
     max_bytes: usize,
@@ -77,8 +95,12 @@ pub struct Framer {
     pending: usize,
     /// The start tag being read: raw name and raw attributes.
     head: Option<(RawQName, Vec<(RawQName, String)>)>,
-    /// Namespace declarations per open element (`None` prefix = default).
-    scopes: Vec<Vec<(Option<String>, String)>>,
+    /// The prefixes each open element declares ("" = the default
+    /// namespace), outermost first; the stream element is the first.
+    scopes: Vec<Vec<String>>,
+    /// The bindings in force: prefix ("" = default) → its declarations
+    /// in the open elements, innermost last. A prefix with none is absent.
+    bindings: HashMap<String, Vec<Namespace>>,
     /// Elements under construction below the stream element, outermost first.
     stack: Vec<Element>,
     /// Whether any non-whitespace byte has been seen.
@@ -91,16 +113,12 @@ impl Framer {
     /// A parser for a new stream; `max_bytes` bounds each top-level element
     /// and the header, `max_depth` the nesting inside a top-level element.
     pub fn new(max_bytes: usize, max_depth: usize) -> Framer {
-        // A token longer than a whole element is reported as an oversized
-        // element (see `classify`).
-        let options = Options {
-            max_token_length: max_bytes.saturating_add(1),
-            ..Options::default()
-        };
-        let mut raw = RawParser::with_options(options);
-        raw.set_text_buffering(false);
         Framer {
-            raw,
+            raw: raw_parser_with_token_limit(token_limit(max_bytes)),
+            token_limit: token_limit(max_bytes),
+            retune: None,
+            fed: false,
+            root: None,
             input: Vec::new(),
             pos: 0,
             max_bytes,
@@ -109,6 +127,7 @@ impl Framer {
             pending: 0,
             head: None,
             scopes: Vec::new(),
+            bindings: HashMap::new(),
             stack: Vec::new(),
             started: false,
             closed: false,
@@ -116,9 +135,66 @@ impl Framer {
         }
     }
 
-    /// Changes the per-element byte limit (e.g. once the stream is authenticated).
+    /// Changes the per-element byte limit (e.g. once the stream is
+    /// authenticated by dialback, which does not restart the stream).
+    ///
+    /// The byte count of the element in progress is checked against the
+    /// new limit at once. rxml's per-token limit (a name or attribute value
+    /// may be as long as a whole element) is fixed when its parser is
+    /// built, so the parser is rebuilt with `max_bytes + 1` at the first
+    /// point where no element and no token is in progress: right away when
+    /// called between top-level elements (where the stream layer changes
+    /// limits) or before any byte, else after the element in progress (or
+    /// the header) ends. Until then a token longer than the old limit is
+    /// still refused as `TooBig`.
     pub fn set_max_bytes(&mut self, max_bytes: usize) {
         self.max_bytes = max_bytes;
+        let limit = token_limit(max_bytes);
+        self.retune = (limit != self.token_limit).then_some(limit);
+        self.retune_at_boundary();
+    }
+
+    /// Rebuilds the parser with the token limit `set_max_bytes` asked for,
+    /// if one is pending and the parser is between top-level elements.
+    fn retune_at_boundary(&mut self) {
+        let Some(limit) = self.retune else {
+            return;
+        };
+        let idle = self.pending == 0
+            && self.head.is_none()
+            && self.stack.is_empty()
+            && !self.closed
+            && self.poisoned.is_none();
+        if !idle {
+            return;
+        }
+        let prime = match (&self.root, self.fed) {
+            // Nothing parsed yet: a fresh parser is all it takes.
+            (None, false) => None,
+            // Inside the stream element, between children: bring a fresh
+            // parser to the same state by opening the same root (its name
+            // must match `</stream:stream>`). Nothing of it is reported.
+            (Some(root), _) if self.scopes.len() == 1 => Some(format!("<{root}>")),
+            // In the prolog or the header: wait for the header to end.
+            _ => return,
+        };
+        self.retune = None;
+        let mut raw = raw_parser_with_token_limit(limit);
+        if let Some(tag) = prime {
+            let mut rest = tag.as_bytes();
+            loop {
+                match raw.parse(&mut rest, false) {
+                    Ok(Some(RawEvent::ElementHeadClose(_))) => break,
+                    Ok(Some(_)) => {}
+                    // Only if the root's name is longer than the new limit
+                    // (a lowered one, which `check_size` enforces anyway):
+                    // keep the parser we have.
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        }
+        self.raw = raw;
+        self.token_limit = limit;
     }
 
     /// Appends received bytes. Call `next_frame` until it returns `Ok(None)`
@@ -165,12 +241,16 @@ impl Framer {
 
     fn next_inner(&mut self) -> Result<Option<Frame>, FramingError> {
         while !self.closed {
+            if self.retune.is_some() {
+                self.retune_at_boundary();
+            }
             let mut slice: &[u8] = &self.input[self.pos..];
             let before = slice.len();
             let result = self.raw.parse(&mut slice, false);
             let consumed = before - slice.len();
             self.pos += consumed;
             self.pending += consumed;
+            self.fed |= consumed > 0;
             let event = match result {
                 Ok(Some(event)) => event,
                 Ok(None) | Err(EndOrError::NeedMoreData) => {
@@ -226,6 +306,8 @@ impl Framer {
                 Ok(None)
             }
             RawEvent::Attribute(_, qname, value) => {
+                // Namespace declarations included: they are attributes on
+                // the wire and cost the element that carries them.
                 self.unit_bytes += len;
                 if let Some((_, attrs)) = &mut self.head {
                     attrs.push((qname, value));
@@ -243,7 +325,7 @@ impl Framer {
             }
             RawEvent::ElementFoot(_) => {
                 self.unit_bytes += len;
-                self.scopes.pop();
+                self.close_scope();
                 if self.scopes.is_empty() {
                     self.closed = true;
                     return Ok(Some(Frame::StreamClose));
@@ -288,39 +370,77 @@ impl Framer {
         (prefix, local): RawQName,
         raw_attrs: Vec<(RawQName, String)>,
     ) -> Result<Option<Frame>, FramingError> {
-        let mut decls: Vec<(Option<String>, String)> = Vec::new();
+        let mut decls: Vec<(String, Namespace)> = Vec::new();
         let mut plain: Vec<(RawQName, String)> = Vec::with_capacity(raw_attrs.len());
         for ((a_prefix, a_local), value) in raw_attrs {
-            match a_prefix.as_ref().map(|p| p.as_str()) {
-                None if a_local.as_str() == "xmlns" => decls.push((None, value)),
-                Some("xmlns") => decls.push((Some(a_local.as_str().to_string()), value)),
-                _ => plain.push(((a_prefix, a_local), value)),
+            let declared = match a_prefix.as_ref().map(|p| p.as_str()) {
+                None if a_local.as_str() == "xmlns" => "",
+                Some("xmlns") => a_local.as_str(),
+                _ => {
+                    plain.push(((a_prefix, a_local), value));
+                    continue;
+                }
+            };
+            // Stored once here; everything in scope shares it.
+            decls.push((declared.to_string(), Namespace::from(value)));
+        }
+        if decls.len() > 1 {
+            let mut seen = HashSet::with_capacity(decls.len());
+            if let Some((p, _)) = decls.iter().find(|(p, _)| !seen.insert(p.as_str())) {
+                return Err(duplicate(if p.is_empty() { "xmlns" } else { p }));
             }
         }
-        self.scopes.push(decls);
+        // On the stream element: reported in `StreamOpen`.
+        let default_ns = if self.scopes.is_empty() {
+            decls
+                .iter()
+                .find(|(p, _)| p.is_empty())
+                .map(|(_, uri)| uri.to_string())
+        } else {
+            None
+        };
+        let mut scope = Vec::with_capacity(decls.len());
+        for (declared, uri) in decls {
+            self.bindings.entry(declared.clone()).or_default().push(uri);
+            scope.push(declared);
+        }
+        self.scopes.push(scope);
         let ns = match &prefix {
-            None => self.lookup(None).unwrap_or_default(),
+            None => self
+                .bindings
+                .get("")
+                .and_then(|uris| uris.last())
+                .cloned()
+                .unwrap_or_default(),
             Some(p) => self
-                .lookup(Some(p.as_str()))
+                .lookup(p.as_str())
                 .ok_or_else(|| undeclared(p.as_str()))?,
         };
         let mut attrs = Vec::with_capacity(plain.len());
         for ((a_prefix, a_local), value) in plain {
             let a_ns = match a_prefix {
-                None => String::new(),
+                None => Namespace::NONE,
                 Some(p) => self
-                    .lookup(Some(p.as_str()))
+                    .lookup(p.as_str())
                     .ok_or_else(|| undeclared(p.as_str()))?,
             };
-            if attrs
-                .iter()
-                .any(|(n, l, _): &(String, String, String)| *n == a_ns && l == a_local.as_str())
-            {
-                return Err(FramingError::NotWellFormed(format!(
-                    "duplicate attribute `{a_local}`"
-                )));
-            }
             attrs.push((a_ns, a_local.as_str().to_string(), value));
+        }
+        if attrs.len() > 1 {
+            let mut seen = HashSet::with_capacity(attrs.len());
+            if let Some((_, dup, _)) = attrs
+                .iter()
+                .find(|(n, l, _)| !seen.insert((n.as_str(), l.as_str())))
+            {
+                return Err(duplicate(dup));
+            }
+        }
+        if self.scopes.len() == 1 {
+            // Kept to rebuild the parser in the same state (`set_max_bytes`).
+            self.root = Some(match &prefix {
+                Some(p) => format!("{p}:{local}"),
+                None => local.as_str().to_string(),
+            });
         }
         let element = Element {
             ns,
@@ -329,10 +449,6 @@ impl Framer {
             children: Vec::new(),
         };
         if self.scopes.len() == 1 {
-            let default_ns = self.scopes[0]
-                .iter()
-                .find(|(p, _)| p.is_none())
-                .map(|(_, uri)| uri.clone());
             // The header is complete: the next unit starts from zero.
             self.unit_bytes = 0;
             return Ok(Some(Frame::StreamOpen(StreamOpen {
@@ -344,19 +460,55 @@ impl Framer {
         Ok(None)
     }
 
-    /// The namespace bound to `prefix` (`None` = default) in the open scopes.
-    fn lookup(&self, prefix: Option<&str>) -> Option<String> {
-        if prefix == Some("xml") {
-            return Some(XMLNS_XML.to_string());
+    /// Ends the innermost open element's namespace declarations.
+    fn close_scope(&mut self) {
+        for declared in self.scopes.pop().unwrap_or_default() {
+            if let Some(uris) = self.bindings.get_mut(&declared) {
+                uris.pop();
+                if uris.is_empty() {
+                    self.bindings.remove(&declared);
+                }
+            }
         }
-        self.scopes
-            .iter()
-            .rev()
-            .flat_map(|scope| scope.iter())
-            .find(|(p, _)| p.as_deref() == prefix)
-            .map(|(_, uri)| uri.clone())
-            .filter(|uri| !uri.is_empty() || prefix.is_none())
+        if self.scopes.len() == 1 && self.bindings.capacity() > 64 {
+            // Back between top-level elements: do not keep a table sized
+            // for a past element's declarations for the rest of the stream.
+            self.bindings.shrink_to_fit();
+        }
     }
+
+    /// The namespace bound to `prefix` in the open elements.
+    fn lookup(&self, prefix: &str) -> Option<Namespace> {
+        if prefix == "xml" {
+            return Some(Namespace::from_static(XMLNS_XML));
+        }
+        self.bindings
+            .get(prefix)
+            .and_then(|uris| uris.last())
+            // `xmlns:p=''` does not bind `p` (XML 1.0 namespaces forbid it).
+            .filter(|uri| !uri.is_empty())
+            .cloned()
+    }
+}
+
+/// rxml's token limit for an element limit: a token longer than a whole
+/// element is reported as an oversized element (see `classify`).
+fn token_limit(max_bytes: usize) -> usize {
+    max_bytes.saturating_add(1)
+}
+
+fn raw_parser_with_token_limit(max_token_length: usize) -> RawParser {
+    let options = Options {
+        max_token_length,
+        ..Options::default()
+    };
+    let mut raw = RawParser::with_options(options);
+    raw.set_text_buffering(false);
+    raw
+}
+
+fn duplicate(name: &str) -> FramingError {
+    FramingError::NotWellFormed(format!("duplicate attribute `{name}`"))
 }
 
 fn undeclared(prefix: &str) -> FramingError {
@@ -368,8 +520,9 @@ fn undeclared(prefix: &str) -> FramingError {
 /// upgrade that changes them fails a test instead of a condition.
 fn classify(e: XmlError, max_bytes: usize) -> FramingError {
     match e {
-        // The token limit is one more than the element limit, so a token
-        // over it means an element over it.
+        // The token limit is one more than the element limit (see
+        // `Framer::set_max_bytes` for when a new limit reaches it), so a
+        // token over it means an element over it.
         XmlError::RestrictedXml(what) if what.contains("long") => {
             FramingError::TooBig { limit: max_bytes }
         }

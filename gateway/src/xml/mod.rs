@@ -6,10 +6,12 @@
 mod element;
 mod escape;
 mod framer;
+mod namespace;
 
 pub use element::{Attribute, Element, Node};
 pub use escape::{escape_attr, escape_text};
 pub use framer::{Frame, Framer, FramingError, StreamOpen};
+pub use namespace::Namespace;
 
 #[cfg(test)]
 mod tests;

@@ -207,3 +207,286 @@ fn whitespace_before_the_header_is_skipped() {
     assert!(feed(&mut f, b" \r\n").expect("whitespace").is_empty());
     open(&mut f);
 }
+
+/// What a delivered element holds on the heap: its tree (vectors and strings
+/// at their capacity) plus every namespace string it refers to, each
+/// counted once per distinct allocation (`seen`). With namespaces copied
+/// per element this grows with (children × URI length).
+fn held_bytes(e: &Element, seen: &mut std::collections::HashSet<*const u8>) -> usize {
+    use std::mem::size_of;
+    let mut ns = |n: &Namespace| {
+        if !n.is_empty() && seen.insert(n.as_ptr()) {
+            n.len()
+        } else {
+            0
+        }
+    };
+    let mut total = ns(&e.ns)
+        + e.name.capacity()
+        + e.attrs.capacity() * size_of::<Attribute>()
+        + e.children.capacity() * size_of::<Node>();
+    for (a_ns, name, value) in &e.attrs {
+        total += ns(a_ns) + name.capacity() + value.capacity();
+    }
+    for child in &e.children {
+        total += match child {
+            Node::Element(c) => held_bytes(c, seen),
+            Node::Text(t) => t.capacity(),
+        };
+    }
+    total
+}
+
+/// The distinct namespace strings `e` refers to, and their bytes.
+fn namespace_storage(e: &Element) -> (usize, usize) {
+    fn walk(e: &Element, seen: &mut std::collections::HashMap<*const u8, usize>) {
+        for n in std::iter::once(&e.ns).chain(e.attrs.iter().map(|(n, _, _)| n)) {
+            if !n.is_empty() {
+                seen.insert(n.as_ptr(), n.len());
+            }
+        }
+        for c in e.child_elements() {
+            walk(c, seen);
+        }
+    }
+    let mut seen = std::collections::HashMap::new();
+    walk(e, &mut seen);
+    (seen.len(), seen.values().sum())
+}
+
+/// The fuzz harness's per-connection bound (fuzz/src/lib.rs `HEAP_FACTOR`).
+const HEAP_FACTOR: usize = 128;
+
+/// The `namespace-copied-per-child` regression: one element just under the
+/// limit declaring a long default namespace and made of as many `<b/>`
+/// children as fit. Each child used to get its own copy of the URI
+/// (~1,500 × 4,000 bytes = 6 MB for a 10,000-byte element).
+#[test]
+fn inherited_namespaces_are_shared_not_copied_per_child() {
+    for (limit, uri_len) in [(10_000, 4_000), (40_000, 16_000)] {
+        let uri = "u".repeat(uri_len);
+        let mut stanza = format!("<x xmlns='{uri}'>");
+        while stanza.len() + "<b/></x>".len() <= limit {
+            stanza.push_str("<b/>");
+        }
+        stanza.push_str("</x>");
+        let mut f = Framer::new(limit, 8);
+        open(&mut f);
+        let frames = feed(&mut f, stanza.as_bytes()).expect("fits the limit");
+        let [Frame::Element(x)] = frames.as_slice() else {
+            panic!("{frames:?}")
+        };
+        let children = x.child_elements().count();
+        assert!(children > limit / 8, "{children} children");
+        assert!(x.child_elements().all(|b| b.is(&uri, "b")));
+        // One string for the one declaration, however many children.
+        assert_eq!(namespace_storage(x), (1, uri_len));
+        let held = held_bytes(x, &mut Default::default());
+        assert!(
+            held <= HEAP_FACTOR * limit,
+            "a {}-byte element holds {held} bytes (limit {limit})",
+            stanza.len()
+        );
+    }
+}
+
+#[test]
+fn namespaces_declared_on_the_header_or_by_prefix_are_shared_too() {
+    let uri = "h".repeat(3_000);
+    let header = format!(
+        "<stream:stream xmlns='{uri}' xmlns:p='{uri}' \
+         xmlns:stream='http://etherx.jabber.org/streams'>"
+    );
+    let mut f = Framer::new(10_000, 8);
+    let frames = feed(&mut f, header.as_bytes()).expect("header");
+    let [Frame::StreamOpen(open)] = frames.as_slice() else {
+        panic!("{frames:?}")
+    };
+    assert_eq!(open.default_ns.as_deref(), Some(uri.as_str()));
+    // Unqualified elements inherit the header's default namespace;
+    // prefixed attributes the header's `p`.
+    let mut stanza = String::from("<a>");
+    for i in 0..1_000 {
+        stanza.push_str(&format!("<b p:c{i}=''/>"));
+        if stanza.len() > 9_900 {
+            break;
+        }
+    }
+    stanza.push_str("</a>");
+    let mut seen = Default::default();
+    let mut held = 0;
+    let mut storage = 0;
+    for _ in 0..3 {
+        let frames = feed(&mut f, stanza.as_bytes()).expect("fits");
+        let [Frame::Element(a)] = frames.as_slice() else {
+            panic!("{frames:?}")
+        };
+        assert!(a.is(&uri, "a"));
+        let b = a.child_elements().nth(5).expect("children");
+        assert_eq!(b.attr_ns(&uri, "c5"), Some(""));
+        // Two declarations, two strings: shared by all three stanzas.
+        held += held_bytes(a, &mut seen);
+        storage = seen.len();
+    }
+    assert_eq!(storage, 2);
+    assert!(held <= 3 * HEAP_FACTOR * 10_000, "{held}");
+}
+
+#[test]
+fn namespace_scopes_nest_and_end_with_their_element() {
+    let mut f = Framer::new(10_000, 8);
+    open(&mut f);
+    let frames = feed(
+        &mut f,
+        b"<a xmlns:p='u1'><b xmlns:p='u2' xmlns='d'><p:c p:x='1' xml:lang='en'/><e xmlns=''/></b><p:d/><f/></a>",
+    )
+    .expect("parses");
+    let [Frame::Element(a)] = frames.as_slice() else {
+        panic!("{frames:?}")
+    };
+    assert!(a.is("jabber:server", "a"));
+    let kids: Vec<&Element> = a.child_elements().collect();
+    let b = kids[0];
+    assert!(b.is("d", "b"));
+    let inner: Vec<&Element> = b.child_elements().collect();
+    assert!(inner[0].is("u2", "c"));
+    assert_eq!(inner[0].attr_ns("u2", "x"), Some("1"));
+    assert_eq!(
+        inner[0].attr_ns("http://www.w3.org/XML/1998/namespace", "lang"),
+        Some("en")
+    );
+    assert!(inner[1].is("", "e"));
+    assert!(kids[1].is("u1", "d"));
+    assert!(kids[2].is("jabber:server", "f"));
+    // `p` ended with `<a>`.
+    assert!(matches!(
+        feed(&mut f, b"<p:g/>"),
+        Err(FramingError::NotWellFormed(_))
+    ));
+}
+
+#[test]
+fn duplicate_namespace_declarations_are_not_well_formed() {
+    for doc in [
+        "<a xmlns:p='u1' xmlns:p='u2'/>",
+        "<a xmlns='u1' xmlns='u2'/>",
+        "<a xmlns:p='u' xmlns:q='u' p:x='1' q:x='2'/>",
+    ] {
+        let mut f = Framer::new(10_000, 8);
+        open(&mut f);
+        assert!(
+            matches!(
+                feed(&mut f, doc.as_bytes()),
+                Err(FramingError::NotWellFormed(_))
+            ),
+            "{doc}"
+        );
+    }
+}
+
+/// `<message a='…'/>` with an attribute value of `len` bytes.
+fn long_attribute(len: usize) -> String {
+    format!("<message a='{}'/>", "v".repeat(len))
+}
+
+#[test]
+fn raising_the_limit_raises_the_token_limit_too() {
+    // Between top-level elements (where the stream layer changes limits),
+    // fed whole and in small pieces.
+    for chunk in [1, 7, 64, 100_000] {
+        let mut f = Framer::new(1_000, 8);
+        let mut frames = Vec::new();
+        for piece in HEADER.as_bytes().chunks(chunk) {
+            frames.extend(feed(&mut f, piece).expect("header"));
+        }
+        let doc = format!("<a/>{}</stream:stream>", long_attribute(5_000));
+        let mut set = false;
+        for piece in doc.as_bytes().chunks(chunk) {
+            f.push(piece);
+            while let Some(frame) = f.next_frame().expect("fits the raised limit") {
+                if !set {
+                    f.set_max_bytes(10_000);
+                    set = true;
+                }
+                frames.push(frame);
+            }
+        }
+        assert_eq!(frames.len(), 4, "chunk {chunk}: {frames:?}");
+        let Frame::Element(m) = &frames[2] else {
+            panic!("{frames:?}")
+        };
+        assert_eq!(m.attr("a").map(str::len), Some(5_000));
+        // The rebuilt parser still matches the stream's end tag.
+        assert_eq!(frames[3], Frame::StreamClose);
+    }
+
+    // Before any byte: the header itself may use the new limit.
+    let mut f = Framer::new(1_000, 8);
+    f.set_max_bytes(10_000);
+    let header = format!(
+        "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' x='{}'>",
+        "y".repeat(5_000)
+    );
+    assert!(matches!(
+        feed(&mut f, header.as_bytes()).expect("fits").as_slice(),
+        [Frame::StreamOpen(_)]
+    ));
+
+    // During the header: from the first element after it.
+    let mut f = Framer::new(1_000, 8);
+    let (start, rest) = HEADER.split_at(60);
+    assert!(feed(&mut f, start.as_bytes()).expect("partial").is_empty());
+    f.set_max_bytes(10_000);
+    open_rest(&mut f, rest);
+    assert_eq!(
+        feed(&mut f, long_attribute(5_000).as_bytes())
+            .expect("fits")
+            .len(),
+        1
+    );
+}
+
+fn open_rest(f: &mut Framer, rest: &str) {
+    let frames = feed(f, rest.as_bytes()).expect("header");
+    assert!(matches!(frames.as_slice(), [Frame::StreamOpen(_)]));
+}
+
+#[test]
+fn raising_the_limit_mid_element_takes_full_effect_after_it() {
+    let mut f = Framer::new(1_000, 8);
+    open(&mut f);
+    // The parser is inside `<message a='…` when the limit is raised.
+    let element = long_attribute(900);
+    let (start, rest) = element.split_at(500);
+    assert!(feed(&mut f, start.as_bytes()).expect("partial").is_empty());
+    f.set_max_bytes(10_000);
+    assert_eq!(feed(&mut f, rest.as_bytes()).expect("fits").len(), 1);
+    // The next element gets the new token limit.
+    assert_eq!(
+        feed(&mut f, long_attribute(9_000).as_bytes())
+            .expect("fits")
+            .len(),
+        1
+    );
+    assert_eq!(
+        feed(&mut f, long_attribute(10_100).as_bytes()),
+        Err(FramingError::TooBig { limit: 10_000 })
+    );
+}
+
+#[test]
+fn lowering_the_limit_applies_to_elements_and_tokens() {
+    for element in [
+        format!("<message><body>{}</body></message>", "x".repeat(2_000)),
+        long_attribute(2_000),
+    ] {
+        let mut f = Framer::new(10_000, 8);
+        open(&mut f);
+        assert_eq!(feed(&mut f, element.as_bytes()).expect("fits").len(), 1);
+        f.set_max_bytes(1_000);
+        assert_eq!(
+            feed(&mut f, element.as_bytes()),
+            Err(FramingError::TooBig { limit: 1_000 })
+        );
+    }
+}
