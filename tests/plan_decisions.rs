@@ -136,6 +136,17 @@ fn in_sync(resources: &[Resource]) -> HashMap<String, Observed> {
                     running_sha256: s.binary.clone(),
                 }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: true }),
+                // The fixture's certificate has the csr issuer: in sync is
+                // its request waiting for the CA.
+                Desired::Certificate(c) => {
+                    let key = rcgen::KeyPair::generate().expect("key");
+                    Observed::Certificate(xfed::certs::CertFact {
+                        pending_csr: Some(
+                            xfed::certs::build::csr_pem(&key, &c.subject, &c.sans).expect("csr"),
+                        ),
+                        ..Default::default()
+                    })
+                }
                 Desired::Gone(_) => Observed::File(None),
             };
             (r.address.clone(), o)
@@ -156,6 +167,7 @@ fn fresh(resources: &[Resource]) -> HashMap<String, Observed> {
                     running_sha256: None,
                 }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: false }),
+                Desired::Certificate(_) => Observed::Certificate(Default::default()),
                 Desired::Gone(_) => Observed::File(None),
             };
             (r.address.clone(), o)

@@ -257,6 +257,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "47:13: Error: duplicate partner `Fabrikam.example` | hint: `Fabrikam.example` is already declared at line 46; names must be unique",
     ),
     (
+        "second grant to all users",
+        "    users: all\n",
+        "    users: all\n  - policy: FedPic\n    users: all\n",
+        "46:12: Error: policy `FedPic` is granted to all users already | expected one grant to all users | hint: remove this grant; it repeats the first",
+    ),
+    (
+        "user granted twice",
+        "    users: all",
+        "    users: [a@contoso.example, A@contoso.example]",
+        "44:32: Error: user `a@contoso.example` is granted policy `FedPic` already | expected one granted policy per user | hint: list `a@contoso.example` in one grant, once",
+    ),
+    (
+        "user homed on two pools",
+        "        address: 203.0.113.11\n",
+        "        address: 203.0.113.11\n    users: [alice@contoso.example]\n  - name: fe-eu\n    servers:\n      - fqdn: fe2.contoso.example\n        address: 203.0.113.12\n    users: [Alice@contoso.example]\n",
+        "23:13: Error: user `alice@contoso.example` is homed on front-end pool `fe-hq` already | expected each user on one front-end pool | hint: remove `alice@contoso.example` from one of the two pools",
+    ),
+    (
         "wrong type for a list",
         "xmpp_domains: [\"{{ domain }}\"]",
         "xmpp_domains: contoso.example",

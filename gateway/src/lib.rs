@@ -2,11 +2,12 @@
 //!
 //! Owns: the configuration model (`config`), TLS material (`tls`), the
 //! restricted XML framing of a stream (`xml`), the per-connection XMPP
-//! stream state machine (`stream`) and the daemon around them (`server`:
-//! listeners, admin HTTP, reload and drain). The binary (`main.rs`) only
+//! stream state machine (`stream`), per-user external access policy
+//! resolution (`policy`) and the daemon around them (`server`: listeners,
+//! admin HTTP, reload and drain). The binary (`main.rs`) only
 //! parses arguments and maps errors to exit codes.
 //!
-//! The protocol core (`xml`, `stream`) does no I/O: it is fed bytes and
+//! The protocol core (`xml`, `stream`) and `policy` do no I/O: it is fed bytes and
 //! returns bytes and directives, so every protocol rule is unit-tested
 //! without a socket. This release terminates streams and negotiates TLS;
 //! authentication (SASL EXTERNAL, dialback) and relaying grow on top of
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod log;
+pub mod policy;
 pub mod server;
 pub mod stream;
 pub mod tls;

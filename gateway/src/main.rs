@@ -53,7 +53,7 @@ fn check(path: &Path) -> ExitCode {
                 .map(|p| format!(" from {}", p.path.display()))
                 .unwrap_or_default();
             println!(
-                "{}: OK (domains: {}; external {}, internal {}, admin {}; {} partner(s), {} policy(ies), {} grant(s){source})",
+                "{}: OK (domains: {}; external {}, internal {}, admin {}; {} partner(s), {} policy(ies), {} grant(s), {} site(s){source})",
                 path.display(),
                 c.domains.join(", "),
                 c.external.address,
@@ -61,7 +61,8 @@ fn check(path: &Path) -> ExitCode {
                 c.admin.address,
                 c.partners.len(),
                 c.policies.len(),
-                c.grants.len()
+                c.grants.len(),
+                c.sites.len()
             );
             ExitCode::SUCCESS
         }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `xfed-gateway` binary on loopback:
-//! STARTTLS with a rustls client and with `openssl s_client`, `/status`,
-//! `/metrics`, SIGHUP certificate reload under an open stream, SIGTERM
+//! STARTTLS with a rustls client, STARTTLS (no `from`) and Direct TLS with
+//! `openssl s_client`, `/status`, `/metrics`, `/access`, SIGHUP certificate
+//! and partner reload under open streams, the partner allow-list, SIGTERM
 //! drain, config errors before binding, limits and timeouts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -48,24 +49,21 @@ async fn starttls_handshake_presents_the_configured_certificate() {
     assert_eq!(presented[0], leaf.der, "the configured leaf is served");
 }
 
-#[test]
-fn openssl_s_client_completes_starttls_and_verifies_the_certificate() {
-    let (work, ca, leaf, gateway) = start_with_certificate();
-    let ca_file = work.write("ca.pem", &ca.pem);
+/// Runs `openssl s_client` against the external listener with `args`,
+/// verifying against `ca_file`, and asserts it printed the installed leaf.
+fn openssl_shows_the_leaf(
+    gateway: &Gateway,
+    ca_file: &std::path::Path,
+    leaf: &Leaf,
+    args: &[&str],
+) {
     let output = Command::new("openssl")
         .args(["s_client", "-connect"])
         .arg(gateway.external.to_string())
-        .args([
-            "-starttls",
-            "xmpp-server",
-            "-xmpphost",
-            DOMAIN,
-            "-verify_return_error",
-            "-verify_hostname",
-            DOMAIN,
-        ])
+        .args(args)
+        .args(["-verify_return_error", "-verify_hostname", DOMAIN])
         .arg("-CAfile")
-        .arg(&ca_file)
+        .arg(ca_file)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -73,7 +71,7 @@ fn openssl_s_client_completes_starttls_and_verifies_the_certificate() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "openssl failed:\n{stdout}\n{stderr}"
+        "openssl {args:?} failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("Verify return code: 0 (ok)"), "{stdout}");
     assert!(
@@ -84,6 +82,25 @@ fn openssl_s_client_completes_starttls_and_verifies_the_certificate() {
     let begin = stdout.find("-----BEGIN CERTIFICATE-----").unwrap();
     let end = stdout.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
     assert_eq!(stdout[begin..end].trim(), leaf.cert_pem.trim());
+}
+
+/// `-starttls xmpp-server` sends a header without `from`. That is allowed
+/// (identity comes at authentication), so the probe completes STARTTLS and
+/// sees the certificate; it was once refused by the partner allow-list.
+#[test]
+fn openssl_s_client_completes_starttls_without_from_and_over_direct_tls() {
+    let (work, ca, leaf, gateway) = start_with_certificate();
+    let ca_file = work.write("ca.pem", &ca.pem);
+    openssl_shows_the_leaf(
+        &gateway,
+        &ca_file,
+        &leaf,
+        &["-starttls", "xmpp-server", "-xmpphost", DOMAIN],
+    );
+    // Direct TLS (XEP-0368) on the same port: the handshake comes before
+    // any stream header.
+    openssl_shows_the_leaf(&gateway, &ca_file, &leaf, &["-servername", DOMAIN]);
+    assert_eq!(metric(&gateway, REFUSED_NOT_PARTNER), 0);
 }
 
 #[test]
@@ -727,7 +744,177 @@ fn policy_file_problems_exit_64() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("1 partner(s), 3 policy(ies), 1 grant(s) from "),
+        stdout.contains("1 partner(s), 3 policy(ies), 1 grant(s), 0 site(s) from "),
         "{stdout}"
     );
+}
+
+/// The bytes a refused non-partner reads after our header.
+fn not_partner(from: &str) -> String {
+    format!(
+        "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>`{from}` is not a \
+         federated partner of `{DOMAIN}`</text></stream:error></stream:stream>"
+    )
+}
+
+/// A raw TCP client's whole answer to a header from `from` (all the way to EOF).
+async fn refused_answer(gateway: &Gateway, from: &str) -> String {
+    let mut tcp = TcpStream::connect(gateway.external).await.unwrap();
+    write_all(&mut tcp, &stream_header(DOMAIN, from)).await;
+    read_to_end(&mut tcp).await
+}
+
+fn metric(gateway: &Gateway, series: &str) -> u64 {
+    let (_, metrics) = gateway.get("/metrics");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .unwrap_or_else(|| panic!("{series} missing from\n{metrics}"));
+    line[series.len() + 1..].parse().unwrap()
+}
+
+const REFUSED_NOT_PARTNER: &str =
+    "xfed_gateway_streams_refused_total{listener=\"external\",reason=\"not_partner\"}";
+
+#[tokio::test]
+async fn only_partners_may_open_external_streams_and_a_reload_applies_a_new_list() {
+    let work = Workdir::new();
+    let ca = TestCa::new("Test CA");
+    let tls = work.install("external", &ca.leaf(&[DOMAIN]));
+    work.write("gateway.toml", &main_config_with_policy_file(&work, &tls));
+    let sites = "\n[[sites]]\nname = \"hq\"\nusers = [\"alice@contoso.example\", \"bob@contoso.example\"]\n";
+    let both = policy_file(&[(PARTNER, "federated"), ("fabrikam.example", "trusted")]);
+    work.write("policy.toml", &format!("{both}{sites}"));
+    let mut gateway = Gateway::start(&work.path("gateway.toml"));
+    let client = client_config(ca.roots(), None);
+
+    // A non-partner: our header, then policy-violation, then the close.
+    let reply = refused_answer(&gateway, "mallory.example").await;
+    assert!(reply.contains("<policy-violation"), "{reply}");
+    assert_eq!(header_attr(&reply, "from").as_deref(), Some(DOMAIN));
+    assert!(reply.ends_with(&not_partner("mallory.example")), "{reply}");
+    assert!(!reply.contains("starttls"), "{reply}");
+    let refused = gateway.wait_for(|l| l.contains("event=stream_refused"));
+    assert!(
+        refused.contains("level=info")
+            && refused.contains("listener=external")
+            && refused.contains("from=mallory.example to=contoso.example reason=not_partner"),
+        "{refused}"
+    );
+    assert_eq!(metric(&gateway, REFUSED_NOT_PARTNER), 1);
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stream_errors_total{listener=\"external\",condition=\"policy-violation\"}"
+        ),
+        1
+    );
+
+    // A partner, written in another case and with a trailing dot, is offered STARTTLS.
+    let mut tcp = TcpStream::connect(gateway.external).await.unwrap();
+    write_all(&mut tcp, &stream_header(DOMAIN, "Fabrikam.Example.")).await;
+    let reply = read_until(&mut tcp, "</stream:features>").await;
+    assert!(reply.contains("<starttls "), "{reply}");
+    assert_eq!(
+        header_attr(&reply, "to").as_deref(),
+        Some("fabrikam.example")
+    );
+    drop(tcp);
+
+    // No `from` at all claims no domain to refuse: STARTTLS, TLS, and then
+    // not-authorized for any stanza, since nothing is authenticated yet.
+    let without_from = stream_header(DOMAIN, PARTNER).replace(&format!(" from='{PARTNER}'"), "");
+    let mut tcp = TcpStream::connect(gateway.external).await.unwrap();
+    write_all(&mut tcp, &without_from).await;
+    let reply = read_until(&mut tcp, "</stream:features>").await;
+    assert!(reply.contains("<starttls "), "{reply}");
+    assert_eq!(header_attr(&reply, "to"), None, "{reply}");
+    write_all(
+        &mut tcp,
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    )
+    .await;
+    read_until(
+        &mut tcp,
+        "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    )
+    .await;
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(DOMAIN).unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    write_all(&mut tls, &without_from).await;
+    read_until(&mut tls, "<stream:features/>").await;
+    write_all(
+        &mut tls,
+        "<message to='alice@contoso.example'><body>hi</body></message>",
+    )
+    .await;
+    let reply = read_to_end(&mut tls).await;
+    assert!(reply.contains("<not-authorized "), "{reply}");
+    assert_eq!(metric(&gateway, REFUSED_NOT_PARTNER), 1, "not a refusal");
+
+    // /status counts the sites; /access resolves a user over HTTP.
+    let status = gateway.status();
+    assert_eq!(status["sites"], 1);
+    assert_eq!(status["site_users"], 2);
+    assert_eq!(status["granted_users"], 1);
+    let (code, body) = gateway.get("/access?user=alice%40contoso.example");
+    assert_eq!(code, 200, "{body}");
+    let access: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(access["policy"], "XmppUsers");
+    assert_eq!(access["source"], "user_grant");
+    assert_eq!(access["xmpp_federation_allowed"], true);
+    let (_, body) = gateway.get("/access?user=bob%40contoso.example");
+    let access: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(access["policy"], "site:hq");
+    assert_eq!(access["xmpp_federation_allowed"], false);
+    assert_eq!(gateway.get("/access?user=bob%40fabrikam.example").0, 404);
+    assert_eq!(gateway.get("/access").0, 400);
+
+    // Two established streams, one from each partner.
+    let mut kept = negotiate(gateway.external, DOMAIN, PARTNER, client.clone()).await;
+    let mut dropped = negotiate(gateway.external, DOMAIN, "fabrikam.example", client.clone()).await;
+
+    // Reload without fabrikam.example.
+    let only_partner = policy_file(&[(PARTNER, "federated")]);
+    work.write("policy.toml", &only_partner);
+    gateway.signal("HUP");
+    // The open stream reacts as soon as the new generation is current,
+    // so its log line may come before or after `reloaded`.
+    let (mut reloaded, mut revoked) = (false, String::new());
+    gateway.wait_for(|l| {
+        reloaded |= l.contains("event=reloaded");
+        if l.contains("event=stream_revoked") {
+            revoked = l.to_string();
+        }
+        reloaded && !revoked.is_empty()
+    });
+
+    // Its open stream is closed with the refusal ...
+    let reply = read_to_end(&mut dropped.tls).await;
+    assert_eq!(reply, not_partner("fabrikam.example"));
+    assert!(
+        revoked.contains("from=fabrikam.example to=contoso.example reason=not_partner"),
+        "{revoked}"
+    );
+    // ... the other partner's stream is still served ...
+    write_all(&mut kept.tls, "</stream:stream>").await;
+    assert_eq!(read_to_end(&mut kept.tls).await, "</stream:stream>");
+    // ... and a new stream from the removed partner is refused.
+    let reply = refused_answer(&gateway, "fabrikam.example").await;
+    assert!(reply.ends_with(&not_partner("fabrikam.example")), "{reply}");
+    gateway.wait_for(|l| l.contains("event=stream_refused") && l.contains("from=fabrikam.example"));
+    assert_eq!(metric(&gateway, REFUSED_NOT_PARTNER), 3);
+    // The sites went with the old policy file.
+    assert_eq!(gateway.status()["sites"], 0);
+
+    // An empty partner list refuses everyone, the remaining partner too.
+    work.write("policy.toml", "# no partners yet\n");
+    gateway.signal("HUP");
+    gateway.wait_for(|l| l.contains("event=reloaded"));
+    let reply = refused_answer(&gateway, PARTNER).await;
+    assert!(reply.ends_with(&not_partner(PARTNER)), "{reply}");
 }

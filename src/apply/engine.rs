@@ -7,17 +7,21 @@ use std::time::Instant;
 
 use super::build::{self, BuildError};
 use super::hosts::{ConnectOptions, Host, connect_all};
-use super::observe::{ObserveError, observe_host};
+use super::observe::{ObserveError, observe_host, observe_host_with_facts};
 use super::progress::Progress;
+use crate::dns::DnsPlan;
 use crate::modules::{self, Artifact, ExpandError, HostFacts};
 use crate::plan::{self, Desired, ManifestEntry, Observed, Phase, Plan, Resource};
+use crate::providers::dns::{self as dns_provider, DnsProvider};
 use crate::spec::{Role, Spec};
-use crate::transport::{Facts, TransportError, gather_facts};
+use crate::transport::{Facts, TransportError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     pub parallelism: usize,
     pub accept_new_host_keys: bool,
+    /// Let one plan change more than `dns.max_change` of a zone.
+    pub allow_mass_change: bool,
 }
 
 impl Default for Options {
@@ -25,6 +29,7 @@ impl Default for Options {
         Options {
             parallelism: 20,
             accept_new_host_keys: false,
+            allow_mass_change: false,
         }
     }
 }
@@ -39,6 +44,8 @@ pub enum EngineError {
     Unreachable(Vec<(String, TransportError)>),
     #[error(transparent)]
     Observe(#[from] ObserveError),
+    #[error(transparent)]
+    Dns(#[from] dns_provider::DnsError),
     #[error("gathering facts on `{host}` failed: {source}")]
     Facts {
         host: String,
@@ -62,11 +69,40 @@ fn unreachable_message(failed: &[(String, TransportError)]) -> String {
 #[derive(Debug)]
 pub struct Prepared {
     pub spec: Spec,
+    /// The DNS provider and what it would change, when the spec has `dns`.
+    pub dns: Option<DnsRun>,
+    pub options: Options,
     pub hosts: BTreeMap<String, Host>,
     pub facts: HashMap<String, Facts>,
     pub resources: Vec<Resource>,
     pub plan: Plan,
     pub timings: Vec<(&'static str, f64)>,
+}
+
+/// The DNS side of a run: records are not on hosts but behind a provider.
+pub struct DnsRun {
+    pub provider: Box<dyn DnsProvider>,
+    pub plan: DnsPlan,
+}
+
+impl std::fmt::Debug for DnsRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsRun")
+            .field("provider", &self.provider.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn plan_dns(spec: &Spec) -> Result<Option<DnsRun>, EngineError> {
+    let Some(dns) = &spec.dns else {
+        return Ok(None);
+    };
+    let provider =
+        dns_provider::provider_for(&dns.provider).map_err(|e| EngineError::Dns(e.into()))?;
+    let plan = dns_provider::plan_dns(spec, provider.as_ref())
+        .await
+        .map_err(EngineError::Dns)?;
+    Ok(Some(DnsRun { provider, plan }))
 }
 
 pub async fn prepare(
@@ -112,8 +148,55 @@ pub async fn prepare(
         return Err(EngineError::Unreachable(failed));
     }
 
-    let t1 = Instant::now();
-    let facts = gather_all(&hosts).await?;
+    let mut artifacts: HashMap<String, Artifact> = HashMap::new();
+    if let Some(a) = artifact {
+        artifacts.insert("gateway".into(), a);
+    }
+
+    // Facts and observation share one round trip per host. Expansion needs
+    // one fact (systemd or not, for `service_manager: auto`), so it first
+    // assumes no systemd; hosts that turn out to run it are expanded again
+    // and observed once more (production hosts with systemd pay one extra
+    // round trip; the rest none).
+    let t2 = Instant::now();
+    let mut host_facts: HashMap<String, HostFacts> = HashMap::new();
+    let mut resources = modules::expand(&spec, &artifacts, &host_facts)?;
+    // The DNS provider is read while the hosts are.
+    let (observation, dns) = tokio::join!(
+        observe_all(&hosts, &resources, opts.parallelism, true),
+        plan_dns(&spec)
+    );
+    let (facts, mut observed) = observation?;
+    let dns = dns?;
+    for (h, f) in &facts {
+        host_facts.insert(
+            h.clone(),
+            HostFacts {
+                systemd: f.systemd_pid1,
+            },
+        );
+    }
+    let systemd_auto: Vec<String> =
+        if spec.gateway.service_manager == crate::spec::ServiceManager::Auto {
+            facts
+                .iter()
+                .filter(|(_, f)| f.systemd_pid1)
+                .map(|(h, _)| h.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+    if !systemd_auto.is_empty() {
+        resources = modules::expand(&spec, &artifacts, &host_facts)?;
+        let again: BTreeMap<String, Host> = hosts
+            .iter()
+            .filter(|(h, _)| systemd_auto.contains(h))
+            .map(|(h, x)| (h.clone(), x.clone()))
+            .collect();
+        let (_, more) = observe_all(&again, &resources, opts.parallelism, false).await?;
+        observed.extend(more);
+    }
+    timings.push(("facts+observe", t2.elapsed().as_secs_f64()));
     let edge_hosts: Vec<&str> = spec
         .edge_pools
         .iter()
@@ -132,41 +215,125 @@ pub async fn prepare(
             .into());
         }
     }
-    timings.push(("facts", t1.elapsed().as_secs_f64()));
-
-    let mut artifacts: HashMap<String, Artifact> = HashMap::new();
-    if let Some(a) = artifact {
-        artifacts.insert("gateway".into(), a);
-    }
-    let host_facts: HashMap<String, HostFacts> = facts
-        .iter()
-        .map(|(h, f)| {
-            (
-                h.clone(),
-                HostFacts {
-                    systemd: f.systemd_pid1,
-                },
-            )
-        })
-        .collect();
-    let mut resources = modules::expand(&spec, &artifacts, &host_facts)?;
-
-    let t2 = Instant::now();
-    let observed = observe_all(&hosts, &resources, opts.parallelism).await?;
-    timings.push(("observe", t2.elapsed().as_secs_f64()));
     let gone = gone_resources(&spec, &resources, &observed);
     resources.extend(gone);
 
     let pools: Vec<String> = spec.edge_pools.iter().map(|p| p.name.clone()).collect();
-    let plan = plan::build(&resources, &observed, &pools, spec.rollout.serial as usize);
+    let mut plan = plan::build(&resources, &observed, &pools, spec.rollout.serial as usize);
+    if let Some(d) = &dns {
+        add_dns_stage(&mut plan, d);
+    }
+    let published = published_topologies(&resources, &observed);
+    add_topology_stage(
+        &mut plan,
+        &spec,
+        published.iter().find_map(|(_, t)| t.as_ref()),
+    );
+
     Ok(Prepared {
         spec,
+        dns,
+        options: opts,
         hosts,
         facts,
         resources,
         plan,
         timings,
     })
+}
+
+/// DNS changes run after the edge pools and before the policies, as the
+/// manual procedure does; they are one stage, written zone by zone.
+fn add_dns_stage(plan: &mut Plan, d: &DnsRun) {
+    let first = plan.changes.len();
+    let changes = d.plan.changes();
+    let zones: Vec<String> = d.plan.zones.iter().map(|z| z.zone.clone()).collect();
+    plan.changes.extend(changes);
+    let stage = plan::Stage {
+        name: "dns".into(),
+        pool: None,
+        hosts: zones,
+        changes: (first..plan.changes.len()).collect(),
+        health_gate: false,
+    };
+    let at = plan
+        .stages
+        .iter()
+        .position(|s| s.name == "policies and routes" || s.name == "verify")
+        .unwrap_or(plan.stages.len());
+    plan.stages.insert(at, stage);
+}
+
+/// The topology document each front-end holds, as read.
+fn published_topologies(
+    resources: &[Resource],
+    observed: &HashMap<String, Observed>,
+) -> Vec<(String, Option<serde_json::Value>)> {
+    resources
+        .iter()
+        .filter(|r| r.role == Role::Frontend)
+        .filter(|r| matches!(&r.desired, Desired::File(f) if f.path.ends_with("/topology.json")))
+        .map(|r| {
+            let doc = match observed.get(&r.address) {
+                Some(Observed::File(Some(f))) => f
+                    .content
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok()),
+                _ => None,
+            };
+            (r.host.clone(), doc)
+        })
+        .collect()
+}
+
+/// Policies, grants, partners and routes, decided against the topology
+/// published on the front-ends (the first front-end in spec order that has
+/// one; the others' copies are `file` changes of their own). They run as
+/// the "policies and routes" stage, after DNS and before verification.
+fn add_topology_stage(plan: &mut Plan, spec: &Spec, live: Option<&serde_json::Value>) {
+    let mut origins = plan::topology::Origins::new();
+    for p in &spec.policies {
+        origins.insert(
+            format!("topology/policy:{}", p.identity),
+            p.origin.to_string(),
+        );
+    }
+    for g in &spec.grants {
+        origins.insert(format!("topology/grant:{}", g.policy), g.origin.to_string());
+    }
+    for p in &spec.partners {
+        origins.insert(
+            format!("topology/partner:{}", p.domain),
+            p.origin.to_string(),
+        );
+    }
+    for s in &spec.sites {
+        origins.insert(format!("topology/route:{}", s.name), s.origin.to_string());
+    }
+    let t = plan::topology::plan_topology(&modules::topology(spec), live, &origins);
+    plan.access = t.access;
+    if t.changes.is_empty() {
+        return;
+    }
+    let first = plan.changes.len();
+    plan.changes.extend(t.changes);
+    let stage = plan::Stage {
+        name: "policies and routes".into(),
+        pool: None,
+        hosts: spec
+            .frontend_pools
+            .iter()
+            .flat_map(|p| p.servers.iter().map(|s| s.fqdn.clone()))
+            .collect(),
+        changes: (first..plan.changes.len()).collect(),
+        health_gate: false,
+    };
+    let at = plan
+        .stages
+        .iter()
+        .position(|s| s.name == "verify")
+        .unwrap_or(plan.stages.len());
+    plan.stages.insert(at, stage);
 }
 
 /// What hosts' manifests list but the spec no longer has: to be removed.
@@ -233,34 +400,14 @@ fn gone_resources(
     gone
 }
 
-async fn gather_all(hosts: &BTreeMap<String, Host>) -> Result<HashMap<String, Facts>, EngineError> {
-    let tasks: Vec<_> = hosts
-        .values()
-        .map(|h| {
-            let h = h.clone();
-            tokio::spawn(async move {
-                let fqdn = h.fqdn.clone();
-                (fqdn, h.with(|t| gather_facts(t)).await)
-            })
-        })
-        .collect();
-    let mut out = HashMap::new();
-    for t in tasks {
-        let Ok((host, r)) = t.await else { continue };
-        out.insert(
-            host.clone(),
-            r.map_err(|source| EngineError::Facts { host, source })?,
-        );
-    }
-    Ok(out)
-}
-
-/// Observes every host's resources, `parallelism` hosts at a time.
+/// Observes every host's resources (and, with `facts`, its facts in the
+/// same round trip), `parallelism` hosts at a time.
 pub async fn observe_all(
     hosts: &BTreeMap<String, Host>,
     resources: &[Resource],
     parallelism: usize,
-) -> Result<HashMap<String, crate::plan::Observed>, EngineError> {
+    facts: bool,
+) -> Result<(HashMap<String, Facts>, HashMap<String, Observed>), EngineError> {
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
     let mut tasks = Vec::new();
     for (fqdn, h) in hosts {
@@ -269,25 +416,34 @@ pub async fn observe_all(
             .filter(|r| &r.host == fqdn)
             .cloned()
             .collect();
-        if mine.is_empty() {
-            continue;
-        }
         let h = h.clone();
         let sem = sem.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
-            h.with(move |t| {
-                let refs: Vec<&Resource> = mine.iter().collect();
-                observe_host(t, &refs)
-            })
-            .await
+            let host = h.fqdn.clone();
+            let r = h
+                .with(move |t| {
+                    let refs: Vec<&Resource> = mine.iter().collect();
+                    if facts {
+                        observe_host_with_facts(t, &refs).map(|(f, o)| (Some(f), o))
+                    } else {
+                        observe_host(t, &refs).map(|o| (None, o))
+                    }
+                })
+                .await;
+            (host, r)
         }));
     }
+    let mut all_facts = HashMap::new();
     let mut out = HashMap::new();
     for t in tasks {
-        if let Ok(r) = t.await {
-            out.extend(r?);
+        if let Ok((host, r)) = t.await {
+            let (f, o) = r?;
+            if let Some(f) = f {
+                all_facts.insert(host, f);
+            }
+            out.extend(o);
         }
     }
-    Ok(out)
+    Ok((all_facts, out))
 }

@@ -179,8 +179,53 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
         .collect();
     let mut report = Report::default();
     let gate = p.spec.rollout.health_gate_timeout;
+    let issuing = std::sync::Arc::new(crate::certs::issue::IssueContext::from_spec(&p.spec));
 
     for (si, stage) in plan.stages.iter().enumerate() {
+        // DNS and the topology objects live off the hosts: each is one
+        // step of its own, done or failed as a whole.
+        if stage.name == "dns" || stage.name == "policies and routes" {
+            let changed: Vec<&Change> = stage
+                .changes
+                .iter()
+                .map(|&i| &plan.changes[i])
+                .filter(|c| c.action.is_change())
+                .collect();
+            if changed.is_empty() {
+                continue;
+            }
+            progress.line(
+                "",
+                format!("stage {}: {}", stage.name, stage.hosts.join(", ")),
+            );
+            let outcome = if stage.name == "dns" {
+                apply_dns_stage(p, progress).await
+            } else {
+                confirm_topology(p, progress).await
+            };
+            if let Err(failed) = outcome {
+                return Err(ApplyError::Failed {
+                    stage: stage.name.clone(),
+                    failed,
+                    done: report.done,
+                    not_done: plan.stages[si..]
+                        .iter()
+                        .flat_map(|s| s.changes.iter())
+                        .map(|&i| &plan.changes[i])
+                        .filter(|c| c.action.is_change())
+                        .map(|c| c.address.clone())
+                        .collect(),
+                });
+            }
+            for c in changed {
+                progress.line(
+                    "",
+                    format!("{} {} ({})", verb(c.action), c.address, c.reason),
+                );
+                report.done.push(c.address.clone());
+            }
+            continue;
+        }
         let mut per_host: BTreeMap<String, Vec<(Change, Resource)>> = BTreeMap::new();
         for &i in &stage.changes {
             let c = &plan.changes[i];
@@ -219,9 +264,19 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
                 p.spec.xmpp_domains.first().cloned().unwrap_or_default(),
                 p.spec.partners.first().map(|x| x.domain.clone()),
             );
+            let issuing = issuing.clone();
             tasks.push(tokio::spawn(async move {
-                let r =
-                    apply_host(&h, items, listeners, health_gate, gate, domain, &progress).await;
+                let r = apply_host(
+                    &h,
+                    items,
+                    listeners,
+                    health_gate,
+                    gate,
+                    domain,
+                    &progress,
+                    &issuing,
+                )
+                .await;
                 (host, r)
             }));
         }
@@ -257,6 +312,7 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
 
 type HostResult = Result<Vec<String>, (Vec<String>, String)>;
 
+#[allow(clippy::too_many_arguments)]
 async fn apply_host(
     h: &Host,
     items: Vec<(Change, Resource)>,
@@ -265,6 +321,7 @@ async fn apply_host(
     gate: Duration,
     (domain, partner): (String, Option<String>),
     progress: &Progress,
+    issuing: &crate::certs::issue::IssueContext,
 ) -> HostResult {
     let mut expect = Expect {
         domain,
@@ -288,6 +345,20 @@ async fn apply_host(
     if changed.is_empty() {
         return Ok(Vec::new());
     }
+    // Certificates are issued before anything is written to the host: a
+    // CA that fails leaves this host as it was.
+    let mut issued: HashMap<String, crate::certs::issue::Issued> = HashMap::new();
+    for (c, r) in &changed {
+        if let Desired::Certificate(spec) = &r.desired {
+            let placeholder = c.action == Action::Create;
+            match crate::certs::issue::issue(issuing, spec, &h.fqdn, placeholder).await {
+                Ok(m) => {
+                    issued.insert(c.address.clone(), m);
+                }
+                Err(e) => return Err((Vec::new(), format!("{}: {e}", short(&c.address)))),
+            }
+        }
+    }
     let progress = progress.clone();
     let host = h.fqdn.clone();
     let (p1, host1) = (progress.clone(), host.clone());
@@ -301,10 +372,11 @@ async fn apply_host(
             // Keep the current version of everything about to be replaced.
             let paths: Vec<String> = changed
                 .iter()
-                .filter_map(|(_, r)| match &r.desired {
-                    Desired::File(f) => Some(f.path.clone()),
-                    Desired::Binary(b) => Some(b.path.clone()),
-                    _ => None,
+                .flat_map(|(_, r)| match &r.desired {
+                    Desired::File(f) => vec![f.path.clone()],
+                    Desired::Binary(b) => vec![b.path.clone()],
+                    Desired::Certificate(c) => vec![c.cert_path.clone(), c.key_path.clone()],
+                    _ => Vec::new(),
                 })
                 .collect();
             let had_prev = match backup(t, &paths) {
@@ -324,6 +396,10 @@ async fn apply_host(
                         Ok(())
                     }
                     Desired::Listener(_) => Ok(()),
+                    Desired::Certificate(spec) => match issued.remove(&c.address) {
+                        Some(m) => install_certificate(t, spec, m, &progress, &host),
+                        None => Err("no certificate was issued".into()),
+                    },
                     Desired::Gone(inner) => remove(t, inner),
                 };
                 match result {
@@ -333,6 +409,11 @@ async fn apply_host(
                         }
                         if let Desired::Binary(b) = &r.desired {
                             written.push((b.path.clone(), had_prev.contains(&b.path)));
+                        }
+                        if let Desired::Certificate(cs) = &r.desired {
+                            for path in [&cs.cert_path, &cs.key_path] {
+                                written.push((path.clone(), had_prev.contains(path)));
+                            }
                         }
                         if !matches!(r.desired, Desired::Service(_)) {
                             progress.line(
@@ -468,7 +549,7 @@ async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String
         } else {
             let (to, from) =
                 super::probe::stream_addresses(&l.name, &expect.domain, expect.partner.as_deref());
-            let p = super::probe::xmpp_starttls(addr, &to, &from, probe_limit).await;
+            let p = super::probe::xmpp_starttls(addr, &to, from.as_deref(), probe_limit).await;
             if !p.stream {
                 return Err(format!(
                     "{} {addr}: {}",
@@ -493,6 +574,58 @@ fn op_name(op: ServiceOp) -> &'static str {
         ServiceOp::Start => "start",
         ServiceOp::Restart => "restart",
         ServiceOp::Reload => "reload",
+    }
+}
+
+/// Writes the DNS plan through its provider, zone by zone.
+async fn apply_dns_stage(p: &Prepared, progress: &Progress) -> Result<(), Vec<(String, String)>> {
+    let Some(d) = &p.dns else { return Ok(()) };
+    match crate::providers::dns::apply_dns(
+        d.provider.as_ref(),
+        &d.plan,
+        p.options.allow_mass_change,
+    )
+    .await
+    {
+        Ok(zones) => {
+            progress.line("", format!("dns: wrote {}", zones.join(", ")));
+            Ok(())
+        }
+        Err(e) => Err(vec![(d.provider.describe(), e.to_string())]),
+    }
+}
+
+/// Policies, grants, partners and routes are published by the front-ends'
+/// `topology.json` and the gateways' `policy.toml` (written and reloaded in
+/// the stages before); they are in force once every gateway of an XMPP
+/// pool reports the spec's topology version in `/status`.
+async fn confirm_topology(p: &Prepared, progress: &Progress) -> Result<(), Vec<(String, String)>> {
+    let topo = crate::modules::topology(&p.spec);
+    let want = topo["version"].as_str().unwrap_or_default().to_string();
+    let limit = Duration::from_secs(5);
+    let mut failed = Vec::new();
+    for pool in p.spec.edge_pools.iter().filter(|x| x.xmpp_federation) {
+        for s in &pool.servers {
+            let admin = std::net::SocketAddr::new(s.internal_address, p.spec.gateway.admin_port);
+            match super::probe::gateway_status(admin, limit).await {
+                Ok(st) if st.topology_version.as_deref() == Some(want.as_str()) => {
+                    progress.line(&s.server.fqdn, format!("gateway enforces topology {want}"));
+                }
+                Ok(st) => failed.push((
+                    s.server.fqdn.clone(),
+                    format!(
+                        "the gateway reports topology {}, not {want}",
+                        st.topology_version.as_deref().unwrap_or("(none)")
+                    ),
+                )),
+                Err(e) => failed.push((s.server.fqdn.clone(), format!("/status: {e}"))),
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
     }
 }
 
@@ -612,7 +745,78 @@ fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             Ok(())
         }
+        Desired::Certificate(c) => {
+            for path in [
+                c.cert_path.clone(),
+                c.key_path.clone(),
+                c.issuer_path(),
+                c.csr_path(),
+                c.pending_key_path(),
+            ] {
+                t.remove_file(&path).map_err(|e| e.to_string())?;
+                t.remove_file(&format!("{path}.xfed-prev"))
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
         Desired::Listener(_) | Desired::Gone(_) => Ok(()),
+    }
+}
+
+/// Writes what issuing produced: a certificate with its key (key 0600,
+/// chain 0644, each atomically, key first) and the issuer marker; or a
+/// request (CSR and its pending key), with a placeholder when nothing is
+/// installed yet. A request is not a failure: that certificate waits for
+/// the CA while the rollout goes on.
+fn install_certificate(
+    t: &mut dyn Transport,
+    c: &crate::certs::CertSpec,
+    issued: crate::certs::issue::Issued,
+    progress: &Progress,
+    host: &str,
+) -> Result<(), String> {
+    use crate::certs::issue::Issued;
+    let w = |t: &mut dyn Transport, path: &str, data: &[u8], mode: u32| {
+        t.write_file(path, data, &file_opts(mode, "root"))
+            .map_err(|e| format!("`{path}`: {e}"))
+    };
+    match issued {
+        Issued::Certificate { key, chain } => {
+            w(t, &c.key_path, key.expose().as_bytes(), 0o600)?;
+            w(t, &c.cert_path, chain.as_bytes(), 0o644)?;
+            w(
+                t,
+                &c.issuer_path(),
+                format!("{}\n", c.issuer_id()).as_bytes(),
+                0o644,
+            )?;
+            for p in [c.csr_path(), c.pending_key_path()] {
+                t.remove_file(&p).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        Issued::Request {
+            key,
+            csr,
+            placeholder,
+            request_path,
+        } => {
+            w(t, &c.pending_key_path(), key.expose().as_bytes(), 0o600)?;
+            w(t, &c.csr_path(), csr.as_bytes(), 0o644)?;
+            if let Some(p) = placeholder {
+                w(t, &c.key_path, key.expose().as_bytes(), 0o600)?;
+                w(t, &c.cert_path, p.as_bytes(), 0o644)?;
+            }
+            progress.line(
+                host,
+                format!(
+                    "certificate `{}` waits for the CA: request written to {} (`xfed cert show-request`); install the answer with `xfed cert import`",
+                    c.name,
+                    request_path.display()
+                ),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -781,9 +985,10 @@ async fn verify_host(
                     Err(e) => row.state = e,
                 }
             } else {
-                let (to, from) = super::probe::stream_addresses(&l.name, &domain, partner);
+                let (to, from) = super::probe::stream_addresses(&l.name, domain, partner);
                 let pr =
-                    super::probe::xmpp_starttls(addr, &to, &from, Duration::from_secs(3)).await;
+                    super::probe::xmpp_starttls(addr, &to, from.as_deref(), Duration::from_secs(3))
+                        .await;
                 row.cert_names = pr.cert_names.clone();
                 row.cert_not_after = pr.cert_not_after;
                 (row.ok, row.state) = match (pr.stream, pr.starttls_offered, pr.tls) {

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use crate::plan::{Desired, FileFact, ListenerFact, Manager, Observed, Resource, ServiceFact};
-use crate::transport::{Command, Transport, TransportError};
+use crate::transport::{
+    Command, FACTS_END, FACTS_SCRIPT, Facts, Transport, TransportError, parse_facts,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
@@ -34,41 +36,66 @@ pub enum ObserveError {
 /// A running service whose program *is* that file (same device and inode)
 /// needs no hash either; only a replaced program is hashed.
 const SCRIPT: &str = r#"
-ident() { stat -L -c '%d:%i:%s:%.9Y:%.9Z' -- "$1" 2>/dev/null; }
 while [ $# -ge 4 ]; do
   i=$1; k=$2; v=$3; x=$4; shift 4
   case $k in
   file|binary)
     if [ -f "$v" ] && [ ! -L "$v" ]; then
-      st=$(stat -c '%a %U %G %s' -- "$v")
-      sum=
-      if [ "$k" = binary ] && [ -f "$v.xfed-sha256" ]; then
-        read -r cid csum < "$v.xfed-sha256" || true
-        [ "$cid" = "$(ident "$v")" ] && sum=$csum
+      st=$(stat -c '%a %U %G %s %d:%i:%s:%.9Y:%.9Z' -- "$v")
+      id=${st##* }; st=${st% *}
+      if [ "$k" = file ]; then
+        b=$(base64 -w0 -- "$v"); echo "R $i present $st - ${b:--}"
+      else
+        sum=
+        if [ -f "$v.xfed-sha256" ]; then
+          read -r cid csum < "$v.xfed-sha256" || true
+          [ "$cid" = "$id" ] && sum=$csum
+        fi
+        [ -n "$sum" ] || { sum=$(sha256sum -- "$v"); sum=${sum%% *}; }
+        echo "R $i present $st $sum -"
       fi
-      [ -n "$sum" ] || { sum=$(sha256sum -- "$v"); sum=${sum%% *}; }
-      if [ "$k" = file ]; then b=$(base64 -w0 -- "$v"); [ -n "$b" ] || b=-; else b=-; fi
-      echo "R $i present $st $sum $b"
     elif [ -e "$v" ] || [ -L "$v" ]; then echo "R $i notfile"
     else echo "R $i absent"; fi ;;
   pidfile|systemd)
     pid=
     if [ "$k" = systemd ]; then
       systemctl is-active --quiet -- "$v" 2>/dev/null && pid=$(systemctl show -p MainPID --value -- "$v")
-    else
-      pid=$(head -c 32 -- "$v" 2>/dev/null | tr -cd 0-9)
+    elif [ -f "$v" ]; then
+      read -r pid < "$v" || true
     fi
+    case $pid in ''|0|*[!0-9]*) pid= ;; esac
     state=
-    [ -n "$pid" ] && [ "$pid" != 0 ] && state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/$pid/status 2>/dev/null)
+    if [ -n "$pid" ] && [ -r "/proc/$pid/stat" ]; then
+      read -r line < "/proc/$pid/stat" || true
+      state=${line##*) }; state=${state%% *}
+    fi
     if [ -n "$state" ] && [ "$state" != Z ]; then
-      e=$(stat -L -c '%d:%i' /proc/$pid/exe 2>/dev/null)
-      if [ "$x" != - ] && [ -n "$e" ] && [ "$e" = "$(stat -L -c '%d:%i' -- "$x" 2>/dev/null)" ]; then
+      ids=$(stat -L -c '%d:%i' -- "/proc/$pid/exe" "$x" 2>/dev/null)
+      e=${ids%%"
+"*}; b=${ids#*"
+"}
+      if [ "$x" != - ] && [ -n "$e" ] && [ "$e" = "$b" ]; then
         echo "R $i running $pid same"
       else
-        sum=$(sha256sum /proc/$pid/exe 2>/dev/null); sum=${sum%% *}
+        sum=$(sha256sum "/proc/$pid/exe" 2>/dev/null); sum=${sum%% *}
         echo "R $i running $pid ${sum:--}"
       fi
     else echo "R $i stopped"; fi ;;
+  cert)
+    # Certificate $v with key $x: the chain, whether the key's public half
+    # is the certificate's (compared here; the key never leaves the host),
+    # the issuer marker and a pending CSR beside them.
+    stem=${v%.*}; c=; kp=0; m=-; iss=; csr=
+    [ -f "$v" ] && c=$(base64 -w0 -- "$v")
+    [ -f "$x" ] && kp=1
+    if [ -f "$v" ] && [ "$kp" = 1 ] && command -v openssl >/dev/null 2>&1; then
+      a=$(openssl x509 -in "$v" -noout -pubkey 2>/dev/null) || a=
+      b=$(openssl pkey -in "$x" -pubout 2>/dev/null) || b=
+      if [ -n "$a" ] && [ "$a" = "$b" ]; then m=yes; elif [ -n "$a" ] && [ -n "$b" ]; then m=no; fi
+    fi
+    [ -f "$stem.issuer" ] && iss=$(base64 -w0 -- "$stem.issuer")
+    [ -f "$stem.csr" ] && [ -f "$stem.pending.key" ] && csr=$(base64 -w0 -- "$stem.csr")
+    echo "R $i cert $(date +%s) ${c:--} $kp $m ${iss:--} ${csr:--}" ;;
   esac
 done
 ss -ltnH 2>/dev/null | while read -r _ _ _ local _; do echo "L $local"; done
@@ -79,9 +106,32 @@ pub fn observe_host(
     t: &mut dyn Transport,
     resources: &[&Resource],
 ) -> Result<HashMap<String, Observed>, ObserveError> {
+    observe(t, resources, SCRIPT).map(|(_, o)| o)
+}
+
+/// Facts and every resource of one host, in ONE round trip.
+pub fn observe_host_with_facts(
+    t: &mut dyn Transport,
+    resources: &[&Resource],
+) -> Result<(Facts, HashMap<String, Observed>), ObserveError> {
+    let script = format!("{FACTS_SCRIPT}\n{SCRIPT}");
+    let (text, observed) = observe(t, resources, &script)?;
+    let facts = parse_facts(&text).map_err(|why| ObserveError::Parse {
+        host: t.host().to_string(),
+        address: "facts".into(),
+        why,
+    })?;
+    Ok((facts, observed))
+}
+
+fn observe(
+    t: &mut dyn Transport,
+    resources: &[&Resource],
+    script: &str,
+) -> Result<(String, HashMap<String, Observed>), ObserveError> {
     let mut cmd = Command::new("sh")
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(script)
         .arg("xfed-observe")
         .label("observe");
     for (i, r) in resources.iter().enumerate() {
@@ -95,13 +145,20 @@ pub fn observe_host(
                     Manager::Systemd => ("systemd", s.name.as_str(), bin),
                 }
             }
+            Desired::Certificate(c) => ("cert", c.cert_path.as_str(), c.key_path.as_str()),
             Desired::Listener(_) | Desired::Gone(_) => continue,
         };
         cmd = cmd.arg(i.to_string()).arg(kind).arg(value).arg(extra);
     }
     let host = t.host().to_string();
     let out = t.run_ok(&cmd)?;
-    parse(&host, resources, &out.stdout_text())
+    let text = out.stdout_text();
+    let observed = parse(
+        &host,
+        resources,
+        text.rsplit(FACTS_END).next().unwrap_or(&text),
+    )?;
+    Ok((text, observed))
 }
 
 fn parse(
@@ -144,6 +201,9 @@ fn parse(
                     Desired::File(_) => Observed::File(file_fact(fields, true).map_err(err)?),
                     Desired::Binary(_) => Observed::Binary(file_fact(fields, false).map_err(err)?),
                     Desired::Service(_) => Observed::Service(service_fact(fields).map_err(err)?),
+                    Desired::Certificate(_) => {
+                        Observed::Certificate(cert_fact(fields).map_err(err)?)
+                    }
                     Desired::Listener(_) | Desired::Gone(_) => unreachable!("handled above"),
                 }
             }
@@ -158,14 +218,21 @@ fn file_fact(f: &[&str], with_content: bool) -> Result<Option<FileFact>, String>
         ["absent"] => Ok(None),
         ["notfile"] => Err("the path exists but is not a regular file".into()),
         ["present", mode, owner, group, size, sha, b64] => {
-            let content = if with_content && *b64 != "-" {
+            // Files come with their content: their hash is computed here,
+            // not by one more process on the host.
+            let mut digest = sha.to_string();
+            let content = if with_content {
                 use base64::Engine as _;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|e| format!("bad content encoding: {e}"))?;
+                let bytes = match *b64 {
+                    "-" => Vec::new(),
+                    b => base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .map_err(|e| format!("bad content encoding: {e}"))?,
+                };
+                if digest == "-" {
+                    digest = crate::plan::diff::sha256_hex(&bytes);
+                }
                 Some(String::from_utf8_lossy(&bytes).into_owned())
-            } else if with_content {
-                Some(String::new())
             } else {
                 None
             };
@@ -174,7 +241,7 @@ fn file_fact(f: &[&str], with_content: bool) -> Result<Option<FileFact>, String>
                 owner: owner.to_string(),
                 group: group.to_string(),
                 size: size.parse().map_err(|_| format!("bad size `{size}`"))?,
-                sha256: sha.to_string(),
+                sha256: digest,
                 content,
             }))
         }
@@ -197,6 +264,34 @@ fn service_fact(f: &[&str]) -> Result<ServiceFact, String> {
         }),
         other => Err(format!("unexpected answer `{}`", other.join(" "))),
     }
+}
+
+fn cert_fact(f: &[&str]) -> Result<crate::certs::CertFact, String> {
+    let ["cert", now, chain, key, matches, issuer, csr] = f else {
+        return Err(format!("unexpected answer `{}`", f.join(" ")));
+    };
+    let text = |b64: &str| -> Result<Option<String>, String> {
+        use base64::Engine as _;
+        if b64 == "-" {
+            return Ok(None);
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("bad encoding: {e}"))?;
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Ok(crate::certs::CertFact {
+        now_unix: now.parse().map_err(|_| format!("bad clock `{now}`"))?,
+        chain: text(chain)?,
+        key_present: *key == "1",
+        key_matches: match *matches {
+            "yes" => Some(true),
+            "no" => Some(false),
+            _ => None,
+        },
+        issuer: text(issuer)?.map(|s| s.trim().to_string()),
+        pending_csr: text(csr)?,
+    })
 }
 
 /// Whether `ss` shows a socket for address:port (or the wildcard).

@@ -44,23 +44,35 @@ impl XmppProbe {
     }
 }
 
-/// The stream addresses a probe of listener `name` uses: outside servers
-/// reach `external` for our domain; the front-end reaches `internal` for a
-/// partner's domain, from ours.
-pub fn stream_addresses(name: &str, our_domain: &str, partner: Option<&str>) -> (String, String) {
+/// The stream addresses `(to, from)` a probe of listener `name` uses: on
+/// `external` it stands where a partner stands (the gateway refuses any
+/// other claimed `from`), asking for our domain; on `internal` it stands
+/// where the front-end stands, from ours to a partner's domain. Without a
+/// partner the external probe names no `from`, which the gateway admits as
+/// far as TLS.
+pub fn stream_addresses(
+    name: &str,
+    our_domain: &str,
+    partner: Option<&str>,
+) -> (String, Option<String>) {
     if name == "internal" {
         (
             partner.unwrap_or("partner.invalid").to_string(),
-            our_domain.to_string(),
+            Some(our_domain.to_string()),
         )
     } else {
-        (our_domain.to_string(), "probe.xfed.invalid".to_string())
+        (our_domain.to_string(), partner.map(str::to_string))
     }
 }
 
-/// Opens an S2S stream to `addr` from `from` to `to`, asks for STARTTLS and
-/// completes the TLS handshake, within `limit` in all.
-pub async fn xmpp_starttls(addr: SocketAddr, to: &str, from: &str, limit: Duration) -> XmppProbe {
+/// Opens an S2S stream to `addr` from `from` (when given) to `to`, asks for
+/// STARTTLS and completes the TLS handshake, within `limit` in all.
+pub async fn xmpp_starttls(
+    addr: SocketAddr,
+    to: &str,
+    from: Option<&str>,
+    limit: Duration,
+) -> XmppProbe {
     let empty = XmppProbe {
         tcp: false,
         stream: false,
@@ -76,17 +88,19 @@ pub async fn xmpp_starttls(addr: SocketAddr, to: &str, from: &str, limit: Durati
     }
 }
 
-async fn probe(addr: SocketAddr, domain: &str, from: &str, mut p: XmppProbe) -> XmppProbe {
+async fn probe(addr: SocketAddr, domain: &str, from: Option<&str>, mut p: XmppProbe) -> XmppProbe {
     let mut tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return p.failed(format!("TCP connect: {e}")),
     };
     p.tcp = true;
+    let from = from
+        .map(|f| format!(" from='{}'", xml_attr(f)))
+        .unwrap_or_default();
     let header = format!(
         "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
-         xmlns:stream='http://etherx.jabber.org/streams' to='{}' from='{}' version='1.0'>",
+         xmlns:stream='http://etherx.jabber.org/streams' to='{}'{from} version='1.0'>",
         xml_attr(domain),
-        xml_attr(from)
     );
     if let Err(e) = tcp.write_all(header.as_bytes()).await {
         return p.failed(format!("send stream header: {e}"));

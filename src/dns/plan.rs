@@ -4,6 +4,8 @@
 //! ([`build`]); `providers::dns::plan_dns` reads the zones and calls it,
 //! `providers::dns::apply_dns` carries it out.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::checks::cross_checks;
@@ -11,6 +13,7 @@ use super::decide::{ZoneDecision, decide};
 use super::desired::{derive, xmpp_srv_name, zone_for};
 use super::finding::Finding;
 use super::guard::{mass_change_guard, no_target_check};
+use super::owner::{managed_set, marker_name};
 use super::rrset::{RRset, RRsetOp};
 use crate::plan::diff::sha256_hex;
 use crate::plan::{Action, Change, Phase};
@@ -38,6 +41,8 @@ pub struct ZonePlan {
     /// sha256 of the zone as read (SOA left out: every write bumps its
     /// serial); apply refuses to write when the zone no longer matches.
     pub observed_sha256: String,
+    /// The names `observed_sha256` covers (see [`zone_fingerprint`]).
+    pub touched: BTreeSet<String>,
     /// The mass-change guard's refusal, if it trips.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guard: Option<String>,
@@ -121,18 +126,42 @@ impl DnsPlan {
     }
 }
 
-/// sha256 over a zone's RRsets as read, SOA left out, order-independent.
-pub fn zone_fingerprint(rrsets: Option<&[RRset]>) -> String {
+/// sha256 over the RRsets of a zone that a plan touches, as read, in any
+/// order: those at the `names` it writes or manages (ownership markers
+/// included). Records elsewhere in the zone — hand-made ones, or the
+/// short-lived `_acme-challenge` TXT records an ACME order publishes while
+/// the rollout runs — do not make a plan stale. `None` = the zone is absent.
+pub fn zone_fingerprint(rrsets: Option<&[RRset]>, names: &BTreeSet<String>) -> String {
     let Some(rrsets) = rrsets else {
         return sha256_hex(b"absent");
     };
     let mut sets: Vec<RRset> = rrsets
         .iter()
-        .filter(|r| r.rtype != "SOA")
+        .filter(|r| r.rtype != "SOA" && names.contains(&r.name))
         .map(|r| RRset::new(&r.name, &r.rtype, r.ttl, r.records.clone()))
         .collect();
     sets.sort();
     sha256_hex(serde_json::to_string(&sets).unwrap_or_default().as_bytes())
+}
+
+/// The names a zone's plan depends on: every desired RRset, every RRset
+/// it writes or deletes, every managed one, and their ownership markers.
+fn touched_names<'a>(
+    desired: impl IntoIterator<Item = &'a RRset>,
+    decision: &ZoneDecision,
+    observed: &[RRset],
+) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = desired.into_iter().map(|r| r.name.clone()).collect();
+    for op in &decision.ops {
+        names.insert(match op {
+            RRsetOp::Replace(r) => r.name.clone(),
+            RRsetOp::Delete { name, .. } => name.clone(),
+        });
+    }
+    names.extend(managed_set(observed).into_iter().map(|(name, _)| name));
+    let markers: Vec<String> = names.iter().map(|n| marker_name(n)).collect();
+    names.extend(markers);
+    names
 }
 
 /// Decides every declared zone of `spec` against `observations` (a zone
@@ -171,7 +200,7 @@ pub fn build(spec: &Spec, observations: &[ZoneObservation]) -> DnsPlan {
             attrs: Vec::new(),
             service_op: None,
             origin: zone_origin,
-            observed: zone_fingerprint(None),
+            observed: zone_fingerprint(None, &BTreeSet::new()),
             desired: sha256_hex(zr.zone.as_bytes()),
         });
         let guard = mass_change_guard(
@@ -203,12 +232,18 @@ pub fn build(spec: &Spec, observations: &[ZoneObservation]) -> DnsPlan {
                 no_target.push(e);
             }
         }
+        let touched = touched_names(
+            zr.rrsets.iter().map(|d| &d.rrset),
+            &decision,
+            observed.unwrap_or(&[]),
+        );
         zones.push(ZonePlan {
             zone: zr.zone.clone(),
             view: zr.view,
             create_zone,
             zone_change,
-            observed_sha256: zone_fingerprint(observed),
+            observed_sha256: zone_fingerprint(observed, &touched),
+            touched,
             decision,
             guard,
             no_target,

@@ -13,12 +13,13 @@ use serde_json::json;
 
 use super::library;
 use super::manifest::{Manifest, ManifestResource, ManifestRole};
+use crate::certs::CertSpec;
 use crate::plan::diff::sha256_hex;
 use crate::plan::{
     BinarySpec, Desired, FileSpec, ListenerSpec, Manager, ManifestEntry, Phase, Resource,
     ServiceSpec,
 };
-use crate::spec::{Origin, Role, ServiceManager, Spec};
+use crate::spec::{CertUsage, Origin, Role, ServiceManager, Spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExpandError {
@@ -85,6 +86,7 @@ pub fn topology(spec: &Spec) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "frontend_pools": spec.frontend_pools.iter().map(|p| json!({
             "name": p.name, "servers": p.servers.iter().map(|s| &s.fqdn).collect::<Vec<_>>(),
+            "users": p.users,
         })).collect::<Vec<_>>(),
         "edge_pools": spec.edge_pools.iter().map(|p| json!({
             "name": p.name, "site": p.site, "xmpp_federation": p.xmpp_federation,
@@ -174,14 +176,101 @@ pub fn expand(
                 "policies": spec.policies,
                 "grants": spec.grants,
                 "service_manager": manager,
+                "tls": tls_context(spec, t.server.pool),
             })));
             expand_host(
                 &env, &manifest, name, &t, &ctx, artifacts, manager, &mut out,
             )?;
         }
     }
+    add_certificates(spec, &mut out);
     add_manifests(spec, &mut out);
     Ok(out)
+}
+
+/// Where a pool's certificate for `usage` lives on its servers.
+pub fn cert_paths(spec: &Spec, usage: CertUsage) -> (String, String) {
+    let name = match usage {
+        CertUsage::External => "external",
+        CertUsage::Internal => "internal",
+    };
+    let dir = format!("{}/tls", spec.gateway.config_dir);
+    (format!("{dir}/{name}.crt"), format!("{dir}/{name}.key"))
+}
+
+/// `tls.external` / `tls.internal` for the gateway's template: the cert
+/// and key paths when the pool has such a certificate, else null.
+fn tls_context(spec: &Spec, pool: &str) -> serde_json::Value {
+    let paths = |usage: CertUsage| {
+        spec.certificates
+            .iter()
+            .find(|c| c.pool == pool && c.usage == usage)
+            .map(|_| {
+                let (cert, key) = cert_paths(spec, usage);
+                json!({ "cert": cert, "key": key })
+            })
+            .unwrap_or(serde_json::Value::Null)
+    };
+    json!({ "external": paths(CertUsage::External), "internal": paths(CertUsage::Internal) })
+}
+
+/// The certificate resources alone (for `xfed cert`), without the
+/// gateway they notify.
+pub fn certificate_resources(spec: &Spec) -> Vec<Resource> {
+    let mut out = Vec::new();
+    add_certificates(spec, &mut out);
+    out
+}
+
+/// A `certificate` resource per spec certificate per server of its pool,
+/// in the certificates phase; a changed one reloads the gateway there.
+fn add_certificates(spec: &Spec, out: &mut Vec<Resource>) {
+    for c in &spec.certificates {
+        let Some(pool) = spec.edge_pool(&c.pool) else {
+            continue;
+        };
+        // One certificate per listener: a second for the same use is not installed.
+        if spec
+            .certificates
+            .iter()
+            .find(|x| x.pool == c.pool && x.usage == c.usage)
+            .is_some_and(|first| first.name != c.name)
+        {
+            continue;
+        }
+        let (cert_path, key_path) = cert_paths(spec, c.usage);
+        for s in &pool.servers {
+            let host = &s.server.fqdn;
+            let gateway = out.iter().find_map(|r| match &r.desired {
+                Desired::Service(svc) if &r.host == host && svc.name == "xfed-gateway" => {
+                    Some(r.address.clone())
+                }
+                _ => None,
+            });
+            out.push(Resource {
+                address: format!("edge/{}/{host}/certificate:{}", pool.name, c.name),
+                host: host.clone(),
+                role: Role::Edge,
+                pool: pool.name.clone(),
+                phase: Phase::Certificates,
+                desired: Desired::Certificate(Box::new(CertSpec {
+                    name: c.name.clone(),
+                    usage: c.usage,
+                    cert_path: cert_path.clone(),
+                    key_path: key_path.clone(),
+                    key: c.key,
+                    subject: c.subject.clone(),
+                    sans: c.sans.clone(),
+                    issuer: c.issuer.clone(),
+                    renew_before: c.renew_before,
+                    exportable: c.exportable,
+                    friendly_name: c.friendly_name.clone(),
+                })),
+                origin: c.origin.clone(),
+                notifies: gateway.map(|g| (g, crate::plan::Notify::Reload)),
+            });
+        }
+    }
 }
 
 /// Every server gets `<state dir>/managed.json`: what xfed manages there,

@@ -83,6 +83,9 @@ pub fn decide(r: &Resource, observed: &Observed, notes: &Notifications) -> Chang
         }
         (Desired::Service(spec), Observed::Service(fact)) => decide_service(r, spec, fact, notes),
         (Desired::Listener(_), Observed::Listener(fact)) => decide_listener(r, fact, observed),
+        (Desired::Certificate(spec), Observed::Certificate(fact)) => {
+            crate::certs::decide_certificate(r, spec, fact)
+        }
         (d, o) => base(
             r,
             observed,

@@ -4,6 +4,7 @@
 //! in as values from `apply::observe`, and the plan goes out as a value to
 //! `apply::execute` or to a renderer.
 
+pub mod access;
 pub mod action;
 pub mod change;
 pub mod diff;
@@ -12,6 +13,7 @@ pub mod plan;
 pub mod render;
 pub mod resource;
 pub mod saved;
+pub mod topology;
 
 pub use action::Action;
 pub use change::{AttrChange, Change, ServiceOp};

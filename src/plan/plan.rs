@@ -29,6 +29,9 @@ pub struct Stage {
 pub struct Plan {
     pub changes: Vec<Change>,
     pub stages: Vec<Stage>,
+    /// Users whose effective external access the plan changes.
+    #[serde(default)]
+    pub access: Vec<super::access::AccessChange>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +131,11 @@ pub fn build(
         .collect();
 
     let stages = order(resources, edge_pools, serial.max(1));
-    Plan { changes, stages }
+    Plan {
+        changes,
+        stages,
+        access: Vec::new(),
+    }
 }
 
 fn observation<'a>(r: &Resource, observed: &'a HashMap<String, Observed>) -> &'a Observed {
@@ -139,11 +146,17 @@ fn observation<'a>(r: &Resource, observed: &'a HashMap<String, Observed>) -> &'a
 /// `edge/edge-hq/edge1.contoso.example/file:/etc/xfed/gateway.toml` →
 /// `file:/etc/xfed/gateway.toml`.
 pub fn short_address(address: &str) -> String {
-    ["/file:", "/binary:", "/service:", "/listener:"]
-        .iter()
-        .filter_map(|k| address.find(k))
-        .min()
-        .map_or_else(|| address.to_string(), |i| address[i + 1..].to_string())
+    [
+        "/file:",
+        "/binary:",
+        "/service:",
+        "/listener:",
+        "/certificate:",
+    ]
+    .iter()
+    .filter_map(|k| address.find(k))
+    .min()
+    .map_or_else(|| address.to_string(), |i| address[i + 1..].to_string())
 }
 
 /// The stages, in the seed's order: all front-ends together; then each

@@ -85,6 +85,16 @@ pub fn human(plan: &Plan, style: Style) -> String {
             render_change(&mut out, c, style);
         }
     }
+    if !plan.access.is_empty() {
+        out.push_str("\nEffective external access changes:\n");
+        for a in &plan.access {
+            let before = a
+                .before
+                .as_ref()
+                .map_or_else(|| "(not published)".to_string(), |b| b.describe());
+            let _ = writeln!(out, "  {}: {before} → {}", a.user, a.after.describe());
+        }
+    }
     let _ = writeln!(out, "\n{}", summary_line(plan.summary()));
     out
 }
@@ -101,7 +111,9 @@ fn render_change(out: &mut String, c: &Change, style: Style) {
         c.action.verb(),
         c.reason
     );
-    let _ = writeln!(out, "  #   from {}", c.origin);
+    if !c.origin.is_empty() {
+        let _ = writeln!(out, "  #   from {}", c.origin);
+    }
     let _ = writeln!(
         out,
         "  {} {}",
@@ -131,6 +143,7 @@ pub struct JsonPlan<'a> {
     pub summary: Summary,
     pub stages: &'a [super::plan::Stage],
     pub changes: &'a [Change],
+    pub access: &'a [super::access::AccessChange],
 }
 
 pub fn json(plan: &Plan) -> String {
@@ -140,6 +153,7 @@ pub fn json(plan: &Plan) -> String {
         summary: plan.summary(),
         stages: &plan.stages,
         changes: &plan.changes,
+        access: &plan.access,
     };
     serde_json::to_string_pretty(&j).unwrap_or_default()
 }

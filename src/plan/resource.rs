@@ -78,6 +78,8 @@ pub enum Desired {
     Binary(BinarySpec),
     Service(ServiceSpec),
     Listener(ListenerSpec),
+    /// A certificate and its key installed on the host (issue #4).
+    Certificate(Box<crate::certs::CertSpec>),
     /// Managed before (the host's manifest lists it), no longer in the
     /// spec: to be removed. Holds what is needed to remove it.
     Gone(Box<Desired>),
@@ -90,6 +92,7 @@ impl Desired {
             Desired::Binary(_) => "binary",
             Desired::Service(_) => "service",
             Desired::Listener(_) => "listener_check",
+            Desired::Certificate(_) => "certificate",
             Desired::Gone(inner) => inner.kind(),
         }
     }
@@ -115,6 +118,12 @@ pub enum ManifestEntry {
         manager: Manager,
         pid_file: String,
     },
+    /// A certificate: its chain, key and the files beside them.
+    Certificate {
+        address: String,
+        cert_path: String,
+        key_path: String,
+    },
 }
 
 impl ManifestEntry {
@@ -135,6 +144,11 @@ impl ManifestEntry {
                 manager: s.manager,
                 pid_file: s.pid_file.clone(),
             }),
+            Desired::Certificate(c) => Some(ManifestEntry::Certificate {
+                address,
+                cert_path: c.cert_path.clone(),
+                key_path: c.key_path.clone(),
+            }),
             Desired::Listener(_) | Desired::Gone(_) => None,
         }
     }
@@ -143,7 +157,8 @@ impl ManifestEntry {
         match self {
             ManifestEntry::File { address, .. }
             | ManifestEntry::Binary { address, .. }
-            | ManifestEntry::Service { address, .. } => address,
+            | ManifestEntry::Service { address, .. }
+            | ManifestEntry::Certificate { address, .. } => address,
         }
     }
 
@@ -179,6 +194,32 @@ impl ManifestEntry {
                 binary: None,
                 binary_path: None,
             }),
+            ManifestEntry::Certificate {
+                cert_path,
+                key_path,
+                ..
+            } => Desired::Certificate(Box::new(crate::certs::CertSpec {
+                name: String::new(),
+                usage: crate::spec::CertUsage::External,
+                cert_path: cert_path.clone(),
+                key_path: key_path.clone(),
+                key: crate::spec::KeySpec::Rsa2048,
+                subject: crate::spec::Subject {
+                    common_name: String::new(),
+                    organization: None,
+                    organizational_unit: None,
+                    locality: None,
+                    state: None,
+                    country: None,
+                },
+                sans: Vec::new(),
+                issuer: crate::spec::Issuer::Csr {
+                    request_path: std::path::PathBuf::new(),
+                },
+                renew_before: crate::spec::RenewBefore::Fraction(1.0 / 3.0),
+                exportable: false,
+                friendly_name: None,
+            })),
         };
         Desired::Gone(Box::new(inner))
     }
@@ -247,6 +288,7 @@ pub enum Observed {
     Binary(Option<FileFact>),
     Service(ServiceFact),
     Listener(ListenerFact),
+    Certificate(crate::certs::CertFact),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

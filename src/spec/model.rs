@@ -142,6 +142,8 @@ pub struct Server {
 pub struct FrontendPool {
     pub name: String,
     pub servers: Vec<Server>,
+    /// Users homed on this pool, lower-cased `user@domain`.
+    pub users: Vec<String>,
     pub origin: Origin,
 }
 

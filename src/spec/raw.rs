@@ -106,6 +106,11 @@ pub struct RawSite {
 pub struct RawFrontendPool {
     pub name: String,
     pub servers: Vec<RawFrontendServer>,
+    /// Users homed on this pool (`user@domain`): the site policy of the first
+    /// site (in spec order) served by the pool applies to them, unless a
+    /// grant gives them another.
+    #[serde(default)]
+    pub users: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -356,13 +356,56 @@ impl<'a> Resolver<'a> {
                     origin: self.origin(&f),
                 });
             }
+            let users: Vec<String> = p
+                .users
+                .iter()
+                .enumerate()
+                .map(|(j, u)| self.user_address(u, &format!("{base}.users[{j}]")))
+                .collect();
             pools.push(FrontendPool {
                 name,
                 servers,
+                users,
                 origin: self.origin(&base),
             });
         }
+        self.users_homed_once(&pools);
         pools
+    }
+
+    /// A user is homed on one pool only.
+    fn users_homed_once(&mut self, pools: &[FrontendPool]) {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (i, p) in pools.iter().enumerate() {
+            for (j, u) in p.users.iter().enumerate() {
+                match seen.get(u.as_str()) {
+                    Some(first) if *first != p.name => {
+                        let d = self.error(
+                            &format!("frontend_pools[{i}].users[{j}]"),
+                            format!("user `{u}` is homed on front-end pool `{first}` already"),
+                        );
+                        d.expected = Some("each user on one front-end pool".into());
+                        d.hint = Some(format!("remove `{u}` from one of the two pools"));
+                    }
+                    _ => {
+                        seen.insert(u.as_str(), p.name.as_str());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A user address, `user@domain`, lower-cased.
+    fn user_address(&mut self, raw: &str, field: &str) -> String {
+        let u = self.text(raw, field).to_ascii_lowercase();
+        let valid = u
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && check_dns_name(d, false).is_ok());
+        if !valid {
+            self.error(field, format!("`{u}` is not a user address"))
+                .expected = Some("`user@domain`, such as `alice@contoso.example`".into());
+        }
+        u
     }
 
     fn edge_pools(&mut self, raw: &RawSpec, ssh: &SshTarget) -> Vec<EdgePool> {
@@ -542,7 +585,20 @@ impl<'a> Resolver<'a> {
                             None => format!("set `xmpp_federation: true` on `{route}`"),
                         });
                     } else if !edge_names.contains(&route.as_str()) {
-                        let hint = did_you_mean(&route, xmpp_names.iter().copied());
+                        // Lync's troubleshooter says "route destination
+                        // invalid or not set"; say it, and what to route to.
+                        let hint = did_you_mean(&route, xmpp_names.iter().copied()).or_else(|| {
+                            let pools: Vec<String> =
+                                xmpp_names.iter().map(|p| format!("`{p}`")).collect();
+                            Some(if pools.is_empty() {
+                                "the XMPP federation route destination is invalid: add an edge pool with `xmpp_federation: true`".to_string()
+                            } else {
+                                format!(
+                                    "the XMPP federation route destination is invalid; route `{name}` to {}",
+                                    pools.join(" or ")
+                                )
+                            })
+                        });
                         let d = self.error(&field, format!("site `{name}` routes XMPP federation to edge pool `{route}`, which does not exist"));
                         d.expected =
                             Some("the name of an edge pool with `xmpp_federation: true`".into());
@@ -1112,17 +1168,7 @@ impl<'a> Resolver<'a> {
                 RawUsers::List(list) => {
                     let mut users = Vec::new();
                     for (j, u) in list.iter().enumerate() {
-                        let field = format!("{base}.users[{j}]");
-                        let u = self.text(u, &field).to_ascii_lowercase();
-                        let valid = u.split_once('@').is_some_and(|(l, d)| {
-                            !l.is_empty() && check_dns_name(d, false).is_ok()
-                        });
-                        if !valid {
-                            self.error(&field, format!("`{u}` is not a user address"))
-                                .expected =
-                                Some("`user@domain`, such as `alice@contoso.example`".into());
-                        }
-                        users.push(u);
+                        users.push(self.user_address(u, &format!("{base}.users[{j}]")));
                     }
                     Users::List(users)
                 }
@@ -1133,7 +1179,52 @@ impl<'a> Resolver<'a> {
                 origin: self.origin(&base),
             });
         }
+        self.one_grant_per_user(&out);
         out
+    }
+
+    /// A user holds one granted policy, and one grant at most is to all
+    /// users: otherwise which policy applies would depend on file order
+    /// (the gateway refuses such a policy file too).
+    fn one_grant_per_user(&mut self, grants: &[Grant]) {
+        let mut all: Option<&str> = None;
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (i, g) in grants.iter().enumerate() {
+            match &g.users {
+                Users::All => {
+                    if let Some(first) = all {
+                        let d = self.error(
+                            &format!("grants[{i}].users"),
+                            format!("policy `{first}` is granted to all users already"),
+                        );
+                        d.expected = Some("one grant to all users".into());
+                        d.hint = Some(if first == g.policy {
+                            "remove this grant; it repeats the first".to_string()
+                        } else {
+                            format!(
+                                "keep one of `{first}` and `{}` for all users, grant the other to a list",
+                                g.policy
+                            )
+                        });
+                    }
+                    all.get_or_insert(g.policy.as_str());
+                }
+                Users::List(users) => {
+                    for (j, u) in users.iter().enumerate() {
+                        if let Some(first) = seen.get(u.as_str()) {
+                            let d = self.error(
+                                &format!("grants[{i}].users[{j}]"),
+                                format!("user `{u}` is granted policy `{first}` already"),
+                            );
+                            d.expected = Some("one granted policy per user".into());
+                            d.hint = Some(format!("list `{u}` in one grant, once"));
+                        } else {
+                            seen.insert(u.as_str(), g.policy.as_str());
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn partners(&mut self, raw: &RawSpec) -> Vec<Partner> {

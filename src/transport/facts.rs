@@ -36,11 +36,33 @@ impl Facts {
 
 const MARK: &str = "--xfed-os-release--";
 
-const SCRIPT: &str = r#"printf 'arch=%s\n' "$(uname -m)"
-printf 'hostname=%s\n' "$(uname -n)"
-printf 'pid1=%s\n' "$(cat /proc/1/comm 2>/dev/null)"
+/// Prints the facts; shell builtins where they do, so the script costs
+/// one process (`uname -m`). Other scripts may run it first and parse its
+/// part of the output with [`parse_facts`] (one round trip for both).
+pub const FACTS_SCRIPT: &str = r#"printf 'arch=%s\n' "$(uname -m)"
+read -r xfed_hn < /proc/sys/kernel/hostname 2>/dev/null || xfed_hn=
+printf 'hostname=%s\n' "$xfed_hn"
+read -r xfed_pid1 < /proc/1/comm 2>/dev/null || xfed_pid1=
+printf 'pid1=%s\n' "$xfed_pid1"
 echo '--xfed-os-release--'
-cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true"#;
+for xfed_f in /etc/os-release /usr/lib/os-release; do
+  if [ -r "$xfed_f" ]; then
+    while IFS= read -r xfed_l || [ -n "$xfed_l" ]; do printf '%s\n' "$xfed_l"; done < "$xfed_f"
+    break
+  fi
+done
+echo '--xfed-facts-end--'"#;
+
+const SCRIPT: &str = FACTS_SCRIPT;
+
+/// Marks the end of the facts in a combined script's output.
+pub const FACTS_END: &str = "--xfed-facts-end--";
+
+/// Facts from the part of an output that [`FACTS_SCRIPT`] printed.
+pub fn parse_facts(text: &str) -> Result<Facts, String> {
+    let part = text.split(FACTS_END).next().unwrap_or(text);
+    parse(part)
+}
 
 /// Reads the host's facts with a single command.
 pub fn gather_facts(t: &mut dyn Transport) -> Result<Facts, TransportError> {

@@ -34,7 +34,7 @@ mod write_opts;
 pub use become_method::Become;
 pub use command::Command;
 pub use error::{HostKeyReport, TransportError};
-pub use facts::{Facts, gather_facts};
+pub use facts::{FACTS_END, FACTS_SCRIPT, Facts, gather_facts, parse_facts};
 pub use file_stat::{FileKind, FileStat};
 pub use local::LocalTransport;
 pub use output::Output;

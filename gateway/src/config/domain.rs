@@ -1,7 +1,10 @@
 //! XMPP domain names as the gateway accepts them in config and stream headers.
 //!
 //! Owns the one syntactic rule both places share: lowercase ASCII DNS names
-//! (IDNs in A-label form), compared exactly. It does not resolve anything.
+//! (IDNs in A-label form), compared exactly. A domain as a peer writes it
+//! (`normalize_jid_domain`) may end with a dot, which RFC 7622 §3.2 says to
+//! strip before comparing; the config must be written without it. It does
+//! not resolve anything.
 
 /// Checks `raw` and returns it lowercased, or says what is wrong.
 pub fn normalize_domain(raw: &str) -> Result<String, String> {
@@ -42,9 +45,19 @@ pub fn normalize_domain(raw: &str) -> Result<String, String> {
     Ok(domain)
 }
 
+/// A JID's domainpart as a peer writes it (stream headers, addresses):
+/// one trailing dot stripped (RFC 7622 §3.2), then [`normalize_domain`].
+pub fn normalize_jid_domain(raw: &str) -> Result<String, String> {
+    let trimmed = raw.strip_suffix('.').unwrap_or(raw);
+    if trimmed.is_empty() {
+        return Err("is empty".to_string());
+    }
+    normalize_domain(trimmed)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::normalize_domain;
+    use super::{normalize_domain, normalize_jid_domain};
 
     #[test]
     fn accepts_and_lowercases_dns_names() {
@@ -71,6 +84,21 @@ mod tests {
             "[::1]",
         ] {
             assert!(normalize_domain(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_peer_may_write_one_trailing_dot() {
+        assert_eq!(
+            normalize_jid_domain("Fabrikam.Example.").as_deref(),
+            Ok("fabrikam.example")
+        );
+        assert_eq!(
+            normalize_jid_domain("fabrikam.example").as_deref(),
+            Ok("fabrikam.example")
+        );
+        for bad in ["", ".", "a.example..", "10.0.0.1.", "a b."] {
+            assert!(normalize_jid_domain(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

@@ -1,8 +1,12 @@
 //! `[[grants]]`: which users a policy applies to.
 //!
-//! Loaded and checked against the policies and fronted domains; enforced
-//! with stanza relaying in a later release.
+//! Loaded and checked against the policies and fronted domains, and
+//! against each other (a user has at most one explicit grant, and at most
+//! one policy is granted to all users), so `policy::PolicyIndex` never has
+//! to pick between two. Resolved per user by `policy`; enforced with
+//! stanza relaying in a later release.
 
+use super::bare_jid::BareJid;
 use super::problem::Problem;
 use super::reader::Fields;
 
@@ -11,8 +15,8 @@ use super::reader::Fields;
 pub enum Grantees {
     /// Every user of the fronted domains.
     All,
-    /// These bare JIDs (`local@domain`, lowercase domain).
-    Users(Vec<String>),
+    /// These users, each once.
+    Users(Vec<BareJid>),
 }
 
 /// One grant of a policy.
@@ -43,11 +47,15 @@ impl Grant {
                 None
             }
             (Some(users), _) => {
-                let mut jids = Vec::with_capacity(users.len());
+                let mut jids: Vec<BareJid> = Vec::with_capacity(users.len());
                 for (i, user) in users.iter().enumerate() {
-                    match bare_jid(user, domains) {
+                    let field = format!("{}[{i}]", f.path_of("users"));
+                    match our_user(user, domains) {
+                        Ok(jid) if jids.contains(&jid) => {
+                            out.push(Problem::new(field, format!("`{jid}` is listed twice")));
+                        }
                         Ok(jid) => jids.push(jid),
-                        Err(e) => out.push(Problem::new(format!("{}[{i}]", f.path_of("users")), e)),
+                        Err(e) => out.push(Problem::new(field, e)),
                     }
                 }
                 if jids.is_empty() && users.is_empty() {
@@ -76,18 +84,11 @@ impl Grant {
     }
 }
 
-fn bare_jid(raw: &str, domains: &[String]) -> Result<String, String> {
-    let Some((local, domain)) = raw.split_once('@') else {
-        return Err(format!(
-            "`{raw}` is not a bare JID (expected `user@domain`)"
-        ));
-    };
-    if local.is_empty() || local.contains(['/', '@', ' ', '"', '\'', '<', '>', '&', ':']) {
-        return Err(format!("`{raw}` has an invalid local part"));
-    }
-    let domain = domain.to_ascii_lowercase();
-    if !domains.contains(&domain) {
+/// `raw` as one of our users: a bare JID in one of `domains`.
+pub(crate) fn our_user(raw: &str, domains: &[String]) -> Result<BareJid, String> {
+    let jid = BareJid::parse(raw).map_err(|e| e.to_string())?;
+    if !domains.iter().any(|d| d == jid.domain()) {
         return Err(format!("`{raw}` is not in a fronted domain (`domains`)"));
     }
-    Ok(format!("{local}@{domain}"))
+    Ok(jid)
 }

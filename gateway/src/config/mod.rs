@@ -1,17 +1,18 @@
 //! The gateway's configuration: a main TOML file and, optionally, a policy
-//! file it names (`policy_file`) holding `[[partners]]`, `[[policies]]` and
-//! `[[grants]]`, both validated completely before anything is bound
-//! (style.md §14). xfed deploys the two separately so that partner and
+//! file it names (`policy_file`) holding `[[partners]]`, `[[policies]]`,
+//! `[[grants]]` and `[[sites]]`, both validated completely before anything
+//! is bound (style.md §14). xfed deploys the two separately so that partner and
 //! policy changes are applied with SIGHUP while listener changes restart.
 //!
 //! Two stages, as in the orchestrator's spec layer: `reader` walks the raw
 //! TOML table recording every problem with its field path, and the section
 //! types hold resolved values with defaults applied and cross-references
-//! (grant → policy, partner ≠ own domain, distinct listener addresses)
-//! checked. Reading certificate files is not done here but in `tls`, which
-//! reports its problems with the same field names. This module never binds,
-//! connects or logs.
+//! (grant → policy, partner ≠ own domain, one explicit grant and one home
+//! site per user, distinct listener addresses) checked. Reading certificate
+//! files is not done here but in `tls`, which reports its problems with the
+//! same field names. This module never binds, connects or logs.
 
+mod bare_jid;
 mod domain;
 mod grant;
 mod limits;
@@ -20,14 +21,17 @@ mod partner;
 mod policy;
 mod problem;
 mod reader;
+mod site;
 
-pub use domain::normalize_domain;
+pub use bare_jid::{BareJid, JidError};
+pub use domain::{normalize_domain, normalize_jid_domain};
 pub use grant::{Grant, Grantees};
 pub use limits::Limits;
 pub use listener::{AdminConfig, CertificatePaths, ListenerConfig, ListenerKind};
 pub use partner::{Partner, PartnerKind, PartnerTls};
 pub use policy::{Policy, PolicyScope};
 pub use problem::{ConfigError, Problem};
+pub use site::Site;
 
 use crate::log::Level;
 use reader::Fields;
@@ -43,7 +47,7 @@ pub const DEFAULT_PATH: &str = "/etc/xfed/gateway.toml";
 pub const POLICY_FILE_PREFIX: &str = "policy_file:";
 
 /// The sections that move to the policy file when `policy_file` is set.
-const POLICY_SECTIONS: [&str; 3] = ["partners", "policies", "grants"];
+const POLICY_SECTIONS: [&str; 4] = ["partners", "policies", "grants", "sites"];
 
 /// The policy file a configuration was read with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +68,7 @@ pub struct Config {
     pub path: PathBuf,
     /// SHA-256 (hex) of the file's bytes, reported in `/status`.
     pub sha256: String,
-    /// Where partners, policies and grants came from, if not the main file.
+    /// Where partners, policies, grants and sites came from, if not the main file.
     pub policy_file: Option<PolicyFile>,
     /// The XMPP domains the gateway fronts (lowercase, unique, non-empty).
     pub domains: Vec<String>,
@@ -82,6 +86,8 @@ pub struct Config {
     pub policies: Vec<Policy>,
     /// Policy grants.
     pub grants: Vec<Grant>,
+    /// Users' home sites.
+    pub sites: Vec<Site>,
     /// Opaque version of the published topology, echoed in `/status`.
     pub topology_version: Option<String>,
     /// File to write the daemon's PID to once bound.
@@ -236,6 +242,7 @@ impl Config {
             partners: sections.partners,
             policies: sections.policies,
             grants: sections.grants,
+            sites: sections.sites,
             topology_version,
             pid_file,
             drain,
@@ -280,16 +287,18 @@ fn read_domains(f: &mut Fields<'_>, out: &mut Vec<Problem>) -> Vec<String> {
     domains
 }
 
-/// `[[partners]]`, `[[policies]]` and `[[grants]]`, from whichever file holds them.
+/// `[[partners]]`, `[[policies]]`, `[[grants]]` and `[[sites]]`, from
+/// whichever file holds them.
 #[derive(Debug, Default)]
 struct PolicySections {
     partners: Vec<Partner>,
     policies: Vec<Policy>,
     grants: Vec<Grant>,
+    sites: Vec<Site>,
 }
 
 impl PolicySections {
-    /// Reads and cross-checks the three sections of `f`; `prefix` starts
+    /// Reads and cross-checks the four sections of `f`; `prefix` starts
     /// the field paths of the cross-reference problems (as it does `f`'s).
     fn read(
         f: &mut Fields<'_>,
@@ -312,12 +321,20 @@ impl PolicySections {
             .into_iter()
             .filter_map(|t| Grant::read(t, domains, out))
             .collect();
+        let sites: Vec<Site> = f
+            .tables("sites", out)
+            .into_iter()
+            .filter_map(|t| Site::read(t, domains, out))
+            .collect();
         check_partners(&partners, domains, prefix, out);
         check_policies(&policies, &grants, prefix, out);
+        check_grantees(&grants, prefix, out);
+        check_sites(&sites, prefix, out);
         PolicySections {
             partners,
             policies,
             grants,
+            sites,
         }
     }
 }
@@ -465,6 +482,80 @@ fn check_policies(policies: &[Policy], grants: &[Grant], prefix: &str, out: &mut
                     },
                 ),
             );
+        }
+    }
+}
+
+/// One explicit grant per user and one grant to all users, so precedence
+/// never has to choose between two grants of the same level.
+fn check_grantees(grants: &[Grant], prefix: &str, out: &mut Vec<Problem>) {
+    for (i, g) in grants.iter().enumerate() {
+        match &g.grantees {
+            Grantees::All => {
+                if let Some(j) = grants[..i].iter().position(|h| h.grantees == Grantees::All) {
+                    out.push(
+                        Problem::new(
+                            format!("{prefix}grants[{i}].all"),
+                            format!(
+                                "a second grant to all users (`grants[{j}]` grants `{}` to all)",
+                                grants[j].policy
+                            ),
+                        )
+                        .hint("grant one policy to all users; name users for the others"),
+                    );
+                }
+            }
+            Grantees::Users(users) => {
+                for (k, user) in users.iter().enumerate() {
+                    let earlier = grants[..i].iter().enumerate().find(
+                        |(_, h)| matches!(&h.grantees, Grantees::Users(us) if us.contains(user)),
+                    );
+                    if let Some((j, h)) = earlier {
+                        out.push(
+                            Problem::new(
+                                format!("{prefix}grants[{i}].users[{k}]"),
+                                format!(
+                                    "`{user}` is already granted `{}` by `grants[{j}]`",
+                                    h.policy
+                                ),
+                            )
+                            .hint(
+                                "a user has one explicit grant; remove the user from one of them",
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Distinct site names, and each user homed on one site only.
+fn check_sites(sites: &[Site], prefix: &str, out: &mut Vec<Problem>) {
+    for (i, site) in sites.iter().enumerate() {
+        if sites[..i].iter().any(|s| s.name == site.name) {
+            out.push(Problem::new(
+                format!("{prefix}sites[{i}].name"),
+                format!("`{}` is listed twice", site.name),
+            ));
+            continue;
+        }
+        for (k, user) in site.users.iter().enumerate() {
+            if let Some(home) = sites[..i].iter().find(|s| s.users.contains(user)) {
+                out.push(
+                    Problem::new(
+                        format!("{prefix}sites[{i}].users[{k}]"),
+                        format!(
+                            "`{user}` is already homed on site `{}`; a user is homed on one site",
+                            home.name
+                        ),
+                    )
+                    .hint(format!(
+                        "remove `{user}` from site `{}` or from site `{}`",
+                        home.name, site.name
+                    )),
+                );
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `[[partners]]`: the outside XMPP domains the organisation federates with.
 //!
-//! Loaded, validated and reported now; the allow-list and the per-partner
-//! authentication rules are enforced by a later release of the stream layer.
+//! Their domains are the external listener's allow-list (enforced by
+//! `stream::StreamSettings::admit`); the per-partner authentication rules
+//! (kind, dialback) are loaded and reported now and enforced when
+//! authentication lands.
 
 use super::domain::normalize_domain;
 use super::problem::Problem;

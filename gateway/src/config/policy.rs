@@ -4,8 +4,9 @@
 //! policy, `site:NAME` applies to the users homed on site NAME, and any
 //! other name (without `:`) is a per-user policy given out by `[[grants]]`.
 //! `scope` is optional and, when written, must agree with the identity.
-//! Loaded, validated and counted in `/status`; resolving a user's effective
-//! policy (user grant over site over global) comes with stanza relaying.
+//! Loaded, validated and counted in `/status`; a user's effective policy
+//! (user grant over grant to all over site over global) is resolved by
+//! `policy::PolicyIndex` and enforced when stanza relaying lands.
 
 use super::problem::Problem;
 use super::reader::Fields;

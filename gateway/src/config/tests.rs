@@ -79,6 +79,8 @@ fn example_file_parses() {
     assert_eq!(c.partners.len(), 2);
     assert_eq!(c.policies.len(), 3);
     assert_eq!(c.policies[1].scope, PolicyScope::Site("hq".into()));
+    assert_eq!(c.sites.len(), 1);
+    assert_eq!(c.sites[0].name, "hq");
     assert!(c.internal.client_ca.is_some());
     // The same file split in two, as xfed deploys it, is the same config.
     let at = text.find("# Federated partners").expect("partners section");
@@ -95,6 +97,7 @@ fn example_file_parses() {
     assert_eq!(split.partners, c.partners);
     assert_eq!(split.policies, c.policies);
     assert_eq!(split.grants, c.grants);
+    assert_eq!(split.sites, c.sites);
 }
 
 #[test]
@@ -835,6 +838,10 @@ users = ["alice@contoso.example", "bob@contoso.example"]
 [[grants]]
 policy = "XmppPartners"
 all = true
+
+[[sites]]
+name = "hq"
+users = ["alice@contoso.example", "bob@contoso.example"]
 "#;
 
 #[test]
@@ -852,6 +859,8 @@ fn xfed_rendered_pair_is_accepted() {
         ]
     );
     assert_eq!(c.grants.len(), 2);
+    assert_eq!(c.sites.len(), 1);
+    assert_eq!(c.sites[0].users.len(), 2);
     // Without `scope` lines (xfed before it rendered them) it is the same.
     let unscoped: String = XFED_POLICY_TOML
         .lines()
@@ -871,5 +880,208 @@ fn topology_version_may_live_in_the_policy_file_but_not_in_both() {
     assert_eq!(
         pair_fields(&main, &policy),
         vec!["topology_version".to_string()]
+    );
+}
+
+// ---- one grant per user, one home site per user ---------------------------
+
+#[test]
+fn a_user_in_two_explicit_grants_is_a_problem() {
+    let policy = format!(
+        "{POLICY}[[policies]]\nidentity = \"FedPic\"\n\
+         [[grants]]\npolicy = \"FedPic\"\nusers = [\"bob@contoso.example\", \"Alice@Contoso.Example\"]\n"
+    );
+    let problems = pair_problems(MAIN_WITH_POLICY_FILE, &policy);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "policy_file:grants[1].users[1]");
+    assert_eq!(
+        problems[0].message,
+        "`alice@contoso.example` is already granted `XmppUsers` by `grants[0]`"
+    );
+    assert!(problems[0].hint.is_some());
+    // Named twice within one grant.
+    let twice = POLICY.replace(
+        "users = [\"alice@contoso.example\"]",
+        "users = [\"alice@contoso.example\", \"ALICE@contoso.example\"]",
+    );
+    let problems = pair_problems(MAIN_WITH_POLICY_FILE, &twice);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "policy_file:grants[0].users[1]");
+    assert!(
+        problems[0].message.contains("is listed twice"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_second_grant_to_all_users_is_a_problem() {
+    let text = format!(
+        "{}\n[[policies]]\nidentity = \"Other\"\n[[grants]]\npolicy = \"Other\"\nall = true\n",
+        VALID
+    );
+    let problems = match parse(&text) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "grants[1].all");
+    assert!(
+        problems[0]
+            .message
+            .contains("a second grant to all users (`grants[0]` grants `XmppUsers` to all)"),
+        "{problems:?}"
+    );
+    // A user grant next to a grant to all users is the normal case.
+    let c = parse_pair(XFED_GATEWAY_TOML, XFED_POLICY_TOML).expect("valid");
+    assert_eq!(c.grants.len(), 2);
+}
+
+#[test]
+fn grantees_are_normalised_bare_jids() {
+    let policy = POLICY.replace("alice@contoso.example", "Alice@CONTOSO.example");
+    let c = parse_pair(MAIN_WITH_POLICY_FILE, &policy).expect("valid");
+    let Grantees::Users(users) = &c.grants[0].grantees else {
+        panic!("{:?}", c.grants[0])
+    };
+    assert_eq!(users[0].as_str(), "alice@contoso.example");
+    for bad in [
+        "alice@contoso.example/phone",
+        "alice@contoso.example.",
+        "@contoso.example",
+    ] {
+        let policy = POLICY.replace("alice@contoso.example", bad);
+        assert_eq!(
+            pair_fields(MAIN_WITH_POLICY_FILE, &policy),
+            vec!["policy_file:grants[0].users[0]"],
+            "{bad}"
+        );
+    }
+}
+
+const SITES: &str = r#"
+[[sites]]
+name = "hq"
+users = ["alice@contoso.example", "Bob@Contoso.Example"]
+[[sites]]
+name = "dublin"
+users = ["carol@contoso.example"]
+[[sites]]
+name = "empty"
+"#;
+
+#[test]
+fn sites_home_users() {
+    let c = parse_pair(MAIN_WITH_POLICY_FILE, &format!("{POLICY}{SITES}")).expect("valid");
+    let names: Vec<&str> = c.sites.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["hq", "dublin", "empty"]);
+    let hq: Vec<&str> = c.sites[0].users.iter().map(|u| u.as_str()).collect();
+    assert_eq!(hq, ["alice@contoso.example", "bob@contoso.example"]);
+    assert!(c.sites[2].users.is_empty());
+    // Without a policy file they may be in the main file.
+    let c = parse(&format!("{VALID}{SITES}")).expect("valid");
+    assert_eq!(c.sites.len(), 3);
+    // No [[sites]]: nobody has a home site.
+    assert!(parse(VALID).expect("valid").sites.is_empty());
+}
+
+#[test]
+fn a_user_on_two_sites_is_a_problem() {
+    let sites = SITES.replace(
+        "users = [\"carol@contoso.example\"]",
+        "users = [\"carol@contoso.example\", \"BOB@contoso.example\"]",
+    );
+    let problems = pair_problems(MAIN_WITH_POLICY_FILE, &format!("{POLICY}{sites}"));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "policy_file:sites[1].users[1]");
+    assert_eq!(
+        problems[0].message,
+        "`bob@contoso.example` is already homed on site `hq`; a user is homed on one site"
+    );
+    assert_eq!(
+        problems[0].hint.as_deref(),
+        Some("remove `bob@contoso.example` from site `hq` or from site `dublin`")
+    );
+}
+
+#[test]
+fn each_bad_site_field_is_named() {
+    let cases = [
+        (
+            SITES.replace("name = \"dublin\"", ""),
+            "policy_file:sites[1].name",
+        ),
+        (
+            SITES.replace("\"dublin\"", "\"site:dublin\""),
+            "policy_file:sites[1].name",
+        ),
+        (
+            SITES.replace("\"dublin\"", "\"du blin\""),
+            "policy_file:sites[1].name",
+        ),
+        (
+            SITES.replace("\"dublin\"", "\"\""),
+            "policy_file:sites[1].name",
+        ),
+        (
+            SITES.replace("\"dublin\"", "\"hq\""),
+            "policy_file:sites[1].name",
+        ),
+        (
+            SITES.replace("carol@contoso.example", "carol@fabrikam.example"),
+            "policy_file:sites[1].users[0]",
+        ),
+        (
+            SITES.replace("carol@contoso.example", "carol"),
+            "policy_file:sites[1].users[0]",
+        ),
+        (
+            SITES.replace(
+                "\"carol@contoso.example\"",
+                "\"carol@contoso.example\", \"Carol@contoso.example\"",
+            ),
+            "policy_file:sites[1].users[1]",
+        ),
+        (
+            SITES.replace(
+                "users = [\"carol@contoso.example\"]",
+                "users = \"carol@contoso.example\"",
+            ),
+            "policy_file:sites[1].users",
+        ),
+        (
+            SITES.replace("name = \"empty\"", "name = \"empty\"\nuser = []"),
+            "policy_file:sites[2].user",
+        ),
+        (
+            "\n[sites]\nname = \"hq\"\n".to_string(),
+            "policy_file:sites",
+        ),
+    ];
+    for (sites, field) in cases {
+        let fields = pair_fields(MAIN_WITH_POLICY_FILE, &format!("{POLICY}{sites}"));
+        assert_eq!(fields, vec![field.to_string()], "for:\n{sites}");
+    }
+    let problems = pair_problems(
+        MAIN_WITH_POLICY_FILE,
+        &format!(
+            "{POLICY}{}",
+            SITES.replace("name = \"empty\"", "name = \"empty\"\nuser = []")
+        ),
+    );
+    assert_eq!(
+        problems[0].hint.as_deref(),
+        Some("did you mean `policy_file:sites[2].users`?")
+    );
+}
+
+#[test]
+fn sites_must_be_in_the_policy_file_when_there_is_one() {
+    let main = format!("{MAIN_WITH_POLICY_FILE}{SITES}");
+    let problems = pair_problems(&main, POLICY);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "sites");
+    assert_eq!(
+        problems[0].message,
+        "must be in `policy_file` when it is set"
     );
 }

@@ -1,7 +1,7 @@
-//! The admin HTTP listener: `/healthz`, `/status`, `/metrics`.
+//! The admin HTTP listener: `/healthz`, `/status`, `/metrics`, `/access`.
 //!
 //! A deliberately tiny HTTP/1.1 server (GET only, one request per
-//! connection, `Connection: close`) instead of an HTTP stack: three
+//! connection, `Connection: close`) instead of an HTTP stack: four
 //! read-only endpoints on the internal address do not justify hyper's
 //! dependency tree. Limits: 8 KiB request head, 5 s to send it, 32
 //! concurrent connections; over that, the socket is closed.
@@ -98,6 +98,7 @@ async fn handle(mut socket: TcpStream, shared: &Shared) -> std::io::Result<()> {
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Unknown",
     };
@@ -145,7 +146,10 @@ pub fn route(head: &str, shared: &Shared) -> Response {
     if method != "GET" {
         return text(405, "only GET is supported\n");
     }
-    let path = target.split('?').next().unwrap_or(target);
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
     match path {
         "/healthz" if shared.draining() => text(503, "draining\n"),
         "/healthz" => text(200, "ok\n"),
@@ -168,7 +172,11 @@ pub fn route(head: &str, shared: &Shared) -> Response {
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             body: metrics_text(shared),
         },
-        _ => text(404, "not found; try /healthz, /status or /metrics\n"),
+        "/access" => super::access::respond(query, &shared.current().policy),
+        _ => text(
+            404,
+            "not found; try /healthz, /status, /metrics or /access?user=JID\n",
+        ),
     }
 }
 
@@ -212,5 +220,152 @@ fn text(status: u16, body: &str) -> Response {
         status,
         content_type: "text/plain; charset=utf-8",
         body: body.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::server::generation::Generation;
+    use std::path::Path;
+
+    const CONFIG: &str = r#"
+domains = ["contoso.example"]
+[external]
+address = "127.0.0.1"
+[internal]
+address = "127.0.0.2"
+[[policies]]
+identity = "global"
+enable_federation_access = true
+[[policies]]
+identity = "site:hq"
+enable_public_cloud_access = true
+[[policies]]
+identity = "FedPic"
+enable_federation_access = true
+enable_xmpp_access = true
+[[grants]]
+policy = "FedPic"
+users = ["alice@contoso.example"]
+[[sites]]
+name = "hq"
+users = ["alice@contoso.example", "bob@contoso.example"]
+"#;
+
+    fn shared() -> Shared {
+        let config =
+            Config::parse(Path::new("/etc/xfed/gateway.toml"), CONFIG.as_bytes()).expect("valid");
+        let (generation, _) = Generation::prepare(config).expect("no certificates to load");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        Shared::new(generation, [addr; 3], None)
+    }
+
+    fn get(shared: &Shared, target: &str) -> (u16, serde_json::Value) {
+        let response = route(&format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"), shared);
+        assert_eq!(response.content_type, "application/json", "{response:?}");
+        let body = serde_json::from_str(&response.body).expect("JSON");
+        (response.status, body)
+    }
+
+    #[test]
+    fn access_reports_the_effective_policy_and_why() {
+        let shared = shared();
+        let (status, body) = get(&shared, "/access?user=alice%40contoso.example");
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "user": "alice@contoso.example",
+                "policy": "FedPic",
+                "source": "user_grant",
+                "site": "hq",
+                "enable_federation_access": true,
+                "enable_public_cloud_access": false,
+                "enable_xmpp_access": true,
+                "xmpp_federation_allowed": true,
+            })
+        );
+        // Unescaped, a full JID in another case: the same user.
+        let (status, again) = get(&shared, "/access?user=Alice@Contoso.Example%2Fphone");
+        assert_eq!(status, 200);
+        assert_eq!(again, body);
+        let (_, bob) = get(&shared, "/access?other=1&user=bob%40contoso.example");
+        assert_eq!(bob["policy"], "site:hq");
+        assert_eq!(bob["source"], "site");
+        assert_eq!(bob["xmpp_federation_allowed"], false);
+        let (_, carol) = get(&shared, "/access?user=carol%40contoso.example");
+        assert_eq!(carol["policy"], "global");
+        assert_eq!(carol["source"], "global");
+        assert_eq!(carol["site"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn access_without_a_user_jid_is_a_json_400() {
+        let shared = shared();
+        for (target, error) in [
+            ("/access", "missing_user"),
+            ("/access?", "missing_user"),
+            ("/access?usr=alice%40contoso.example", "missing_user"),
+            (
+                "/access?user=alice%40contoso.example&user=bob%40contoso.example",
+                "missing_user",
+            ),
+            ("/access?user=", "invalid_user"),
+            ("/access?user=alice", "invalid_user"),
+            ("/access?user=contoso.example", "invalid_user"),
+            ("/access?user=%40contoso.example", "invalid_user"),
+            (
+                "/access?user=alice%20smith%40contoso.example",
+                "invalid_user",
+            ),
+            ("/access?user=alice%4", "invalid_query"),
+            ("/access?user=%ff%40contoso.example", "invalid_query"),
+        ] {
+            let (status, body) = get(&shared, target);
+            assert_eq!(status, 400, "{target}: {body}");
+            assert_eq!(body["error"], error, "{target}: {body}");
+            assert!(body["message"].is_string(), "{target}: {body}");
+            assert!(body["hint"].is_string(), "{target}: {body}");
+        }
+    }
+
+    #[test]
+    fn status_reports_the_policy_files_topology_version_and_counts() {
+        let at = CONFIG.find("[[policies]]").expect("policies");
+        let main = format!("policy_file = \"policy.toml\"\n{}", &CONFIG[..at]);
+        let policy = format!("topology_version = \"2026-12-01.3\"\n{}", &CONFIG[at..]);
+        let config = Config::parse_with(
+            Path::new("/etc/xfed/gateway.toml"),
+            main.as_bytes(),
+            &mut |_| Ok(policy.clone().into_bytes()),
+        )
+        .expect("valid");
+        let (generation, _) = Generation::prepare(config).expect("no certificates to load");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let shared = Shared::new(generation, [addr; 3], None);
+        let (status, body) = get(&shared, "/status");
+        assert_eq!(status, 200);
+        assert_eq!(body["topology_version"], "2026-12-01.3");
+        assert_eq!(body["policy_file"], "/etc/xfed/policy.toml");
+        assert_eq!(body["policies"], 3);
+        assert_eq!(body["grants"], 1);
+        assert_eq!(body["granted_users"], 1);
+        assert_eq!(body["sites"], 1);
+        assert_eq!(body["site_users"], 2);
+    }
+
+    #[test]
+    fn access_for_a_user_outside_our_domains_is_a_json_404() {
+        let (status, body) = get(&shared(), "/access?user=Mallory%40Fabrikam.Example");
+        assert_eq!(status, 404);
+        assert_eq!(body["error"], "not_our_user");
+        assert_eq!(body["user"], "mallory@fabrikam.example");
+        assert_eq!(
+            body["message"],
+            "`mallory@fabrikam.example` is not one of our users: `fabrikam.example` is not in \
+             `domains` (contoso.example)"
+        );
     }
 }

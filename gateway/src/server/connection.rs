@@ -6,6 +6,12 @@
 //! the TLS handshake deadline, the negotiation deadline (accept → auth) and
 //! the idle timeout; and the write timeout, so a peer that stops reading
 //! cannot pin a task. The protocol itself lives in `stream`.
+//!
+//! A connection is served under the generation it was accepted with, for
+//! its whole life, except for one thing: when a reload makes a new
+//! generation current, its peer rule is handed to the machine, which closes
+//! the stream if the peer is no longer admitted (a partner removed from the
+//! list gets `<policy-violation/>` at once, not at its next reconnect).
 
 use super::generation::Generation;
 use super::limiter::Permit;
@@ -14,7 +20,7 @@ use super::shared::Shared;
 use super::tracker::TaskToken;
 use crate::config::ListenerKind;
 use crate::event;
-use crate::stream::{Directive, Phase, StreamMachine};
+use crate::stream::{Directive, Phase, StreamError, StreamMachine};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,15 +38,21 @@ const READ_BUFFER: usize = 8 * 1024;
 #[derive(Debug)]
 pub struct Connection {
     /// The peer's address.
-    pub peer: SocketAddr,
+    peer: SocketAddr,
     /// The listener it arrived on.
-    pub listener: ListenerKind,
+    listener: ListenerKind,
     /// The configuration it is served under, for its whole life.
-    pub generation: Arc<Generation>,
+    generation: Arc<Generation>,
+    /// Every later generation, for its peer rule.
+    generations: watch::Receiver<Arc<Generation>>,
     /// Counters and limits.
-    pub shared: Arc<Shared>,
+    shared: Arc<Shared>,
     /// Becomes `true` when the daemon drains.
-    pub shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    /// Whether a reload closed the stream (its peer no longer admitted).
+    revoked: bool,
+    /// Whether the stream error has been counted and logged.
+    recorded: bool,
 }
 
 /// How one leg of the connection (plain or TLS) ended.
@@ -56,6 +68,28 @@ struct Deadlines {
 }
 
 impl Connection {
+    /// A connection from `peer` served under `generation`, the value last
+    /// seen by `generations` (so that receiver reports only later reloads).
+    pub fn new(
+        peer: SocketAddr,
+        listener: ListenerKind,
+        generation: Arc<Generation>,
+        generations: watch::Receiver<Arc<Generation>>,
+        shared: Arc<Shared>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Connection {
+        Connection {
+            peer,
+            listener,
+            generation,
+            generations,
+            shared,
+            shutdown,
+            revoked: false,
+            recorded: false,
+        }
+    }
+
     /// Serves the connection on `socket` to its end. `permit` and `token`
     /// are released on return.
     pub async fn run(mut self, mut socket: TcpStream, _permit: Permit, _token: TaskToken) {
@@ -201,6 +235,11 @@ impl Connection {
             Directive::Continue
         };
         loop {
+            if directive == Directive::Close {
+                // Counted before the peer can read the error, so whoever
+                // sees it and then asks /metrics finds it counted.
+                self.record(machine);
+            }
             let out = machine.take_output();
             if !out.is_empty() {
                 let write = async {
@@ -232,15 +271,54 @@ impl Connection {
                 },
                 () = sleep_until(deadline) => machine.timed_out(),
                 _ = self.shutdown.changed() => machine.shut_down(),
+                // The sender lives in `Shared`, which this connection holds,
+                // so `changed` cannot fail while it runs.
+                Ok(()) = self.generations.changed() => self.reconfigure(machine),
             };
         }
     }
 
-    fn finish(&self, machine: &StreamMachine) {
+    /// A reload made a new generation current: its peer rule judges the stream.
+    fn reconfigure(&mut self, machine: &mut StreamMachine) -> Directive {
+        let settings = self
+            .generations
+            .borrow_and_update()
+            .listener(self.listener)
+            .settings
+            .clone();
+        let directive = machine.reconfigured(settings);
+        self.revoked = directive == Directive::Close && machine.error().is_some();
+        directive
+    }
+
+    /// Counts and logs the stream error the machine closed with, once.
+    fn record(&mut self, machine: &StreamMachine) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
         if let Some(error) = machine.error() {
-            self.shared
-                .listener_metrics(self.listener)
-                .stream_error(error.condition());
+            let metrics = self.shared.listener_metrics(self.listener);
+            metrics.stream_error(error.condition());
+            if let (Some(refusal), StreamError::NotPartner { from, to }) = (error.refusal(), error)
+            {
+                metrics.refused(refusal);
+                // Policy, not protocol noise: an operator looks for these
+                // when a partner says it cannot reach us.
+                event!(
+                    Info,
+                    if self.revoked {
+                        "stream_revoked"
+                    } else {
+                        "stream_refused"
+                    },
+                    listener = self.listener.name(),
+                    peer = self.peer,
+                    from = from,
+                    to = to,
+                    reason = refusal,
+                );
+            }
             event!(
                 Debug,
                 "stream_error",
@@ -250,6 +328,10 @@ impl Connection {
                 reason = error,
             );
         }
+    }
+
+    fn finish(&mut self, machine: &StreamMachine) {
+        self.record(machine);
         event!(
             Debug,
             "connection_closed",

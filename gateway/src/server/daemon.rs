@@ -4,10 +4,10 @@
 //! configuration arrives here already validated, certificates loaded;
 //! binding is the first side effect; the PID file is written only once
 //! every socket is bound; a reload builds a complete new generation before
-//! swapping it in and keeps the old one on any problem; SIGTERM stops the
-//! accept loops, tells every open stream `system-shutdown`, waits up to
-//! `drain_secs` for them to finish, and exits 0. A second SIGTERM/SIGINT
-//! ends the wait early.
+//! swapping it in (open streams then apply its partner list) and keeps the
+//! old one on any problem; SIGTERM stops the accept loops, tells every open
+//! stream `system-shutdown`, waits up to `drain_secs` for them to finish,
+//! and exits 0. A second SIGTERM/SIGINT ends the wait early.
 
 use super::admin::AdminServer;
 use super::generation::Generation;
@@ -171,6 +171,7 @@ impl Daemon {
             policy_file = policy_path(config),
             policy_sha256 = policy_sha256(config),
             partners = config.partners.len(),
+            sites = config.sites.len(),
             domains = Joined(&config.domains),
             external_certificate = certificate_state(&generation, ListenerKind::External),
             internal_certificate = certificate_state(&generation, ListenerKind::Internal),
@@ -250,6 +251,7 @@ impl Daemon {
         let sha = generation.config.sha256.clone();
         let policy_sha = policy_sha256(&generation.config).to_string();
         let partners = generation.config.partners.len();
+        let sites = generation.config.sites.len();
         self.shared.replace(generation);
         inc(&self.shared.metrics.reloads_ok);
         event!(
@@ -258,6 +260,7 @@ impl Daemon {
             config_sha256 = sha,
             policy_sha256 = policy_sha,
             partners = partners,
+            sites = sites,
             external_certificate = external,
             internal_certificate = internal,
         );

@@ -1,11 +1,12 @@
 //! One loaded configuration with everything derived from it: stream
-//! settings and TLS acceptors per listener.
+//! settings and TLS acceptors per listener, and the policy index.
 //!
 //! Built completely (every file read, every certificate parsed) before it
 //! replaces the previous one, so a reload either fully applies or not at
 //! all. Connections keep the generation they were accepted under.
 
 use crate::config::{Config, ConfigError, ListenerKind, Problem};
+use crate::policy::PolicyIndex;
 use crate::stream::StreamSettings;
 use crate::tls::ListenerTls;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct Generation {
     pub external: ListenerState,
     /// Internal listener state.
     pub internal: ListenerState,
+    /// Users' effective external access policies.
+    pub policy: PolicyIndex,
 }
 
 impl Generation {
@@ -87,8 +90,10 @@ impl Generation {
                 )],
             });
         };
+        let policy = PolicyIndex::new(&config);
         Ok((
             Generation {
+                policy,
                 config,
                 external,
                 internal,

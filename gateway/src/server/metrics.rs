@@ -4,7 +4,7 @@
 //! condition, so recording is lock-free on the connection path and the
 //! exposition never has to discover label sets.
 
-use crate::stream::Condition;
+use crate::stream::{Condition, Refusal};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,6 +42,9 @@ pub struct ListenerMetrics {
     pub tls_failed: AtomicU64,
     /// Stream errors sent, indexed by `Condition::index`.
     pub stream_errors: [AtomicU64; Condition::ALL.len()],
+    /// Streams refused (or closed at reload) by the peer rule, indexed by
+    /// `Refusal::index`.
+    pub refusals: [AtomicU64; Refusal::ALL.len()],
 }
 
 impl ListenerMetrics {
@@ -56,6 +59,11 @@ impl ListenerMetrics {
     /// Counts a stream error sent.
     pub fn stream_error(&self, condition: Condition) {
         inc(&self.stream_errors[condition.index()]);
+    }
+
+    /// Counts a stream refused by the peer rule.
+    pub fn refused(&self, why: Refusal) {
+        inc(&self.refusals[why.index()]);
     }
 
     /// Total refused connections.
@@ -209,6 +217,24 @@ impl Metrics {
                     l.name,
                     c.as_str(),
                     get(&l.metrics.stream_errors[c.index()])
+                );
+            }
+        }
+        family(
+            &mut out,
+            "xfed_gateway_streams_refused_total",
+            "counter",
+            "Streams refused, or closed at reload, because the peer is not a configured partner.",
+        );
+        // Only the external listener has a partner allow-list.
+        for l in s2s.iter().filter(|l| l.name == "external") {
+            for why in Refusal::ALL {
+                let _ = writeln!(
+                    out,
+                    "xfed_gateway_streams_refused_total{{listener=\"{}\",reason=\"{}\"}} {}",
+                    l.name,
+                    why.as_str(),
+                    get(&l.metrics.refusals[why.index()])
                 );
             }
         }

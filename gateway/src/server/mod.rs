@@ -4,6 +4,7 @@
 //! Owns all sockets, timers and signals. Protocol decisions are delegated
 //! to `stream`; configuration validation to `config` and `tls`.
 
+mod access;
 mod admin;
 mod connection;
 mod daemon;
@@ -11,6 +12,7 @@ mod generation;
 mod limiter;
 mod metrics;
 mod pid_file;
+mod query;
 mod s2s_listener;
 mod shared;
 mod status;

@@ -54,7 +54,10 @@ impl S2sListener {
                     continue;
                 }
             };
-            let generation = shared.current();
+            // Subscribed before the generation is read, so a reload after
+            // this point reaches the connection.
+            let mut generations = shared.subscribe();
+            let generation = generations.borrow_and_update().clone();
             let limits = generation.config.listener(self.kind);
             let permit = match shared.limiter(self.kind).try_acquire(
                 peer.ip(),
@@ -77,13 +80,14 @@ impl S2sListener {
             };
             inc(&metrics.connections_total);
             let _ = socket.set_nodelay(true);
-            let connection = Connection {
+            let connection = Connection::new(
                 peer,
-                listener: self.kind,
+                self.kind,
                 generation,
-                shared: shared.clone(),
-                shutdown: shutdown.clone(),
-            };
+                generations,
+                shared.clone(),
+                shutdown.clone(),
+            );
             tokio::spawn(connection.run(socket, permit, tracker.token()));
         }
         event!(Info, "listener_closed", listener = self.kind.name());

@@ -1,21 +1,24 @@
 //! State shared by every task of the daemon: the current generation,
 //! counters, connection limiters and the facts `/status` reports.
 //!
-//! The generation sits behind a lock that is held only to clone an `Arc`;
-//! nothing waits on I/O while holding it.
+//! The generation sits in a `watch` channel: its lock is held only to
+//! clone an `Arc`, and open connections subscribe to learn of a reload (so
+//! a stream whose peer the new partner list drops can be closed).
+//! Nothing waits on I/O while holding it.
 
 use super::generation::Generation;
 use super::limiter::ConnectionLimiter;
 use super::metrics::{ListenerMetrics, Metrics};
 use crate::config::ListenerKind;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use tokio::sync::watch;
 
 /// Daemon-wide state.
 #[derive(Debug)]
 pub struct Shared {
-    current: RwLock<Arc<Generation>>,
+    current: watch::Sender<Arc<Generation>>,
     /// Counters.
     pub metrics: Metrics,
     /// Admission control per S2S listener.
@@ -42,7 +45,7 @@ impl Shared {
         binary_sha256: Option<String>,
     ) -> Shared {
         Shared {
-            current: RwLock::new(Arc::new(generation)),
+            current: watch::Sender::new(Arc::new(generation)),
             metrics: Metrics::default(),
             external_limiter: Arc::default(),
             internal_limiter: Arc::default(),
@@ -57,15 +60,20 @@ impl Shared {
 
     /// The generation new connections are served with.
     pub fn current(&self) -> Arc<Generation> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.borrow().clone()
     }
 
-    /// Makes `generation` current (connections already open keep theirs).
+    /// A receiver that sees every later generation. Take the connection's
+    /// generation from it (`borrow_and_update`), so no reload falls
+    /// between the two.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Generation>> {
+        self.current.subscribe()
+    }
+
+    /// Makes `generation` current. Connections already open keep theirs,
+    /// and are told (see `subscribe`) so they can apply its peer rule.
     pub fn replace(&self, generation: Generation) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(generation);
+        self.current.send_replace(Arc::new(generation));
         self.reloaded_at
             .store(crate::clock::unix_now(), Ordering::Relaxed);
     }

@@ -26,7 +26,7 @@ pub struct Status {
     pub policy_file: Option<String>,
     /// SHA-256 of the policy file bytes currently applied, or null.
     pub policy_sha256: Option<String>,
-    /// `topology_version` from the config.
+    /// `topology_version` from the policy file or, without one, the config.
     pub topology_version: Option<String>,
     /// Fronted domains.
     pub domains: Vec<String>,
@@ -42,6 +42,12 @@ pub struct Status {
     pub policies: usize,
     /// Number of `[[grants]]`.
     pub grants: usize,
+    /// Users named by a grant (a grant to all users counts none).
+    pub granted_users: usize,
+    /// Number of `[[sites]]`.
+    pub sites: usize,
+    /// Users homed on a site.
+    pub site_users: usize,
     /// Process start, RFC 3339.
     pub started_at: String,
     /// Last successful reload, RFC 3339, or null.
@@ -156,6 +162,9 @@ impl Status {
                 .collect(),
             policies: config.policies.len(),
             grants: config.grants.len(),
+            granted_users: generation.policy.granted_users(),
+            sites: config.sites.len(),
+            site_users: generation.policy.site_users(),
             started_at: crate::clock::rfc3339_secs(shared.started_at),
             reloaded_at: shared.reloaded_at().map(crate::clock::rfc3339_secs),
             pid: std::process::id(),

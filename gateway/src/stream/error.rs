@@ -2,9 +2,11 @@
 //! error sent to the peer (style.md §15).
 //!
 //! The `Display` text is for our logs; `peer_text` is what the peer reads,
-//! kept generic so nothing internal leaks across the edge.
+//! kept generic so nothing internal leaks across the edge (a refused
+//! non-partner is told only its own claim and the domain it asked for).
 
 use super::condition::Condition;
+use super::refusal::Refusal;
 use crate::xml::FramingError;
 
 /// Why the gateway closes a stream.
@@ -51,6 +53,14 @@ pub enum StreamError {
     /// The `from` domain is invalid or may not use this listener.
     #[error("invalid from: {0}")]
     InvalidFrom(String),
+    /// External listener: `from` is not a configured partner.
+    #[error("{}", not_partner_text(from, to))]
+    NotPartner {
+        /// The peer's `from` (normalised).
+        from: String,
+        /// The domain of ours it wanted to reach.
+        to: String,
+    },
     /// Anything but `<starttls/>` before TLS.
     #[error("`{0}` sent before STARTTLS")]
     TlsRequired(String),
@@ -85,7 +95,8 @@ impl StreamError {
             StreamError::StanzaTooBig { .. }
             | StreamError::TooDeep { .. }
             | StreamError::TlsRequired(_)
-            | StreamError::PipelinedAfterStartTls => Condition::PolicyViolation,
+            | StreamError::PipelinedAfterStartTls
+            | StreamError::NotPartner { .. } => Condition::PolicyViolation,
             StreamError::InvalidNamespace(_) => Condition::InvalidNamespace,
             StreamError::UnsupportedVersion(_) => Condition::UnsupportedVersion,
             StreamError::HostUnknown(_) => Condition::HostUnknown,
@@ -95,6 +106,14 @@ impl StreamError {
             StreamError::NoCertificate => Condition::InternalServerError,
             StreamError::Timeout => Condition::ConnectionTimeout,
             StreamError::Shutdown => Condition::SystemShutdown,
+        }
+    }
+
+    /// The admission rule that refused the stream, if that is why it closed.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            StreamError::NotPartner { .. } => Some(Refusal::NotPartner),
+            _ => None,
         }
     }
 
@@ -125,7 +144,8 @@ impl StreamError {
             | StreamError::UnsupportedStanzaType(_)
             | StreamError::NotAStream(_)
             | StreamError::TextAtStreamLevel
-            | StreamError::UnsupportedEncoding => self.to_string(),
+            | StreamError::UnsupportedEncoding
+            | StreamError::NotPartner { .. } => self.to_string(),
             StreamError::NotWellFormed(_) => "XML is not well-formed".to_string(),
             StreamError::RestrictedXml(_) => {
                 "DTDs, comments, processing instructions and entities are not allowed".to_string()
@@ -134,6 +154,12 @@ impl StreamError {
             StreamError::Shutdown => "the service is shutting down".to_string(),
         }
     }
+}
+
+/// What a refused non-partner reads (and what we log): it names only the
+/// peer's own claim and the domain it asked for, nothing internal.
+fn not_partner_text(from: &str, to: &str) -> String {
+    format!("`{from}` is not a federated partner of `{to}`")
 }
 
 impl From<FramingError> for StreamError {

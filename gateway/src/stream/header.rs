@@ -2,12 +2,14 @@
 //!
 //! Owns the rules of RFC 6120 §4.7 as they apply to a receiving S2S
 //! server: streams namespace, `jabber:server` content namespace, version
-//! 1.x, a `to` we serve, a well-formed (and, internally, permitted) `from`.
+//! 1.x, a `to` we serve, a well-formed `from`. Domains are compared as RFC
+//! 7622 says (any case, a trailing dot stripped). Whether that `from` may
+//! use the listener is the peer rule's business (`StreamSettings::admit`).
 
 use super::error::StreamError;
 use super::settings::StreamSettings;
 use super::stream_id::StreamId;
-use crate::config::normalize_domain;
+use crate::config::normalize_jid_domain;
 use crate::xml::{StreamOpen, escape_attr};
 
 /// `http://etherx.jabber.org/streams`
@@ -22,7 +24,7 @@ pub const NS_DIALBACK: &str = "jabber:server:dialback";
 pub struct PeerHeader {
     /// The domain the peer wants to reach (normalised; one we serve).
     pub to: String,
-    /// The domain the peer claims to be, if it said.
+    /// The domain the peer claims to be (normalised), if it said.
     pub from: Option<String>,
 }
 
@@ -59,23 +61,14 @@ impl PeerHeader {
         let Some(to_raw) = to else {
             return Err(StreamError::HostUnknown(None));
         };
-        let to = normalize_domain(to_raw)
+        let to = normalize_jid_domain(to_raw)
             .ok()
             .filter(|d| settings.local_domains.contains(d))
             .ok_or_else(|| StreamError::HostUnknown(Some(to_raw.to_string())))?;
         let from = match element.attr("from") {
             None => None,
-            Some(raw) => {
-                Some(normalize_domain(raw).map_err(|e| StreamError::InvalidFrom(e.to_string()))?)
-            }
+            Some(raw) => Some(normalize_jid_domain(raw).map_err(StreamError::InvalidFrom)?),
         };
-        if let (Some(allowed), Some(from)) = (&settings.peer_domains, &from)
-            && !allowed.contains(from)
-        {
-            return Err(StreamError::InvalidFrom(format!(
-                "`{from}` may not use this listener"
-            )));
-        }
         Ok(PeerHeader { to, from })
     }
 }

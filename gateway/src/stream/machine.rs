@@ -6,6 +6,12 @@
 //! protocol rule unit-testable and lets later releases add phases (SASL
 //! EXTERNAL, dialback, relaying) without touching the I/O code.
 //!
+//! A header is answered only once it validates and its peer is admitted by
+//! the listener's peer rule; a refused peer gets our header (naming the
+//! domain it asked for) and then the error. After a reload the driver hands
+//! over the new settings (`reconfigured`): their peer rule judges the open
+//! stream and every later header, while limits stay as the stream began.
+//!
 //! Phases in this release:
 //! `AwaitHeader` → (plain) `AwaitStartTls` → `TlsPending` → [driver does
 //! TLS] → `AwaitHeader` (secure) → `Negotiating`. Direct TLS connections
@@ -56,6 +62,8 @@ pub enum Directive {
 #[derive(Debug)]
 pub struct StreamMachine {
     settings: Arc<StreamSettings>,
+    /// Whose peer rule admits headers: `settings` until a reload replaces it.
+    admission: Arc<StreamSettings>,
     phase: Phase,
     framer: Framer,
     out: Vec<u8>,
@@ -71,6 +79,7 @@ impl StreamMachine {
     pub fn new(settings: Arc<StreamSettings>) -> StreamMachine {
         let framer = new_framer(&settings);
         StreamMachine {
+            admission: settings.clone(),
             settings,
             phase: Phase::AwaitHeader,
             framer,
@@ -156,6 +165,22 @@ impl StreamMachine {
         self.fail(StreamError::Shutdown)
     }
 
+    /// The listener's configuration was reloaded. `settings` (of the same
+    /// listener) judge this stream's peer now and every later header; a
+    /// peer they do not admit is sent the refusal and the stream closes.
+    /// Limits, domains served and TLS stay as the stream started with.
+    pub fn reconfigured(&mut self, settings: Arc<StreamSettings>) -> Directive {
+        if self.phase == Phase::Closed {
+            return Directive::Close;
+        }
+        self.admission = settings;
+        let refused = self.peer.as_ref().map(|peer| self.admission.admit(peer));
+        match refused {
+            Some(Err(e)) => self.fail(e),
+            _ => Directive::Continue,
+        }
+    }
+
     /// The driver completed the TLS handshake: the stream restarts.
     pub fn tls_established(&mut self) {
         self.secure = true;
@@ -169,7 +194,15 @@ impl StreamMachine {
         match (self.phase, frame) {
             (Phase::AwaitHeader, Frame::StreamOpen(open)) => {
                 match PeerHeader::validate(&open, &self.settings) {
-                    Ok(peer) => self.open_stream(peer),
+                    Ok(peer) => match self.admission.admit(&peer) {
+                        Ok(()) => self.open_stream(peer),
+                        Err(e) => {
+                            // Our header names the domain it asked for and
+                            // answers the domain it claims.
+                            self.peer = Some(peer);
+                            self.fail(e)
+                        }
+                    },
                     Err(e) => self.fail(e),
                 }
             }
@@ -188,6 +221,8 @@ impl StreamMachine {
                 Some(err) => self.fail(err),
                 None => self.fail(StreamError::TlsRequired(e.name)),
             },
+            // Relaying, and the per-user policy decision with it, starts in
+            // an authenticated phase after this one (README, "Per-user policy").
             (Phase::Negotiating, Frame::Element(e)) => match client_namespace(&e) {
                 Some(err) => self.fail(err),
                 None if is_stanza(&e) => self.fail(StreamError::NotAuthorized(e.name)),

@@ -1,7 +1,24 @@
 //! What a stream needs to know about its listener: which domains it
-//! answers for, which it accepts as peers, limits, and whether TLS can be
+//! answers for, which it admits as peers, limits, and whether TLS can be
 //! offered. Built once per listener per configuration generation.
+//!
+//! Owns the peer rule (`admit`): on the external listener a header may
+//! claim only a configured partner (RFC 6120 gives `policy-violation` for a
+//! local policy like this one); on the internal listener only one of our
+//! own servers (`invalid-from`).
+//!
+//! The rule judges the domain a peer *claims*, so a header that claims
+//! none is admitted: servers of the RFC 3920 era leave `from` out, and so
+//! does `openssl s_client -starttls xmpp-server`, which must be able to show
+//! our certificate; identity is established later, by SASL EXTERNAL or
+//! dialback, not by the header. Such a stream can negotiate TLS and nothing more: after TLS
+//! every stanza is refused with `not-authorized`, because this release
+//! offers no authentication. When authentication lands, the identity a
+//! peer proves there must be judged by this same rule; until then a
+//! `from`-less stream reaches nothing.
 
+use super::error::StreamError;
+use super::header::PeerHeader;
 use crate::config::{Config, Limits, ListenerKind};
 
 /// Per-listener stream settings.
@@ -11,7 +28,10 @@ pub struct StreamSettings {
     pub listener: ListenerKind,
     /// Domains a header's `to` may name (the domains the gateway speaks for here).
     pub local_domains: Vec<String>,
-    /// Domains a header's `from` must be one of; `None` = any valid domain.
+    /// Domains a header's `from`, if it has one, must be one of
+    /// (normalised); `None` = any valid domain. Built from the config it is
+    /// always set: the partners on the external listener, our `domains` on
+    /// the internal one.
     pub peer_domains: Option<Vec<String>>,
     /// Byte, depth and time limits.
     pub limits: Limits,
@@ -28,15 +48,42 @@ impl StreamSettings {
     pub fn new(config: &Config, listener: ListenerKind, tls_available: bool) -> StreamSettings {
         let partners: Vec<String> = config.partners.iter().map(|p| p.domain.clone()).collect();
         let (local_domains, peer_domains) = match listener {
-            ListenerKind::External => (config.domains.clone(), None),
-            ListenerKind::Internal => (partners, Some(config.domains.clone())),
+            ListenerKind::External => (config.domains.clone(), partners),
+            ListenerKind::Internal => (partners, config.domains.clone()),
         };
         StreamSettings {
             listener,
             local_domains,
-            peer_domains,
+            peer_domains: Some(peer_domains),
             limits: config.limits.clone(),
             tls_available,
         }
+    }
+
+    /// Whether the peer of a validated header may open a stream here.
+    ///
+    /// Judges the `from` the header claims: one outside `peer_domains` is
+    /// refused. A header without `from` is admitted on either listener (RFC
+    /// 6120 lets it omit `from`): it may negotiate STARTTLS or TLS and
+    /// nothing more, since every stanza after TLS is refused with
+    /// `not-authorized` until authentication exists. The identity proved at
+    /// authentication (SASL EXTERNAL, dialback; a later release) must pass
+    /// this same rule before anything is relayed.
+    pub fn admit(&self, peer: &PeerHeader) -> Result<(), StreamError> {
+        let (Some(allowed), Some(from)) = (&self.peer_domains, &peer.from) else {
+            return Ok(());
+        };
+        if allowed.contains(from) {
+            return Ok(());
+        }
+        Err(match self.listener {
+            ListenerKind::External => StreamError::NotPartner {
+                from: from.clone(),
+                to: peer.to.clone(),
+            },
+            ListenerKind::Internal => {
+                StreamError::InvalidFrom(format!("`{from}` may not use this listener"))
+            }
+        })
     }
 }

@@ -16,7 +16,10 @@ fn settings(listener: ListenerKind, tls_available: bool) -> Arc<StreamSettings> 
         ..Limits::default()
     };
     let (local_domains, peer_domains) = match listener {
-        ListenerKind::External => (vec!["contoso.example".to_string()], None),
+        ListenerKind::External => (
+            vec!["contoso.example".to_string()],
+            Some(vec!["partner.example".to_string()]),
+        ),
         ListenerKind::Internal => (
             vec!["partner.example".to_string()],
             Some(vec!["contoso.example".to_string()]),
@@ -521,4 +524,367 @@ fn nothing_is_processed_after_close() {
     m.take_output();
     assert_eq!(m.receive(OPEN.as_bytes()), Directive::Close);
     assert!(m.take_output().is_empty());
+}
+
+// ---- the partner allow-list (external listener) ---------------------------
+
+/// `OPEN` from `from` (the attribute left out when `None`).
+fn open_from(from: Option<&str>) -> String {
+    match from {
+        Some(from) => OPEN.replace("from='partner.example'", &format!("from='{from}'")),
+        None => OPEN.replace(" from='partner.example'", ""),
+    }
+}
+
+/// External settings whose partners are `partners`.
+fn external_with(partners: &[&str]) -> Arc<StreamSettings> {
+    let mut s = (*settings(ListenerKind::External, true)).clone();
+    s.peer_domains = Some(partners.iter().map(|p| p.to_string()).collect());
+    Arc::new(s)
+}
+
+/// What a refused non-partner reads after our header, byte for byte.
+fn not_partner_error(text: &str) -> String {
+    format!(
+        "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>{text}</text>\
+         </stream:error></stream:stream>"
+    )
+}
+
+/// Our header as sent to a peer: from the domain it asked for, to the one it claims.
+fn our_header(m: &StreamMachine, from: &str, to: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+         id='{}' version='1.0' xml:lang='en' from='{from}' to='{to}'>",
+        m.stream_id().expect("a header was sent")
+    )
+}
+
+#[test]
+fn configured_partner_is_admitted() {
+    let mut m = StreamMachine::new(external_with(&["fabrikam.example", "partner.example"]));
+    assert_eq!(m.receive(OPEN.as_bytes()), Directive::Continue);
+    let out = String::from_utf8(m.take_output()).expect("utf-8");
+    assert!(
+        out.starts_with(&our_header(&m, "contoso.example", "partner.example")),
+        "{out}"
+    );
+    assert!(out.contains("<starttls "), "{out}");
+    assert_eq!(m.phase(), Phase::AwaitStartTls);
+    assert_eq!(
+        m.peer().and_then(|p| p.from.as_deref()),
+        Some("partner.example")
+    );
+}
+
+#[test]
+fn non_partner_is_refused_with_policy_violation_after_our_header() {
+    let mut m = external();
+    let directive = m.receive(open_from(Some("fabrikam.example")).as_bytes());
+    assert_eq!(directive, Directive::Close);
+    assert_eq!(m.phase(), Phase::Closed);
+    let out = String::from_utf8(m.take_output()).expect("utf-8");
+    assert_eq!(
+        out,
+        format!(
+            "{}{}",
+            our_header(&m, "contoso.example", "fabrikam.example"),
+            not_partner_error("`fabrikam.example` is not a federated partner of `contoso.example`")
+        )
+    );
+    assert_eq!(m.condition(), Some(Condition::PolicyViolation));
+    assert_eq!(
+        m.error(),
+        Some(&StreamError::NotPartner {
+            from: "fabrikam.example".into(),
+            to: "contoso.example".into()
+        })
+    );
+    assert_eq!(
+        m.error().and_then(StreamError::refusal),
+        Some(Refusal::NotPartner)
+    );
+    // What a peer parses: our header, then exactly one stream error.
+    assert_stream_error(out.as_bytes(), "policy-violation");
+    assert!(!out.contains("starttls"), "{out}");
+}
+
+#[test]
+fn partner_domains_compare_in_any_case_and_without_a_trailing_dot() {
+    for from in ["Partner.Example", "PARTNER.EXAMPLE.", "partner.example."] {
+        let mut m = external();
+        assert_eq!(
+            m.receive(open_from(Some(from)).as_bytes()),
+            Directive::Continue,
+            "{from}"
+        );
+        let out = String::from_utf8(m.take_output()).expect("utf-8");
+        assert!(
+            out.starts_with(&our_header(&m, "contoso.example", "partner.example")),
+            "{from}: {out}"
+        );
+    }
+    // Our own domain with a trailing dot is still ours.
+    let mut m = external();
+    let open = OPEN.replace("to='contoso.example'", "to='Contoso.Example.'");
+    assert_eq!(m.receive(open.as_bytes()), Directive::Continue);
+    // A non-partner is named in the refusal as normalised.
+    let mut m = external();
+    m.receive(open_from(Some("Fabrikam.Example.")).as_bytes());
+    let out = String::from_utf8(m.take_output()).expect("utf-8");
+    assert!(
+        out.ends_with(&not_partner_error(
+            "`fabrikam.example` is not a federated partner of `contoso.example`"
+        )),
+        "{out}"
+    );
+    // A partner is matched as a whole domain, not a suffix.
+    fails_with(
+        &mut external(),
+        &open_from(Some("evil.partner.example")),
+        "policy-violation",
+    );
+    fails_with(
+        &mut external(),
+        &open_from(Some("partner.example.evil")),
+        "policy-violation",
+    );
+}
+
+#[test]
+fn partner_list_from_the_config_is_normalised() {
+    let text = "domains = [\"Contoso.Example\"]\n[external]\naddress = \"127.0.0.1\"\n\
+                [internal]\naddress = \"127.0.0.2\"\n\
+                [[partners]]\ndomain = \"Partner.EXAMPLE\"\n";
+    let config = crate::config::Config::parse(std::path::Path::new("/x.toml"), text.as_bytes())
+        .expect("valid");
+    let settings = Arc::new(StreamSettings::new(&config, ListenerKind::External, true));
+    assert_eq!(
+        settings.peer_domains.as_deref(),
+        Some(&["partner.example".to_string()][..])
+    );
+    let mut m = StreamMachine::new(settings.clone());
+    assert_eq!(
+        m.receive(open_from(Some("partner.example.")).as_bytes()),
+        Directive::Continue
+    );
+    fails_with(
+        &mut StreamMachine::new(settings),
+        &open_from(Some("fabrikam.example")),
+        "policy-violation",
+    );
+}
+
+#[test]
+fn empty_partner_list_refuses_every_claimed_domain() {
+    for from in ["partner.example", "fabrikam.example"] {
+        let mut m = StreamMachine::new(external_with(&[]));
+        let error = fails_with(&mut m, &open_from(Some(from)), "policy-violation");
+        assert!(
+            format!("{error:?}").contains("federated partner"),
+            "{error:?}"
+        );
+    }
+}
+
+/// Takes a `from`-less stream on `m` through STARTTLS and the restart
+/// (`open` is its header, sent both times), checking what it is offered.
+fn negotiate_tls_without_from(m: &mut StreamMachine, open: &str, ours: &str) {
+    assert_eq!(m.receive(open.as_bytes()), Directive::Continue, "{open}");
+    let out = String::from_utf8(m.take_output()).expect("utf-8");
+    let header = read(out.as_bytes()).header.expect("our header");
+    assert_eq!(header.attr("from"), Some(ours), "{out}");
+    assert_eq!(header.attr("to"), None, "no claim to answer: {out}");
+    assert!(
+        out.ends_with(
+            "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>\
+             </starttls></stream:features>"
+        ),
+        "{out}"
+    );
+    assert_eq!(m.phase(), Phase::AwaitStartTls);
+    assert_eq!(
+        m.receive(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
+        Directive::StartTls
+    );
+    assert_eq!(
+        m.take_output(),
+        b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    );
+    m.tls_established();
+    assert_eq!(m.receive(open.as_bytes()), Directive::Continue);
+    let out = String::from_utf8(m.take_output()).expect("utf-8");
+    assert!(out.ends_with("<stream:features/>"), "{out}");
+    assert_eq!(m.phase(), Phase::Negotiating);
+    assert!(m.is_secure());
+}
+
+/// `openssl s_client -starttls xmpp-server` sends no `from`; neither do
+/// RFC 3920-era servers. They may reach TLS (and show our certificate), and
+/// nothing more: no stanza passes without authentication.
+#[test]
+fn header_without_from_gets_starttls_on_both_listeners_and_then_not_authorized() {
+    let inward = "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+        to='partner.example' version='1.0'>";
+    let cases = [
+        (
+            settings(ListenerKind::External, true),
+            open_from(None),
+            "contoso.example",
+        ),
+        // No partners at all: there is still no claim to refuse.
+        (external_with(&[]), open_from(None), "contoso.example"),
+        (
+            settings(ListenerKind::Internal, true),
+            inward.to_string(),
+            "partner.example",
+        ),
+    ];
+    for (settings, open, ours) in cases {
+        let listener = settings.listener;
+        let mut m = StreamMachine::new(settings);
+        negotiate_tls_without_from(&mut m, &open, ours);
+        assert_eq!(m.peer().map(|p| p.from.clone()), Some(None));
+        fails_with(
+            &mut m,
+            "<message to='alice@contoso.example'><body>hi</body></message>",
+            "not-authorized",
+        );
+        assert_eq!(
+            m.error().and_then(StreamError::refusal),
+            None,
+            "{listener:?}"
+        );
+    }
+    // Direct TLS: straight to the features, and still nothing passes.
+    let mut m = StreamMachine::new_secure(settings(ListenerKind::External, true));
+    assert_eq!(m.receive(open_from(None).as_bytes()), Directive::Continue);
+    assert_eq!(m.phase(), Phase::Negotiating);
+    m.take_output();
+    fails_with(
+        &mut m,
+        "<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
+        "not-authorized",
+    );
+}
+
+#[test]
+fn claims_after_a_header_without_from_are_still_judged() {
+    // A reload has no claim to judge on a `from`-less stream ...
+    let mut m = external();
+    negotiate_tls_without_from(&mut m, &open_from(None), "contoso.example");
+    assert_eq!(m.reconfigured(external_with(&[])), Directive::Continue);
+    assert!(m.take_output().is_empty());
+    // ... but a claim after TLS is judged as any other.
+    let mut m = external();
+    m.receive(open_from(None).as_bytes());
+    m.take_output();
+    m.receive(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    m.take_output();
+    m.tls_established();
+    fails_with(
+        &mut m,
+        &open_from(Some("fabrikam.example")),
+        "policy-violation",
+    );
+    assert_eq!(
+        m.error().and_then(StreamError::refusal),
+        Some(Refusal::NotPartner)
+    );
+    let inward = "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+        to='partner.example' version='1.0'>";
+    let mut m = StreamMachine::new(settings(ListenerKind::Internal, true));
+    m.receive(inward.as_bytes());
+    m.take_output();
+    m.receive(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    m.take_output();
+    m.tls_established();
+    fails_with(
+        &mut m,
+        &inward.replace("version=", "from='mallory.example' version="),
+        "invalid-from",
+    );
+}
+
+#[test]
+fn non_partner_is_refused_on_the_restarted_stream_and_on_direct_tls() {
+    // A partner before TLS that claims another domain after it.
+    let mut m = external();
+    negotiate_tls(&mut m);
+    fails_with(
+        &mut m,
+        &open_from(Some("fabrikam.example")),
+        "policy-violation",
+    );
+    let mut m = StreamMachine::new_secure(settings(ListenerKind::External, true));
+    fails_with(
+        &mut m,
+        &open_from(Some("fabrikam.example")),
+        "policy-violation",
+    );
+}
+
+#[test]
+fn reload_closes_a_stream_whose_partner_was_removed() {
+    let mut m = external();
+    negotiate_tls(&mut m);
+    m.receive(OPEN.as_bytes());
+    m.take_output();
+    assert_eq!(m.phase(), Phase::Negotiating);
+    assert_eq!(
+        m.reconfigured(external_with(&["fabrikam.example"])),
+        Directive::Close
+    );
+    let out = String::from_utf8(m.take_output()).expect("utf-8");
+    assert_eq!(
+        out,
+        not_partner_error("`partner.example` is not a federated partner of `contoso.example`"),
+        "the header was sent long ago: only the error follows"
+    );
+    assert_eq!(m.phase(), Phase::Closed);
+    assert_eq!(m.reconfigured(external_with(&[])), Directive::Close);
+    assert!(m.take_output().is_empty(), "nothing after close");
+}
+
+#[test]
+fn reload_keeps_a_stream_whose_partner_stays_and_judges_later_headers() {
+    // Before TLS, with the header answered.
+    let mut m = external();
+    m.receive(OPEN.as_bytes());
+    m.take_output();
+    let kept = external_with(&["fabrikam.example", "partner.example"]);
+    assert_eq!(m.reconfigured(kept), Directive::Continue);
+    assert!(m.take_output().is_empty());
+    assert_eq!(m.phase(), Phase::AwaitStartTls);
+    // During the TLS restart (no header yet) the new rule is kept for the
+    // next header: here it no longer lists the peer.
+    assert_eq!(
+        m.receive(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
+        Directive::StartTls
+    );
+    m.take_output();
+    m.tls_established();
+    assert_eq!(
+        m.reconfigured(external_with(&["fabrikam.example"])),
+        Directive::Continue
+    );
+    fails_with(&mut m, OPEN, "policy-violation");
+}
+
+#[test]
+fn reload_does_not_change_the_limits_of_an_open_stream() {
+    let mut m = external();
+    m.receive(OPEN.as_bytes());
+    m.take_output();
+    let mut bigger = (*settings(ListenerKind::External, true)).clone();
+    bigger.limits.max_unauthenticated_stanza_bytes = 100_000;
+    assert_eq!(m.reconfigured(Arc::new(bigger)), Directive::Continue);
+    let big = format!("<message><body>{}</body></message>", "x".repeat(3_000));
+    fails_with(&mut m, &big, "policy-violation");
+    assert!(matches!(
+        m.error(),
+        Some(StreamError::StanzaTooBig { limit: 2_000 })
+    ));
 }

@@ -184,7 +184,7 @@ pub async fn apply_dns(
     let mut written = Vec::new();
     for z in plan.zones.iter().filter(|z| z.writes()) {
         let now = provider.read_zone(&z.zone).await?;
-        if zone_fingerprint(now.as_deref()) != z.observed_sha256 {
+        if zone_fingerprint(now.as_deref(), &z.touched) != z.observed_sha256 {
             return Err(DnsError::Stale {
                 zone: z.zone.clone(),
             });

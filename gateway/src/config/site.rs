@@ -1,0 +1,61 @@
+//! `[[sites]]`: which users are homed on which site, so a `site:NAME`
+//! policy knows whom it applies to.
+//!
+//! xfed renders this section from its spec; the gateway only reads it.
+//! Optional: without it no user has a home site and site policies apply
+//! to nobody. Each user is homed on one site at most, which is checked
+//! across sections in `config/mod.rs`; a site with users but no policy of
+//! its own is fine (its users get the global policy).
+
+use super::grant::our_user;
+use super::problem::Problem;
+use super::reader::Fields;
+use crate::config::BareJid;
+
+/// One site and the users homed on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The site's name, as in the identity `site:NAME` of its policy
+    /// (compared exactly, like the policies' site names).
+    pub name: String,
+    /// The users homed here, each once.
+    pub users: Vec<BareJid>,
+}
+
+impl Site {
+    /// Reads one site; `domains` are the fronted domains a user must belong to.
+    pub(crate) fn read(
+        mut f: Fields<'_>,
+        domains: &[String],
+        out: &mut Vec<Problem>,
+    ) -> Option<Site> {
+        let name = f.required_string("name", out).filter(|name| {
+            let ok = !name.is_empty() && !name.contains(|c: char| c == ':' || c.is_whitespace());
+            if !ok {
+                out.push(
+                    Problem::new(f.path_of("name"), format!("`{name}` is not a site name"))
+                        .hint("write the NAME of the site's policy `site:NAME`, e.g. \"hq\""),
+                );
+            }
+            ok
+        });
+        let mut users: Vec<BareJid> = Vec::new();
+        for (i, raw) in f
+            .string_list("users", out)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let field = format!("{}[{i}]", f.path_of("users"));
+            match our_user(raw, domains) {
+                Ok(jid) if users.contains(&jid) => {
+                    out.push(Problem::new(field, format!("`{jid}` is listed twice")));
+                }
+                Ok(jid) => users.push(jid),
+                Err(e) => out.push(Problem::new(field, e)),
+            }
+        }
+        f.finish(out);
+        Some(Site { name: name?, users })
+    }
+}

@@ -1,0 +1,25 @@
+//! External access policy resolution: which policy applies to one of our
+//! users, and why.
+//!
+//! Owns the precedence Lync applies to ExternalAccessPolicy, as a pure
+//! function of the loaded configuration: a grant naming the user, else a
+//! grant to all users, else the policy of the user's home site
+//! (`[[sites]]`), else the `global` policy, else the built-in default with
+//! every flag false. It reads no files and opens no sockets; the
+//! configuration arrives validated (at most one explicit grant per user,
+//! one grant to all, one home site per user, every granted policy defined).
+//! `/access` reports it now; stanza relaying will consult the same index
+//! for every stanza's local user (README, "Per-user policy").
+
+mod access_error;
+mod effective;
+mod index;
+mod source;
+
+pub use access_error::AccessError;
+pub use effective::EffectivePolicy;
+pub use index::PolicyIndex;
+pub use source::PolicySource;
+
+#[cfg(test)]
+mod tests;

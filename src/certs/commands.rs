@@ -1,0 +1,338 @@
+//! `xfed cert list | show-request | import`: the I/O behind the CLI's
+//! certificate commands. Connects to the edge servers, observes only the
+//! certificate resources (one round trip per host), and for `import`
+//! installs the CA's answer after checking it against the pending request.
+//!
+//! Nothing here reads a private key: the pending key is moved into place
+//! on the host itself.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::decide::assess;
+use super::parse;
+use super::resource::{CertFact, CertSpec, CertState};
+use crate::apply::engine::observe_all;
+use crate::apply::hosts::{ConnectOptions, Host, connect_all};
+use crate::plan::{Desired, Observed, Resource};
+use crate::spec::{Issuer, Spec};
+use crate::transport::{Command, Transport, WriteOpts};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertCommandError {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error(transparent)]
+    Engine(Box<crate::apply::EngineError>),
+    #[error("cannot read `{path}`: {detail}")]
+    Read { path: String, detail: String },
+    #[error("`{path}` is not a certificate: {detail}")]
+    NotACertificate { path: String, detail: String },
+    #[error(
+        "`{path}` is not for any pending request: its public key matches no key waiting for a CA{candidates}\n  hint: `xfed cert list` shows which certificates wait; import the answer to the request `xfed cert show-request` printed"
+    )]
+    WrongKey { path: String, candidates: String },
+    #[error(
+        "`{path}` is for the pending key of `{address}` but lacks the requested name{plural} {missing}\n  hint: ask the CA for a certificate with every name of the request"
+    )]
+    MissingNames {
+        path: String,
+        address: String,
+        plural: &'static str,
+        missing: String,
+    },
+    #[error("`{path}` expired on {date}")]
+    Expired { path: String, date: String },
+    #[error("installing on `{host}` failed: {detail}")]
+    Install { host: String, detail: String },
+}
+
+impl From<crate::apply::EngineError> for CertCommandError {
+    fn from(e: crate::apply::EngineError) -> Self {
+        CertCommandError::Engine(Box::new(e))
+    }
+}
+
+/// The spec's certificate resources (without the gateway's notify).
+pub fn resources(spec: &Spec) -> Vec<Resource> {
+    crate::modules::expand::certificate_resources(spec)
+}
+
+async fn observe(
+    spec: &Spec,
+    opts: ConnectOptions,
+) -> Result<
+    (
+        BTreeMap<String, Host>,
+        Vec<Resource>,
+        BTreeMap<String, CertFact>,
+    ),
+    CertCommandError,
+> {
+    let res = resources(spec);
+    let wanted: Vec<String> = res.iter().map(|r| r.host.clone()).collect();
+    let (hosts, failed) = connect_all(spec, Some(&wanted), opts).await;
+    if !failed.is_empty() {
+        let msg = failed
+            .iter()
+            .map(|(h, e)| format!("{h}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n  ");
+        return Err(CertCommandError::Unreachable(format!(
+            "cannot reach:\n  {msg}"
+        )));
+    }
+    let (_, observed) = observe_all(&hosts, &res, opts.parallelism, false).await?;
+    let facts = observed
+        .into_iter()
+        .filter_map(|(a, o)| match o {
+            Observed::Certificate(f) => Some((a, f)),
+            _ => None,
+        })
+        .collect();
+    Ok((hosts, res, facts))
+}
+
+fn cert_spec(r: &Resource) -> Option<&CertSpec> {
+    match &r.desired {
+        Desired::Certificate(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// One line of `cert list`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CertRow {
+    pub host: String,
+    pub certificate: String,
+    pub issuer: String,
+    pub names: Vec<String>,
+    pub not_after: Option<i64>,
+    pub days_left: Option<i64>,
+    pub state: CertState,
+    pub detail: String,
+}
+
+/// Every certificate on every server.
+pub async fn list(spec: &Spec, opts: ConnectOptions) -> Result<Vec<CertRow>, CertCommandError> {
+    let (_, res, facts) = observe(spec, opts).await?;
+    let mut rows = Vec::new();
+    for r in &res {
+        let (Some(c), Some(f)) = (cert_spec(r), facts.get(&r.address)) else {
+            continue;
+        };
+        let a = assess(c, f);
+        let leaf = a
+            .leaf
+            .as_ref()
+            .filter(|l| !l.issuer.contains(super::build::PLACEHOLDER_CN));
+        rows.push(CertRow {
+            host: r.host.clone(),
+            certificate: c.name.clone(),
+            issuer: match leaf {
+                Some(l) => format!("{} ({})", c.issuer_kind(), l.issuer),
+                None => c.issuer_kind().to_string(),
+            },
+            names: leaf.map_or_else(|| c.sans.clone(), |l| l.sans.clone()),
+            not_after: leaf.map(|l| l.not_after),
+            days_left: leaf.map(|l| (l.not_after - f.now_unix).div_euclid(86_400)),
+            state: a.state,
+            detail: a.reason,
+        });
+    }
+    Ok(rows)
+}
+
+/// `cert list` as a table.
+pub fn render_list(rows: &[CertRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let expiry = match (r.not_after, r.days_left) {
+            (Some(t), Some(d)) => format!(
+                "expires {} ({d} days left)",
+                time::OffsetDateTime::from_unix_timestamp(t)
+                    .map(|t| t.date().to_string())
+                    .unwrap_or_default()
+            ),
+            _ => "not issued".into(),
+        };
+        out.push_str(&format!(
+            "{} {}: {}\n  issuer: {}\n  names: {}\n  {}\n  {}\n",
+            r.host,
+            r.certificate,
+            r.state.label(),
+            r.issuer,
+            r.names.join(", "),
+            expiry,
+            r.detail
+        ));
+    }
+    out
+}
+
+/// The pending requests: (address, CSR PEM). Public data.
+pub async fn pending_requests(
+    spec: &Spec,
+    opts: ConnectOptions,
+) -> Result<Vec<(String, String)>, CertCommandError> {
+    let (_, res, facts) = observe(spec, opts).await?;
+    Ok(res
+        .iter()
+        .filter_map(|r| {
+            let csr = facts.get(&r.address)?.pending_csr.clone()?;
+            Some((r.address.clone(), csr))
+        })
+        .collect())
+}
+
+const INSTALL: &str = r#"
+cert=$1; key=$2; pending=$3; csr=$4; issuer=$5; pidfile=$6
+[ -f "$pending" ] || { echo "the pending key $pending is gone" >&2; exit 3; }
+[ -f "$cert" ] && cp -p -- "$cert" "$cert.xfed-prev"
+[ -f "$key" ] && cp -p -- "$key" "$key.xfed-prev"
+chmod 600 -- "$pending" && mv -f -- "$pending" "$key" && mv -f -- "$cert.xfed-import" "$cert" || exit 4
+printf 'csr\n' > "$issuer.tmp" && mv -f -- "$issuer.tmp" "$issuer"
+rm -f -- "$csr"
+pid=$(head -c 32 -- "$pidfile" 2>/dev/null | tr -cd 0-9)
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -HUP "$pid" && echo reloaded
+elif command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet xfed-gateway 2>/dev/null; then
+  systemctl reload xfed-gateway && echo reloaded
+fi
+exit 0
+"#;
+
+/// Installs a CA's answer: the certificate must be for a key waiting on
+/// one of the hosts and carry every requested name. Returns what was
+/// installed (`address`, whether the gateway was reloaded).
+pub async fn import(
+    spec: &Spec,
+    opts: ConnectOptions,
+    cert_file: &Path,
+    chain_file: Option<&Path>,
+) -> Result<Vec<(String, bool)>, CertCommandError> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| CertCommandError::Read {
+            path: p.display().to_string(),
+            detail: e.to_string(),
+        })
+    };
+    let path = cert_file.display().to_string();
+    let mut pem = read(cert_file)?;
+    let leaf = parse::leaf(pem.as_bytes()).map_err(|detail| CertCommandError::NotACertificate {
+        path: path.clone(),
+        detail,
+    })?;
+    if let Some(c) = chain_file {
+        let chain = read(c)?;
+        parse::certificates(chain.as_bytes()).map_err(|detail| {
+            CertCommandError::NotACertificate {
+                path: c.display().to_string(),
+                detail,
+            }
+        })?;
+        if !pem.ends_with('\n') {
+            pem.push('\n');
+        }
+        pem.push_str(&chain);
+    }
+    let (hosts, res, facts) = observe(spec, opts).await?;
+    let mut waiting = Vec::new();
+    let mut targets = Vec::new();
+    for r in &res {
+        let (Some(c), Some(f)) = (cert_spec(r), facts.get(&r.address)) else {
+            continue;
+        };
+        if !matches!(c.issuer, Issuer::Csr { .. }) {
+            continue;
+        }
+        let Some(csr) = f
+            .pending_csr
+            .as_deref()
+            .and_then(|p| parse::csr(p.as_bytes()).ok())
+        else {
+            continue;
+        };
+        waiting.push(r.address.clone());
+        if csr.spki == leaf.spki {
+            let missing: Vec<String> = csr
+                .sans
+                .iter()
+                .filter(|n| !leaf.sans.contains(n))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(CertCommandError::MissingNames {
+                    path,
+                    address: r.address.clone(),
+                    plural: if missing.len() == 1 { "" } else { "s" },
+                    missing: missing.join(", "),
+                });
+            }
+            targets.push((r.clone(), c.clone()));
+        }
+    }
+    if targets.is_empty() {
+        return Err(CertCommandError::WrongKey {
+            path,
+            candidates: if waiting.is_empty() {
+                " (no request is waiting)".into()
+            } else {
+                format!(" (waiting: {})", waiting.join(", "))
+            },
+        });
+    }
+    if facts
+        .values()
+        .next()
+        .is_some_and(|f| leaf.not_after <= f.now_unix)
+    {
+        return Err(CertCommandError::Expired {
+            path,
+            date: leaf.not_after.to_string(),
+        });
+    }
+    let pidfile = format!("{}/run/xfed-gateway.pid", spec.gateway.state_dir);
+    let mut done = Vec::new();
+    for (r, c) in targets {
+        let Some(h) = hosts.get(&r.host).cloned() else {
+            continue;
+        };
+        let (pem, pidfile) = (pem.clone(), pidfile.clone());
+        let out = h
+            .with(move |t: &mut dyn Transport| -> Result<bool, String> {
+                let staged = format!("{}.xfed-import", c.cert_path);
+                t.write_file(
+                    &staged,
+                    pem.as_bytes(),
+                    &WriteOpts::default()
+                        .mode(0o644)
+                        .owner("root")
+                        .create_dirs(true),
+                )
+                .map_err(|e| e.to_string())?;
+                let o = t
+                    .run_ok(
+                        &Command::new("sh")
+                            .args(["-c", INSTALL, "xfed-cert-import"])
+                            .arg(c.cert_path.clone())
+                            .arg(c.key_path.clone())
+                            .arg(c.pending_key_path())
+                            .arg(c.csr_path())
+                            .arg(c.issuer_path())
+                            .arg(pidfile)
+                            .label("cert import")
+                            .timeout(Duration::from_secs(30)),
+                    )
+                    .map_err(|e| e.to_string())?;
+                Ok(o.stdout_text().contains("reloaded"))
+            })
+            .await
+            .map_err(|detail| CertCommandError::Install {
+                host: r.host.clone(),
+                detail,
+            })?;
+        done.push((r.address.clone(), out));
+    }
+    Ok(done)
+}

@@ -1,0 +1,287 @@
+//! Policies, grants, partners and per-site XMPP routes as objects of the
+//! plan, not only lines of a file: each is read from a topology document
+//! (the desired one, and the one published on the front-ends, which is the
+//! source of truth as the Lync management store is) and decided
+//! attribute by attribute, so a plan says
+//! `~ topology/policy:FedPic  enable_xmpp_access: false → true`.
+//!
+//! Pure. Publishing is the front-end module's `topology.json` and the
+//! gateway's `policy.toml`; these changes are what that publishing means.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::access::{AccessChange, access_changes};
+use super::action::Action;
+use super::change::{AttrChange, Change};
+use super::diff::sha256_hex;
+use super::resource::Phase;
+
+/// One object of a topology document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyObject {
+    /// `policy`, `grant`, `partner`, `route`.
+    pub kind: &'static str,
+    /// The policy identity, granted policy, partner domain or site name.
+    pub key: String,
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl TopologyObject {
+    pub fn address(&self) -> String {
+        format!("topology/{}:{}", self.kind, self.key)
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "(none)".into(),
+        other => other.to_string(),
+    }
+}
+
+fn object(kind: &'static str, key: &Value, v: &Value, attrs: &[&str]) -> Option<TopologyObject> {
+    Some(TopologyObject {
+        kind,
+        key: key.as_str()?.to_string(),
+        attrs: attrs
+            .iter()
+            .map(|a| (a.to_string(), text(&v[*a])))
+            .collect(),
+    })
+}
+
+fn users_text(users: &Value) -> String {
+    match users {
+        Value::String(s) => s.clone(),
+        other => other["list"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Every policy, grant, partner and route of `doc`, in document order.
+pub fn objects(doc: &Value) -> Vec<TopologyObject> {
+    let list = |k: &str| doc[k].as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for p in list("policies") {
+        out.extend(object(
+            "policy",
+            &p["identity"],
+            &p,
+            &[
+                "enable_federation_access",
+                "enable_public_cloud_access",
+                "enable_xmpp_access",
+            ],
+        ));
+    }
+    for g in list("grants") {
+        if let Some(key) = g["policy"].as_str() {
+            out.push(TopologyObject {
+                kind: "grant",
+                key: key.to_string(),
+                attrs: BTreeMap::from([("users".to_string(), users_text(&g["users"]))]),
+            });
+        }
+    }
+    for p in list("partners") {
+        out.extend(object(
+            "partner",
+            &p["domain"],
+            &p,
+            &["kind", "tls", "dialback"],
+        ));
+    }
+    for s in list("sites") {
+        out.extend(object("route", &s["name"], &s, &["xmpp_route"]));
+    }
+    out
+}
+
+/// Where each desired object comes from in the spec (`file:line`).
+pub type Origins = BTreeMap<String, String>;
+
+/// Desired `doc` against the `live` one published on the front-ends
+/// (`None`: none has it yet): one change per object, no-ops included;
+/// objects only live are deleted.
+pub fn decide_objects(desired: &Value, live: Option<&Value>, origins: &Origins) -> Vec<Change> {
+    let want = objects(desired);
+    let have = live.map(objects).unwrap_or_default();
+    let change = |o: &TopologyObject, action: Action, reason: String, attrs: Vec<AttrChange>| {
+        let fp = |x: Option<&TopologyObject>| {
+            sha256_hex(format!("{:?}", x.map(|x| &x.attrs)).as_bytes())
+        };
+        Change {
+            address: o.address(),
+            host: String::new(),
+            pool: String::new(),
+            phase: Phase::Policies,
+            kind: o.kind.to_string(),
+            action,
+            reason,
+            diff: None,
+            attrs,
+            service_op: None,
+            origin: origins.get(&o.address()).cloned().unwrap_or_default(),
+            observed: fp(have.iter().find(|h| h.address() == o.address())),
+            desired: fp(want.iter().find(|w| w.address() == o.address())),
+        }
+    };
+    let mut out = Vec::new();
+    for w in &want {
+        let Some(h) = have.iter().find(|h| h.address() == w.address()) else {
+            let attrs = w
+                .attrs
+                .iter()
+                .map(|(k, v)| AttrChange {
+                    name: k.clone(),
+                    before: String::new(),
+                    after: v.clone(),
+                })
+                .collect();
+            out.push(change(
+                w,
+                Action::Create,
+                "not in the published topology".into(),
+                attrs,
+            ));
+            continue;
+        };
+        let attrs: Vec<AttrChange> = w
+            .attrs
+            .iter()
+            .filter(|(k, v)| h.attrs.get(*k) != Some(*v))
+            .map(|(k, v)| AttrChange {
+                name: k.clone(),
+                before: h.attrs.get(k).cloned().unwrap_or_default(),
+                after: v.clone(),
+            })
+            .collect();
+        if attrs.is_empty() {
+            out.push(change(
+                w,
+                Action::NoOp,
+                "published as specified".into(),
+                attrs,
+            ));
+        } else {
+            let names: Vec<&str> = attrs.iter().map(|a| a.name.as_str()).collect();
+            let reason = format!("{} changed", names.join(", "));
+            out.push(change(w, Action::Update, reason, attrs));
+        }
+    }
+    for h in have
+        .iter()
+        .filter(|h| !want.iter().any(|w| w.address() == h.address()))
+    {
+        out.push(change(
+            h,
+            Action::Delete,
+            "no longer in the spec".into(),
+            Vec::new(),
+        ));
+    }
+    out
+}
+
+/// The objects' changes and whose access they move, together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyPlan {
+    pub changes: Vec<Change>,
+    pub access: Vec<AccessChange>,
+}
+
+pub fn plan_topology(desired: &Value, live: Option<&Value>, origins: &Origins) -> TopologyPlan {
+    TopologyPlan {
+        changes: decide_objects(desired, live, origins),
+        access: access_changes(live, desired),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(xmpp: bool, route: &str) -> Value {
+        json!({
+            "sites": [{ "name": "hq", "frontend_pool": "fe-hq", "xmpp_route": route }],
+            "policies": [{ "identity": "FedPic", "enable_federation_access": true,
+                           "enable_public_cloud_access": false, "enable_xmpp_access": xmpp }],
+            "grants": [{ "policy": "FedPic", "users": "all" }],
+            "partners": [{ "domain": "fabrikam.example", "kind": "federated", "tls": "required", "dialback": false }],
+        })
+    }
+
+    #[test]
+    fn one_flag_changed_is_one_update_with_only_that_attribute() {
+        let changes = decide_objects(
+            &doc(true, "edge-hq"),
+            Some(&doc(false, "edge-hq")),
+            &Origins::new(),
+        );
+        let changed: Vec<&Change> = changes.iter().filter(|c| c.action.is_change()).collect();
+        assert_eq!(changed.len(), 1, "{changes:#?}");
+        assert_eq!(changed[0].address, "topology/policy:FedPic");
+        assert_eq!(changed[0].action, Action::Update);
+        assert_eq!(
+            changed[0].attrs,
+            vec![AttrChange {
+                name: "enable_xmpp_access".into(),
+                before: "false".into(),
+                after: "true".into()
+            }]
+        );
+        assert_eq!(changes.len(), 4);
+    }
+
+    #[test]
+    fn a_moved_route_is_one_route_update_and_a_removed_partner_a_delete() {
+        let mut live = doc(true, "edge-hq");
+        live["partners"].as_array_mut().expect("array").push(
+            json!({ "domain": "old.example", "kind": "federated", "tls": "required", "dialback": false }),
+        );
+        let changes = decide_objects(&doc(true, "edge-eu"), Some(&live), &Origins::new());
+        let changed: Vec<(&str, Action)> = changes
+            .iter()
+            .filter(|c| c.action.is_change())
+            .map(|c| (c.address.as_str(), c.action))
+            .collect();
+        assert_eq!(
+            changed,
+            vec![
+                ("topology/route:hq", Action::Update),
+                ("topology/partner:old.example", Action::Delete)
+            ]
+        );
+        let route = changes
+            .iter()
+            .find(|c| c.address == "topology/route:hq")
+            .expect("route");
+        assert_eq!(
+            (
+                route.attrs[0].before.as_str(),
+                route.attrs[0].after.as_str()
+            ),
+            ("edge-hq", "edge-eu")
+        );
+    }
+
+    #[test]
+    fn nothing_published_is_every_object_created() {
+        let changes = decide_objects(&doc(true, "edge-hq"), None, &Origins::new());
+        assert!(
+            changes.iter().all(|c| c.action == Action::Create),
+            "{changes:#?}"
+        );
+    }
+}

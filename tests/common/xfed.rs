@@ -1,0 +1,119 @@
+//! Running the real `xfed` binary against the lab, as a user would: a
+//! spec made from `playbooks/lab.yaml`, each run's exit code and output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::lab::{DEFAULT_DIR, Lab};
+
+/// One run of `xfed`.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A spec file in a temporary directory (removed with it).
+pub struct TestSpec {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestSpec {
+    pub fn path(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// `playbooks/lab.yaml` pointed at `lab`, with `edit` applied to its text.
+pub fn lab_spec(lab: &Lab, edit: impl Fn(String) -> String) -> TestSpec {
+    lab_spec_with(lab, |text, _| edit(text))
+}
+
+/// The same, `edit` also given the spec's directory (for files beside it).
+pub fn lab_spec_with(lab: &Lab, edit: impl Fn(String, &Path) -> String) -> TestSpec {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/lab.yaml"))
+            .expect("read playbooks/lab.yaml");
+    let text = text.replace(
+        &format!("lab: {DEFAULT_DIR}"),
+        &format!("lab: {}", lab.dir.display()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lab.yaml");
+    std::fs::write(&path, edit(text, dir.path())).expect("write spec");
+    TestSpec { dir, path }
+}
+
+/// `xfed ARGS…` in the lab's controller namespace, without colour, to be
+/// run or spawned.
+pub fn xfed_command(lab: &Lab, args: &[&str]) -> Command {
+    let mut c = lab.command(env!("CARGO_BIN_EXE_xfed"));
+    c.args(args)
+        .env("XFED_WORKSPACE", env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_NET_OFFLINE", "true")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// `xfed ARGS…` run to its end.
+pub fn xfed(lab: &Lab, args: &[&str]) -> Run {
+    let out: Output = xfed_command(lab, args).output().expect("run xfed");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn apply_ok(lab: &Lab, spec: &TestSpec) -> Run {
+    let r = xfed(lab, &["apply", "--auto-approve", spec.path()]);
+    assert_eq!(r.code, 0, "apply failed: {r:?}");
+    r
+}
+
+pub fn assert_in_sync(lab: &Lab, spec: &TestSpec) {
+    let r = xfed(lab, &["plan", "--detailed-exitcode", spec.path()]);
+    assert_eq!(r.code, 0, "expected no changes: {r:?}");
+    assert!(r.stdout.contains("No changes."), "{r:?}");
+}
+
+/// Every host back to nothing deployed: gateway stopped, xfed dirs empty.
+pub fn reset(lab: &Lab) {
+    for h in &lab.hosts {
+        lab.ssh_ok(
+            h,
+            "pid=$(cat /var/lib/xfed/run/xfed-gateway.pid 2>/dev/null); \
+             if [ -n \"$pid\" ]; then kill \"$pid\" 2>/dev/null; \
+               for i in $(seq 1 100); do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.05; done; fi; \
+             rm -rf /etc/xfed/* /etc/xfed/.[!.]* /opt/xfed/* /var/lib/xfed/*; true",
+        );
+    }
+}
+
+/// The gateway's pid on `host`, from its pid file.
+pub fn gateway_pid(lab: &Lab, host: &super::lab::Host) -> String {
+    lab.ssh_ok(host, "cat /var/lib/xfed/run/xfed-gateway.pid")
+        .trim()
+        .to_string()
+}
+
+/// A command of the lab's controller namespace, its stdout.
+pub fn lab_stdout(lab: &Lab, program: &str, args: &[&str]) -> String {
+    let out = lab.command(program).args(args).output().expect(program);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,291 @@
+//! The whole procedure against the real lab, through the real `xfed`
+//! binary (issue #7): the seed's order, policies and routes as objects of
+//! the plan, a flag change that only reloads, a partner removed and then
+//! refused at the stream, a route to a pool that is gone.
+//!
+//! Run inside the lab: `tests/lab/lab exec -- cargo test --test procedure_lab`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::lab::{Lab, Role};
+use common::xfed::{apply_ok, assert_in_sync, gateway_pid, lab_spec, lab_stdout, reset, xfed};
+
+/// Positions of `needles` in `hay`, which must all be there, in order.
+fn assert_in_order(hay: &str, needles: &[&str]) {
+    let mut at = 0;
+    for n in needles {
+        match hay[at..].find(n) {
+            Some(i) => at += i + n.len(),
+            None => panic!("`{n}` missing or out of order in:\n{hay}"),
+        }
+    }
+}
+
+#[test]
+fn the_whole_procedure_runs_in_the_seed_order_and_ends_green() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let s = lab_spec(lab, |t| t);
+
+    let plan = xfed(lab, &["plan", "--detailed-exitcode", s.path()]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    // front-end → edge (binary, config, certificate, restart; one server at a
+    // time) → DNS → policies and routes.
+    assert_in_order(
+        &plan.stdout,
+        &[
+            "── stage front-end: fe1.contoso.example",
+            "── stage edge-hq 1/2: edge1.contoso.example, then health gate",
+            "binary:/opt/xfed/bin/xfed-gateway",
+            "certificate:edge-hq-external",
+            "service:xfed-gateway",
+            "── stage edge-hq 2/2: edge2.contoso.example, then health gate",
+            "── stage dns:",
+            "SRV:_xmpp-server._tcp.contoso.example.",
+            "── stage policies and routes",
+            "+ topology/policy:global",
+            "+ topology/grant:FedPic",
+            "+ topology/partner:fabrikam.example",
+            "+ topology/route:hq",
+            "Effective external access changes:",
+        ],
+    );
+
+    let applied = apply_ok(lab, &s);
+    assert_in_order(
+        &applied.stderr,
+        &[
+            "stage front-end",
+            "stage edge-hq 1/2",
+            "edge1.contoso.example: health gate passed",
+            "stage edge-hq 2/2",
+            "edge2.contoso.example: health gate passed",
+            "stage dns",
+            "stage policies and routes",
+            "gateway enforces topology",
+        ],
+    );
+    // The verify table: every listener, the topology everywhere, DNS.
+    assert!(applied.stdout.contains("\nVerify:\n"), "{applied:?}");
+    assert!(!applied.stdout.contains("FAIL"), "{applied:?}");
+    for listener in [
+        "198.51.100.101:5269",
+        "203.0.113.101:23456",
+        "198.51.100.102:5269",
+    ] {
+        assert!(applied.stdout.contains(listener), "{listener}: {applied:?}");
+    }
+    let topology_rows = applied
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("  ok ") && (l.contains(" front-end ") || l.contains(" gateway "))
+        })
+        .count();
+    assert_eq!(
+        topology_rows, 3,
+        "one topology row per front-end and gateway: {applied:?}"
+    );
+    assert_in_sync(lab, &s);
+    let verify = xfed(lab, &["verify", s.path()]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+
+    // Seen with tools we did not write.
+    let srv = lab_stdout(
+        lab,
+        "dig",
+        &[
+            "+short",
+            "@198.51.100.53",
+            "SRV",
+            "_xmpp-server._tcp.contoso.example",
+        ],
+    );
+    assert!(srv.contains("10 100 5269 xmpp1.contoso.example."), "{srv}");
+    for h in lab.hosts_with(Role::Edge) {
+        let ss = lab.ssh_ok(h, "ss -ltnpH");
+        assert!(
+            ss.contains(&format!("{}:5269", h.external.as_deref().unwrap_or("?"))),
+            "{ss}"
+        );
+        assert!(ss.contains(&format!("{}:23456", h.internal)), "{ss}");
+    }
+}
+
+#[test]
+fn a_policy_flag_change_is_one_attribute_whose_users_are_named_and_only_reloads() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = lab_spec(lab, |t| t);
+    apply_ok(lab, &s);
+    let edge1 = lab.host("edge1");
+    let pid = gateway_pid(lab, edge1);
+
+    // FedPic is granted to all users: turning its XMPP access off moves
+    // everyone; the global policy applies to nobody and stays as it is.
+    let off = lab_spec(lab, |t| {
+        t.replace(
+            "  - identity: FedPic\n    enable_federation_access: true\n    enable_public_cloud_access: true\n    enable_xmpp_access: true\n",
+            "  - identity: FedPic\n    enable_federation_access: true\n    enable_public_cloud_access: true\n    enable_xmpp_access: false\n",
+        )
+    });
+    let plan = xfed(lab, &["plan", "--detailed-exitcode", off.path()]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    let objects: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['+', '~', '-']) && l.contains(" topology/"))
+        .collect();
+    assert_eq!(objects, vec!["  ~ topology/policy:FedPic"], "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("      enable_xmpp_access: true → false"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains(
+            "(every other user): XMPP federation allowed (policy `FedPic`, granted to all users) → XMPP federation denied (policy `FedPic`, granted to all users)"
+        ),
+        "{plan:?}"
+    );
+    assert!(!plan.stdout.contains("(restart)"), "{plan:?}");
+
+    let r = apply_ok(lab, &off);
+    assert!(r.stderr.contains("reload service xfed-gateway"), "{r:?}");
+    assert_eq!(
+        gateway_pid(lab, edge1),
+        pid,
+        "a policy change must not restart the gateway"
+    );
+    assert_in_sync(lab, &off);
+    // Back as it was, for the tests after this one.
+    apply_ok(lab, &s);
+}
+
+/// Opens an S2S stream to `addr` as `from` and returns what the gateway
+/// answers before it closes or stops talking.
+fn open_stream(addr: &str, from: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+         to='contoso.example' from='{from}' version='1.0'>"
+    )
+    .expect("write header");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if text.contains("</stream:features>") || text.contains("</stream:stream>") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn a_partner_removed_from_the_spec_is_refused_at_the_stream() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = lab_spec(lab, |t| t);
+    apply_ok(lab, &s);
+    let addr = "198.51.100.101:5269";
+    let welcome = open_stream(addr, "fabrikam.example");
+    assert!(welcome.contains("<starttls"), "{welcome}");
+    assert!(!welcome.contains("policy-violation"), "{welcome}");
+
+    let without = lab_spec(lab, |t| {
+        t.replace(
+            "  - domain: fabrikam.example\n",
+            "  - domain: litware.example\n",
+        )
+    });
+    let plan = xfed(lab, &["plan", without.path()]);
+    assert!(
+        plan.stdout.contains("- topology/partner:fabrikam.example"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains("+ topology/partner:litware.example"),
+        "{plan:?}"
+    );
+    apply_ok(lab, &without);
+
+    let refused = open_stream(addr, "fabrikam.example");
+    assert!(refused.contains("<policy-violation"), "{refused}");
+    assert!(refused.contains("</stream:stream>"), "{refused}");
+    let welcome = open_stream(addr, "litware.example");
+    assert!(welcome.contains("<starttls"), "{welcome}");
+    apply_ok(lab, &s);
+}
+
+#[test]
+fn a_route_to_a_pool_gone_from_the_spec_is_a_plan_time_error_with_the_seeds_words() {
+    let Some(lab) = Lab::get() else { return };
+    let s = lab_spec(lab, |t| {
+        t.replace("    xmpp_route: edge-hq\n", "    xmpp_route: retired\n")
+    });
+    let plan = xfed(lab, &["plan", s.path()]);
+    assert_eq!(plan.code, 1, "{plan:?}");
+    assert!(
+        plan.stderr.contains(
+            "site `hq` routes XMPP federation to edge pool `retired`, which does not exist"
+        ),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stderr.contains(
+            "hint: the XMPP federation route destination is invalid; route `hq` to `edge-hq`"
+        ),
+        "{plan:?}"
+    );
+    assert!(plan.stdout.is_empty(), "nothing is planned: {plan:?}");
+}
+
+#[test]
+fn moving_a_sites_route_shows_exactly_that_and_apply_moves_it() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let two = |t: String| {
+        t.replace(
+            "      - fqdn: edge2.{{ domain }}\n",
+            "  - name: edge-dr\n    site: hq\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
+        )
+    };
+    let s = lab_spec(lab, two);
+    apply_ok(lab, &s);
+    let moved = lab_spec(lab, |t| {
+        two(t).replace("    xmpp_route: edge-hq\n", "    xmpp_route: edge-dr\n")
+    });
+    let plan = xfed(lab, &["plan", "--detailed-exitcode", moved.path()]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    let objects: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['+', '~', '-']) && l.contains(" topology/"))
+        .collect();
+    assert_eq!(objects, vec!["  ~ topology/route:hq"], "{plan:?}");
+    assert!(
+        plan.stdout.contains("      xmpp_route: edge-hq → edge-dr"),
+        "{plan:?}"
+    );
+    apply_ok(lab, &moved);
+    assert_in_sync(lab, &moved);
+    let fe1 = lab.host("fe1");
+    let topo: serde_json::Value =
+        serde_json::from_str(&lab.ssh_ok(fe1, "cat /etc/xfed/topology.json")).expect("topology");
+    assert_eq!(topo["sites"][0]["xmpp_route"], "edge-dr");
+    reset(lab);
+}
