@@ -73,6 +73,27 @@ enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// Troubleshoot the deployment: read-only checks in the Lync guide's
+    /// order, each with what was seen and the fix; never changes anything.
+    Doctor {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Hosts contacted at once.
+        #[arg(long, default_value_t = 20)]
+        parallelism: usize,
+        /// Print no progress on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Draw the rollout's step order: Graphviz DOT, or SVG through `dot`.
+    Graph {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Remove an apply lock left behind by an apply that died.
     Unlock {
         spec: PathBuf,
@@ -144,6 +165,12 @@ enum DriftFormat {
     Github,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum GraphFormat {
+    Dot,
+    Svg,
+}
+
 const OK: u8 = 0;
 const ERROR: u8 = 1;
 const CHANGES: u8 = 2;
@@ -191,6 +218,13 @@ async fn run(command: Command) -> u8 {
         Command::Verify { spec, run } => verify(&spec, &run).await,
         Command::Unlock { spec, lock_id, run } => unlock(&spec, &lock_id, &run).await,
         Command::Cert { command } => cert(command).await,
+        Command::Doctor {
+            spec,
+            format,
+            parallelism,
+            quiet,
+        } => doctor(&spec, format, parallelism, quiet).await,
+        Command::Graph { spec, format, run } => graph(&spec, format, &run).await,
         Command::Validate { .. } | Command::Schema => Ok(OK),
     };
     match result {
@@ -662,6 +696,72 @@ async fn unlock(path: &Path, id: &str, run: &RunArgs) -> anyhow::Result<u8> {
         "Lock {id} removed from {} host(s) where it was held.",
         p.hosts.len()
     );
+    Ok(OK)
+}
+
+async fn doctor(
+    path: &Path,
+    format: Format,
+    parallelism: usize,
+    quiet: bool,
+) -> anyhow::Result<u8> {
+    use xfed::verify::doctor;
+    let spec = load(path)?;
+    let progress = Progress::new(spec.redactor.clone(), quiet);
+    let findings = doctor::run(&spec, doctor::Options { parallelism }, &progress).await?;
+    let text = match format {
+        Format::Human => doctor::render::human(&findings, style().color),
+        Format::Json => doctor::render::json(&findings),
+    };
+    print!("{}", spec.redactor.redact(&text));
+    Ok(if doctor::healthy(&findings) {
+        OK
+    } else {
+        ERROR
+    })
+}
+
+/// `xfed graph`: the plan drawn by `plan::graph::dot`; SVG through
+/// Graphviz's `dot`, looked for before anything is contacted.
+async fn graph(path: &Path, format: GraphFormat, run: &RunArgs) -> anyhow::Result<u8> {
+    let has_dot = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("dot").is_file()));
+    if format == GraphFormat::Svg && !has_dot {
+        anyhow::bail!(
+            "`--format svg` needs Graphviz's `dot`, which is not installed (not on PATH); nothing was contacted\nhint: `apt-get install graphviz`, or use the default `--format dot` and render it elsewhere"
+        );
+    }
+    let p = prepared(path, run).await?;
+    let text = p.spec.redactor.redact(&xfed::plan::graph::dot(&p.plan));
+    if format == GraphFormat::Dot {
+        print_out(&p, &text);
+        return Ok(OK);
+    }
+    let mut child = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run Graphviz's `dot`: {e}\nhint: `apt-get install graphviz`")
+        })?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("`dot` has no stdin"))?;
+    // Written from a thread: `dot` may answer before it has read everything.
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    if !out.status.success() {
+        anyhow::bail!(
+            "`dot -Tsvg` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    print_out(&p, &String::from_utf8_lossy(&out.stdout));
     Ok(OK)
 }
 

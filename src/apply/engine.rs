@@ -400,14 +400,19 @@ fn gone_resources(
     gone
 }
 
-/// Observes every host's resources (and, with `facts`, its facts in the
-/// same round trip), `parallelism` hosts at a time.
-pub async fn observe_all(
+/// One host's observation: its facts (when asked) and every resource's
+/// live state.
+pub type HostObservation = (Option<Facts>, HashMap<String, Observed>);
+
+/// Observes each host's share of `resources` (and, with `facts`, its facts
+/// in the same round trip), `parallelism` hosts at a time; every host
+/// answers, with its observation or why there is none.
+pub async fn observe_each(
     hosts: &BTreeMap<String, Host>,
     resources: &[Resource],
     parallelism: usize,
     facts: bool,
-) -> Result<(HashMap<String, Facts>, HashMap<String, Observed>), EngineError> {
+) -> Vec<(String, Result<HostObservation, ObserveError>)> {
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
     let mut tasks = Vec::new();
     for (fqdn, h) in hosts {
@@ -416,11 +421,9 @@ pub async fn observe_all(
             .filter(|r| &r.host == fqdn)
             .cloned()
             .collect();
-        let h = h.clone();
-        let sem = sem.clone();
+        let (h, sem, host) = (h.clone(), sem.clone(), fqdn.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let host = h.fqdn.clone();
             let r = h
                 .with(move |t| {
                     let refs: Vec<&Resource> = mine.iter().collect();
@@ -434,16 +437,31 @@ pub async fn observe_all(
             (host, r)
         }));
     }
+    let mut out = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(x) => out.push(x),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    out
+}
+
+/// Every host's observation, or the first host's error.
+pub async fn observe_all(
+    hosts: &BTreeMap<String, Host>,
+    resources: &[Resource],
+    parallelism: usize,
+    facts: bool,
+) -> Result<(HashMap<String, Facts>, HashMap<String, Observed>), EngineError> {
     let mut all_facts = HashMap::new();
     let mut out = HashMap::new();
-    for t in tasks {
-        if let Ok((host, r)) = t.await {
-            let (f, o) = r?;
-            if let Some(f) = f {
-                all_facts.insert(host, f);
-            }
-            out.extend(o);
+    for (host, r) in observe_each(hosts, resources, parallelism, facts).await {
+        let (f, o) = r?;
+        if let Some(f) = f {
+            all_facts.insert(host, f);
         }
+        out.extend(o);
     }
     Ok((all_facts, out))
 }

@@ -8,6 +8,7 @@ pub mod access;
 pub mod action;
 pub mod change;
 pub mod diff;
+pub mod graph;
 #[allow(clippy::module_inception)]
 pub mod plan;
 pub mod render;

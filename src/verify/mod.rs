@@ -4,4 +4,5 @@
 //! `topology` checks every server holds the topology the spec gives.
 
 pub mod dns;
+pub mod doctor;
 pub mod topology;

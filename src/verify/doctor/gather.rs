@@ -1,0 +1,429 @@
+//! Reading the facts `xfed doctor` judges — the I/O half of the doctor.
+//!
+//! The same reads a plan makes, and nothing more: the gateway is built (to
+//! know the sha256 it must have), every host is connected to with strict
+//! host-key checking (never trusting a new key: doctor writes nothing,
+//! known_hosts included), and each reached host is read in ONE round trip
+//! by `apply::observe` — the gateway's binary, service, listeners and
+//! certificate on an edge, the published topology on a front-end. Only a
+//! host whose gateway is down gets a second command: the last lines of its
+//! log. The listeners are then probed from here (`apply::probe`) and the
+//! SRV records resolved at their authoritative servers (`verify::dns`).
+//!
+//! Unlike `apply::prepare`, a host that cannot be reached or read does not
+//! stop the run: it becomes a fact like any other.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{
+    CertFacts, Finding, GatewayFacts, HostFacts, ListenerFacts, PoolFacts, Probe, Reach, SiteRoute,
+    TopologyFacts, World, judge,
+};
+use crate::apply::build;
+use crate::apply::hosts::{ConnectOptions, Host, connect_all};
+use crate::apply::probe::{gateway_status, stream_addresses, xmpp_starttls};
+use crate::apply::progress::Progress;
+use crate::modules::{self, Artifact, ExpandError, HostFacts as ExpandFacts};
+use crate::plan::{Desired, Manager, Observed, Resource};
+use crate::spec::{CertUsage, Role, ServiceManager, Spec};
+use crate::transport::{Command, Transport};
+
+/// How many log lines a stopped service shows.
+const LOG_LINES: usize = 20;
+/// Longest log line kept (a runaway line must not flood the report).
+const LOG_LINE_MAX: usize = 400;
+const PROBE_LIMIT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Hosts contacted at once.
+    pub parallelism: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DoctorError {
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+}
+
+/// Reads the world and judges it: every finding, in check order.
+pub async fn run(
+    spec: &Spec,
+    opts: Options,
+    progress: &Progress,
+) -> Result<Vec<Finding>, DoctorError> {
+    let world = gather(spec, opts, progress).await?;
+    Ok(judge(&world))
+}
+
+type Observation = Result<HashMap<String, Observed>, String>;
+
+/// Everything [`judge`] needs, read without changing anything.
+pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<World, DoctorError> {
+    let needs_gateway = spec.edge_pools.iter().any(|p| p.xmpp_federation);
+    let spec_dir = spec.file.parent().map(PathBuf::from).unwrap_or_default();
+    let package = spec.gateway.package.clone();
+    let build = async move {
+        if !needs_gateway {
+            return Err("no edge pool has XMPP federation".to_string());
+        }
+        tokio::task::spawn_blocking(move || {
+            let ws = build::workspace(&spec_dir).map_err(|e| e.to_string())?;
+            build::build_gateway(&ws, &package).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    };
+    let connect_opts = ConnectOptions {
+        accept_new_host_keys: false,
+        parallelism: opts.parallelism,
+    };
+    let dns = async {
+        match spec.dns {
+            Some(_) => Some(crate::verify::dns::verify_dns(spec).await),
+            None => None,
+        }
+    };
+    let n = spec.servers().count();
+    progress.line(
+        "",
+        format!(
+            "doctor: building the gateway, connecting to {n} host{}, resolving DNS",
+            if n == 1 { "" } else { "s" }
+        ),
+    );
+    let (built, (hosts, failed), dns) =
+        tokio::join!(build, connect_all(spec, None, connect_opts), dns);
+
+    let mut artifacts: HashMap<String, Artifact> = HashMap::new();
+    let built = match built {
+        Ok(a) => {
+            let sha = a.sha256.clone();
+            artifacts.insert("gateway".into(), a);
+            Ok(sha)
+        }
+        Err(e) => {
+            // Expansion needs an artifact; the binary check reports why
+            // there is none to compare with.
+            artifacts.insert(
+                "gateway".into(),
+                Artifact {
+                    path: PathBuf::new(),
+                    sha256: String::new(),
+                    size: 0,
+                },
+            );
+            Err(e)
+        }
+    };
+    let topology_path = format!("{}/topology.json", spec.gateway.config_dir);
+    let mut resources = modules::expand(spec, &artifacts, &HashMap::new())?;
+    resources.retain(|r| wanted(r, &topology_path));
+
+    // One round trip per host: facts and every wanted resource.
+    progress.line(
+        "",
+        format!(
+            "doctor: reading {} host{}",
+            hosts.len(),
+            if hosts.len() == 1 { "" } else { "s" }
+        ),
+    );
+    let first = observe_all(&hosts, &resources, opts.parallelism, true).await;
+    let mut observed: HashMap<String, Observation> = HashMap::new();
+    let mut systemd: HashMap<String, ExpandFacts> = HashMap::new();
+    for (host, (facts, o)) in first {
+        if let Some(f) = facts
+            && f.systemd_pid1
+            && spec.gateway.service_manager == ServiceManager::Auto
+        {
+            systemd.insert(host.clone(), ExpandFacts { systemd: true });
+        }
+        observed.insert(host, o);
+    }
+    // `service_manager: auto` on a host with systemd: its service is a
+    // unit, read once more (as `plan` does).
+    if !systemd.is_empty() {
+        resources = modules::expand(spec, &artifacts, &systemd)?;
+        resources.retain(|r| wanted(r, &topology_path));
+        let again: std::collections::BTreeMap<String, Host> = hosts
+            .iter()
+            .filter(|(h, _)| systemd.contains_key(*h))
+            .map(|(h, x)| (h.clone(), x.clone()))
+            .collect();
+        for (host, (_, o)) in observe_all(&again, &resources, opts.parallelism, false).await {
+            observed.insert(host, o);
+        }
+    }
+
+    // Then, per host at once: a stopped service's log, and the probes.
+    let domain = spec.xmpp_domains.first().cloned().unwrap_or_default();
+    let partner = spec.partners.first().map(|p| p.domain.clone());
+    let failed: HashMap<String, String> = failed
+        .into_iter()
+        .map(|(h, e)| (h, e.to_string()))
+        .collect();
+    let mut tasks = Vec::new();
+    for s in spec.servers() {
+        let mine: Vec<Resource> = resources
+            .iter()
+            .filter(|r| r.host == s.fqdn)
+            .cloned()
+            .collect();
+        let reach = match (failed.get(&s.fqdn), observed.get(&s.fqdn)) {
+            (Some(e), _) => Reach::Unreachable(e.clone()),
+            (None, Some(Err(e))) => Reach::Unreadable(e.clone()),
+            (None, Some(Ok(_))) => Reach::Ok,
+            (None, None) => Reach::Unreachable("no connection was made".into()),
+        };
+        let seen = match observed.get(&s.fqdn) {
+            Some(Ok(o)) => o.clone(),
+            _ => HashMap::new(),
+        };
+        let base = HostFacts {
+            fqdn: s.fqdn.clone(),
+            role: s.role.clone(),
+            pool: s.pool.clone(),
+            target: format!("{}@{}:{}", s.ssh.user, s.ssh.host, s.ssh.port),
+            known_hosts: s.ssh.known_hosts.display().to_string(),
+            runs_gateway: mine
+                .iter()
+                .any(|r| matches!(r.desired, Desired::Service(_))),
+            reach,
+            gateway: None,
+            topology: None,
+        };
+        let host = hosts.get(&s.fqdn).cloned();
+        let (domain, partner, topology_path) =
+            (domain.clone(), partner.clone(), topology_path.clone());
+        tasks.push(tokio::spawn(async move {
+            complete(
+                base,
+                host,
+                mine,
+                seen,
+                &topology_path,
+                &domain,
+                partner.as_deref(),
+            )
+            .await
+        }));
+    }
+    let mut facts = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(h) => facts.push(h),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    Ok(World {
+        now_unix: crate::apply::lock::now_unix() as i64,
+        xmpp_domains: spec.xmpp_domains.clone(),
+        sites: spec
+            .sites
+            .iter()
+            .map(|s| SiteRoute {
+                name: s.name.clone(),
+                frontend_pool: s.frontend_pool.clone(),
+                xmpp_route: s.xmpp_route.clone(),
+            })
+            .collect(),
+        edge_pools: spec
+            .edge_pools
+            .iter()
+            .map(|p| PoolFacts {
+                name: p.name.clone(),
+                xmpp_federation: p.xmpp_federation,
+                servers: p.servers.len(),
+            })
+            .collect(),
+        built,
+        hosts: facts,
+        dns,
+    })
+}
+
+/// What doctor reads of a host: the gateway's pieces, and the topology.
+fn wanted(r: &Resource, topology_path: &str) -> bool {
+    match &r.desired {
+        Desired::Binary(_) | Desired::Service(_) | Desired::Listener(_) => true,
+        Desired::Certificate(c) => c.usage == CertUsage::External,
+        Desired::File(f) => r.role == Role::Frontend && f.path == topology_path,
+        Desired::Gone(_) => false,
+    }
+}
+
+/// Each host's observation, a failed one as its message.
+async fn observe_all(
+    hosts: &std::collections::BTreeMap<String, Host>,
+    resources: &[Resource],
+    parallelism: usize,
+    with_facts: bool,
+) -> Vec<(String, (Option<crate::transport::Facts>, Observation))> {
+    crate::apply::engine::observe_each(hosts, resources, parallelism, with_facts)
+        .await
+        .into_iter()
+        .map(|(host, r)| match r {
+            Ok((f, o)) => (host, (f, Ok(o))),
+            Err(e) => (host, (None, Err(e.to_string()))),
+        })
+        .collect()
+}
+
+/// Fills in a reached host's gateway and topology facts: the observation,
+/// a stopped service's log, the listeners probed from here.
+async fn complete(
+    mut h: HostFacts,
+    host: Option<Host>,
+    mine: Vec<Resource>,
+    seen: HashMap<String, Observed>,
+    topology_path: &str,
+    domain: &str,
+    partner: Option<&str>,
+) -> HostFacts {
+    let Some(host) = host.filter(|_| h.reach == Reach::Ok) else {
+        return h;
+    };
+    if h.role == Role::Frontend {
+        h.topology = mine
+            .iter()
+            .find_map(|r| match (&r.desired, seen.get(&r.address)) {
+                (Desired::File(f), Some(Observed::File(fact))) if f.path == topology_path => {
+                    Some(TopologyFacts {
+                        path: f.path.clone(),
+                        content: fact.as_ref().map(|x| x.content.clone().unwrap_or_default()),
+                        desired: f.content.clone(),
+                    })
+                }
+                _ => None,
+            });
+    }
+    if h.runs_gateway {
+        h.gateway = gateway_facts(&host, &mine, &seen, domain, partner).await;
+    }
+    h
+}
+
+async fn gateway_facts(
+    host: &Host,
+    mine: &[Resource],
+    seen: &HashMap<String, Observed>,
+    domain: &str,
+    partner: Option<&str>,
+) -> Option<GatewayFacts> {
+    let (service, running) =
+        mine.iter()
+            .find_map(|r| match (&r.desired, seen.get(&r.address)) {
+                (Desired::Service(s), Some(Observed::Service(f))) => Some((s.clone(), f.clone())),
+                _ => None,
+            })?;
+    let (binary_path, binary) = mine
+        .iter()
+        .find_map(|r| match (&r.desired, seen.get(&r.address)) {
+            (Desired::Binary(b), Some(Observed::Binary(f))) => Some((b.path.clone(), f.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| (service.binary_path.clone().unwrap_or_default(), None));
+    let certificate = mine
+        .iter()
+        .find_map(|r| match (&r.desired, seen.get(&r.address)) {
+            (Desired::Certificate(c), Some(Observed::Certificate(f))) => Some(CertFacts {
+                name: c.name.clone(),
+                cert_path: c.cert_path.clone(),
+                renew_before: c.renew_before,
+                installed: match &f.chain {
+                    Some(pem) => crate::certs::parse::leaf(pem.as_bytes()),
+                    None => Err("no certificate file".into()),
+                },
+            }),
+            _ => None,
+        });
+    let log = if running.running {
+        None
+    } else {
+        Some(read_log(host, &service.name, service.manager, &service.log_file).await)
+    };
+    let mut listeners = Vec::new();
+    for r in mine {
+        let (Desired::Listener(l), Some(Observed::Listener(f))) =
+            (&r.desired, seen.get(&r.address))
+        else {
+            continue;
+        };
+        let address = SocketAddr::new(l.address, l.port);
+        let probe = if l.name == "admin" {
+            Probe::Status(gateway_status(address, PROBE_LIMIT).await)
+        } else {
+            let (to, from) = stream_addresses(&l.name, domain, partner);
+            Probe::Xmpp(xmpp_starttls(address, &to, from.as_deref(), PROBE_LIMIT).await)
+        };
+        listeners.push(ListenerFacts {
+            name: l.name.clone(),
+            address,
+            bound: f.listening,
+            probe,
+        });
+    }
+    Some(GatewayFacts {
+        binary_path,
+        binary,
+        service_name: service.name.clone(),
+        manager: service.manager,
+        pid_file: service.pid_file.clone(),
+        log_file: service.log_file.clone(),
+        running,
+        log,
+        listeners,
+        certificate,
+    })
+}
+
+/// The last lines of a service's log: its log file (`direct`), or the
+/// journal (systemd).
+async fn read_log(
+    host: &Host,
+    name: &str,
+    manager: Manager,
+    log_file: &str,
+) -> Result<Vec<String>, String> {
+    let n = LOG_LINES.to_string();
+    let cmd = match manager {
+        Manager::Direct => Command::new("tail").args(["-n", &n, "--", log_file]),
+        Manager::Systemd => Command::new("journalctl").args([
+            "--no-pager",
+            "-n",
+            &n,
+            "-u",
+            &format!("{name}.service"),
+        ]),
+    }
+    .label("read the gateway's log");
+    let out = host
+        .with(move |t: &mut dyn Transport| t.run(&cmd))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.success() {
+        let why = out.stderr_excerpt();
+        return Err(if why.is_empty() {
+            format!("exit status {}", out.status)
+        } else {
+            why
+        });
+    }
+    Ok(out
+        .stdout_text()
+        .lines()
+        .map(|l| {
+            let l = l.trim_end();
+            if l.chars().count() > LOG_LINE_MAX {
+                format!("{}…", l.chars().take(LOG_LINE_MAX).collect::<String>())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect())
+}
