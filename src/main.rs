@@ -120,6 +120,22 @@ enum CertCommand {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Copy an exportable certificate's key and chain from a server into a
+    /// new file (mode 0600); refused unless the spec says `exportable: true`.
+    Export {
+        spec: PathBuf,
+        /// The certificate's name in the spec.
+        #[arg(long)]
+        name: String,
+        /// The server to copy it from (its FQDN).
+        #[arg(long)]
+        host: String,
+        /// The file to create; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Install a CA's certificate for a pending request, then reload the gateway.
     Import {
         spec: PathBuf,
@@ -796,6 +812,23 @@ async fn cert(command: CertCommand) -> anyhow::Result<u8> {
                 println!("# {address}");
                 print!("{}", spec.redactor.redact(&csr));
             }
+            Ok(OK)
+        }
+        CertCommand::Export {
+            spec,
+            name,
+            host,
+            out,
+            run,
+        } => {
+            let spec = load(&spec)?;
+            let done = commands::export(&spec, connect_options(&run), &name, &host, &out).await;
+            // The error names paths and hosts, never the key; redact anyway.
+            done.map_err(|e| anyhow::anyhow!(spec.redactor.redact(&e.to_string())))?;
+            println!(
+                "exported `{name}` from {host} to {} (key and chain, mode 0600)",
+                out.display()
+            );
             Ok(OK)
         }
         CertCommand::Import {

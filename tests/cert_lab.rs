@@ -317,6 +317,65 @@ fn internal_ca_issues_installs_verifies_and_renews_inside_the_window() {
     );
     assert!(list.stdout.contains("days left"), "{list:?}");
 
+    // Export: refused while the key is not marked exportable, nothing made.
+    let away = tempfile::tempdir().expect("tempdir");
+    let bundle = away.path().join("edge1.pem");
+    let export = |out: &mut Outputs, spec: &Path| {
+        out.xfed(
+            lab,
+            &[
+                "cert",
+                "export",
+                path_str(spec),
+                "--name",
+                "edge-hq-external",
+                "--host",
+                "edge1.contoso.example",
+                "--out",
+                path_str(&bundle),
+            ],
+        )
+    };
+    let refused = export(&mut out, &s.path);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("is not exportable"), "{refused:?}");
+    assert!(!bundle.exists());
+    // Marked exportable (no new certificate for that), it is copied into a
+    // new 0600 file: the host's key and chain, and the key nowhere else.
+    let text = std::fs::read_to_string(&s.path).expect("spec");
+    std::fs::write(
+        &s.path,
+        text.replace(
+            "    friendly_name:",
+            "    exportable: true\n    friendly_name:",
+        ),
+    )
+    .expect("spec");
+    out.assert_in_sync(lab, &s.path);
+    let exported = export(&mut out, &s.path);
+    assert_eq!(exported.code, 0, "{exported:?}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&bundle)
+        .expect("bundle")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let host_pub = lab.ssh_ok(e1, "openssl pkey -in /etc/xfed/tls/external.key -pubout");
+    assert_eq!(
+        openssl(&["pkey", "-in", path_str(&bundle), "-pubout"]),
+        host_pub
+    );
+    assert_eq!(
+        openssl(&["x509", "-in", path_str(&bundle), "-noout", "-pubkey"]),
+        host_pub,
+        "the chain follows the key"
+    );
+    let again = export(&mut out, &s.path);
+    assert!(
+        again.stderr.contains("exists; an export never overwrites"),
+        "{again:?}"
+    );
+
     let ca_key_text = std::fs::read_to_string(&ca_key).expect("ca key");
     out.assert_no_key_material(lab, &[ca_key_text], s.dir.path());
 }

@@ -1,10 +1,11 @@
-//! `xfed cert list | show-request | import`: the I/O behind the CLI's
+//! `xfed cert list | show-request | import | export`: the I/O behind the CLI's
 //! certificate commands. Connects to the edge servers, observes only the
 //! certificate resources (one round trip per host), and for `import`
 //! installs the CA's answer after checking it against the pending request.
 //!
-//! Nothing here reads a private key: the pending key is moved into place
-//! on the host itself.
+//! Only `export` reads a private key, for a certificate the spec marks
+//! exportable, straight into a new 0600 file; `import` moves the pending
+//! key into place on the host itself.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -335,4 +336,142 @@ pub async fn import(
         done.push((r.address.clone(), out));
     }
     Ok(done)
+}
+
+/// What `cert export` refused, or could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("no certificate `{name}` is installed on `{host}` by this spec{known}")]
+    Unknown {
+        name: String,
+        host: String,
+        known: String,
+    },
+    #[error(
+        "certificate `{name}` is not exportable: its private key stays on the edge server\n  hint: set `exportable: true` on `certificates[{name}]` (the Lync wizard's \"mark the private key as exportable\") and apply, then export"
+    )]
+    NotExportable { name: String },
+    #[error(
+        "`{path}` exists; an export never overwrites a file\n  hint: choose another `--out`, or remove it"
+    )]
+    Exists { path: String },
+    #[error(transparent)]
+    Connect(#[from] CertCommandError),
+    #[error("reading `{path}` on `{host}` failed: {detail}")]
+    Read {
+        host: String,
+        path: String,
+        detail: String,
+    },
+    #[error(
+        "`{host}` has no certificate and key at `{path}` yet\n  hint: `xfed apply` installs it first"
+    )]
+    Missing { host: String, path: String },
+    #[error("writing `{path}` failed: {detail}")]
+    Write { path: String, detail: String },
+}
+
+/// A key file and a chain file as read from a host (`None`: absent).
+type KeyAndChain = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Copies certificate `name`'s key and chain from `host` into `out` (one
+/// PEM file: key first, then the chain; mode 0600, created new, never
+/// overwriting), for moving the certificate to another server as the
+/// Lync wizard's exportable key allows. Refused unless the spec marks the
+/// certificate `exportable`. The key goes from the host to the file and
+/// nowhere else: nothing of it is printed.
+pub async fn export(
+    spec: &Spec,
+    opts: ConnectOptions,
+    name: &str,
+    host: &str,
+    out: &Path,
+) -> Result<(), ExportError> {
+    let res = resources(spec);
+    let Some(c) = res
+        .iter()
+        .filter(|r| r.host == host)
+        .filter_map(cert_spec)
+        .find(|c| c.name == name)
+        .cloned()
+    else {
+        let known: Vec<String> = res
+            .iter()
+            .filter_map(|r| cert_spec(r).map(|c| format!("`{}` on `{}`", c.name, r.host)))
+            .collect();
+        return Err(ExportError::Unknown {
+            name: name.into(),
+            host: host.into(),
+            known: if known.is_empty() {
+                String::new()
+            } else {
+                format!("\n  hint: the spec has {}", known.join(", "))
+            },
+        });
+    };
+    if !c.exportable {
+        return Err(ExportError::NotExportable { name: name.into() });
+    }
+    if out.exists() {
+        return Err(ExportError::Exists {
+            path: out.display().to_string(),
+        });
+    }
+    let wanted = vec![host.to_string()];
+    let (hosts, failed) = connect_all(spec, Some(&wanted), opts).await;
+    let Some(h) = hosts.get(host).cloned() else {
+        let why = failed
+            .into_iter()
+            .map(|(h, e)| format!("{h}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(CertCommandError::Unreachable(format!("cannot reach {why}")).into());
+    };
+    let (key_path, cert_path) = (c.key_path.clone(), c.cert_path.clone());
+    let read = h
+        .with(move |t| -> Result<KeyAndChain, (String, String)> {
+            let key = t
+                .read_file(&key_path)
+                .map_err(|e| (key_path.clone(), e.to_string()))?;
+            let chain = t
+                .read_file(&cert_path)
+                .map_err(|e| (cert_path.clone(), e.to_string()))?;
+            Ok((key, chain))
+        })
+        .await
+        .map_err(|(path, detail)| ExportError::Read {
+            host: host.into(),
+            path,
+            detail,
+        })?;
+    let (Some(key), Some(chain)) = read else {
+        return Err(ExportError::Missing {
+            host: host.into(),
+            path: c.cert_path.clone(),
+        });
+    };
+    let key = crate::secret::Secret::new(String::from_utf8_lossy(&key).into_owned());
+    spec.redactor.add(key.expose());
+    write_new_private(out, key.expose().as_bytes(), &chain).map_err(|e| ExportError::Write {
+        path: out.display().to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Creates `path` (it must not exist) with mode 0600 before anything is
+/// written to it, then the key and the chain.
+fn write_new_private(path: &Path, key: &[u8], chain: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(key)?;
+    if !key.ends_with(b"\n") {
+        f.write_all(b"\n")?;
+    }
+    f.write_all(chain)?;
+    f.sync_all()
 }
