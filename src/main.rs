@@ -485,7 +485,7 @@ async fn apply(target: &Path, auto_approve: bool, run: &RunArgs) -> anyhow::Resu
         if saved.is_some() {
             println!("No changes. The live world matches the spec.");
         }
-        report_verify(&p).await;
+        report_verify(&p, true).await;
         return Ok(OK);
     }
     if saved.is_none() && !auto_approve && !confirm()? {
@@ -507,7 +507,7 @@ async fn apply(target: &Path, auto_approve: bool, run: &RunArgs) -> anyhow::Resu
     }
     let report = result?;
     let s = p.plan.summary();
-    let failed_listeners = report_verify(&p).await;
+    let failed_listeners = report_verify(&p, false).await;
     println!(
         "Apply complete! Resources: {} added, {} changed, {} destroyed ({} steps).",
         s.add,
@@ -518,9 +518,10 @@ async fn apply(target: &Path, auto_approve: bool, run: &RunArgs) -> anyhow::Resu
     Ok(if failed_listeners == 0 { OK } else { ERROR })
 }
 
-/// Prints the verify table; returns how many listeners failed.
-async fn report_verify(p: &Prepared) -> usize {
-    let rows = apply::verify_listeners(p).await;
+/// Prints the verify table; returns how many listeners failed. `fresh`:
+/// nothing changed since `p` observed the hosts.
+async fn report_verify(p: &Prepared, fresh: bool) -> usize {
+    let rows = apply::verify_listeners(p, fresh).await;
     if rows.is_empty() && p.spec.dns.is_none() && p.spec.frontend_pools.is_empty() {
         return 0;
     }
@@ -555,7 +556,7 @@ async fn report_verify(p: &Prepared) -> usize {
             r.state
         ));
     }
-    let topology = xfed::verify::topology::verify_topology(p).await;
+    let topology = xfed::verify::topology::verify_topology(p, &rows).await;
     if !topology.is_empty() {
         text.push_str(&format!(
             "\n  {:<4} {:<24} {:<9} {}\n",
@@ -701,7 +702,7 @@ fn github(plan: &Plan) -> String {
 
 async fn verify(path: &Path, run: &RunArgs) -> anyhow::Result<u8> {
     let p = prepared(path, run).await?;
-    let failed = report_verify(&p).await;
+    let failed = report_verify(&p, true).await;
     Ok(if failed == 0 { OK } else { ERROR })
 }
 

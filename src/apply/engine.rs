@@ -76,6 +76,8 @@ pub struct Prepared {
     pub facts: HashMap<String, Facts>,
     pub resources: Vec<Resource>,
     pub plan: Plan,
+    /// The live state the plan was made from, by resource address.
+    pub observed: HashMap<String, Observed>,
     pub timings: Vec<(&'static str, f64)>,
 }
 
@@ -238,6 +240,7 @@ pub async fn prepare(
         facts,
         resources,
         plan,
+        observed,
         timings,
     })
 }

@@ -902,11 +902,17 @@ pub struct VerifyRow {
     pub state: String,
     pub cert_names: Vec<String>,
     pub cert_not_after: Option<i64>,
+    /// What `/status` says the gateway enforces (admin listeners only).
+    pub topology_version: Option<String>,
 }
 
 /// The verify phase: every listener of every host, seen on the host (`ss`)
 /// and from the orchestrator (XMPP stream + STARTTLS, or `/status`).
-pub async fn verify_listeners(p: &Prepared) -> Vec<VerifyRow> {
+///
+/// `fresh`: nothing was changed since `p` observed the hosts, so the
+/// sockets they listed then are still the answer and no host is asked
+/// again (a no-op apply, `xfed verify`).
+pub async fn verify_listeners(p: &Prepared, fresh: bool) -> Vec<VerifyRow> {
     let domain = p.spec.xmpp_domains.first().cloned().unwrap_or_default();
     let partner = p.spec.partners.first().map(|x| x.domain.clone());
     let mut tasks = Vec::new();
@@ -921,8 +927,13 @@ pub async fn verify_listeners(p: &Prepared) -> Vec<VerifyRow> {
             continue;
         }
         let (h, fqdn, domain, partner) = (h.clone(), fqdn.clone(), domain.clone(), partner.clone());
+        let seen: Option<HashMap<String, Observed>> = fresh.then(|| {
+            mine.iter()
+                .filter_map(|r| Some((r.address.clone(), p.observed.get(&r.address)?.clone())))
+                .collect()
+        });
         tasks.push(tokio::spawn(async move {
-            verify_host(&h, &fqdn, mine, &domain, partner.as_deref()).await
+            verify_host(&h, &fqdn, mine, seen, &domain, partner.as_deref()).await
         }));
     }
     let mut out = Vec::new();
@@ -938,18 +949,22 @@ async fn verify_host(
     h: &Host,
     fqdn: &str,
     mine: Vec<Resource>,
+    seen: Option<HashMap<String, Observed>>,
     domain: &str,
     partner: Option<&str>,
 ) -> Vec<VerifyRow> {
     let mut out = Vec::new();
     {
-        let observed = {
-            let mine = mine.clone();
-            h.with(move |t| {
-                let refs: Vec<&Resource> = mine.iter().collect();
-                observe_host(t, &refs)
-            })
-            .await
+        let observed = match seen {
+            Some(seen) => Ok(seen),
+            None => {
+                let mine = mine.clone();
+                h.with(move |t| {
+                    let refs: Vec<&Resource> = mine.iter().collect();
+                    observe_host(t, &refs)
+                })
+                .await
+            }
         };
         for r in &mine {
             let Desired::Listener(l) = &r.desired else {
@@ -968,6 +983,7 @@ async fn verify_host(
                 state: String::new(),
                 cert_names: Vec::new(),
                 cert_not_after: None,
+                topology_version: None,
             };
             if !on_host {
                 row.state = "not listening on the host (ss)".into();
@@ -975,6 +991,7 @@ async fn verify_host(
                 match super::probe::gateway_status(addr, Duration::from_secs(3)).await {
                     Ok(st) => {
                         row.ok = true;
+                        row.topology_version = st.topology_version.clone();
                         row.state = format!(
                             "listening, /status: binary {}",
                             st.binary_sha256

@@ -36,15 +36,57 @@ pub enum ObserveError {
 /// A running service whose program *is* that file (same device and inode)
 /// needs no hash either; only a replaced program is hashed.
 const SCRIPT: &str = r#"
+nl='
+'
+set -f
+# Pass 1, builtins only: every path to stat (files, binaries, the programs
+# services run) and every file to hash, so each is one process in all.
+sp=; hp=
+collect() {
+  while [ $# -ge 4 ]; do
+    k=$2; v=$3; x=$4; shift 4
+    case $k in
+    file) sp=$sp$v$nl; hp=$hp$v$nl ;;
+    binary) sp=$sp$v$nl ;;
+    pidfile)
+      pid=
+      if [ -f "$v" ]; then read -r pid < "$v" || true; fi
+      case $pid in ''|0|*[!0-9]*) ;; *) sp=$sp/proc/$pid/exe$nl ;; esac
+      [ "$x" = - ] || sp=$sp$x$nl ;;
+    esac
+  done
+}
+collect "$@"
+IFS=$nl
+stats=; sums=
+[ -z "$sp" ] || stats=$(stat -L -c '%n|%a %U %G %s %d:%i:%s:%.9Y:%.9Z' -- $sp 2>/dev/null)
+[ -z "$hp" ] || sums=$(sha256sum -- $hp 2>/dev/null)
+unset IFS
+stats=$nl$stats$nl; sums=$nl$sums$nl
+# stat_of PATH: sets st to "MODE OWNER GROUP SIZE ID" (empty when absent)
+stat_of() {
+  st=${stats#*"$nl$1|"}
+  if [ "$st" = "$stats" ]; then st=; else st=${st%%"$nl"*}; fi
+}
+# sum_of PATH: sets sum to its sha256 (empty when absent)
+sum_of() {
+  sum=${sums%%"  $1$nl"*}
+  if [ "$sum" = "$sums" ]; then sum=; else sum=${sum##*"$nl"}; fi
+}
+# dev_ino ID: the device and inode of a stat id
+dev_ino() { di=${1%:*:*:*}; }
 while [ $# -ge 4 ]; do
   i=$1; k=$2; v=$3; x=$4; shift 4
   case $k in
   file|binary)
-    if [ -f "$v" ] && [ ! -L "$v" ]; then
-      st=$(stat -c '%a %U %G %s %d:%i:%s:%.9Y:%.9Z' -- "$v")
+    stat_of "$v"
+    if [ -f "$v" ] && [ ! -L "$v" ] && [ -n "$st" ]; then
       id=${st##* }; st=${st% *}
       if [ "$k" = file ]; then
-        b=$(base64 -w0 -- "$v"); echo "R $i present $st - ${b:--}"
+        # the content only travels when it is not what is wanted
+        sum_of "$v"
+        if [ -n "$sum" ] && [ "$sum" = "$x" ]; then echo "R $i present $st $sum ="
+        else b=$(base64 -w0 -- "$v"); echo "R $i present $st ${sum:--} ${b:--}"; fi
       else
         sum=
         if [ -f "$v.xfed-sha256" ]; then
@@ -70,10 +112,14 @@ while [ $# -ge 4 ]; do
       state=${line##*) }; state=${state%% *}
     fi
     if [ -n "$state" ] && [ "$state" != Z ]; then
-      ids=$(stat -L -c '%d:%i' -- "/proc/$pid/exe" "$x" 2>/dev/null)
-      e=${ids%%"
-"*}; b=${ids#*"
-"}
+      e=; b=
+      if [ "$k" = pidfile ]; then
+        stat_of "/proc/$pid/exe"; [ -z "$st" ] || { dev_ino "${st##* }"; e=$di; }
+        stat_of "$x"; [ -z "$st" ] || { dev_ino "${st##* }"; b=$di; }
+      else
+        ids=$(stat -L -c '%d:%i' -- "/proc/$pid/exe" "$x" 2>/dev/null)
+        e=${ids%%"$nl"*}; b=${ids#*"$nl"}
+      fi
       if [ "$x" != - ] && [ -n "$e" ] && [ "$e" = "$b" ]; then
         echo "R $i running $pid same"
       else
@@ -135,17 +181,22 @@ fn observe(
         .arg("xfed-observe")
         .label("observe");
     for (i, r) in resources.iter().enumerate() {
-        let (kind, value, extra) = match &r.desired {
-            Desired::File(f) => ("file", f.path.as_str(), "-"),
-            Desired::Binary(b) => ("binary", b.path.as_str(), "-"),
+        let (kind, value, extra): (&str, &str, String) = match &r.desired {
+            // The wanted content's hash: content that has it stays there.
+            Desired::File(f) => (
+                "file",
+                f.path.as_str(),
+                crate::plan::diff::sha256_hex(f.content.as_bytes()),
+            ),
+            Desired::Binary(b) => ("binary", b.path.as_str(), "-".into()),
             Desired::Service(s) => {
-                let bin = s.binary_path.as_deref().unwrap_or("-");
+                let bin = s.binary_path.clone().unwrap_or_else(|| "-".into());
                 match s.manager {
                     Manager::Direct => ("pidfile", s.pid_file.as_str(), bin),
                     Manager::Systemd => ("systemd", s.name.as_str(), bin),
                 }
             }
-            Desired::Certificate(c) => ("cert", c.cert_path.as_str(), c.key_path.as_str()),
+            Desired::Certificate(c) => ("cert", c.cert_path.as_str(), c.key_path.clone()),
             Desired::Listener(_) | Desired::Gone(_) => continue,
         };
         cmd = cmd.arg(i.to_string()).arg(kind).arg(value).arg(extra);
@@ -198,8 +249,10 @@ fn parse(
                     .get(&i)
                     .ok_or_else(|| err("the host gave no answer".into()))?;
                 match desired {
-                    Desired::File(_) => Observed::File(file_fact(fields, true).map_err(err)?),
-                    Desired::Binary(_) => Observed::Binary(file_fact(fields, false).map_err(err)?),
+                    Desired::File(f) => {
+                        Observed::File(file_fact(fields, Some(&f.content)).map_err(err)?)
+                    }
+                    Desired::Binary(_) => Observed::Binary(file_fact(fields, None).map_err(err)?),
                     Desired::Service(_) => Observed::Service(service_fact(fields).map_err(err)?),
                     Desired::Certificate(_) => {
                         Observed::Certificate(cert_fact(fields).map_err(err)?)
@@ -213,28 +266,31 @@ fn parse(
     Ok(out)
 }
 
-fn file_fact(f: &[&str], with_content: bool) -> Result<Option<FileFact>, String> {
+/// A file's or binary's answer. For a file, `wanted` is the content the
+/// spec gives: the host sends the content only when its hash differs, and
+/// answers `=` when it is exactly that (then the wanted content is it).
+fn file_fact(f: &[&str], wanted: Option<&str>) -> Result<Option<FileFact>, String> {
     match f {
         ["absent"] => Ok(None),
         ["notfile"] => Err("the path exists but is not a regular file".into()),
         ["present", mode, owner, group, size, sha, b64] => {
-            // Files come with their content: their hash is computed here,
-            // not by one more process on the host.
             let mut digest = sha.to_string();
-            let content = if with_content {
-                use base64::Engine as _;
-                let bytes = match *b64 {
-                    "-" => Vec::new(),
-                    b => base64::engine::general_purpose::STANDARD
-                        .decode(b)
-                        .map_err(|e| format!("bad content encoding: {e}"))?,
-                };
-                if digest == "-" {
-                    digest = crate::plan::diff::sha256_hex(&bytes);
+            let content = match (wanted, *b64) {
+                (None, _) => None,
+                (Some(w), "=") => Some(w.to_string()),
+                (Some(_), b64) => {
+                    use base64::Engine as _;
+                    let bytes = match b64 {
+                        "-" => Vec::new(),
+                        b => base64::engine::general_purpose::STANDARD
+                            .decode(b)
+                            .map_err(|e| format!("bad content encoding: {e}"))?,
+                    };
+                    if digest == "-" {
+                        digest = crate::plan::diff::sha256_hex(&bytes);
+                    }
+                    Some(String::from_utf8_lossy(&bytes).into_owned())
                 }
-                Some(String::from_utf8_lossy(&bytes).into_owned())
-            } else {
-                None
             };
             Ok(Some(FileFact {
                 mode: u32::from_str_radix(mode, 8).map_err(|_| format!("bad mode `{mode}`"))?,
@@ -325,16 +381,33 @@ mod tests {
 
     #[test]
     fn file_facts_parse() {
-        assert_eq!(file_fact(&["absent"], true), Ok(None));
+        assert_eq!(file_fact(&["absent"], Some("x")), Ok(None));
         let f = file_fact(
             &["present", "640", "root", "root", "3", "abc", "aGkK"],
-            true,
+            Some("wanted\n"),
         )
         .expect("parses");
         assert_eq!(
             f.map(|f| (f.mode, f.content)),
             Some((0o640, Some("hi\n".to_string())))
         );
-        assert!(file_fact(&["notfile"], true).is_err());
+        assert!(file_fact(&["notfile"], Some("x")).is_err());
+    }
+
+    #[test]
+    fn a_file_that_is_what_is_wanted_comes_without_its_content() {
+        let f = file_fact(
+            &["present", "644", "root", "root", "7", "c0ffee", "="],
+            Some("wanted\n"),
+        )
+        .expect("parses")
+        .expect("present");
+        assert_eq!(f.sha256, "c0ffee");
+        assert_eq!(f.content.as_deref(), Some("wanted\n"));
+        // A binary never carries content.
+        let b = file_fact(&["present", "755", "root", "root", "9", "beef", "-"], None)
+            .expect("parses")
+            .expect("present");
+        assert_eq!(b.content, None);
     }
 }

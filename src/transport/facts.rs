@@ -36,10 +36,12 @@ impl Facts {
 
 const MARK: &str = "--xfed-os-release--";
 
-/// Prints the facts; shell builtins where they do, so the script costs
-/// one process (`uname -m`). Other scripts may run it first and parse its
+/// Prints the facts with shell builtins alone where the kernel has
+/// `/proc/sys/kernel/arch` (6.1 and later; else one `uname -m`). Other scripts may run it first and parse its
 /// part of the output with [`parse_facts`] (one round trip for both).
-pub const FACTS_SCRIPT: &str = r#"printf 'arch=%s\n' "$(uname -m)"
+pub const FACTS_SCRIPT: &str = r#"xfed_arch=
+read -r xfed_arch < /proc/sys/kernel/arch 2>/dev/null || xfed_arch=$(uname -m)
+printf 'arch=%s\n' "$xfed_arch"
 read -r xfed_hn < /proc/sys/kernel/hostname 2>/dev/null || xfed_hn=
 printf 'hostname=%s\n' "$xfed_hn"
 read -r xfed_pid1 < /proc/1/comm 2>/dev/null || xfed_pid1=

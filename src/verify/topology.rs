@@ -3,11 +3,8 @@
 //! XMPP pool reports (in `/status`) that it has loaded that version's
 //! partners and policies. Reads only.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use crate::apply::Prepared;
-use crate::apply::probe::gateway_status;
+use crate::apply::VerifyRow;
 use crate::plan::Desired;
 use crate::spec::Role;
 
@@ -22,9 +19,10 @@ pub struct TopologyRow {
     pub ok: bool,
 }
 
-/// Every front-end's published version, then every gateway's loaded one,
-/// each against the version the spec gives.
-pub async fn verify_topology(p: &Prepared) -> Vec<TopologyRow> {
+/// Every front-end's published version, then every gateway's loaded one
+/// (from the admin listeners' rows of `listeners`), each against the
+/// version the spec gives.
+pub async fn verify_topology(p: &Prepared, listeners: &[VerifyRow]) -> Vec<TopologyRow> {
     let want = crate::modules::topology(&p.spec)["version"]
         .as_str()
         .unwrap_or_default()
@@ -63,35 +61,20 @@ pub async fn verify_topology(p: &Prepared) -> Vec<TopologyRow> {
             })
         });
     let mut rows = join_all(reads).await;
-    let limit = Duration::from_secs(3);
-    let probes = p
-        .spec
-        .edge_pools
-        .iter()
-        .filter(|pool| pool.xmpp_federation)
-        .flat_map(|pool| &pool.servers)
-        .map(|s| {
-            let admin = SocketAddr::new(s.internal_address, p.spec.gateway.admin_port);
-            let want = want.clone();
-            let server = s.server.fqdn.clone();
-            async move {
-                let (seen, ok) = match gateway_status(admin, limit).await {
-                    Ok(st) => {
-                        let v = st.topology_version.unwrap_or_else(|| "(none)".into());
-                        let ok = v == want;
-                        (v, ok)
-                    }
-                    Err(e) => (format!("/status: {e}"), false),
-                };
-                TopologyRow {
-                    server,
-                    role: "gateway",
-                    seen,
-                    ok,
-                }
-            }
-        });
-    rows.extend(join_all(probes).await);
+    // Each gateway's `/status` was read by the listener check already.
+    rows.extend(listeners.iter().filter(|r| r.listener == "admin").map(|r| {
+        let (seen, ok) = match &r.topology_version {
+            Some(v) => (v.clone(), *v == want),
+            None if r.ok => ("(none)".to_string(), false),
+            None => (r.state.clone(), false),
+        };
+        TopologyRow {
+            server: r.host.clone(),
+            role: "gateway",
+            seen,
+            ok,
+        }
+    }));
     rows
 }
 

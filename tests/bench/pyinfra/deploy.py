@@ -49,6 +49,8 @@ context = dict(
     partners=d.partners,
     policies=d.policies,
     grants=d.grants,
+    tls=d.tls,
+    topology=d.topology,
 )
 
 
