@@ -282,6 +282,69 @@ fn lab_playbook_apply_publishes_srv_and_a_and_a_second_plan_is_empty() {
     assert!(failed(&rows).is_empty(), "{rows:#?}");
 }
 
+/// Regression: on a fresh lab, the ACME order of the edge stage created
+/// the zone (to publish its DNS-01 record) before the DNS stage ran, and
+/// the DNS stage refused the zone as changed since the plan.
+#[test]
+fn regression_a_zone_created_after_the_plan_by_an_acme_order_is_written_to() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let zone = Zone::fresh(lab, "t9.contoso.example.");
+    let spec = lab_spec(lab, "t9.contoso.example", ONE_POOL, "");
+    let p = provider(lab);
+    let planned = plan(&spec, &p);
+    assert!(planned.zones[0].create_zone);
+    // What an ACME order does meanwhile: the zone, a challenge, cleaned up.
+    rt().block_on(async {
+        p.create_zone(&zone.name, &[]).await.expect("create");
+        let txt = RRset::new(
+            "_acme-challenge.t9.contoso.example.",
+            "TXT",
+            60,
+            vec!["\"token\"".into()],
+        );
+        p.apply(&zone.name, &[RRsetOp::Replace(txt)])
+            .await
+            .expect("txt");
+    });
+    rt().block_on(apply_dns(&p, &planned, false))
+        .unwrap_or_else(|e| panic!("apply: {e}"));
+    assert_eq!(
+        dig(lab, "SRV", "_xmpp-server._tcp.t9.contoso.example"),
+        vec![
+            "10 100 5269 xmpp1.t9.contoso.example.",
+            "10 100 5269 xmpp2.t9.contoso.example."
+        ]
+    );
+    assert!(!plan(&spec, &p).has_changes());
+
+    // A record the plan would write, made behind its back, is still stale.
+    drop(zone);
+    let zone = Zone::fresh(lab, "t9.contoso.example.");
+    let planned = plan(&spec, &p);
+    rt().block_on(async {
+        p.create_zone(&zone.name, &[]).await.expect("create");
+        let a = RRset::new(
+            "xmpp1.t9.contoso.example.",
+            "A",
+            300,
+            vec!["198.51.100.9".into()],
+        );
+        p.apply(&zone.name, &[RRsetOp::Replace(a)])
+            .await
+            .expect("a");
+    });
+    let err = rt()
+        .block_on(apply_dns(&p, &planned, false))
+        .expect_err("stale");
+    assert!(
+        err.to_string()
+            .contains("changed on the DNS server since the plan"),
+        "{err}"
+    );
+    drop(zone);
+}
+
 #[test]
 fn a_new_zone_is_created_with_its_records_and_verified() {
     let Some(lab) = Lab::get() else { return };

@@ -184,12 +184,20 @@ pub async fn apply_dns(
     let mut written = Vec::new();
     for z in plan.zones.iter().filter(|z| z.writes()) {
         let now = provider.read_zone(&z.zone).await?;
-        if zone_fingerprint(now.as_deref(), &z.touched) != z.observed_sha256 {
+        // A zone planned for creation may have been created since, empty of
+        // what the plan writes: by an ACME order of this very apply, which
+        // publishes its DNS-01 record in it first. Then it is written to.
+        let created_since = z.create_zone
+            && now.as_deref().is_some_and(|rrsets| {
+                zone_fingerprint(Some(rrsets), &z.touched)
+                    == zone_fingerprint(Some(&[]), &z.touched)
+            });
+        if !created_since && zone_fingerprint(now.as_deref(), &z.touched) != z.observed_sha256 {
             return Err(DnsError::Stale {
                 zone: z.zone.clone(),
             });
         }
-        let result = if z.create_zone {
+        let result = if z.create_zone && !created_since {
             provider.create_zone(&z.zone, &z.initial_rrsets()).await
         } else {
             provider.apply(&z.zone, &z.decision.ops).await
