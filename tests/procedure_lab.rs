@@ -25,6 +25,13 @@ fn assert_in_order(hay: &str, needles: &[&str]) {
     }
 }
 
+/// The plan's lines for topology objects (`~ topology/policy:FedPic`).
+fn topology_lines(plan: &str) -> Vec<&str> {
+    plan.lines()
+        .filter(|l| l.trim_start().starts_with(['+', '~', '-']) && l.contains(" topology/"))
+        .collect()
+}
+
 #[test]
 fn the_whole_procedure_runs_in_the_seed_order_and_ends_green() {
     let Some(lab) = Lab::get() else { return };
@@ -149,11 +156,7 @@ fn a_policy_flag_change_is_one_attribute_whose_users_are_named_and_only_reloads(
     });
     let plan = xfed(lab, &["plan", "--detailed-exitcode", off.path()]);
     assert_eq!(plan.code, 2, "{plan:?}");
-    let objects: Vec<&str> = plan
-        .stdout
-        .lines()
-        .filter(|l| l.trim_start().starts_with(['+', '~', '-']) && l.contains(" topology/"))
-        .collect();
+    let objects = topology_lines(&plan.stdout);
     assert_eq!(objects, vec!["  ~ topology/policy:FedPic"], "{plan:?}");
     assert!(
         plan.stdout
@@ -284,11 +287,7 @@ fn moving_a_sites_route_shows_exactly_that_and_apply_moves_it() {
     });
     let plan = xfed(lab, &["plan", "--detailed-exitcode", moved.path()]);
     assert_eq!(plan.code, 2, "{plan:?}");
-    let objects: Vec<&str> = plan
-        .stdout
-        .lines()
-        .filter(|l| l.trim_start().starts_with(['+', '~', '-']) && l.contains(" topology/"))
-        .collect();
+    let objects = topology_lines(&plan.stdout);
     assert_eq!(objects, vec!["  ~ topology/route:hq"], "{plan:?}");
     assert!(
         plan.stdout.contains("      xmpp_route: edge-hq → edge-dr"),
