@@ -46,11 +46,6 @@ pub enum EngineError {
     Observe(#[from] ObserveError),
     #[error(transparent)]
     Dns(#[from] dns_provider::DnsError),
-    #[error("gathering facts on `{host}` failed: {source}")]
-    Facts {
-        host: String,
-        source: TransportError,
-    },
 }
 
 fn unreachable_message(failed: &[(String, TransportError)]) -> String {
