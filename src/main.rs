@@ -94,6 +94,11 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// The background process keeping SSH sessions for `ssh.persist_secs`.
+    SshKeeper {
+        #[command(subcommand)]
+        command: KeeperCommand,
+    },
     /// Remove an apply lock left behind by an apply that died.
     Unlock {
         spec: PathBuf,
@@ -101,6 +106,21 @@ enum Command {
         lock_id: String,
         #[command(flatten)]
         run: RunArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeeperCommand {
+    /// Whether a keeper runs for this user and network namespace, and what it holds.
+    Status,
+    /// End the keeper now, closing every kept session.
+    Stop,
+    /// Run the keeper (xfed starts it when a spec asks for kept sessions).
+    #[command(hide = true)]
+    Serve {
+        /// Exit once unused for this long.
+        #[arg(long)]
+        idle_secs: u64,
     },
 }
 
@@ -202,6 +222,7 @@ fn main() -> ExitCode {
             );
             OK
         }
+        Command::SshKeeper { command } => ssh_keeper(command),
         command => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -214,6 +235,39 @@ fn main() -> ExitCode {
         },
     };
     ExitCode::from(code)
+}
+
+fn ssh_keeper(command: KeeperCommand) -> u8 {
+    use xfed::transport::ssh::keeper::{self, KeeperPaths, wire};
+    let result = match command {
+        KeeperCommand::Serve { idle_secs } => KeeperPaths::current()
+            .and_then(|p| keeper::serve(&p, std::time::Duration::from_secs(idle_secs))),
+        KeeperCommand::Stop => keeper::stop().map(|was| {
+            if was {
+                println!("ssh keeper stopped");
+            } else {
+                println!("no ssh keeper runs");
+            }
+        }),
+        KeeperCommand::Status => keeper::request(&wire::Request::Status).map(|r| match r {
+            Some(wire::Response::Status {
+                pid,
+                sessions,
+                clients,
+                idle_secs,
+            }) => println!(
+                "ssh keeper pid {pid}: {sessions} idle session(s), {clients} run(s) attached, exits after {idle_secs} s unused"
+            ),
+            _ => println!("no ssh keeper runs"),
+        }),
+    };
+    match result {
+        Ok(()) => OK,
+        Err(e) => {
+            eprintln!("error: ssh keeper: {e}");
+            ERROR
+        }
+    }
 }
 
 async fn run(command: Command) -> u8 {
@@ -241,7 +295,7 @@ async fn run(command: Command) -> u8 {
             quiet,
         } => doctor(&spec, format, parallelism, quiet).await,
         Command::Graph { spec, format, run } => graph(&spec, format, &run).await,
-        Command::Validate { .. } | Command::Schema => Ok(OK),
+        Command::Validate { .. } | Command::Schema | Command::SshKeeper { .. } => Ok(OK),
     };
     match result {
         Ok(code) => code,

@@ -657,3 +657,133 @@ fn a_server_failing_its_health_gate_is_rolled_back_and_the_next_is_untouched() {
     apply_ok(lab, &s);
     assert_in_sync(lab, &s);
 }
+
+/// Logins `h`'s sshd has accepted so far (its log, LogLevel VERBOSE).
+fn logins(lab: &Lab, h: &Host) -> usize {
+    std::fs::read_to_string(lab.dir.join("hosts").join(&h.name).join("sshd.log"))
+        .unwrap_or_default()
+        .matches("Accepted publickey")
+        .count()
+}
+
+/// `xfed ARGS…` with the keeper directory of this test, not the user's.
+fn xfed_kept(lab: &Lab, runtime: &Path, args: &[&str]) -> common::xfed::Run {
+    let out = xfed_command(lab, args)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .expect("run xfed");
+    common::xfed::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Stops the test's keeper however the test ends.
+struct StopKeeper<'a>(&'a Lab, &'a Path);
+
+impl Drop for StopKeeper<'_> {
+    fn drop(&mut self) {
+        xfed_kept(self.0, self.1, &["ssh-keeper", "stop"]);
+    }
+}
+
+#[test]
+fn kept_sessions_are_reused_by_the_next_run_and_their_host_keys_rechecked() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let runtime = tempfile::tempdir().expect("tempdir");
+    let rt = runtime.path();
+    let _stop = StopKeeper(lab, rt);
+    // A known_hosts of the test's own, to take a key out of later.
+    let kh = rt.join("known_hosts");
+    std::fs::copy(&lab.known_hosts, &kh).expect("copy known_hosts");
+    let kh_str = kh.display().to_string();
+    let s = lab_spec(lab, |t| {
+        t.replace(
+            "known_hosts: \"{{ lab }}/keys/known_hosts\"",
+            &format!("known_hosts: \"{kh_str}\"\n  persist_secs: 30"),
+        )
+    });
+    let edge1 = lab.host("edge1");
+    let edge2 = lab.host("edge2");
+
+    let before = logins(lab, edge1);
+    let first = xfed_kept(lab, rt, &["plan", s.path()]);
+    assert!(first.code == 0 || first.code == 2, "{first:?}");
+    assert_eq!(logins(lab, edge1), before + 1, "the keeper logs in once");
+    let status = xfed_kept(lab, rt, &["ssh-keeper", "status"]);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("{} idle session(s)", lab.hosts.len())),
+        "{status:?}"
+    );
+
+    let second = xfed_kept(lab, rt, &["plan", s.path()]);
+    assert_eq!(second.code, first.code, "{second:?}");
+    assert_eq!(second.stdout, first.stdout, "the same plan either way");
+    assert_eq!(
+        logins(lab, edge1),
+        before + 1,
+        "the second run logs in nowhere"
+    );
+
+    // A key taken out of known_hosts after the session was opened: the run
+    // refuses the kept session and reports the host as unknown, exactly as
+    // without a keeper; the other hosts still use theirs.
+    let without: String = std::fs::read_to_string(&kh)
+        .expect("read")
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{} ", edge2.internal)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&kh, without).expect("write known_hosts");
+    let third = xfed_kept(lab, rt, &["plan", s.path()]);
+    assert_eq!(third.code, 1, "{third:?}");
+    assert!(
+        third.stderr.contains("edge2.contoso.example") && third.stderr.contains("SHA256:"),
+        "{third:?}"
+    );
+    assert_eq!(logins(lab, edge1), before + 1, "{third:?}");
+
+    let stop = xfed_kept(lab, rt, &["ssh-keeper", "stop"]);
+    assert_eq!(stop.stdout.trim(), "ssh keeper stopped", "{stop:?}");
+    let gone = xfed_kept(lab, rt, &["ssh-keeper", "status"]);
+    assert_eq!(gone.stdout.trim(), "no ssh keeper runs", "{gone:?}");
+}
+
+#[test]
+fn an_unused_keeper_exits_by_itself() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let runtime = tempfile::tempdir().expect("tempdir");
+    let rt = runtime.path();
+    let _stop = StopKeeper(lab, rt);
+    let s = lab_spec(lab, |t| {
+        t.replace(
+            "  connect_timeout_secs: 5\n",
+            "  connect_timeout_secs: 5\n  persist_secs: 1\n",
+        )
+    });
+    let r = xfed_kept(lab, rt, &["plan", s.path()]);
+    assert!(r.code == 0 || r.code == 2, "{r:?}");
+    let socket = std::fs::read_dir(rt.join("xfed"))
+        .expect("keeper dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sock"))
+        .expect("the keeper's socket");
+    // Idle for 1 s, it expires its sessions and removes its socket; allow
+    // generous slack on a loaded machine, polling rather than sleeping long.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the keeper outlived its idle time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone = xfed_kept(lab, rt, &["ssh-keeper", "status"]);
+    assert_eq!(gone.stdout.trim(), "no ssh keeper runs", "{gone:?}");
+}

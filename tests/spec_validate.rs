@@ -119,6 +119,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "26:81: Error: invalid value: integer `80800` in `edge_pools[0].servers[0].external.port` | expected a port number from 1 to 65535",
     ),
     (
+        "sessions kept too long",
+        "  known_hosts: /keys/known_hosts\n",
+        "  known_hosts: /keys/known_hosts\n  persist_secs: 86400\n",
+        "9:17: Error: SSH sessions cannot be kept for 86400 seconds | expected 0 (close them after each run) to 3600 seconds",
+    ),
+    (
         "port zero",
         "port: 5269",
         "port: 0",

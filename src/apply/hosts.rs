@@ -74,6 +74,7 @@ pub fn ssh_config(fqdn: &str, t: &SshTarget, accept_new: bool) -> SshConfig {
     };
     c.connect_timeout = t.connect_timeout;
     c.command_timeout = t.command_timeout;
+    c.persist = t.persist;
     c
 }
 

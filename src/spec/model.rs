@@ -110,6 +110,8 @@ pub struct SshTarget {
     pub become_: Become,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    /// Sessions kept for reuse by the next run (`ssh.persist_secs`).
+    pub persist: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -72,6 +72,10 @@ pub struct RawSsh {
     pub become_: Option<RawBecome>,
     pub connect_timeout_secs: Option<u64>,
     pub command_timeout_secs: Option<u64>,
+    /// Keep SSH sessions open this many seconds after a run, for the next
+    /// run to reuse (as OpenSSH's ControlPersist; 0, the default: close
+    /// them when the run ends; at most 3600).
+    pub persist_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -18,6 +18,10 @@ use super::source::Source;
 use super::template::Renderer;
 use crate::secret::Secret;
 
+/// Longest `ssh.persist_secs`: a kept session is a logged-in root shell
+/// away; an hour covers a working session of plans and applies.
+const MAX_PERSIST_SECS: u64 = 3600;
+
 pub const DEFAULT_INTERNAL_PORT: u16 = 23456;
 pub const DEFAULT_EXTERNAL_PORT: u16 = 5269;
 pub const DEFAULT_ADMIN_PORT: u16 = 8089;
@@ -129,6 +133,23 @@ impl<'a> Resolver<'a> {
                 .expected = Some("an IPv4 or IPv6 address such as `198.51.100.10`".into());
             IpAddr::from([0, 0, 0, 0])
         })
+    }
+
+    fn persist(&mut self, secs: Option<u64>) -> Option<Duration> {
+        match secs {
+            None | Some(0) => None,
+            Some(s) if s > MAX_PERSIST_SECS => {
+                self.error(
+                    "ssh.persist_secs",
+                    format!("SSH sessions cannot be kept for {s} seconds"),
+                )
+                .expected = Some(format!(
+                    "0 (close them after each run) to {MAX_PERSIST_SECS} seconds"
+                ));
+                None
+            }
+            Some(s) => Some(Duration::from_secs(s)),
+        }
     }
 
     fn port(&mut self, port: Option<u16>, default: u16, field: &str) -> u16 {
@@ -302,6 +323,7 @@ impl<'a> Resolver<'a> {
             become_,
             connect_timeout: Duration::from_secs(raw.connect_timeout_secs.unwrap_or(10)),
             command_timeout: Duration::from_secs(raw.command_timeout_secs.unwrap_or(120)),
+            persist: self.persist(raw.persist_secs),
         }
     }
 

@@ -46,6 +46,9 @@ pub struct SshConfig {
     pub escalation: Become,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    /// Keep the session open for this long after the run, for the next
+    /// run to reuse (`keeper`); `None`: close it when the run ends.
+    pub persist: Option<Duration>,
 }
 
 impl SshConfig {
@@ -68,6 +71,7 @@ impl SshConfig {
             escalation: Become::None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            persist: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub(crate) enum ExecError {
 pub(crate) struct Connection {
     sess: Session,
     sock: TcpStream,
+    host_key: HostKey,
 }
 
 impl std::fmt::Debug for Connection {
@@ -139,7 +140,16 @@ impl Connection {
         authenticate(cfg, &sess)?;
         // Blocking calls from now on are clean-up calls.
         sess.set_timeout(millis(CLEANUP_TIMEOUT));
-        Ok(Connection { sess, sock })
+        Ok(Connection {
+            sess,
+            sock,
+            host_key: presented,
+        })
+    }
+
+    /// The key the server presented (and known_hosts vouched for).
+    pub(crate) fn host_key(&self) -> &HostKey {
+        &self.host_key
     }
 
     /// Runs `line` (already quoted) with `stdin`, within `timeout`.

@@ -9,6 +9,7 @@
 mod config;
 mod connection;
 mod host_key;
+pub mod keeper;
 mod known_hosts;
 mod transport;
 

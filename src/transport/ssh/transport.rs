@@ -11,11 +11,16 @@
 //! A session that fails is dropped and the next call reconnects (checking
 //! the host key again); a command is retried on a fresh session only if the
 //! channel could not even be opened, i.e. it never started.
+//!
+//! With `persist` set the session is the keeper's (`keeper/`), reused
+//! across runs; whenever the keeper cannot provide one, the transport
+//! connects by itself.
 
 use std::time::{Duration, Instant};
 
 use super::config::SshConfig;
 use super::connection::{Connection, ExecError};
+use super::keeper::KeptSession;
 use crate::transport::Transport;
 use crate::transport::command::Command;
 use crate::transport::error::TransportError;
@@ -34,14 +39,45 @@ const TIMEOUT_STATUSES: [i32; 2] = [124, 128 + 9];
 #[derive(Debug)]
 pub struct SshTransport {
     config: SshConfig,
-    conn: Option<Connection>,
+    conn: Option<Link>,
+}
+
+/// The session commands run on: this run's own, or one the keeper holds.
+#[derive(Debug)]
+enum Link {
+    Own(Connection),
+    Kept(KeptSession),
+}
+
+impl Link {
+    fn open(config: &SshConfig) -> Result<Link, TransportError> {
+        if let Some(kept) = config
+            .persist
+            .and_then(|persist| KeptSession::open(config, persist))
+        {
+            return Ok(Link::Kept(kept));
+        }
+        Connection::open(config).map(Link::Own)
+    }
+
+    fn exec(
+        &mut self,
+        line: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, ExecError> {
+        match self {
+            Link::Own(conn) => conn.exec(line, stdin, timeout),
+            Link::Kept(kept) => kept.exec(line, stdin, timeout),
+        }
+    }
 }
 
 impl SshTransport {
     /// Connects, verifies the host key and authenticates, all within
     /// `config.connect_timeout`.
     pub fn connect(config: SshConfig) -> Result<Self, TransportError> {
-        let conn = Connection::open(&config)?;
+        let conn = Link::open(&config)?;
         Ok(SshTransport {
             config,
             conn: Some(conn),
@@ -52,10 +88,15 @@ impl SshTransport {
         &self.config
     }
 
-    fn connection(&mut self) -> Result<&mut Connection, TransportError> {
+    /// Whether commands run on a session the keeper holds.
+    pub fn is_kept(&self) -> bool {
+        matches!(self.conn, Some(Link::Kept(_)))
+    }
+
+    fn connection(&mut self) -> Result<&mut Link, TransportError> {
         match &mut self.conn {
             Some(conn) => Ok(conn),
-            slot => Ok(slot.insert(Connection::open(&self.config)?)),
+            slot => Ok(slot.insert(Link::open(&self.config)?)),
         }
     }
 }
