@@ -300,7 +300,7 @@ impl Connection {
             directive = tokio::select! {
                 read = io.read(&mut buf) => match read {
                     Ok(0) | Err(_) => machine.end_of_input(),
-                    Ok(n) => machine.receive(&buf[..n]),
+                    Ok(n) => self.receive(machine, &buf[..n]),
                 },
                 () = sleep_until(deadline) => machine.timed_out(),
                 _ = self.shutdown.changed() => machine.shut_down(),
@@ -375,6 +375,19 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Feeds `data`, under the latest generation's rules: a reload that
+    /// completed before these bytes were read applies to them, whichever
+    /// of the two the select above saw first.
+    fn receive(&mut self, machine: &mut StreamMachine, data: &[u8]) -> Directive {
+        if self.generations.has_changed().unwrap_or(false) {
+            let directive = self.reconfigure(machine);
+            if directive == Directive::Close {
+                return directive;
+            }
+        }
+        machine.receive(data)
     }
 
     /// A reload made a new generation current: its peer rule judges the stream.

@@ -8,6 +8,7 @@
 mod handshake;
 mod outbound;
 mod resolve;
+mod retry;
 mod router;
 mod stats;
 mod target;

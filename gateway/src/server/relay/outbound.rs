@@ -6,8 +6,9 @@
 //! then write the stanzas the router queues, re-serialised; read only to
 //! notice a stream error or close. It ends when idle, on drain (closing
 //! the stream cleanly), or when the connection fails; stanzas it could not
-//! deliver are answered through the router (`bounce`). One attempt per
-//! stream: the router starts a new one for the next stanza.
+//! deliver are answered through the router (`bounce`). One connection
+//! attempt per stream; after a failure the router waits (`retry`) before
+//! it starts another for the pair.
 
 use super::handshake::{Authenticated, HandshakeError, establish, stream_error_condition};
 use super::resolve::partner_addresses;
@@ -94,6 +95,7 @@ impl Outbound {
                         address = stream.address,
                     );
                     stats.set_outbound(&pair, self.leg, OutboundState::Established);
+                    router.established(&self.key);
                     self.pump(stream, &mut queue).await
                 }
                 Err(e) => {
@@ -116,7 +118,13 @@ impl Outbound {
             _ = shutdown.changed() => End::Closed,
         };
         // No new stanza reaches this queue from here on.
-        self.router.forget(&self.key);
+        self.router.ended(
+            &self.key,
+            match end {
+                End::Failed(condition) => Some(condition),
+                End::Closed => None,
+            },
+        );
         queue.close();
         let condition = match end {
             End::Failed(condition) => condition,
@@ -214,7 +222,7 @@ impl Outbound {
         };
         if matches!(end, End::Closed) {
             // Forgotten first, so a stanza arriving now opens a new stream.
-            self.router.forget(&self.key);
+            self.router.ended(&self.key, None);
             let _ = timeout(self.write_timeout, async {
                 write.write_all(b"</stream:stream>").await?;
                 write.flush().await?;

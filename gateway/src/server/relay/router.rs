@@ -4,7 +4,8 @@
 //! Owns the table of outbound streams and the bounded queue in front of
 //! each: a stanza for a pair without a stream starts one (it is queued
 //! while that stream connects), a full queue or a missing relay
-//! configuration answers the sender at once. Answers (`bounce`) go back
+//! configuration answers the sender at once, and so does a pair whose
+//! stream failed recently (`retry`: attempts are bounded). Answers (`bounce`) go back
 //! through `route` on the reverse path; only stanzas that may get an error
 //! reply are answered, and error stanzas never are, so bounces cannot
 //! loop. Which leg a pair takes is decided from the current generation: to
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 /// An outbound stream's pair and instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,14 +35,36 @@ pub struct PairKey {
 }
 
 impl PairKey {
+    fn pair(&self) -> (String, String) {
+        (self.from.clone(), self.to.clone())
+    }
+
     /// `from->to`, as `/status` lists it.
     pub fn label(&self) -> String {
         format!("{}->{}", self.from, self.to)
     }
 }
 
-/// The outbound streams by (from, to): their instance and queue.
-type Table = HashMap<(String, String), (u64, mpsc::Sender<Element>)>;
+/// A pair's entry in the table.
+#[derive(Debug)]
+enum Slot {
+    /// A stream is connecting or established.
+    Live {
+        instance: u64,
+        queue: mpsc::Sender<Element>,
+        /// Consecutive failures before it (0 once it is established).
+        failures: u32,
+    },
+    /// The last stream failed; stanzas are answered until `until`.
+    Failed {
+        until: Instant,
+        failures: u32,
+        condition: StanzaCondition,
+    },
+}
+
+/// The outbound streams by (from, to).
+type Table = HashMap<(String, String), Slot>;
 
 /// The relay's stanza router.
 #[derive(Debug)]
@@ -78,9 +102,24 @@ impl Router {
         } = routed;
         let pair = (from_domain, to_domain);
         let mut streams = self.lock();
-        let stanza = match streams.get(&pair) {
-            None => stanza,
-            Some((_, tx)) => match tx.try_send(stanza) {
+        let (stanza, failures) = match streams.get(&pair) {
+            None => (stanza, 0),
+            Some(Slot::Failed {
+                until,
+                failures,
+                condition,
+            }) => {
+                if Instant::now() < *until {
+                    let condition = *condition;
+                    drop(streams);
+                    self.bounce(&stanza, condition);
+                    return;
+                }
+                (stanza, *failures)
+            }
+            Some(Slot::Live {
+                queue, failures, ..
+            }) => match queue.try_send(stanza) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(stanza)) => {
                     drop(streams);
@@ -88,20 +127,27 @@ impl Router {
                     return;
                 }
                 // The stream ended between its last stanza and this one.
-                Err(mpsc::error::TrySendError::Closed(stanza)) => stanza,
+                Err(mpsc::error::TrySendError::Closed(stanza)) => (stanza, *failures),
             },
         };
-        let Some(outbound) = self.outbound_for(&pair) else {
+        let Some((outbound, bound)) = self.outbound_for(&pair) else {
             drop(streams);
             self.bounce(&stanza, StanzaCondition::RemoteServerNotFound);
             return;
         };
-        let (tx, rx) = mpsc::channel(outbound.1);
+        let (queue, rx) = mpsc::channel(bound);
         // A fresh channel has room for one.
-        let _ = tx.try_send(stanza);
-        streams.insert(pair, (outbound.0.key.instance, tx));
+        let _ = queue.try_send(stanza);
+        streams.insert(
+            pair,
+            Slot::Live {
+                instance: outbound.key.instance,
+                queue,
+                failures,
+            },
+        );
         drop(streams);
-        tokio::spawn(outbound.0.run(rx, self.tracker.token()));
+        tokio::spawn(outbound.run(rx, self.tracker.token()));
     }
 
     /// The outbound stream to start for `pair` and its queue bound, or
@@ -153,12 +199,48 @@ impl Router {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Removes `key`'s stream from the table (if it is still that instance).
-    pub fn forget(&self, key: &PairKey) {
+    /// `key`'s stream is established: its pair's failure count resets.
+    pub fn established(&self, key: &PairKey) {
+        if let Some(Slot::Live {
+            instance, failures, ..
+        }) = self.lock().get_mut(&key.pair())
+            && *instance == key.instance
+        {
+            *failures = 0;
+        }
+    }
+
+    /// `key`'s stream ended: by our choice (`failed` is `None`; the pair is
+    /// forgotten) or by a failure (the pair is answered with `condition`
+    /// for the retry delay). Only that instance's entry is touched.
+    pub fn ended(&self, key: &PairKey, failed: Option<StanzaCondition>) {
         let mut streams = self.lock();
-        let pair = (key.from.clone(), key.to.clone());
-        if streams.get(&pair).is_some_and(|(i, _)| *i == key.instance) {
-            streams.remove(&pair);
+        let pair = key.pair();
+        let Some(Slot::Live {
+            instance, failures, ..
+        }) = streams.get(&pair)
+        else {
+            return;
+        };
+        if *instance != key.instance {
+            return;
+        }
+        match failed {
+            None => {
+                streams.remove(&pair);
+            }
+            Some(condition) => {
+                let failures = failures.saturating_add(1);
+                let until = Instant::now() + super::retry::delay(failures);
+                streams.insert(
+                    pair,
+                    Slot::Failed {
+                        until,
+                        failures,
+                        condition,
+                    },
+                );
+            }
         }
     }
 

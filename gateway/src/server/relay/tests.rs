@@ -111,3 +111,15 @@ fn relay_metrics_count_per_direction_verdict_leg_and_listener() {
     assert_eq!(stats.authenticated(ListenerKind::External), 0);
     assert_eq!(stats.outbound().len(), 1);
 }
+
+#[test]
+fn retry_delay_doubles_from_five_seconds_to_five_minutes() {
+    use super::retry::delay;
+    use std::time::Duration;
+    let secs: Vec<u64> = [1, 2, 3, 4, 6, 7, 100, u32::MAX]
+        .into_iter()
+        .map(|n| delay(n).as_secs())
+        .collect();
+    assert_eq!(secs, [5, 10, 20, 40, 160, 300, 300, 300]);
+    assert_eq!(delay(0), Duration::from_secs(5));
+}
