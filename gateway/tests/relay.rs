@@ -417,6 +417,12 @@ async fn our_servers_message_is_relayed_to_the_partner() {
         ),
         1
     );
+
+    // SIGTERM: the outbound stream to the partner is closed cleanly.
+    gateway.signal("TERM");
+    let rest = back.read_to_end().await;
+    assert!(rest.ends_with("</stream:stream>"), "{rest:?}");
+    assert!(gateway.wait_exit().success());
 }
 
 #[tokio::test]

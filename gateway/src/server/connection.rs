@@ -21,7 +21,7 @@ use super::shared::Shared;
 use super::tracker::TaskToken;
 use crate::config::ListenerKind;
 use crate::event;
-use crate::policy::Verdict;
+use crate::policy::Direction;
 use crate::stream::{Directive, Phase, StreamError, StreamEvent, StreamMachine};
 use crate::tls::PeerIdentity;
 use std::net::SocketAddr;
@@ -340,10 +340,10 @@ impl Connection {
                 }
                 StreamEvent::Relay(routed) => {
                     let direction = match self.listener {
-                        ListenerKind::External => crate::policy::Direction::Inbound,
-                        ListenerKind::Internal => crate::policy::Direction::Outbound,
+                        ListenerKind::External => Direction::Inbound,
+                        ListenerKind::Internal => Direction::Outbound,
                     };
-                    stats.stanza(direction, &Verdict::Allowed);
+                    stats.stanza(direction, true);
                     self.router.route(routed);
                 }
                 StreamEvent::Denied {
@@ -352,13 +352,7 @@ impl Connection {
                     stanza,
                     reply,
                 } => {
-                    stats.stanza(
-                        direction,
-                        &Verdict::Denied {
-                            user: user.clone(),
-                            reply: None,
-                        },
-                    );
+                    stats.stanza(direction, false);
                     event!(
                         Info,
                         "stanza_denied",

@@ -5,7 +5,7 @@
 //! touched only when a stream is created, established or ends (never per
 //! stanza).
 
-use crate::policy::{Direction, Verdict};
+use crate::policy::Direction;
 use crate::stream::StanzaCondition;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -118,11 +118,10 @@ impl RelayStats {
         lock(&self.outbound).clone()
     }
 
-    /// Counts a stanza decision.
-    pub fn stanza(&self, direction: Direction, verdict: &Verdict) {
+    /// Counts a stanza decision: relayed (`allowed`) or refused by policy.
+    pub fn stanza(&self, direction: Direction, allowed: bool) {
         let d = usize::from(direction == Direction::Outbound);
-        let v = usize::from(matches!(verdict, Verdict::Denied { .. }));
-        inc(&self.stanzas[d][v]);
+        inc(&self.stanzas[d][usize::from(!allowed)]);
     }
 
     /// Counts an error reply for an undeliverable stanza.

@@ -4,7 +4,7 @@
 use super::stats::{Leg, OutboundState, RelayStats};
 use super::target::{DEFAULT_PORT, SrvRecord, nameservers, targets};
 use crate::config::ListenerKind;
-use crate::policy::{Direction, Verdict};
+use crate::policy::Direction;
 use crate::stream::StanzaCondition;
 
 fn srv(priority: u16, weight: u16, port: u16, target: &str) -> SrvRecord {
@@ -70,14 +70,8 @@ fn nameservers_are_read_from_resolv_conf() {
 #[test]
 fn relay_metrics_count_per_direction_verdict_leg_and_listener() {
     let stats = RelayStats::default();
-    stats.stanza(Direction::Inbound, &Verdict::Allowed);
-    stats.stanza(
-        Direction::Outbound,
-        &Verdict::Denied {
-            user: "u@contoso.example".into(),
-            reply: None,
-        },
-    );
+    stats.stanza(Direction::Inbound, true);
+    stats.stanza(Direction::Outbound, false);
     stats.bounced(StanzaCondition::RemoteServerNotFound);
     stats.sasl(ListenerKind::External, true);
     stats.sasl(ListenerKind::Internal, false);
