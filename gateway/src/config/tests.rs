@@ -82,6 +82,16 @@ fn example_file_parses() {
     assert_eq!(c.sites.len(), 1);
     assert_eq!(c.sites[0].name, "hq");
     assert!(c.internal.client_ca.is_some());
+    let relay = c.relay.as_ref().expect("the example has [relay]");
+    assert_eq!(relay.internal_server.to_string(), "10.0.1.10:5269");
+    assert_eq!(
+        c.partners[0]
+            .proxy
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("xmpp-gw.fabrikam.example:5269")
+    );
     // The same file split in two, as xfed deploys it, is the same config.
     let at = text.find("# Federated partners").expect("partners section");
     let main = text[..at].replace("# policy_file = ", "policy_file = ");
