@@ -359,8 +359,11 @@ fn depth(e: &Element) -> usize {
 }
 
 fn settings(plan: &Plan, listener: ListenerKind) -> Arc<StreamSettings> {
+    // The same limit after SASL EXTERNAL as before it, so the heap bound
+    // (a multiple of the limit) holds on established streams too.
     let limits = Limits {
         max_unauthenticated_stanza_bytes: plan.max_bytes,
+        max_stanza_bytes: plan.max_bytes,
         max_depth: plan.max_depth,
         ..Limits::default()
     };
