@@ -177,9 +177,19 @@ async fn partner_message_to_an_allowed_user_is_stored_by_prosody() {
         ),
         1
     );
-    // Prosody authenticated the gateway as the partner with EXTERNAL.
+    // Prosody's own view: an incoming stream from the partner domain over
+    // TLS, authenticated with SASL (EXTERNAL), no dialback.
     let sessions = prosody.shell("s2s:show()");
-    assert!(sessions.contains(PARTNER), "{sessions}");
+    let session = sessions
+        .lines()
+        .find(|l| l.contains("<--") && l.contains(PARTNER))
+        .unwrap_or_else(|| panic!("no incoming session from {PARTNER}:\n{sessions}"));
+    assert!(
+        session.contains("TLSv1.3")
+            && session.contains("Succeeded")
+            && session.contains("Not used"),
+        "{session}"
+    );
     assert!(
         !gateway.log_text().contains("from the partner"),
         "no stanza body is logged"
