@@ -527,3 +527,32 @@ async fn a_certificate_not_valid_for_from_gets_no_external() {
         1
     );
 }
+
+#[test]
+fn relay_certificate_problems_are_named_before_anything_is_bound() {
+    let world = World::new();
+    let path = world.config("127.0.0.1:5269", "127.0.0.1:5270".parse().unwrap(), &[]);
+    let good = std::fs::read_to_string(&path).unwrap();
+    let missing = world.work.path("missing-ca.pem").display().to_string();
+    let bad = good.replacen(
+        &format!(
+            "partner_ca = {:?}",
+            world.work.path("ca.pem").display().to_string()
+        ),
+        &format!("partner_ca = {missing:?}"),
+        1,
+    );
+    assert_ne!(bad, good);
+    world.work.write("gateway.toml", &bad);
+    let output = std::process::Command::new(binary())
+        .arg("--check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("`relay.partner_ca`: cannot read"),
+        "{stderr}"
+    );
+}
