@@ -7,7 +7,10 @@
 //! * byte 0, bits 0-1: `0` the bare `xml::Framer`, `1` a `StreamMachine` on
 //!   the external listener, `2` on the internal listener, `3` an external
 //!   Direct TLS stream (`new_secure`);
-//!   bit 2: no certificate installed (`tls_available = false`);
+//!   bit 2: no certificate installed (`tls_available = false`); with one,
+//!   relaying is on and the peer's TLS client certificate is valid for the
+//!   listener's peer domain, so SASL EXTERNAL and the established phase
+//!   are reached;
 //!   bit 3: do *not* complete TLS after `Directive::StartTls` (the next read
 //!   then arrives while the handshake is pending);
 //!   bits 4-5: what ends the input: nothing, end of input, a timeout, or
@@ -22,7 +25,8 @@
 //! defined condition, matches `StreamMachine::condition`, and is followed
 //! by `</stream:stream>` at the very end of the output; directives agree
 //! with the phase; a closed machine writes nothing more; every element the
-//! framer delivers fits the byte and depth limits; framing errors are
+//! framer delivers fits the byte and depth limits; nothing is relayed or
+//! denied before SASL EXTERNAL succeeded; framing errors are
 //! sticky; the framer's input buffer never holds more than the last read;
 //! and the heap held while a connection is processed stays within
 //! [`HEAP_FACTOR`] × the byte limit (measured by [`CountingAlloc`]).
@@ -32,7 +36,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use xfed_gateway::config::{Limits, ListenerKind};
 use xfed_gateway::stream::{Condition, Directive, NS_SERVER, NS_STREAMS, Phase, StreamMachine};
-use xfed_gateway::stream::{NS_TLS, StreamSettings};
+use xfed_gateway::stream::{NS_SASL, NS_TLS, StreamEvent, StreamSettings};
+use xfed_gateway::tls::PeerIdentity;
 use xfed_gateway::xml::{Element, Frame, Framer, FramingError, Node};
 
 /// (max unauthenticated element bytes, max depth) per profile. The first
@@ -354,8 +359,11 @@ fn depth(e: &Element) -> usize {
 }
 
 fn settings(plan: &Plan, listener: ListenerKind) -> Arc<StreamSettings> {
+    // The same limit after SASL EXTERNAL as before it, so the heap bound
+    // (a multiple of the limit) holds on established streams too.
     let limits = Limits {
         max_unauthenticated_stanza_bytes: plan.max_bytes,
+        max_stanza_bytes: plan.max_bytes,
         max_depth: plan.max_depth,
         ..Limits::default()
     };
@@ -369,14 +377,24 @@ fn settings(plan: &Plan, listener: ListenerKind) -> Arc<StreamSettings> {
         peer_domains,
         limits,
         tls_available: plan.tls_available,
+        relay: plan.tls_available,
+        policy: Arc::default(),
     })
+}
+
+/// What the peer's client certificate proves: its listener's peer domain.
+fn identity(listener: ListenerKind) -> Option<PeerIdentity> {
+    Some(PeerIdentity::with_names(&[match listener {
+        ListenerKind::External => PARTNER,
+        ListenerKind::Internal => OURS,
+    }]))
 }
 
 /// A `StreamMachine` driven like `server::Connection` drives it.
 fn drive_machine(plan: &Plan, reads: &[&[u8]], listener: ListenerKind, direct_tls: bool) {
     let settings = settings(plan, listener);
     let mut machine = if direct_tls {
-        StreamMachine::new_secure(settings)
+        StreamMachine::new_secure(settings, identity(listener))
     } else {
         StreamMachine::new(settings)
     };
@@ -395,12 +413,23 @@ fn drive_machine(plan: &Plan, reads: &[&[u8]], listener: ListenerKind, direct_tl
             out.len()
         );
         peer.read(&out);
+        for event in machine.take_events() {
+            if matches!(event, StreamEvent::Relay(_) | StreamEvent::Denied { .. }) {
+                assert!(
+                    machine.authenticated().is_some(),
+                    "a stanza decided before authentication"
+                );
+            }
+        }
         match directive {
             Directive::Continue => {
                 assert!(
                     matches!(
                         machine.phase(),
-                        Phase::AwaitHeader | Phase::AwaitStartTls | Phase::Negotiating
+                        Phase::AwaitHeader
+                            | Phase::AwaitStartTls
+                            | Phase::Negotiating
+                            | Phase::Established
                     ),
                     "Continue in phase {:?}",
                     machine.phase()
@@ -420,7 +449,7 @@ fn drive_machine(plan: &Plan, reads: &[&[u8]], listener: ListenerKind, direct_tl
                     "STARTTLS without <proceed/>"
                 );
                 if plan.complete_tls {
-                    machine.tls_established();
+                    machine.tls_established(identity(listener));
                     assert!(machine.is_secure());
                     assert_eq!(machine.phase(), Phase::AwaitHeader);
                     peer.restart();
@@ -554,6 +583,22 @@ impl PeerView {
         if out.is_empty() {
             return;
         }
+        // After SASL <success/> the stream restarts within the same output.
+        let success = format!("<success xmlns='{NS_SASL}'/>");
+        if let Some(at) = find(out, success.as_bytes()) {
+            let end = at + success.len();
+            self.read_stream(&out[..end]);
+            self.restart();
+            self.read_stream(&out[end..]);
+            return;
+        }
+        self.read_stream(out);
+    }
+
+    fn read_stream(&mut self, out: &[u8]) {
+        if out.is_empty() {
+            return;
+        }
         assert!(!self.closed, "output after </stream:stream>");
         self.tail.clear();
         self.tail
@@ -596,7 +641,10 @@ impl PeerView {
                         self.error = Some(stream_error_condition(&e));
                     } else {
                         assert!(
-                            e.is(NS_STREAMS, "features") || e.is(NS_TLS, "proceed"),
+                            e.is(NS_STREAMS, "features")
+                                || e.is(NS_TLS, "proceed")
+                                || e.is(NS_SASL, "success")
+                                || e.is(NS_SASL, "failure"),
                             "unexpected element {}:{}",
                             e.ns,
                             e.name
@@ -612,6 +660,11 @@ impl PeerView {
             self.ends_with_close = out.ends_with(b"</stream:stream>");
         }
     }
+}
+
+/// The position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The one defined condition of a `<stream:error>`.

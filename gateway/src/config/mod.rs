@@ -21,6 +21,7 @@ mod partner;
 mod policy;
 mod problem;
 mod reader;
+mod relay;
 mod site;
 
 pub use bare_jid::{BareJid, JidError};
@@ -31,6 +32,7 @@ pub use listener::{AdminConfig, CertificatePaths, ListenerConfig, ListenerKind};
 pub use partner::{Partner, PartnerKind, PartnerTls};
 pub use policy::{Policy, PolicyScope};
 pub use problem::{ConfigError, Problem};
+pub use relay::{RelayConfig, ServerAddress};
 pub use site::Site;
 
 use crate::log::Level;
@@ -80,6 +82,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Bounds on every inbound stream.
     pub limits: Limits,
+    /// Relaying between partners and the internal server; `None` = this
+    /// release's relay is off (streams end after TLS, as before).
+    pub relay: Option<RelayConfig>,
     /// Federated partner domains (from the policy file when set).
     pub partners: Vec<Partner>,
     /// External access policies.
@@ -182,6 +187,10 @@ impl Config {
             out,
         );
         let admin = AdminConfig::read(f.table("admin", out), internal.as_ref(), out);
+        let relay = RelayConfig::read(f.table("relay", out), out);
+        if let (Some(relay), Some(internal)) = (&relay, &internal) {
+            check_relay_identity(relay, internal, out);
+        }
         let (policy_file, sections) = match policy_path {
             None => (None, PolicySections::read(&mut f, "", &domains, out)),
             Some(policy_path) => {
@@ -239,6 +248,7 @@ impl Config {
             internal: internal?,
             admin: admin?,
             limits,
+            relay,
             partners: sections.partners,
             policies: sections.policies,
             grants: sections.grants,
@@ -557,6 +567,26 @@ fn check_sites(sites: &[Site], prefix: &str, out: &mut Vec<Problem>) {
                 );
             }
         }
+    }
+}
+
+/// The relay speaks for partners towards the internal server with the
+/// `[internal]` certificate and verifies that server with `client_ca`.
+fn check_relay_identity(_relay: &RelayConfig, internal: &ListenerConfig, out: &mut Vec<Problem>) {
+    if internal.certificate.is_none() {
+        out.push(
+            Problem::new("relay", "needs `internal.cert` and `internal.key`").hint(
+                "the internal certificate (its names cover every partner domain) is the client \
+                 certificate the relay presents to the internal server",
+            ),
+        );
+    }
+    if internal.client_ca.is_none() {
+        out.push(
+            Problem::new("relay", "needs `internal.client_ca`").hint(
+                "it verifies the internal server's certificate when the relay connects to it",
+            ),
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 use super::domain::normalize_domain;
 use super::problem::Problem;
 use super::reader::Fields;
+use super::relay::ServerAddress;
 
 /// What kind of partner a domain is, as in Lync's federation model. Loaded
 /// and reported now; the per-kind rules (which need a certificate, which may
@@ -67,6 +68,9 @@ pub struct Partner {
     pub tls: PartnerTls,
     /// Whether server dialback (XEP-0220) is accepted from this partner.
     pub dialback: bool,
+    /// Where the relay connects for this partner instead of resolving its
+    /// `_xmpp-server._tcp` SRV record.
+    pub proxy: Option<ServerAddress>,
 }
 
 impl Partner {
@@ -103,12 +107,23 @@ impl Partner {
             }
         };
         let dialback = f.bool("dialback", out).unwrap_or(false);
+        let proxy = f.string("proxy", out).and_then(|raw| {
+            ServerAddress::parse(&raw)
+                .map_err(|e| {
+                    out.push(
+                        Problem::new(f.path_of("proxy"), e)
+                            .hint("write where to connect for this partner, e.g. \"xmpp.partner.example:5269\""),
+                    )
+                })
+                .ok()
+        });
         f.finish(out);
         Some(Partner {
             domain: domain?,
             kind: kind?,
             tls: tls?,
             dialback,
+            proxy,
         })
     }
 }

@@ -82,6 +82,16 @@ fn example_file_parses() {
     assert_eq!(c.sites.len(), 1);
     assert_eq!(c.sites[0].name, "hq");
     assert!(c.internal.client_ca.is_some());
+    let relay = c.relay.as_ref().expect("the example has [relay]");
+    assert_eq!(relay.internal_server.to_string(), "10.0.1.10:5269");
+    assert_eq!(
+        c.partners[0]
+            .proxy
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("xmpp-gw.fabrikam.example:5269")
+    );
     // The same file split in two, as xfed deploys it, is the same config.
     let at = text.find("# Federated partners").expect("partners section");
     let main = text[..at].replace("# policy_file = ", "policy_file = ");
@@ -1084,4 +1094,118 @@ fn sites_must_be_in_the_policy_file_when_there_is_one() {
         problems[0].message,
         "must be in `policy_file` when it is set"
     );
+}
+
+const RELAY_BASE: &str = r#"
+domains = ["contoso.example"]
+[external]
+address = "127.0.0.1"
+[internal]
+address = "127.0.0.2"
+cert = "/etc/xfed/tls/internal.crt"
+key = "/etc/xfed/tls/internal.key"
+client_ca = "/etc/xfed/tls/internal-ca.crt"
+[relay]
+internal_server = "10.0.1.10:5269"
+partner_ca = "/etc/xfed/tls/partner-ca.crt"
+[[partners]]
+domain = "partner.example"
+"#;
+
+#[test]
+fn relay_section_is_optional_and_resolves_defaults() {
+    assert_eq!(parse(VALID).expect("valid").relay, None);
+    let c = parse(RELAY_BASE).expect("valid");
+    let relay = c.relay.expect("relay");
+    assert_eq!(relay.internal_server.to_string(), "10.0.1.10:5269");
+    assert_eq!(relay.partner_ca, Path::new("/etc/xfed/tls/partner-ca.crt"));
+    assert_eq!(relay.connect_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(relay.max_queued_stanzas, 1000);
+    assert_eq!(c.partners[0].proxy, None);
+
+    let text = RELAY_BASE
+        .replace("10.0.1.10:5269", "XMPP.Contoso.Example:5269")
+        .replace(
+            "partner_ca = \"/etc/xfed/tls/partner-ca.crt\"",
+            "partner_ca = \"/ca.crt\"\nconnect_timeout_secs = 3\nmax_queued_stanzas = 5",
+        )
+        .replace(
+            "domain = \"partner.example\"",
+            "domain = \"partner.example\"\nproxy = \"[2001:db8::1]:5270\"",
+        );
+    let c = parse(&text).expect("valid");
+    let relay = c.relay.expect("relay");
+    assert_eq!(relay.internal_server.host, "xmpp.contoso.example");
+    assert_eq!(relay.connect_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(relay.max_queued_stanzas, 5);
+    let proxy = c.partners[0].proxy.clone().expect("proxy");
+    assert_eq!((proxy.host.as_str(), proxy.port), ("2001:db8::1", 5270));
+    assert_eq!(proxy.to_string(), "[2001:db8::1]:5270");
+}
+
+#[test]
+fn each_bad_relay_field_is_named() {
+    let cases = [
+        (
+            RELAY_BASE.replace("internal_server = \"10.0.1.10:5269\"\n", ""),
+            "relay.internal_server",
+        ),
+        (
+            RELAY_BASE.replace("10.0.1.10:5269", "10.0.1.10"),
+            "relay.internal_server",
+        ),
+        (
+            RELAY_BASE.replace("10.0.1.10:5269", "10.0.1.10:0"),
+            "relay.internal_server",
+        ),
+        (
+            RELAY_BASE.replace("10.0.1.10:5269", "::1:5269"),
+            "relay.internal_server",
+        ),
+        (
+            RELAY_BASE.replace("10.0.1.10:5269", "bad host:5269"),
+            "relay.internal_server",
+        ),
+        (
+            RELAY_BASE.replace("partner_ca = \"/etc/xfed/tls/partner-ca.crt\"\n", ""),
+            "relay.partner_ca",
+        ),
+        (
+            RELAY_BASE.replace("[relay]\n", "[relay]\nconnect_timeout_secs = 0\n"),
+            "relay.connect_timeout_secs",
+        ),
+        (
+            RELAY_BASE.replace("[relay]\n", "[relay]\nmax_queued_stanzas = 0\n"),
+            "relay.max_queued_stanzas",
+        ),
+        (
+            RELAY_BASE.replace("[relay]\n", "[relay]\ninternal = 1\n"),
+            "relay.internal",
+        ),
+        (
+            RELAY_BASE.replace(
+                "domain = \"partner.example\"",
+                "domain = \"partner.example\"\nproxy = \"nowhere\"",
+            ),
+            "partners[0].proxy",
+        ),
+        (
+            RELAY_BASE.replace("client_ca = \"/etc/xfed/tls/internal-ca.crt\"\n", ""),
+            "relay",
+        ),
+        (
+            RELAY_BASE
+                .replace("cert = \"/etc/xfed/tls/internal.crt\"\n", "")
+                .replace("key = \"/etc/xfed/tls/internal.key\"\n", "")
+                .replace("client_ca = \"/etc/xfed/tls/internal-ca.crt\"\n", ""),
+            "relay",
+        ),
+    ];
+    for (text, field) in cases {
+        let fields = bad_fields(&text);
+        assert!(
+            fields.iter().any(|f| f == field),
+            "{field} not in {fields:?} for\n{text}"
+        );
+    }
 }

@@ -15,11 +15,13 @@ mod access_error;
 mod effective;
 mod index;
 mod source;
+mod verdict;
 
 pub use access_error::AccessError;
 pub use effective::EffectivePolicy;
 pub use index::PolicyIndex;
 pub use source::PolicySource;
+pub use verdict::{DenialReply, Direction, Verdict, decide};
 
 #[cfg(test)]
 mod tests;

@@ -389,3 +389,132 @@ fn counts_for_status() {
     assert_eq!(index.granted_users(), 2);
     assert_eq!(index.site_users(), 2);
 }
+
+/// The per-stanza verdict: (direction, local user, stanza, answerable) →
+/// verdict, for users whose policy allows XMPP and one whose does not.
+#[test]
+fn stanza_verdict_table() {
+    use crate::policy::{DenialReply, Direction, Verdict, decide};
+    let config = crate::config::Config::parse(
+        std::path::Path::new("/x.toml"),
+        br#"
+domains = ["contoso.example"]
+[external]
+address = "127.0.0.1"
+[internal]
+address = "127.0.0.2"
+[[policies]]
+identity = "Global"
+enable_xmpp_access = true
+[[policies]]
+identity = "Fed"
+enable_federation_access = true
+enable_xmpp_access = false
+[[grants]]
+policy = "Fed"
+users = ["mallory@contoso.example"]
+"#,
+    )
+    .expect("valid");
+    let index = PolicyIndex::new(&config);
+    let denied = |reply| Verdict::Denied {
+        user: "mallory@contoso.example".into(),
+        reply,
+    };
+    use Direction::{Inbound, Outbound};
+    let cases = [
+        (
+            Inbound,
+            "alice@contoso.example",
+            "message",
+            true,
+            Verdict::Allowed,
+        ),
+        (
+            Inbound,
+            "Alice@Contoso.Example/phone",
+            "iq",
+            true,
+            Verdict::Allowed,
+        ),
+        (
+            Outbound,
+            "alice@contoso.example/desk",
+            "presence",
+            true,
+            Verdict::Allowed,
+        ),
+        (Inbound, "contoso.example", "iq", true, Verdict::Allowed),
+        (
+            Inbound,
+            "mallory@contoso.example",
+            "message",
+            true,
+            denied(Some(DenialReply::ServiceUnavailable)),
+        ),
+        (
+            Inbound,
+            "MALLORY@contoso.example/x",
+            "iq",
+            true,
+            denied(Some(DenialReply::ServiceUnavailable)),
+        ),
+        (
+            Inbound,
+            "mallory@contoso.example",
+            "presence",
+            true,
+            denied(None),
+        ),
+        (
+            Inbound,
+            "mallory@contoso.example",
+            "message",
+            false,
+            denied(None),
+        ),
+        (
+            Outbound,
+            "mallory@contoso.example",
+            "message",
+            true,
+            denied(Some(DenialReply::PolicyViolation)),
+        ),
+        (
+            Outbound,
+            "mallory@contoso.example",
+            "iq",
+            false,
+            denied(None),
+        ),
+        (
+            Outbound,
+            "mallory@contoso.example",
+            "presence",
+            true,
+            denied(None),
+        ),
+    ];
+    for (direction, local, name, answerable, expected) in cases {
+        assert_eq!(
+            decide(&index, direction, local, name, answerable),
+            expected,
+            "{direction:?} {local} {name} {answerable}"
+        );
+    }
+    // No global policy: the built-in default refuses everyone.
+    let empty = PolicyIndex::new(&crate::config::Config {
+        policies: Vec::new(),
+        grants: Vec::new(),
+        ..config.clone()
+    });
+    assert!(matches!(
+        decide(&empty, Inbound, "alice@contoso.example", "message", true),
+        Verdict::Denied { .. }
+    ));
+    // An address that is not a JID of a user is nobody's to allow.
+    assert!(matches!(
+        decide(&index, Inbound, "@contoso.example", "message", true),
+        Verdict::Denied { .. }
+    ));
+}

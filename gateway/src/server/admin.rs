@@ -202,7 +202,7 @@ fn metrics_text(shared: &Shared) -> String {
         current: u64::from(shared.admin_limiter.current()),
         not_after: None,
     });
-    shared.metrics.render(
+    let mut text = shared.metrics.render(
         &InfoLabels {
             version: crate::VERSION,
             config_sha256: &config.sha256,
@@ -212,7 +212,9 @@ fn metrics_text(shared: &Shared) -> String {
             draining: shared.draining(),
         },
         &samples,
-    )
+    );
+    shared.relay.render(&mut text);
+    text
 }
 
 fn text(status: u16, body: &str) -> Response {

@@ -16,11 +16,14 @@
 use super::generation::Generation;
 use super::limiter::Permit;
 use super::metrics::inc;
+use super::relay::Router;
 use super::shared::Shared;
 use super::tracker::TaskToken;
 use crate::config::ListenerKind;
 use crate::event;
-use crate::stream::{Directive, Phase, StreamError, StreamMachine};
+use crate::policy::Direction;
+use crate::stream::{Directive, Phase, StreamError, StreamEvent, StreamMachine};
+use crate::tls::PeerIdentity;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +50,8 @@ pub struct Connection {
     generations: watch::Receiver<Arc<Generation>>,
     /// Counters and limits.
     shared: Arc<Shared>,
+    /// Where relayed stanzas go.
+    router: Arc<Router>,
     /// Becomes `true` when the daemon drains.
     shutdown: watch::Receiver<bool>,
     /// Whether a reload closed the stream (its peer no longer admitted).
@@ -76,6 +81,7 @@ impl Connection {
         generation: Arc<Generation>,
         generations: watch::Receiver<Arc<Generation>>,
         shared: Arc<Shared>,
+        router: Arc<Router>,
         shutdown: watch::Receiver<bool>,
     ) -> Connection {
         Connection {
@@ -84,6 +90,7 @@ impl Connection {
             generation,
             generations,
             shared,
+            router,
             shutdown,
             revoked: false,
             recorded: false,
@@ -129,8 +136,10 @@ impl Connection {
                 .handshake(&tls.acceptor, socket, deadlines.header)
                 .await
             {
+                let identity = self.identity(&stream);
                 machine = StreamMachine::new_secure(
                     self.generation.listener(self.listener).settings.clone(),
+                    identity,
                 );
                 let header = Instant::now() + deadlines.header;
                 self.drive(&mut stream, &mut machine, header, &deadlines)
@@ -150,7 +159,7 @@ impl Connection {
                         .handshake(&tls.acceptor, socket, deadlines.header)
                         .await
                     {
-                        machine.tls_established();
+                        machine.tls_established(self.identity(&stream));
                         let header = Instant::now() + deadlines.header;
                         self.drive(&mut stream, &mut machine, header, &deadlines)
                             .await;
@@ -159,6 +168,21 @@ impl Connection {
             }
         }
         self.finish(&machine);
+    }
+
+    /// What the peer's client certificate proves under the listener's
+    /// trust anchors (none without `[relay]`).
+    fn identity(
+        &self,
+        stream: &tokio_rustls::server::TlsStream<TcpStream>,
+    ) -> Option<PeerIdentity> {
+        let roots = self
+            .generation
+            .listener(self.listener)
+            .peer_roots
+            .as_ref()?;
+        let (_, session) = stream.get_ref();
+        PeerIdentity::verify(roots, session.peer_certificates())
     }
 
     /// Server-side TLS handshake, bounded by `limit`; abandoned on shutdown.
@@ -229,6 +253,8 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut buf = vec![0u8; READ_BUFFER];
+        let mut header_deadline = header_deadline;
+        let mut last_phase = machine.phase();
         let mut directive = if *self.shutdown.borrow() {
             machine.shut_down()
         } else {
@@ -258,16 +284,23 @@ impl Connection {
                 }
                 Directive::Continue => {}
             }
-            let deadline = match machine.phase() {
+            let phase = machine.phase();
+            if phase == Phase::AwaitHeader && last_phase != Phase::AwaitHeader {
+                // The restart after SASL: a new header wait.
+                header_deadline = Instant::now() + deadlines.header;
+            }
+            last_phase = phase;
+            let deadline = match phase {
                 Phase::AwaitHeader => header_deadline,
-                // Nothing authenticates in this release, so the negotiation
-                // deadline always applies; idle applies on top.
+                Phase::Established => Instant::now() + deadlines.idle,
+                // Until authenticated the negotiation deadline applies;
+                // idle applies on top.
                 _ => deadlines.negotiation.min(Instant::now() + deadlines.idle),
             };
             directive = tokio::select! {
                 read = io.read(&mut buf) => match read {
                     Ok(0) | Err(_) => machine.end_of_input(),
-                    Ok(n) => machine.receive(&buf[..n]),
+                    Ok(n) => self.receive(machine, &buf[..n]),
                 },
                 () = sleep_until(deadline) => machine.timed_out(),
                 _ = self.shutdown.changed() => machine.shut_down(),
@@ -275,7 +308,80 @@ impl Connection {
                 // so `changed` cannot fail while it runs.
                 Ok(()) = self.generations.changed() => self.reconfigure(machine),
             };
+            self.handle_events(machine);
         }
+    }
+
+    /// Acts on what the machine decided: counts, logs, relays.
+    fn handle_events(&mut self, machine: &mut StreamMachine) {
+        let stats = &self.shared.relay;
+        for stream_event in machine.take_events() {
+            match stream_event {
+                StreamEvent::Authenticated { domain } => {
+                    stats.sasl(self.listener, true);
+                    event!(
+                        Info,
+                        "stream_authenticated",
+                        listener = self.listener.name(),
+                        peer = self.peer,
+                        domain = domain,
+                        mechanism = "EXTERNAL",
+                    );
+                }
+                StreamEvent::AuthFailed { reason } => {
+                    stats.sasl(self.listener, false);
+                    event!(
+                        Info,
+                        "sasl_failed",
+                        listener = self.listener.name(),
+                        peer = self.peer,
+                        reason = reason,
+                    );
+                }
+                StreamEvent::Relay(routed) => {
+                    let direction = match self.listener {
+                        ListenerKind::External => Direction::Inbound,
+                        ListenerKind::Internal => Direction::Outbound,
+                    };
+                    stats.stanza(direction, true);
+                    self.router.route(routed);
+                }
+                StreamEvent::Denied {
+                    direction,
+                    user,
+                    stanza,
+                    reply,
+                } => {
+                    stats.stanza(direction, false);
+                    event!(
+                        Info,
+                        "stanza_denied",
+                        listener = self.listener.name(),
+                        direction = direction.as_str(),
+                        user = user,
+                        stanza = stanza,
+                        verdict = "denied",
+                        reply = reply.as_ref().map_or("none", |_| "error"),
+                    );
+                    if let Some(reply) = reply {
+                        self.router.route(reply);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds `data`, under the latest generation's rules: a reload that
+    /// completed before these bytes were read applies to them, whichever
+    /// of the two the select above saw first.
+    fn receive(&mut self, machine: &mut StreamMachine, data: &[u8]) -> Directive {
+        if self.generations.has_changed().unwrap_or(false) {
+            let directive = self.reconfigure(machine);
+            if directive == Directive::Close {
+                return directive;
+            }
+        }
+        machine.receive(data)
     }
 
     /// A reload made a new generation current: its peer rule judges the stream.
@@ -332,6 +438,9 @@ impl Connection {
 
     fn finish(&mut self, machine: &StreamMachine) {
         self.record(machine);
+        if machine.authenticated().is_some() {
+            self.shared.relay.authenticated_closed(self.listener);
+        }
         event!(
             Debug,
             "connection_closed",

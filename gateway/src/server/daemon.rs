@@ -13,6 +13,7 @@ use super::admin::AdminServer;
 use super::generation::Generation;
 use super::metrics::inc;
 use super::pid_file::PidFile;
+use super::relay::Router;
 use super::s2s_listener::S2sListener;
 use super::shared::Shared;
 use super::tracker::TaskTracker;
@@ -101,12 +102,17 @@ impl Daemon {
         let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
         let streams = TaskTracker::default();
         let admin_tasks = TaskTracker::default();
+        let router = Router::new(shared.clone(), shutdown_rx.clone(), streams.clone());
         let mut accept_loops = Vec::new();
         for (socket, kind) in [
             (external, ListenerKind::External),
             (internal, ListenerKind::Internal),
         ] {
-            let listener = S2sListener { socket, kind };
+            let listener = S2sListener {
+                socket,
+                kind,
+                router: router.clone(),
+            };
             accept_loops.push(tokio::spawn(listener.serve(
                 shared.clone(),
                 shutdown_rx.clone(),

@@ -8,8 +8,9 @@
 use crate::config::{Config, ConfigError, ListenerKind, Problem};
 use crate::policy::PolicyIndex;
 use crate::stream::StreamSettings;
-use crate::tls::ListenerTls;
+use crate::tls::{ListenerTls, RelayTls};
 use std::sync::Arc;
+use tokio_rustls::rustls::RootCertStore;
 
 /// Per-listener derived state.
 #[derive(Debug)]
@@ -18,6 +19,10 @@ pub struct ListenerState {
     pub settings: Arc<StreamSettings>,
     /// Its TLS acceptor, if a certificate is installed.
     pub tls: Option<ListenerTls>,
+    /// Trust anchors a peer's client certificate must chain to for SASL
+    /// EXTERNAL (`relay.partner_ca` outside, `internal.client_ca` inside);
+    /// `None` without `[relay]`: nothing is offered.
+    pub peer_roots: Option<Arc<RootCertStore>>,
 }
 
 /// A configuration ready to serve.
@@ -30,7 +35,9 @@ pub struct Generation {
     /// Internal listener state.
     pub internal: ListenerState,
     /// Users' effective external access policies.
-    pub policy: PolicyIndex,
+    pub policy: Arc<PolicyIndex>,
+    /// The relay's client TLS, with `[relay]`.
+    pub relay: Option<RelayTls>,
 }
 
 impl Generation {
@@ -42,6 +49,7 @@ impl Generation {
         let mut warnings = Vec::new();
         let mut states = Vec::with_capacity(2);
         let now = crate::clock::unix_now();
+        let policy = Arc::new(PolicyIndex::new(&config));
         for kind in ListenerKind::ALL {
             let listener = config.listener(kind);
             let tls = match ListenerTls::load(listener) {
@@ -70,9 +78,26 @@ impl Generation {
                     }
                 }
             }
-            let settings = Arc::new(StreamSettings::new(&config, kind, tls.is_some()));
-            states.push(ListenerState { settings, tls });
+            let settings = Arc::new(StreamSettings::new(
+                &config,
+                kind,
+                tls.is_some(),
+                policy.clone(),
+            ));
+            states.push(ListenerState {
+                settings,
+                tls,
+                peer_roots: None,
+            });
         }
+        let relay = if problems.is_empty() {
+            RelayTls::load(&config).unwrap_or_else(|p| {
+                problems.extend(p);
+                None
+            })
+        } else {
+            None
+        };
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: config.path.clone(),
@@ -81,7 +106,7 @@ impl Generation {
         }
         let internal = states.pop();
         let external = states.pop();
-        let (Some(external), Some(internal)) = (external, internal) else {
+        let (Some(mut external), Some(mut internal)) = (external, internal) else {
             return Err(ConfigError::Invalid {
                 path: config.path.clone(),
                 problems: vec![Problem::new(
@@ -90,10 +115,14 @@ impl Generation {
                 )],
             });
         };
-        let policy = PolicyIndex::new(&config);
+        if let Some(relay) = &relay {
+            external.peer_roots = Some(relay.partner_roots.clone());
+            internal.peer_roots = Some(relay.internal_roots.clone());
+        }
         Ok((
             Generation {
                 policy,
+                relay,
                 config,
                 external,
                 internal,

@@ -13,6 +13,7 @@ mod limiter;
 mod metrics;
 mod pid_file;
 mod query;
+mod relay;
 mod s2s_listener;
 mod shared;
 mod status;
@@ -20,4 +21,4 @@ mod tracker;
 
 pub use daemon::{Daemon, DaemonError};
 pub use generation::Generation;
-pub use status::{ListenerStatus, Status, TlsStatus};
+pub use status::{ListenerStatus, OutboundStatus, RelayStatus, Status, TlsStatus};

@@ -8,6 +8,7 @@
 
 use super::connection::Connection;
 use super::metrics::inc;
+use super::relay::Router;
 use super::shared::Shared;
 use super::tracker::TaskTracker;
 use crate::config::ListenerKind;
@@ -24,6 +25,8 @@ pub struct S2sListener {
     pub socket: TcpListener,
     /// Which listener it is.
     pub kind: ListenerKind,
+    /// Where its streams' stanzas are relayed.
+    pub router: Arc<Router>,
 }
 
 impl S2sListener {
@@ -86,6 +89,7 @@ impl S2sListener {
                 generation,
                 generations,
                 shared.clone(),
+                self.router.clone(),
                 shutdown.clone(),
             );
             tokio::spawn(connection.run(socket, permit, tracker.token()));

@@ -9,6 +9,7 @@
 use super::generation::Generation;
 use super::limiter::ConnectionLimiter;
 use super::metrics::{ListenerMetrics, Metrics};
+use super::relay::RelayStats;
 use crate::config::ListenerKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub struct Shared {
     current: watch::Sender<Arc<Generation>>,
     /// Counters.
     pub metrics: Metrics,
+    /// The relay's counters and outbound streams.
+    pub relay: RelayStats,
     /// Admission control per S2S listener.
     pub external_limiter: Arc<ConnectionLimiter>,
     /// Admission control of the internal listener.
@@ -47,6 +50,7 @@ impl Shared {
         Shared {
             current: watch::Sender::new(Arc::new(generation)),
             metrics: Metrics::default(),
+            relay: RelayStats::default(),
             external_limiter: Arc::default(),
             internal_limiter: Arc::default(),
             admin_limiter: Arc::default(),

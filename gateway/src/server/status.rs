@@ -52,8 +52,34 @@ pub struct Status {
     pub started_at: String,
     /// Last successful reload, RFC 3339, or null.
     pub reloaded_at: Option<String>,
+    /// The relay, or null without `[relay]`.
+    pub relay: Option<RelayStatus>,
     /// Process ID.
     pub pid: u32,
+}
+
+/// The relay in `/status`.
+#[derive(Debug, Serialize)]
+pub struct RelayStatus {
+    /// `relay.internal_server` as configured.
+    pub internal_server: String,
+    /// Outbound streams open now.
+    pub outbound_streams: usize,
+    /// Each outbound stream: `from->to`, its leg and state.
+    pub outbound: Vec<OutboundStatus>,
+    /// Authenticated inbound streams, by listener.
+    pub authenticated_streams: BTreeMap<&'static str, u64>,
+}
+
+/// One outbound stream in `/status`.
+#[derive(Debug, Serialize)]
+pub struct OutboundStatus {
+    /// `from->to`.
+    pub pair: String,
+    /// `internal` or `partner`.
+    pub leg: &'static str,
+    /// `connecting` or `established`.
+    pub state: &'static str,
 }
 
 /// One listener in `/status`.
@@ -167,6 +193,27 @@ impl Status {
             site_users: generation.policy.site_users(),
             started_at: crate::clock::rfc3339_secs(shared.started_at),
             reloaded_at: shared.reloaded_at().map(crate::clock::rfc3339_secs),
+            relay: config.relay.as_ref().map(|relay| {
+                let outbound: Vec<OutboundStatus> = shared
+                    .relay
+                    .outbound()
+                    .into_iter()
+                    .map(|(pair, (leg, state))| OutboundStatus {
+                        pair,
+                        leg: leg.as_str(),
+                        state: state.as_str(),
+                    })
+                    .collect();
+                RelayStatus {
+                    internal_server: relay.internal_server.to_string(),
+                    outbound_streams: outbound.len(),
+                    outbound,
+                    authenticated_streams: ListenerKind::ALL
+                        .into_iter()
+                        .map(|kind| (kind.name(), shared.relay.authenticated(kind)))
+                        .collect(),
+                }
+            }),
             pid: std::process::id(),
         }
     }

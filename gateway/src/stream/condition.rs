@@ -13,6 +13,8 @@ pub enum Condition {
     HostUnknown,
     /// The gateway cannot serve the stream (no certificate installed).
     InternalServerError,
+    /// A stanza without `to` or `from`.
+    ImproperAddressing,
     /// The `from` domain may not use this listener.
     InvalidFrom,
     /// Wrong stream or content namespace.
@@ -37,11 +39,12 @@ pub enum Condition {
 
 impl Condition {
     /// Every condition, for metrics.
-    pub const ALL: [Condition; 14] = [
+    pub const ALL: [Condition; 15] = [
         Condition::BadFormat,
         Condition::ConnectionTimeout,
         Condition::HostUnknown,
         Condition::InternalServerError,
+        Condition::ImproperAddressing,
         Condition::InvalidFrom,
         Condition::InvalidNamespace,
         Condition::NotAuthorized,
@@ -61,6 +64,7 @@ impl Condition {
             Condition::ConnectionTimeout => "connection-timeout",
             Condition::HostUnknown => "host-unknown",
             Condition::InternalServerError => "internal-server-error",
+            Condition::ImproperAddressing => "improper-addressing",
             Condition::InvalidFrom => "invalid-from",
             Condition::InvalidNamespace => "invalid-namespace",
             Condition::NotAuthorized => "not-authorized",

@@ -70,6 +70,9 @@ pub enum StreamError {
     /// A stanza on a stream that is not authenticated.
     #[error("stanza `{0}` before authentication")]
     NotAuthorized(String),
+    /// A stanza between servers without `to` or `from`.
+    #[error("`{0}` without `to` or `from`")]
+    ImproperAddressing(String),
     /// A top-level element that is not offered in this phase.
     #[error("unsupported element `{0}`")]
     UnsupportedStanzaType(String),
@@ -102,6 +105,7 @@ impl StreamError {
             StreamError::HostUnknown(_) => Condition::HostUnknown,
             StreamError::InvalidFrom(_) => Condition::InvalidFrom,
             StreamError::NotAuthorized(_) => Condition::NotAuthorized,
+            StreamError::ImproperAddressing(_) => Condition::ImproperAddressing,
             StreamError::UnsupportedStanzaType(_) => Condition::UnsupportedStanzaType,
             StreamError::NoCertificate => Condition::InternalServerError,
             StreamError::Timeout => Condition::ConnectionTimeout,
@@ -142,6 +146,7 @@ impl StreamError {
             | StreamError::UnsupportedVersion(_)
             | StreamError::InvalidFrom(_)
             | StreamError::UnsupportedStanzaType(_)
+            | StreamError::ImproperAddressing(_)
             | StreamError::NotAStream(_)
             | StreamError::TextAtStreamLevel
             | StreamError::UnsupportedEncoding

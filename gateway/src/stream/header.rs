@@ -26,6 +26,8 @@ pub struct PeerHeader {
     pub to: String,
     /// The domain the peer claims to be (normalised), if it said.
     pub from: Option<String>,
+    /// The stream's default language (`xml:lang`), if it declared one.
+    pub lang: Option<String>,
 }
 
 impl PeerHeader {
@@ -69,7 +71,11 @@ impl PeerHeader {
             None => None,
             Some(raw) => Some(normalize_jid_domain(raw).map_err(StreamError::InvalidFrom)?),
         };
-        Ok(PeerHeader { to, from })
+        let lang = element
+            .attr_ns(crate::xml::NS_XML, "lang")
+            .filter(|l| !l.is_empty())
+            .map(str::to_string);
+        Ok(PeerHeader { to, from, lang })
     }
 }
 

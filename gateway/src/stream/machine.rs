@@ -12,24 +12,44 @@
 //! over the new settings (`reconfigured`): their peer rule judges the open
 //! stream and every later header, while limits stay as the stream began.
 //!
-//! Phases in this release:
+//! Phases:
 //! `AwaitHeader` → (plain) `AwaitStartTls` → `TlsPending` → [driver does
-//! TLS] → `AwaitHeader` (secure) → `Negotiating`. Direct TLS connections
-//! start in the secure `AwaitHeader`. Any error writes our header (if not
-//! yet sent), a `<stream:error>` and `</stream:stream>`, and ends in
-//! `Closed`.
+//! TLS] → `AwaitHeader` (secure) → `Negotiating` → [SASL EXTERNAL
+//! `<success/>`] → `AwaitHeader` (authenticated) → `Established`. Direct
+//! TLS connections start in the secure `AwaitHeader`. Any error writes our
+//! header (if not yet sent), a `<stream:error>` and `</stream:stream>`, and
+//! ends in `Closed`.
+//!
+//! SASL EXTERNAL (RFC 6120 §6, XEP-0178) is offered only when relaying is
+//! configured, the driver handed over a client certificate that chains to
+//! the listener's trust anchors (`PeerIdentity`), the header names a `from`
+//! the listener's peer rule admits, and the certificate is valid for it.
+//! In `Established` every stanza's addresses are checked against the
+//! authenticated pair, then the per-user policy decides (README, "Per-user
+//! policy"); what to relay or answer is handed to the driver as
+//! [`StreamEvent`]s, never written on this (inbound) stream.
 
 use super::condition::Condition;
 use super::error::StreamError;
 use super::header::{NS_SERVER, PeerHeader, response_header};
 use super::settings::StreamSettings;
+use super::stanza::{
+    Routed, StanzaCondition, check_addresses, error_reply, expects_error_reply, with_lang,
+};
 use super::stream_id::StreamId;
+use crate::config::{ListenerKind, normalize_jid_domain};
+use crate::policy::{DenialReply, Direction, Verdict, decide};
+use crate::tls::PeerIdentity;
 use crate::xml::{Element, Frame, Framer, escape_text};
 use std::sync::Arc;
 
 /// `urn:ietf:params:xml:ns:xmpp-tls`
 pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+/// `urn:ietf:params:xml:ns:xmpp-sasl`
+pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+/// The language stamped on stanzas when neither they nor the stream name one.
+const DEFAULT_LANG: &str = "en";
 
 /// Where a stream is in its negotiation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +60,10 @@ pub enum Phase {
     AwaitStartTls,
     /// `<proceed/>` written; the driver must now run the TLS handshake.
     TlsPending,
-    /// Secure and features sent; not authenticated (no mechanism offered yet).
+    /// Secure and features sent; not authenticated (EXTERNAL offered or not).
     Negotiating,
+    /// Authenticated for one (from, to) pair; stanzas are relayed.
+    Established,
     /// Finished; the driver flushes output and closes.
     Closed,
 }
@@ -58,6 +80,34 @@ pub enum Directive {
     Close,
 }
 
+/// What happened on the stream that the driver must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// SASL EXTERNAL succeeded for `domain`.
+    Authenticated {
+        /// The peer's proven domain.
+        domain: String,
+    },
+    /// SASL EXTERNAL failed (the stream is closing).
+    AuthFailed {
+        /// Why, for the log.
+        reason: &'static str,
+    },
+    /// A stanza the policy allows: relay it.
+    Relay(Routed),
+    /// A stanza the policy refuses; `reply` (if any) goes back to its sender.
+    Denied {
+        /// Which way it was going.
+        direction: Direction,
+        /// The local user whose policy refused it.
+        user: String,
+        /// `message`, `presence` or `iq`.
+        stanza: String,
+        /// The error to route back to the sender.
+        reply: Option<Routed>,
+    },
+}
+
 /// One stream's protocol state.
 #[derive(Debug)]
 pub struct StreamMachine {
@@ -72,6 +122,13 @@ pub struct StreamMachine {
     stream_id: Option<StreamId>,
     peer: Option<PeerHeader>,
     error: Option<StreamError>,
+    /// What the client certificate proves (set by the driver after TLS).
+    identity: Option<PeerIdentity>,
+    /// Whether EXTERNAL was offered on the current stream.
+    external_offered: bool,
+    /// The domain SASL EXTERNAL proved.
+    authenticated: Option<String>,
+    events: Vec<StreamEvent>,
 }
 
 impl StreamMachine {
@@ -89,14 +146,33 @@ impl StreamMachine {
             stream_id: None,
             peer: None,
             error: None,
+            identity: None,
+            external_offered: false,
+            authenticated: None,
+            events: Vec::new(),
         }
     }
 
-    /// A stream whose connection began with a TLS handshake (Direct TLS).
-    pub fn new_secure(settings: Arc<StreamSettings>) -> StreamMachine {
+    /// A stream whose connection began with a TLS handshake (Direct TLS);
+    /// `identity` is what the client certificate proves, if anything.
+    pub fn new_secure(
+        settings: Arc<StreamSettings>,
+        identity: Option<PeerIdentity>,
+    ) -> StreamMachine {
         let mut machine = StreamMachine::new(settings);
         machine.secure = true;
+        machine.identity = identity;
         machine
+    }
+
+    /// The domain the stream authenticated, once SASL succeeded.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// Takes what the driver must act on (relays, denials, auth results).
+    pub fn take_events(&mut self) -> Vec<StreamEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// The current phase.
@@ -182,7 +258,9 @@ impl StreamMachine {
     }
 
     /// The driver completed the TLS handshake: the stream restarts.
-    pub fn tls_established(&mut self) {
+    /// `identity` is what the client certificate proves, if anything.
+    pub fn tls_established(&mut self, identity: Option<PeerIdentity>) {
+        self.identity = identity;
         self.secure = true;
         self.header_sent = false;
         self.peer = None;
@@ -194,6 +272,13 @@ impl StreamMachine {
         match (self.phase, frame) {
             (Phase::AwaitHeader, Frame::StreamOpen(open)) => {
                 match PeerHeader::validate(&open, &self.settings) {
+                    Ok(peer) if self.authenticated.is_some() && peer.from != self.authenticated => {
+                        self.peer = Some(peer);
+                        self.fail(StreamError::InvalidFrom(
+                            "the restarted stream names another `from` than the one authenticated"
+                                .into(),
+                        ))
+                    }
                     Ok(peer) => match self.admission.admit(&peer) {
                         Ok(()) => self.open_stream(peer),
                         Err(e) => {
@@ -221,11 +306,15 @@ impl StreamMachine {
                 Some(err) => self.fail(err),
                 None => self.fail(StreamError::TlsRequired(e.name)),
             },
-            // Relaying, and the per-user policy decision with it, starts in
-            // an authenticated phase after this one (README, "Per-user policy").
+            (Phase::Negotiating, Frame::Element(e)) if e.is(NS_SASL, "auth") => self.sasl_auth(&e),
             (Phase::Negotiating, Frame::Element(e)) => match client_namespace(&e) {
                 Some(err) => self.fail(err),
                 None if is_stanza(&e) => self.fail(StreamError::NotAuthorized(e.name)),
+                None => self.fail(StreamError::UnsupportedStanzaType(e.name)),
+            },
+            (Phase::Established, Frame::Element(e)) => match client_namespace(&e) {
+                Some(err) => self.fail(err),
+                None if is_stanza(&e) => self.stanza(e),
                 None => self.fail(StreamError::UnsupportedStanzaType(e.name)),
             },
             // A second header within one stream cannot be produced by the
@@ -240,9 +329,21 @@ impl StreamMachine {
     fn open_stream(&mut self, peer: PeerHeader) -> Directive {
         self.peer = Some(peer);
         self.send_header();
-        if self.secure {
-            // Authentication mechanisms (SASL EXTERNAL, dialback) join here.
+        if self.authenticated.is_some() {
             self.out.extend_from_slice(b"<stream:features/>");
+            self.phase = Phase::Established;
+            return Directive::Continue;
+        }
+        if self.secure {
+            // Dialback would join EXTERNAL here (a later release).
+            self.external_offered = self.can_offer_external();
+            if self.external_offered {
+                self.out.extend_from_slice(
+                    format!("<stream:features><mechanisms xmlns='{NS_SASL}'><mechanism>EXTERNAL</mechanism></mechanisms></stream:features>").as_bytes(),
+                );
+            } else {
+                self.out.extend_from_slice(b"<stream:features/>");
+            }
             self.phase = Phase::Negotiating;
             return Directive::Continue;
         }
@@ -253,6 +354,119 @@ impl StreamMachine {
             format!("<stream:features><starttls xmlns='{NS_TLS}'><required/></starttls></stream:features>").as_bytes(),
         );
         self.phase = Phase::AwaitStartTls;
+        Directive::Continue
+    }
+
+    /// EXTERNAL is offered when relaying is on and the certificate, which
+    /// chains to the listener's anchors, is valid for the admitted `from`.
+    fn can_offer_external(&self) -> bool {
+        let (Some(identity), Some(from)) = (
+            &self.identity,
+            self.peer.as_ref().and_then(|p| p.from.as_deref()),
+        ) else {
+            return false;
+        };
+        self.settings.relay && identity.covers(from)
+    }
+
+    /// `<auth/>`: success for EXTERNAL with an empty (`=`) authzid or one
+    /// naming the stream's `from`; anything else fails and the stream closes.
+    fn sasl_auth(&mut self, auth: &Element) -> Directive {
+        let from = self.peer.as_ref().and_then(|p| p.from.clone());
+        let verdict = match (&from, self.external_offered) {
+            (Some(from), true) if auth.attr("mechanism") == Some("EXTERNAL") => {
+                if authzid_matches(&text_of(auth), from) {
+                    Ok(from.clone())
+                } else {
+                    Err(("not-authorized", "authzid is not the stream's from"))
+                }
+            }
+            (_, true) => Err(("invalid-mechanism", "mechanism other than EXTERNAL")),
+            (_, false) => Err(("not-authorized", "no mechanism was offered")),
+        };
+        match verdict {
+            Ok(domain) => {
+                self.out
+                    .extend_from_slice(format!("<success xmlns='{NS_SASL}'/>").as_bytes());
+                self.events.push(StreamEvent::Authenticated {
+                    domain: domain.clone(),
+                });
+                self.authenticated = Some(domain);
+                // The stream restarts, now with the authenticated limits.
+                self.header_sent = false;
+                self.peer = None;
+                self.framer = Framer::new(
+                    self.settings.limits.max_stanza_bytes,
+                    self.settings.limits.max_depth,
+                );
+                self.phase = Phase::AwaitHeader;
+                Directive::Continue
+            }
+            Err((condition, reason)) => {
+                // RFC 6120 §6.4.5: <failure/>; the initiating side may not
+                // retry here: we close the stream after it.
+                self.out.extend_from_slice(
+                    format!("<failure xmlns='{NS_SASL}'><{condition}/></failure></stream:stream>")
+                        .as_bytes(),
+                );
+                self.events.push(StreamEvent::AuthFailed { reason });
+                self.phase = Phase::Closed;
+                Directive::Close
+            }
+        }
+    }
+
+    /// A stanza on the established stream: addresses, then the policy.
+    fn stanza(&mut self, stanza: Element) -> Directive {
+        let Some(authenticated) = self.authenticated.clone() else {
+            return self.fail(StreamError::NotAuthorized(stanza.name));
+        };
+        // The latest settings: a reload's partners and policies apply to
+        // the open stream.
+        let settings = self.admission.clone();
+        let (from_domain, to_domain) =
+            match check_addresses(&stanza, &authenticated, &settings.local_domains) {
+                Ok(pair) => pair,
+                Err(e) => return self.fail(e),
+            };
+        let lang = self
+            .peer
+            .as_ref()
+            .and_then(|p| p.lang.as_deref())
+            .unwrap_or(DEFAULT_LANG);
+        let stanza = with_lang(stanza, lang);
+        let (direction, local) = match settings.listener {
+            ListenerKind::External => (Direction::Inbound, stanza.attr("to")),
+            ListenerKind::Internal => (Direction::Outbound, stanza.attr("from")),
+        };
+        let verdict = decide(
+            &settings.policy,
+            direction,
+            local.unwrap_or(""),
+            &stanza.name,
+            expects_error_reply(&stanza),
+        );
+        self.events.push(match verdict {
+            Verdict::Allowed => StreamEvent::Relay(Routed {
+                from_domain,
+                to_domain,
+                stanza,
+            }),
+            Verdict::Denied { user, reply } => StreamEvent::Denied {
+                direction,
+                user,
+                reply: reply.and_then(|r| {
+                    error_reply(
+                        &stanza,
+                        match r {
+                            DenialReply::ServiceUnavailable => StanzaCondition::ServiceUnavailable,
+                            DenialReply::PolicyViolation => StanzaCondition::PolicyViolation,
+                        },
+                    )
+                }),
+                stanza: stanza.name,
+            },
+        });
         Directive::Continue
     }
 
@@ -318,6 +532,33 @@ fn new_framer(settings: &StreamSettings) -> Framer {
         settings.limits.max_unauthenticated_stanza_bytes,
         settings.limits.max_depth,
     )
+}
+
+/// The character data directly inside `e`.
+fn text_of(e: &Element) -> String {
+    e.children
+        .iter()
+        .filter_map(|n| match n {
+            crate::xml::Node::Text(t) => Some(t.as_str()),
+            crate::xml::Node::Element(_) => None,
+        })
+        .collect::<String>()
+}
+
+/// XEP-0178 §3: the authzid is empty (`=` or nothing) or base64 of the
+/// stream's `from`.
+fn authzid_matches(text: &str, from: &str) -> bool {
+    let text = text.trim();
+    if text.is_empty() || text == "=" {
+        return true;
+    }
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|authzid| normalize_jid_domain(&authzid).ok())
+        .is_some_and(|authzid| authzid == from)
 }
 
 fn is_stanza(e: &Element) -> bool {

@@ -11,15 +11,22 @@ mod header;
 mod machine;
 mod refusal;
 mod settings;
+mod stanza;
 mod stream_id;
 
 pub use condition::Condition;
 pub use error::StreamError;
 pub use header::{NS_DIALBACK, NS_SERVER, NS_STREAMS, PeerHeader, response_header};
-pub use machine::{Directive, NS_TLS, Phase, StreamMachine};
+pub use machine::{Directive, NS_SASL, NS_TLS, Phase, StreamEvent, StreamMachine};
 pub use refusal::Refusal;
 pub use settings::StreamSettings;
+pub use stanza::{
+    NS_STANZAS, Routed, StanzaCondition, check_addresses, error_reply, expects_error_reply,
+    jid_domain, with_lang,
+};
 pub use stream_id::StreamId;
 
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod tests;

@@ -20,9 +20,11 @@
 use super::error::StreamError;
 use super::header::PeerHeader;
 use crate::config::{Config, Limits, ListenerKind};
+use crate::policy::PolicyIndex;
+use std::sync::Arc;
 
 /// Per-listener stream settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StreamSettings {
     /// The listener these streams arrive on.
     pub listener: ListenerKind,
@@ -37,6 +39,12 @@ pub struct StreamSettings {
     pub limits: Limits,
     /// Whether a certificate is installed (STARTTLS can be offered).
     pub tls_available: bool,
+    /// Whether relaying is configured: only then is SASL EXTERNAL offered
+    /// (authenticating a stream that leads nowhere would be a lie).
+    pub relay: bool,
+    /// Users' effective policies, for the per-stanza decision; a reload
+    /// hands open streams the new index with the new settings.
+    pub policy: Arc<PolicyIndex>,
 }
 
 impl StreamSettings {
@@ -45,7 +53,12 @@ impl StreamSettings {
     /// External streams come from partners to our `domains`. Internal
     /// streams come from our own servers (`from` ∈ `domains`) to a partner
     /// domain the gateway stands in for (`to` ∈ partners).
-    pub fn new(config: &Config, listener: ListenerKind, tls_available: bool) -> StreamSettings {
+    pub fn new(
+        config: &Config,
+        listener: ListenerKind,
+        tls_available: bool,
+        policy: Arc<PolicyIndex>,
+    ) -> StreamSettings {
         let partners: Vec<String> = config.partners.iter().map(|p| p.domain.clone()).collect();
         let (local_domains, peer_domains) = match listener {
             ListenerKind::External => (config.domains.clone(), partners),
@@ -57,6 +70,8 @@ impl StreamSettings {
             peer_domains: Some(peer_domains),
             limits: config.limits.clone(),
             tls_available,
+            relay: config.relay.is_some(),
+            policy,
         }
     }
 

@@ -31,6 +31,8 @@ fn settings(listener: ListenerKind, tls_available: bool) -> Arc<StreamSettings> 
         peer_domains,
         limits,
         tls_available,
+        relay: false,
+        policy: Arc::default(),
     })
 }
 
@@ -111,7 +113,7 @@ fn negotiate_tls(machine: &mut StreamMachine) {
         Directive::StartTls
     );
     machine.take_output();
-    machine.tls_established();
+    machine.tls_established(None);
 }
 
 #[test]
@@ -161,7 +163,7 @@ fn starttls_proceeds_then_restart_gets_fresh_id_and_empty_features() {
     assert!(seen.elements[0].is("urn:ietf:params:xml:ns:xmpp-tls", "proceed"));
     assert_eq!(m.phase(), Phase::TlsPending);
 
-    m.tls_established();
+    m.tls_established(None);
     assert!(m.is_secure());
     assert_eq!(m.receive(OPEN.as_bytes()), Directive::Continue);
     let seen = read(&m.take_output());
@@ -512,7 +514,7 @@ fn internal_listener_serves_partner_domains_for_our_domains() {
 
 #[test]
 fn direct_tls_streams_skip_starttls() {
-    let mut m = StreamMachine::new_secure(settings(ListenerKind::External, true));
+    let mut m = StreamMachine::new_secure(settings(ListenerKind::External, true), None);
     assert_eq!(m.receive(OPEN.as_bytes()), Directive::Continue);
     assert_eq!(m.phase(), Phase::Negotiating);
 }
@@ -660,7 +662,12 @@ fn partner_list_from_the_config_is_normalised() {
                 [[partners]]\ndomain = \"Partner.EXAMPLE\"\n";
     let config = crate::config::Config::parse(std::path::Path::new("/x.toml"), text.as_bytes())
         .expect("valid");
-    let settings = Arc::new(StreamSettings::new(&config, ListenerKind::External, true));
+    let settings = Arc::new(StreamSettings::new(
+        &config,
+        ListenerKind::External,
+        true,
+        Arc::default(),
+    ));
     assert_eq!(
         settings.peer_domains.as_deref(),
         Some(&["partner.example".to_string()][..])
@@ -713,7 +720,7 @@ fn negotiate_tls_without_from(m: &mut StreamMachine, open: &str, ours: &str) {
         m.take_output(),
         b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
     );
-    m.tls_established();
+    m.tls_established(None);
     assert_eq!(m.receive(open.as_bytes()), Directive::Continue);
     let out = String::from_utf8(m.take_output()).expect("utf-8");
     assert!(out.ends_with("<stream:features/>"), "{out}");
@@ -759,7 +766,7 @@ fn header_without_from_gets_starttls_on_both_listeners_and_then_not_authorized()
         );
     }
     // Direct TLS: straight to the features, and still nothing passes.
-    let mut m = StreamMachine::new_secure(settings(ListenerKind::External, true));
+    let mut m = StreamMachine::new_secure(settings(ListenerKind::External, true), None);
     assert_eq!(m.receive(open_from(None).as_bytes()), Directive::Continue);
     assert_eq!(m.phase(), Phase::Negotiating);
     m.take_output();
@@ -783,7 +790,7 @@ fn claims_after_a_header_without_from_are_still_judged() {
     m.take_output();
     m.receive(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     m.take_output();
-    m.tls_established();
+    m.tls_established(None);
     fails_with(
         &mut m,
         &open_from(Some("fabrikam.example")),
@@ -800,7 +807,7 @@ fn claims_after_a_header_without_from_are_still_judged() {
     m.take_output();
     m.receive(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     m.take_output();
-    m.tls_established();
+    m.tls_established(None);
     fails_with(
         &mut m,
         &inward.replace("version=", "from='mallory.example' version="),
@@ -818,7 +825,7 @@ fn non_partner_is_refused_on_the_restarted_stream_and_on_direct_tls() {
         &open_from(Some("fabrikam.example")),
         "policy-violation",
     );
-    let mut m = StreamMachine::new_secure(settings(ListenerKind::External, true));
+    let mut m = StreamMachine::new_secure(settings(ListenerKind::External, true), None);
     fails_with(
         &mut m,
         &open_from(Some("fabrikam.example")),
@@ -865,7 +872,7 @@ fn reload_keeps_a_stream_whose_partner_stays_and_judges_later_headers() {
         Directive::StartTls
     );
     m.take_output();
-    m.tls_established();
+    m.tls_established(None);
     assert_eq!(
         m.reconfigured(external_with(&["fabrikam.example"])),
         Directive::Continue

@@ -50,7 +50,12 @@ impl CertificateInfo {
 
     /// Whether one of the names matches `domain` (exactly, or by a left-most `*.` wildcard).
     pub fn covers(&self, domain: &str) -> bool {
-        self.subject_names.iter().any(|name| {
+        CertificateInfo::covers_name(&self.subject_names, domain)
+    }
+
+    /// Whether one of `names` matches `domain` (exactly, or by a left-most `*.` wildcard).
+    pub fn covers_name(names: &[String], domain: &str) -> bool {
+        names.iter().any(|name| {
             name == domain
                 || name
                     .strip_prefix("*.")

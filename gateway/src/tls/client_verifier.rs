@@ -66,23 +66,13 @@ impl ClientCertVerifier for PeerCertificatePolicy {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
         let PeerCertificatePolicy::Required { roots, .. } = self else {
+            webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
             return Ok(ClientCertVerified::assertion());
         };
-        let algs = provider().signature_verification_algorithms.all;
-        let verify = |usage| {
-            cert.verify_for_usage(algs, &roots.roots, intermediates, now, usage, None, None)
-        };
-        match verify(webpki::KeyUsage::client_auth()) {
-            Ok(_) => Ok(ClientCertVerified::assertion()),
-            Err(webpki::Error::RequiredEkuNotFoundContext(_)) => {
-                verify(webpki::KeyUsage::server_auth())
-                    .map(|_| ClientCertVerified::assertion())
-                    .map_err(pki_error)
-            }
-            Err(e) => Err(pki_error(e)),
-        }
+        verify_chain(roots, end_entity, intermediates, now)
+            .map(|()| ClientCertVerified::assertion())
+            .map_err(pki_error)
     }
 
     fn verify_tls12_signature(
@@ -117,6 +107,28 @@ impl ClientCertVerifier for PeerCertificatePolicy {
         provider()
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// Whether `end_entity` chains to `roots` for either EKU a server may
+/// present as client certificate: clientAuth, or serverAuth only (public
+/// CAs stopped adding clientAuth; Prosody ignores the purpose too).
+pub fn verify_chain(
+    roots: &RootCertStore,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<(), webpki::Error> {
+    let cert = webpki::EndEntityCert::try_from(end_entity)?;
+    let algs = provider().signature_verification_algorithms.all;
+    let verify =
+        |usage| cert.verify_for_usage(algs, &roots.roots, intermediates, now, usage, None, None);
+    match verify(webpki::KeyUsage::client_auth()) {
+        Ok(_) => Ok(()),
+        Err(webpki::Error::RequiredEkuNotFoundContext(_)) => {
+            verify(webpki::KeyUsage::server_auth()).map(|_| ())
+        }
+        Err(e) => Err(e),
     }
 }
 

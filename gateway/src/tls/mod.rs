@@ -10,11 +10,15 @@ mod certificate;
 mod certificate_info;
 mod client_verifier;
 mod listener_tls;
+mod peer_identity;
+mod relay_tls;
 
 pub use certificate::Certificate;
 pub use certificate_info::CertificateInfo;
 pub use client_verifier::PeerCertificatePolicy;
 pub use listener_tls::{ClientAuth, ListenerTls};
+pub use peer_identity::PeerIdentity;
+pub use relay_tls::RelayTls;
 
 use std::sync::{Arc, OnceLock};
 use tokio_rustls::rustls::crypto::CryptoProvider;

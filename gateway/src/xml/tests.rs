@@ -490,3 +490,50 @@ fn lowering_the_limit_applies_to_elements_and_tokens() {
         );
     }
 }
+
+/// Parses one element inside a stream with the given declarations.
+fn parse_in_stream(decls: &str, element: &str) -> Element {
+    let mut f = Framer::new(100_000, 16);
+    f.push(
+        format!("<stream:stream xmlns:stream='http://etherx.jabber.org/streams' {decls}>{element}")
+            .as_bytes(),
+    );
+    assert!(matches!(f.next_frame(), Ok(Some(Frame::StreamOpen(_)))));
+    match f.next_frame() {
+        Ok(Some(Frame::Element(e))) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reserialised_stanza_needs_none_of_the_senders_declarations() {
+    // Prefixes declared on the sender's stream header, a default namespace
+    // on a child, a prefixed attribute, xml:lang, and text to escape.
+    let original = parse_in_stream(
+        "xmlns='jabber:server' xmlns:x='urn:example:x' xmlns:a='urn:example:a'",
+        "<message to='a@b.example' from='c@d.example' xml:lang='en' a:flag='1'>\
+         <body>1 &lt; 2 &amp; &quot;q&quot; &gt;</body><x:extra x:y='&apos;'><inner/></x:extra>\
+         <html xmlns='http://jabber.org/protocol/xhtml-im'><p>t</p></html></message>",
+    );
+    let xml = to_xml(&original, "jabber:server");
+    assert!(!xml.contains("x:extra"), "no sender prefix reused: {xml}");
+    assert!(xml.contains("&lt;") && xml.contains("&amp;"), "{xml}");
+    assert!(xml.contains("xml:lang='en'"), "{xml}");
+    // Read back on a stream that declares nothing but the defaults.
+    let again = parse_in_stream("xmlns='jabber:server'", &xml);
+    assert_eq!(again, original);
+}
+
+#[test]
+fn reserialised_top_level_element_declares_its_namespace_when_it_differs() {
+    let e = parse_in_stream("xmlns='jabber:server'", "<r xmlns='urn:example:r'><c/></r>");
+    assert_eq!(
+        to_xml(&e, "jabber:server"),
+        "<r xmlns='urn:example:r'><c/></r>"
+    );
+    let e = parse_in_stream("xmlns='jabber:server'", "<message><body>x</body></message>");
+    assert_eq!(
+        to_xml(&e, "jabber:server"),
+        "<message><body>x</body></message>"
+    );
+}

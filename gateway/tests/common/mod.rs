@@ -6,6 +6,9 @@
 //! Only the child this harness spawned is ever signalled, by its PID.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod peers;
+pub mod prosody;
+
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;

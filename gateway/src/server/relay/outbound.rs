@@ -1,0 +1,253 @@
+//! One outbound stream: gateway → internal server, or gateway → partner,
+//! for one (from-domain, to-domain) pair.
+//!
+//! Owns its connection's life: find the addresses (the internal server,
+//! the partner's `proxy`, or its SRV records), negotiate (`handshake`),
+//! then write the stanzas the router queues, re-serialised; read only to
+//! notice a stream error or close. It ends when idle, on drain (closing
+//! the stream cleanly), or when the connection fails; stanzas it could not
+//! deliver are answered through the router (`bounce`). One connection
+//! attempt per stream; after a failure the router waits (`retry`) before
+//! it starts another for the pair.
+
+use super::handshake::{Authenticated, HandshakeError, establish, stream_error_condition};
+use super::resolve::partner_addresses;
+use super::router::{PairKey, Router};
+use super::stats::{Leg, OutboundState};
+use crate::config::ServerAddress;
+use crate::event;
+use crate::server::tracker::TaskToken;
+use crate::stream::{NS_SERVER, NS_STREAMS, StanzaCondition};
+use crate::xml::{Element, Frame, to_xml};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, split};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+
+/// How the stream finds its peer.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// A configured `host:port` (the internal server, a partner's `proxy`).
+    Fixed(ServerAddress),
+    /// The partner's `_xmpp-server._tcp` SRV records.
+    Srv(String),
+}
+
+/// Everything one outbound stream needs, fixed when it starts.
+pub struct Outbound {
+    /// The router that created it (for bounces and to be forgotten).
+    pub router: Arc<Router>,
+    /// Its pair and identity in the router's table.
+    pub key: PairKey,
+    /// Which leg it is.
+    pub leg: Leg,
+    /// Where to connect.
+    pub destination: Destination,
+    /// TLS client configuration for this leg.
+    pub connector: tokio_rustls::TlsConnector,
+    /// `relay.connect_timeout_secs`.
+    pub connect_timeout: Duration,
+    /// Close after this long without a stanza.
+    pub idle: Duration,
+    /// Bound on every write.
+    pub write_timeout: Duration,
+    /// Becomes `true` when the daemon drains.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("key", &self.key)
+            .field("leg", &self.leg)
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the stream ended.
+enum End {
+    /// Closed by us (idle, drain): not a failure.
+    Closed,
+    /// Could not be set up, or was lost.
+    Failed(StanzaCondition),
+}
+
+impl Outbound {
+    /// Runs the stream to its end; `queue` holds the stanzas to send.
+    pub async fn run(mut self, mut queue: mpsc::Receiver<Element>, _token: TaskToken) {
+        let pair = self.key.label();
+        let router = self.router.clone();
+        let stats = &router.shared.relay;
+        let mut shutdown = self.shutdown.clone();
+        stats.set_outbound(&pair, self.leg, OutboundState::Connecting);
+        let end = tokio::select! {
+            setup = self.setup() => match setup {
+                Ok(stream) => {
+                    event!(
+                        Info,
+                        "outbound_established",
+                        leg = self.leg.as_str(),
+                        from = self.key.from,
+                        to = self.key.to,
+                        address = stream.address,
+                    );
+                    stats.set_outbound(&pair, self.leg, OutboundState::Established);
+                    router.established(&self.key);
+                    self.pump(stream, &mut queue).await
+                }
+                Err(e) => {
+                    event!(
+                        Info,
+                        "outbound_failed",
+                        leg = self.leg.as_str(),
+                        from = self.key.from,
+                        to = self.key.to,
+                        error = e,
+                    );
+                    End::Failed(if e.is_timeout() {
+                        StanzaCondition::RemoteServerTimeout
+                    } else {
+                        StanzaCondition::RemoteServerNotFound
+                    })
+                }
+            },
+            // Draining: nothing will be delivered; the reverse path is closing too.
+            _ = shutdown.changed() => End::Closed,
+        };
+        // No new stanza reaches this queue from here on.
+        self.router.ended(
+            &self.key,
+            match end {
+                End::Failed(condition) => Some(condition),
+                End::Closed => None,
+            },
+        );
+        queue.close();
+        let condition = match end {
+            End::Failed(condition) => condition,
+            End::Closed => StanzaCondition::RemoteServerNotFound,
+        };
+        while let Ok(stanza) = queue.try_recv() {
+            self.router.bounce(&stanza, condition);
+        }
+        stats.remove_outbound(&pair, self.leg, matches!(end, End::Failed(_)));
+    }
+
+    async fn setup(&self) -> Result<Authenticated, HandshakeError> {
+        let addresses = self.addresses().await?;
+        establish(
+            &addresses,
+            &self.key.from,
+            &self.key.to,
+            &self.connector,
+            self.connect_timeout,
+        )
+        .await
+    }
+
+    async fn addresses(&self) -> Result<Vec<SocketAddr>, HandshakeError> {
+        let found = match &self.destination {
+            Destination::Fixed(address) => {
+                let lookup = tokio::net::lookup_host((address.host.as_str(), address.port));
+                match timeout(self.connect_timeout, lookup).await {
+                    Err(_) => return Err(HandshakeError::Timeout("resolving")),
+                    Ok(Err(e)) => {
+                        return Err(HandshakeError::Connect {
+                            addresses: address.to_string(),
+                            last: e.to_string(),
+                        });
+                    }
+                    Ok(Ok(found)) => found.collect(),
+                }
+            }
+            Destination::Srv(domain) => {
+                match timeout(self.connect_timeout, partner_addresses(domain)).await {
+                    Err(_) => return Err(HandshakeError::Timeout("resolving")),
+                    Ok(Err(e)) => {
+                        return Err(HandshakeError::Connect {
+                            addresses: domain.clone(),
+                            last: e.to_string(),
+                        });
+                    }
+                    Ok(Ok(found)) => found,
+                }
+            }
+        };
+        Ok(found)
+    }
+
+    /// Writes queued stanzas until idle, drain or failure.
+    async fn pump(&mut self, stream: Authenticated, queue: &mut mpsc::Receiver<Element>) -> End {
+        let Authenticated {
+            tls, mut reader, ..
+        } = stream;
+        let (mut read, mut write) = split(tls);
+        let mut idle_until = Instant::now() + self.idle;
+        let end = loop {
+            tokio::select! {
+                stanza = queue.recv() => {
+                    let Some(stanza) = stanza else { break End::Closed };
+                    let xml = to_xml(&stanza, NS_SERVER);
+                    let sent = timeout(self.write_timeout, async {
+                        write.write_all(xml.as_bytes()).await?;
+                        write.flush().await
+                    })
+                    .await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        self.router.bounce(&stanza, StanzaCondition::RemoteServerNotFound);
+                        self.lost("write failed");
+                        break End::Failed(StanzaCondition::RemoteServerNotFound);
+                    }
+                    idle_until = Instant::now() + self.idle;
+                }
+                frame = reader.next(&mut read) => match frame {
+                    Ok(Some(Frame::Element(e))) if e.is(NS_STREAMS, "error") => {
+                        self.lost(&format!("stream error `{}`", stream_error_condition(&e)));
+                        break End::Failed(StanzaCondition::RemoteServerNotFound);
+                    }
+                    // Anything else a receiving server may send on our
+                    // stream (keepalives are whitespace) is not ours to act on.
+                    Ok(Some(Frame::Element(_) | Frame::StreamOpen(_))) => {}
+                    Ok(Some(Frame::StreamClose) | None) | Err(_) => {
+                        self.lost("closed by the peer");
+                        break End::Failed(StanzaCondition::RemoteServerNotFound);
+                    }
+                },
+                () = sleep_until(idle_until) => break End::Closed,
+                _ = self.shutdown.changed() => break End::Closed,
+            }
+        };
+        if matches!(end, End::Closed) {
+            // Forgotten first, so a stanza arriving now opens a new stream.
+            self.router.ended(&self.key, None);
+            let _ = timeout(self.write_timeout, async {
+                write.write_all(b"</stream:stream>").await?;
+                write.flush().await?;
+                write.shutdown().await
+            })
+            .await;
+            event!(
+                Debug,
+                "outbound_closed",
+                leg = self.leg.as_str(),
+                from = self.key.from,
+                to = self.key.to,
+            );
+        }
+        end
+    }
+
+    fn lost(&self, why: &str) {
+        event!(
+            Info,
+            "outbound_failed",
+            leg = self.leg.as_str(),
+            from = self.key.from,
+            to = self.key.to,
+            error = why,
+        );
+    }
+}

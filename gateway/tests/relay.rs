@@ -1,0 +1,558 @@
+//! The relay end to end: the real `xfed-gateway` binary between a partner
+//! (a rustls S2S peer in the test: it initiates to the external listener
+//! and receives the gateway's outbound stream through `proxy`) and a REAL
+//! Prosody 0.12 as the internal server (its own config in a temp dir,
+//! `s2s_secure_auth = true`, the test CA in `ssl.cafile`). Delivery is
+//! checked in Prosody's own mod_offline store.
+//!
+//! Our server → partner is covered with a rustls initiator on the internal
+//! listener speaking for our domain: steering Prosody's outgoing S2S to the
+//! gateway needs DNS (Prosody 0.12 has no per-domain route option; notes
+//! §0.1, §3), which this test does not run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::peers::{PartnerServer, b64, start_tls};
+use common::prosody::{Prosody, available, free_port};
+use common::*;
+
+/// Certificates of one test world, all from one test CA (serverAuth EKU
+/// only, as public CAs issue them now).
+struct World {
+    work: Workdir,
+    ca: TestCa,
+    /// The gateway's external certificate (our domain).
+    external: Leaf,
+    /// The gateway's internal certificate (partner domains).
+    internal: Leaf,
+    /// The partner's certificate.
+    partner: Leaf,
+    /// Our internal server's certificate (Prosody, or the test initiator).
+    ours: Leaf,
+}
+
+impl World {
+    fn new() -> World {
+        let ca = TestCa::new("Relay Test CA");
+        World {
+            work: Workdir::new(),
+            external: ca.leaf(&[DOMAIN]),
+            internal: ca.leaf(&[PARTNER]),
+            partner: ca.leaf(&[PARTNER]),
+            ours: ca.leaf(&[DOMAIN]),
+            ca,
+        }
+    }
+
+    /// The gateway's config: `[relay]` to `internal_server`, the partner's
+    /// `proxy` at `proxy`; `denied` users get a policy without XMPP.
+    fn config(
+        &self,
+        internal_server: &str,
+        proxy: std::net::SocketAddr,
+        denied: &[&str],
+    ) -> std::path::PathBuf {
+        let ca = self.work.write("ca.pem", &self.ca.pem);
+        let external = self.work.install("external", &self.external);
+        let internal = self.work.install("internal", &self.internal);
+        let policy = format!(
+            "[[partners]]\ndomain = \"{PARTNER}\"\nproxy = \"{proxy}\"\n\
+             [[policies]]\nidentity = \"Global\"\nenable_xmpp_access = true\n\
+             [[policies]]\nidentity = \"NoXmpp\"\nenable_federation_access = true\n\
+             [[grants]]\npolicy = \"NoXmpp\"\nusers = [\"nobody@{DOMAIN}\", {}]\n",
+            denied
+                .iter()
+                .map(|u| format!("\"{u}@{DOMAIN}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.work.write("policy.toml", &policy);
+        let text = format!(
+            "domains = [\"{DOMAIN}\"]\nlog_level = \"debug\"\ndrain_secs = 5\npolicy_file = \"policy.toml\"\n\
+             [external]\naddress = \"127.0.0.1\"\nport = 0\n{external}\n\
+             [internal]\naddress = \"127.0.0.1\"\nport = 0\n{internal}client_ca = {ca:?}\n\
+             [admin]\naddress = \"127.0.0.1\"\nport = 0\n\
+             [relay]\ninternal_server = \"{internal_server}\"\npartner_ca = {ca:?}\nconnect_timeout_secs = 5\n",
+            ca = ca.display().to_string(),
+        );
+        self.work.write("gateway.toml", &text)
+    }
+
+    fn prosody(&self) -> Prosody {
+        let dir = self.work.path("prosody");
+        std::fs::create_dir_all(&dir).unwrap();
+        Prosody::start(
+            &dir,
+            DOMAIN,
+            &self.ours,
+            &self.ca.pem,
+            &["alice", "mallory"],
+        )
+    }
+
+    /// A partner stream to the external listener, authenticated.
+    async fn partner_stream(&self, gateway: &Gateway) -> common::peers::Initiator {
+        let mut stream = start_tls(
+            gateway.external,
+            DOMAIN,
+            PARTNER,
+            self.ca.roots(),
+            Some(&self.partner),
+        )
+        .await;
+        assert!(stream.offers_external(), "{}", stream.features);
+        let reply = stream.authenticate(DOMAIN, PARTNER, &b64(PARTNER)).await;
+        assert!(reply.contains("<success"), "{reply}");
+        stream
+    }
+}
+
+fn metric(gateway: &Gateway, line_start: &str) -> u64 {
+    let (_, text) = gateway.get("/metrics");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(line_start)
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{line_start} missing:\n{text}"))
+}
+
+fn message(from: &str, to: &str, id: &str, body: &str) -> String {
+    format!("<message from='{from}' to='{to}' id='{id}' type='chat'><body>{body}</body></message>")
+}
+
+#[tokio::test]
+async fn partner_message_to_an_allowed_user_is_stored_by_prosody() {
+    if !available("partner_message_to_an_allowed_user_is_stored_by_prosody") {
+        return;
+    }
+    let world = World::new();
+    let prosody = world.prosody();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let mut gateway =
+        Gateway::start(&world.config(&prosody.address(), partner.address, &["mallory"]));
+
+    let mut stream = world.partner_stream(&gateway).await;
+    stream
+        .send(&message(
+            &format!("bob@{PARTNER}/phone"),
+            &format!("alice@{DOMAIN}"),
+            "m1",
+            "hello &lt;&amp;&gt; from the partner",
+        ))
+        .await;
+    let stored = prosody.wait_offline("alice", "hello <&> from the partner");
+    assert!(stored.contains(&format!("bob@{PARTNER}/phone")), "{stored}");
+
+    gateway.wait_for(|l| {
+        l.contains("event=stream_authenticated") && l.contains(&format!("domain={PARTNER}"))
+    });
+    gateway.wait_for(|l| l.contains("event=outbound_established") && l.contains("leg=internal"));
+    let status = gateway.status();
+    let relay = &status["relay"];
+    assert_eq!(relay["internal_server"], prosody.address());
+    assert_eq!(relay["outbound_streams"], 1);
+    assert_eq!(relay["outbound"][0]["pair"], format!("{PARTNER}->{DOMAIN}"));
+    assert_eq!(relay["outbound"][0]["state"], "established");
+    assert_eq!(relay["authenticated_streams"]["external"], 1);
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_sasl_total{listener=\"external\",result=\"success\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_outbound_connections_total{leg=\"internal\",result=\"established\"}"
+        ),
+        1
+    );
+    // Prosody's own view: an incoming stream from the partner domain over
+    // TLS, authenticated with SASL (EXTERNAL), no dialback.
+    let sessions = prosody.shell("s2s:show()");
+    let session = sessions
+        .lines()
+        .find(|l| l.contains("<--") && l.contains(PARTNER))
+        .unwrap_or_else(|| panic!("no incoming session from {PARTNER}:\n{sessions}"));
+    assert!(
+        session.contains("TLSv1.3")
+            && session.contains("Succeeded")
+            && session.contains("Not used"),
+        "{session}"
+    );
+    assert!(
+        !gateway.log_text().contains("from the partner"),
+        "no stanza body is logged"
+    );
+}
+
+#[tokio::test]
+async fn a_denied_user_never_reaches_prosody_and_the_partner_gets_service_unavailable() {
+    if !available("a_denied_user_never_reaches_prosody") {
+        return;
+    }
+    let world = World::new();
+    let prosody = world.prosody();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let mut gateway =
+        Gateway::start(&world.config(&prosody.address(), partner.address, &["mallory"]));
+
+    let mut stream = world.partner_stream(&gateway).await;
+    let mallory = format!("mallory@{DOMAIN}");
+    stream
+        .send(&message(
+            &format!("bob@{PARTNER}"),
+            &mallory,
+            "d1",
+            "not for mallory",
+        ))
+        .await;
+    stream
+        .send(&message(
+            &format!("bob@{PARTNER}"),
+            &format!("alice@{DOMAIN}"),
+            "a1",
+            "for alice",
+        ))
+        .await;
+
+    // The error comes back on the gateway's own stream to the partner.
+    let mut back = partner.accept().await;
+    assert!(
+        back.header.contains(&format!("from='{DOMAIN}'")),
+        "{}",
+        back.header
+    );
+    assert!(
+        back.auth.contains(&b64(DOMAIN)),
+        "authzid is our domain: {}",
+        back.auth
+    );
+    let (_, session) = back.tls.get_ref();
+    assert_eq!(
+        session.peer_certificates().unwrap()[0],
+        world.external.der,
+        "the external certificate is the client certificate"
+    );
+    let error = back.read_until("</message>").await;
+    assert!(
+        error.contains("id='d1'") && error.contains("type='error'"),
+        "{error}"
+    );
+    assert!(error.contains(&format!("to='bob@{PARTNER}'")), "{error}");
+    assert!(
+        error.contains("<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("not for mallory"),
+        "no body echoed: {error}"
+    );
+
+    // Alice's message, sent after it, arrived; mallory's never went in.
+    prosody.wait_offline("alice", "for alice");
+    assert_eq!(prosody.offline("mallory"), "", "nothing stored for mallory");
+    assert!(!prosody.offline_file("mallory").exists());
+    let denial = gateway.wait_for(|l| l.contains("event=stanza_denied"));
+    assert!(
+        denial.contains(&format!("user={mallory}")) && denial.contains("verdict=denied"),
+        "{denial}"
+    );
+    assert!(!denial.contains("not for mallory"));
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"denied\"}"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sighup_that_denies_a_user_applies_to_an_open_stream() {
+    if !available("sighup_that_denies_a_user_applies_to_an_open_stream") {
+        return;
+    }
+    let world = World::new();
+    let prosody = world.prosody();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let config = world.config(&prosody.address(), partner.address, &["mallory"]);
+    let mut gateway = Gateway::start(&config);
+    let mut stream = world.partner_stream(&gateway).await;
+    let alice = format!("alice@{DOMAIN}");
+    stream
+        .send(&message(
+            &format!("bob@{PARTNER}"),
+            &alice,
+            "before",
+            "before the reload",
+        ))
+        .await;
+    prosody.wait_offline("alice", "before the reload");
+
+    // Alice loses XMPP access; the open stream gets the new policies.
+    world.config(&prosody.address(), partner.address, &["mallory", "alice"]);
+    gateway.signal("HUP");
+    gateway.wait_for(|l| l.contains("event=reloaded"));
+    stream
+        .send(&message(
+            &format!("bob@{PARTNER}"),
+            &alice,
+            "after",
+            "after the reload",
+        ))
+        .await;
+    gateway.wait_for(|l| l.contains("event=stanza_denied"));
+    let mut back = partner.accept().await;
+    let error = back.read_until("</message>").await;
+    assert!(
+        error.contains("id='after'") && error.contains("service-unavailable"),
+        "{error}"
+    );
+    assert!(!prosody.offline("alice").contains("after the reload"));
+}
+
+#[tokio::test]
+async fn unreachable_internal_server_bounces_remote_server_not_found() {
+    let world = World::new();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    // A port nothing listens on.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let mut gateway = Gateway::start(&world.config(&closed, partner.address, &[]));
+    let mut stream = world.partner_stream(&gateway).await;
+    stream
+        .send(&format!(
+            "<iq from='bob@{PARTNER}/x' to='alice@{DOMAIN}' type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>"
+        ))
+        .await;
+    // An error is never answered with an error (no bounce loops).
+    stream
+        .send(&format!(
+            "<message from='bob@{PARTNER}' to='alice@{DOMAIN}' type='error' id='e1'/>"
+        ))
+        .await;
+    let mut back = partner.accept().await;
+    let error = back.read_until("</iq>").await;
+    assert!(
+        error.contains("id='v1'") && error.contains("type='error'"),
+        "{error}"
+    );
+    assert!(
+        error.contains("<remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+        "{error}"
+    );
+    gateway.wait_for(|l| l.contains("event=outbound_failed") && l.contains("leg=internal"));
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stanzas_bounced_total{condition=\"remote-server-not-found\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_outbound_connections_total{leg=\"internal\",result=\"failed\"}"
+        ),
+        1
+    );
+    assert!(!back.pending.contains("e1"));
+}
+
+#[tokio::test]
+async fn our_servers_message_is_relayed_to_the_partner() {
+    let world = World::new();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let closed = format!("127.0.0.1:{}", free_port());
+    let mut gateway = Gateway::start(&world.config(&closed, partner.address, &["mallory"]));
+    // Our server connects to the internal listener speaking for our domain.
+    let mut ours = start_tls(
+        gateway.internal,
+        PARTNER,
+        DOMAIN,
+        world.ca.roots(),
+        Some(&world.ours),
+    )
+    .await;
+    assert!(ours.offers_external(), "{}", ours.features);
+    let reply = ours.authenticate(PARTNER, DOMAIN, "=").await;
+    assert!(reply.contains("<success"), "{reply}");
+    ours.send(&format!(
+        "<message xmlns:x='urn:example:x' from='alice@{DOMAIN}/desk' to='bob@{PARTNER}' id='o1'>\
+         <body>out &amp; about</body><x:tag x:k='v'/></message>"
+    ))
+    .await;
+    let mut back = partner.accept().await;
+    let relayed = back.read_until("</message>").await;
+    assert!(
+        relayed.contains("<body>out &amp; about</body>"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("xml:lang='en'"),
+        "the stream's language is stamped: {relayed}"
+    );
+    assert!(
+        relayed.contains("<tag xmlns='urn:example:x'"),
+        "re-serialised, not the sender's prefix: {relayed}"
+    );
+    // A denied user's outbound stanza is answered towards our server, so it
+    // goes to the (unreachable) internal server and is bounced no further.
+    ours.send(&format!(
+        "<message from='mallory@{DOMAIN}' to='bob@{PARTNER}' id='o2'><body>no</body></message>"
+    ))
+    .await;
+    gateway.wait_for(|l| l.contains("event=stanza_denied") && l.contains("direction=outbound"));
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"denied\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"allowed\"}"
+        ),
+        1
+    );
+
+    // SIGTERM: the outbound stream to the partner is closed cleanly.
+    gateway.signal("TERM");
+    let rest = back.read_to_end().await;
+    assert!(rest.ends_with("</stream:stream>"), "{rest:?}");
+    assert!(gateway.wait_exit().success());
+}
+
+#[tokio::test]
+async fn a_stanza_before_authentication_is_refused_and_relayed_nowhere() {
+    let world = World::new();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let closed = format!("127.0.0.1:{}", free_port());
+    let gateway = Gateway::start(&world.config(&closed, partner.address, &[]));
+    let mut stream = start_tls(
+        gateway.external,
+        DOMAIN,
+        PARTNER,
+        world.ca.roots(),
+        Some(&world.partner),
+    )
+    .await;
+    assert!(stream.offers_external());
+    stream
+        .send(&message(
+            &format!("bob@{PARTNER}"),
+            &format!("alice@{DOMAIN}"),
+            "x",
+            "early",
+        ))
+        .await;
+    let reply = stream.read_to_end().await;
+    assert!(
+        reply.contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{reply}"
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"
+        ),
+        0
+    );
+    assert!(
+        gateway.status()["relay"]["outbound"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_not_valid_for_from_gets_no_external() {
+    let world = World::new();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let closed = format!("127.0.0.1:{}", free_port());
+    let gateway = Gateway::start(&world.config(&closed, partner.address, &[]));
+    // Valid chain, wrong name.
+    let other = world.ca.leaf(&["other.example"]);
+    let mut stream = start_tls(
+        gateway.external,
+        DOMAIN,
+        PARTNER,
+        world.ca.roots(),
+        Some(&other),
+    )
+    .await;
+    assert!(!stream.offers_external(), "{}", stream.features);
+    assert!(
+        stream.features.contains("<stream:features/>"),
+        "{}",
+        stream.features
+    );
+    let reply = stream.authenticate(DOMAIN, PARTNER, "=").await;
+    assert!(
+        reply.contains("<failure") && reply.contains("<not-authorized/>"),
+        "{reply}"
+    );
+    // Right name, untrusted CA.
+    let rogue = TestCa::new("Rogue CA").leaf(&[PARTNER]);
+    let stream = start_tls(
+        gateway.external,
+        DOMAIN,
+        PARTNER,
+        world.ca.roots(),
+        Some(&rogue),
+    )
+    .await;
+    assert!(!stream.offers_external(), "{}", stream.features);
+    // No certificate at all.
+    let stream = start_tls(gateway.external, DOMAIN, PARTNER, world.ca.roots(), None).await;
+    assert!(!stream.offers_external(), "{}", stream.features);
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_sasl_total{listener=\"external\",result=\"failure\"}"
+        ),
+        1
+    );
+}
+
+#[test]
+fn relay_certificate_problems_are_named_before_anything_is_bound() {
+    let world = World::new();
+    let path = world.config("127.0.0.1:5269", "127.0.0.1:5270".parse().unwrap(), &[]);
+    let good = std::fs::read_to_string(&path).unwrap();
+    let missing = world.work.path("missing-ca.pem").display().to_string();
+    let bad = good.replacen(
+        &format!(
+            "partner_ca = {:?}",
+            world.work.path("ca.pem").display().to_string()
+        ),
+        &format!("partner_ca = {missing:?}"),
+        1,
+    );
+    assert_ne!(bad, good);
+    world.work.write("gateway.toml", &bad);
+    let output = std::process::Command::new(binary())
+        .arg("--check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("`relay.partner_ca`: cannot read"),
+        "{stderr}"
+    );
+}
