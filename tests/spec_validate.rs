@@ -125,6 +125,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "9:17: Error: SSH sessions cannot be kept for 86400 seconds | expected 0 (close them after each run) to 3600 seconds",
     ),
     (
+        "relay without its trust",
+        "        address: 203.0.113.11\n",
+        "        address: 203.0.113.11\n    xmpp_server: { address: 203.0.113.11 }\n",
+        "18:18: Error: edge pool `edge-hq` relays to this XMPP server but has no internal certificate | expected a certificate with `pool: edge-hq` and `usage: internal` | hint: its SANs get the partner domains: the gateway presents it as the partners to the internal server",
+    ),
+    (
+        "partner proxy without a port",
+        "  - domain: fabrikam.example",
+        "  - domain: fabrikam.example\n    proxy: xmpp.fabrikam.example",
+        "47:12: Error: `xmpp.fabrikam.example` is not `host:port` | expected a host and a port, such as `xmpp.fabrikam.example:5269`",
+    ),
+    (
         "port zero",
         "port: 5269",
         "port: 0",

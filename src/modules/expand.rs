@@ -40,6 +40,12 @@ pub enum ExpandError {
         what: &'static str,
         value: String,
     },
+    #[error("cannot read `{path}` (`{field}`): {source}")]
+    ReadFile {
+        field: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A local build output a `binary` resource ships.
@@ -84,10 +90,16 @@ pub fn topology(spec: &Spec) -> serde_json::Value {
         "sites": spec.sites.iter().map(|s| json!({
             "name": s.name, "frontend_pool": s.frontend_pool, "xmpp_route": s.xmpp_route,
         })).collect::<Vec<_>>(),
-        "frontend_pools": spec.frontend_pools.iter().map(|p| json!({
-            "name": p.name, "servers": p.servers.iter().map(|s| &s.fqdn).collect::<Vec<_>>(),
-            "users": p.users,
-        })).collect::<Vec<_>>(),
+        "frontend_pools": spec.frontend_pools.iter().map(|p| {
+            let mut pool = json!({
+                "name": p.name, "servers": p.servers.iter().map(|s| &s.fqdn).collect::<Vec<_>>(),
+                "users": p.users,
+            });
+            if let Some(x) = &p.xmpp_server {
+                pool["xmpp_server"] = json!(x.endpoint());
+            }
+            pool
+        }).collect::<Vec<_>>(),
         "edge_pools": spec.edge_pools.iter().map(|p| json!({
             "name": p.name, "site": p.site, "xmpp_federation": p.xmpp_federation,
             "srv": { "priority": p.srv_priority, "weight": p.srv_weight },
@@ -104,9 +116,15 @@ pub fn topology(spec: &Spec) -> serde_json::Value {
             "enable_xmpp_access": p.enable_xmpp_access,
         })).collect::<Vec<_>>(),
         "grants": spec.grants.iter().map(|g| json!({ "policy": g.policy, "users": g.users })).collect::<Vec<_>>(),
-        "partners": spec.partners.iter().map(|p| json!({
-            "domain": p.domain, "kind": p.kind, "tls": p.tls, "dialback": p.dialback,
-        })).collect::<Vec<_>>(),
+        "partners": spec.partners.iter().map(|p| {
+            let mut partner = json!({
+                "domain": p.domain, "kind": p.kind, "tls": p.tls, "dialback": p.dialback,
+            });
+            if let Some(proxy) = &p.proxy {
+                partner["proxy"] = json!(proxy);
+            }
+            partner
+        }).collect::<Vec<_>>(),
     });
     let version = sha256_hex(serde_json::to_string(&body).unwrap_or_default().as_bytes());
     let mut doc = body;
@@ -155,6 +173,7 @@ pub fn expand(
 ) -> Result<Vec<Resource>, ExpandError> {
     let env = environment();
     let topo = topology(spec);
+    let cas = ca_context(spec)?;
     let mut out = Vec::new();
     for (manifest, name) in load_manifests()? {
         for t in targets(spec, &manifest) {
@@ -177,6 +196,8 @@ pub fn expand(
                 "grants": spec.grants,
                 "service_manager": manager,
                 "tls": tls_context(spec, t.server.pool),
+                "relay": relay_context(spec, t.server.pool),
+                "ca": cas,
             })));
             expand_host(
                 &env, &manifest, name, &t, &ctx, artifacts, manager, &mut out,
@@ -212,6 +233,42 @@ fn tls_context(spec: &Spec, pool: &str) -> serde_json::Value {
             .unwrap_or(serde_json::Value::Null)
     };
     json!({ "external": paths(CertUsage::External), "internal": paths(CertUsage::Internal) })
+}
+
+/// `relay` for the gateway's template: `internal_server` (`host:port`),
+/// the XMPP server of the front-end pool of the first site (in spec order)
+/// routed through `pool` that names one; null when none does (the gateway
+/// then relays nothing).
+fn relay_context(spec: &Spec, pool: &str) -> serde_json::Value {
+    spec.sites
+        .iter()
+        .filter(|s| s.xmpp_route == pool)
+        .find_map(|s| spec.frontend_pool(&s.frontend_pool)?.xmpp_server.as_ref())
+        .map_or(
+            serde_json::Value::Null,
+            |x| json!({ "internal_server": x.endpoint() }),
+        )
+}
+
+/// `ca.internal` / `ca.partner`: the CA bundles the gateways trust for the
+/// internal servers and for partners, read from this machine (`path` on
+/// the edge, `pem` its content), or null.
+fn ca_context(spec: &Spec) -> Result<serde_json::Value, ExpandError> {
+    let dir = format!("{}/tls", spec.gateway.config_dir);
+    let read = |local: &Option<PathBuf>, field: &'static str, name: &str| match local {
+        None => Ok(serde_json::Value::Null),
+        Some(p) => std::fs::read_to_string(p)
+            .map(|pem| json!({ "path": format!("{dir}/{name}"), "pem": pem }))
+            .map_err(|source| ExpandError::ReadFile {
+                field,
+                path: p.display().to_string(),
+                source,
+            }),
+    };
+    Ok(json!({
+        "internal": read(&spec.gateway.internal_ca, "gateway.internal_ca", "internal-ca.crt")?,
+        "partner": read(&spec.gateway.partner_ca, "gateway.partner_ca", "partner-ca.crt")?,
+    }))
 }
 
 /// The certificate resources alone (for `xfed cert`), without the
@@ -454,7 +511,22 @@ fn expand_host(
                 owner,
                 group,
                 notify,
+                when,
             } => {
+                if let Some(cond) = when
+                    && !env
+                        .compile_expression(cond)
+                        .and_then(|e| e.eval(ctx.clone()))
+                        .map_err(|e| ExpandError::Template {
+                            module: module.into(),
+                            template: format!("when: {cond}"),
+                            host: host.into(),
+                            message: e.to_string(),
+                        })?
+                        .is_true()
+                {
+                    continue;
+                }
                 let path = render(path, "path")?;
                 out.push(resource(
                     format!("{prefix}/file:{path}"),

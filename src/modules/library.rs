@@ -25,6 +25,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../modules/xmpp-gateway/policy.toml.j2"),
     ),
     (
+        "xmpp-gateway/internal-ca.crt.j2",
+        include_str!("../../modules/xmpp-gateway/internal-ca.crt.j2"),
+    ),
+    (
+        "xmpp-gateway/partner-ca.crt.j2",
+        include_str!("../../modules/xmpp-gateway/partner-ca.crt.j2"),
+    ),
+    (
         "xmpp-gateway/xfed-gateway.service.j2",
         include_str!("../../modules/xmpp-gateway/xfed-gateway.service.j2"),
     ),

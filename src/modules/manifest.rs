@@ -71,6 +71,9 @@ pub enum ManifestResource {
         #[serde(default = "root")]
         group: String,
         notify: Option<NotifyRule>,
+        /// Expression over the template context; the file exists only
+        /// where it is true (`when: ca.partner`).
+        when: Option<String>,
     },
     Binary {
         path: String,

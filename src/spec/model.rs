@@ -146,7 +146,26 @@ pub struct FrontendPool {
     pub servers: Vec<Server>,
     /// Users homed on this pool, lower-cased `user@domain`.
     pub users: Vec<String>,
+    /// The internal XMPP server partners' stanzas are relayed to.
+    pub xmpp_server: Option<XmppServer>,
     pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct XmppServer {
+    pub address: String,
+    pub port: u16,
+}
+
+impl XmppServer {
+    /// `address:port`, bracketing an IPv6 literal.
+    pub fn endpoint(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -369,6 +388,8 @@ pub struct Partner {
     pub kind: PartnerKind,
     pub tls: TlsRequirement,
     pub dialback: bool,
+    /// `host:port` instead of SRV resolution.
+    pub proxy: Option<String>,
     pub origin: Origin,
 }
 
@@ -388,6 +409,10 @@ pub struct Gateway {
     pub state_dir: String,
     pub service_manager: ServiceManager,
     pub admin_port: u16,
+    /// Local PEM file of partners' CAs, installed on the gateways.
+    pub partner_ca: Option<PathBuf>,
+    /// Local PEM file of the CAs of the internal XMPP servers.
+    pub internal_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

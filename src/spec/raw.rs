@@ -115,6 +115,19 @@ pub struct RawFrontendPool {
     /// grant gives them another.
     #[serde(default)]
     pub users: Vec<String>,
+    /// The pool's internal XMPP server, where the edge gateways of the
+    /// sites it serves relay partners' stanzas (without it, nothing is
+    /// relayed).
+    pub xmpp_server: Option<RawXmppServer>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawXmppServer {
+    /// IP address or DNS name.
+    pub address: String,
+    /// Server-to-server port (default 5269).
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -400,6 +413,9 @@ pub struct RawPartner {
     /// Accept server dialback (XEP-0220) from this partner (default false).
     #[serde(default)]
     pub dialback: bool,
+    /// `host:port` the gateways connect to for this partner instead of its
+    /// `_xmpp-server._tcp` SRV records (Lync's ProxyFqdn).
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -433,6 +449,14 @@ pub struct RawGateway {
     pub service_manager: Option<RawServiceManager>,
     /// Admin HTTP port on the internal address (default 8089).
     pub admin_port: Option<u16>,
+    /// PEM file (on this machine) of the CAs that vouch for partners'
+    /// certificates; installed on every gateway. Default: the edge's
+    /// system bundle, `/etc/ssl/certs/ca-certificates.crt`.
+    pub partner_ca: Option<String>,
+    /// PEM file (on this machine) of the CAs that vouch for the internal
+    /// XMPP servers' certificates (`frontend_pools[].xmpp_server`);
+    /// installed on every gateway as its internal listener's client CA.
+    pub internal_ca: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -232,11 +232,18 @@ impl<'a> Resolver<'a> {
         let edge_pools = self.edge_pools(raw, &ssh);
         let sites = self.sites(raw, &frontend_pools, &edge_pools);
         self.all_servers_unique(&frontend_pools, &edge_pools);
-        let certificates = self.certificates(raw, &edge_pools, &sip_domains, &xmpp_domains);
+        let partners = self.partners(raw);
+        let partner_domains: Vec<String> = partners.iter().map(|p| p.domain.clone()).collect();
+        let certificates = self.certificates(
+            raw,
+            &edge_pools,
+            &sip_domains,
+            &xmpp_domains,
+            &partner_domains,
+        );
         let dns = raw.dns.as_ref().map(|d| self.dns(d));
         let policies = self.policies(raw, &sites);
         let grants = self.grants(raw, &policies);
-        let partners = self.partners(raw);
         let gateway = self.gateway(&raw.gateway);
         let rollout = self.rollout(&raw.rollout);
 
@@ -247,6 +254,8 @@ impl<'a> Resolver<'a> {
             )
             .hint = Some("add `xmpp_domains: [contoso.example]`".into());
         }
+
+        self.relay_has_its_trust(&sites, &frontend_pools, &certificates, &gateway);
 
         let mut diags = self.diags;
         diags.sort();
@@ -384,10 +393,22 @@ impl<'a> Resolver<'a> {
                 .enumerate()
                 .map(|(j, u)| self.user_address(u, &format!("{base}.users[{j}]")))
                 .collect();
+            let xmpp_server = p.xmpp_server.as_ref().map(|x| {
+                let f = format!("{base}.xmpp_server");
+                let address = self.text(&x.address, &format!("{f}.address"));
+                if address.parse::<IpAddr>().is_err() {
+                    self.dns_name(&address, &format!("{f}.address"), false);
+                }
+                XmppServer {
+                    address,
+                    port: self.port(x.port, 5269, &format!("{f}.port")),
+                }
+            });
             pools.push(FrontendPool {
                 name,
                 servers,
                 users,
+                xmpp_server,
                 origin: self.origin(&base),
             });
         }
@@ -645,6 +666,7 @@ impl<'a> Resolver<'a> {
         pools: &[EdgePool],
         sip_domains: &[String],
         xmpp_domains: &[String],
+        partner_domains: &[String],
     ) -> Vec<Certificate> {
         self.duplicates(
             "certificate",
@@ -721,9 +743,19 @@ impl<'a> Resolver<'a> {
                 (CertUsage::External, Some(p)) => {
                     p.servers.iter().map(|s| s.external_fqdn.clone()).collect()
                 }
-                (CertUsage::Internal, Some(p)) => {
-                    p.servers.iter().map(|s| s.server.fqdn.clone()).collect()
-                }
+                // Towards the internal servers a gateway speaks for the
+                // partners (it presents this certificate as them).
+                (CertUsage::Internal, Some(p)) => p
+                    .servers
+                    .iter()
+                    .map(|s| s.server.fqdn.clone())
+                    .chain(
+                        partner_domains
+                            .iter()
+                            .filter(|_| p.xmpp_federation)
+                            .cloned(),
+                    )
+                    .collect(),
                 _ => Vec::new(),
             };
             let sans = compute_sans(&sip, &xmpp, &externals, &extra);
@@ -1282,6 +1314,10 @@ impl<'a> Resolver<'a> {
                 },
                 tls,
                 dialback: p.dialback,
+                proxy: p
+                    .proxy
+                    .as_ref()
+                    .map(|x| self.host_port(x, &format!("{base}.proxy"))),
                 origin: self.origin(&base),
             });
         }
@@ -1316,7 +1352,84 @@ impl<'a> Resolver<'a> {
                 RawServiceManager::Direct => ServiceManager::Direct,
             },
             admin_port: self.port(raw.admin_port, DEFAULT_ADMIN_PORT, "gateway.admin_port"),
+            partner_ca: raw
+                .partner_ca
+                .as_ref()
+                .map(|p| expand_home(&self.text(p, "gateway.partner_ca"))),
+            internal_ca: raw
+                .internal_ca
+                .as_ref()
+                .map(|p| expand_home(&self.text(p, "gateway.internal_ca"))),
         }
+    }
+
+    /// A front-end pool with an `xmpp_server` makes the edge pools routed
+    /// to it relay: they then speak TLS to it both ways, which needs the
+    /// internal certificate (their identity as the partners) and the CA
+    /// that vouches for the internal server.
+    fn relay_has_its_trust(
+        &mut self,
+        sites: &[Site],
+        frontend_pools: &[FrontendPool],
+        certificates: &[Certificate],
+        gateway: &Gateway,
+    ) {
+        for (i, p) in frontend_pools.iter().enumerate() {
+            if p.xmpp_server.is_none() {
+                continue;
+            }
+            let field = format!("frontend_pools[{i}].xmpp_server");
+            let routed: Vec<&str> = sites
+                .iter()
+                .filter(|s| s.frontend_pool == p.name)
+                .map(|s| s.xmpp_route.as_str())
+                .collect();
+            for edge in routed {
+                if !certificates
+                    .iter()
+                    .any(|c| c.pool == edge && c.usage == CertUsage::Internal)
+                {
+                    let d = self.error(
+                        &field,
+                        format!("edge pool `{edge}` relays to this XMPP server but has no internal certificate"),
+                    );
+                    d.expected = Some(format!(
+                        "a certificate with `pool: {edge}` and `usage: internal`"
+                    ));
+                    d.hint = Some("its SANs get the partner domains: the gateway presents it as the partners to the internal server".into());
+                }
+            }
+            if gateway.internal_ca.is_none() {
+                let d = self.error(
+                    &field,
+                    "relaying to an internal XMPP server needs the CA that vouches for it",
+                );
+                d.expected =
+                    Some("`gateway.internal_ca: PATH` (a PEM file on this machine)".into());
+            }
+        }
+    }
+
+    /// `host:port`, the host an IP address (IPv6 in brackets) or a DNS name.
+    fn host_port(&mut self, value: &str, field: &str) -> String {
+        let text = self.text(value, field);
+        let parsed = text.rsplit_once(':').and_then(|(host, port)| {
+            let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            Some((bare.to_string(), bare.parse::<IpAddr>().is_ok(), port))
+        });
+        match parsed {
+            Some((host, false, _)) => {
+                self.dns_name(&host, field, false);
+            }
+            Some(_) => {}
+            None => {
+                self.error(field, format!("`{text}` is not `host:port`"))
+                    .expected =
+                    Some("a host and a port, such as `xmpp.fabrikam.example:5269`".into());
+            }
+        }
+        text
     }
 
     fn rollout(&mut self, raw: &RawRollout) -> Rollout {

@@ -5,4 +5,5 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod prosody;
 pub mod xfed;
