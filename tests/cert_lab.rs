@@ -9,9 +9,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::lab::{Host, Lab, Role};
+use common::pki::openssl;
 use common::xfed::{Run, TestSpec, lab_spec_with, path_str, reset, xfed};
 
 const ACME_ISSUER: &str = "    issuer:
@@ -110,44 +110,11 @@ fn spec(lab: &Lab, issuer: impl Fn(&Path) -> String, extra: &str) -> TestSpec {
     })
 }
 
-fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A test CA made with openssl: (cert path, key path).
 fn make_ca(dir: &Path) -> (PathBuf, PathBuf) {
     let cert = dir.join("ca.pem");
     let key = dir.join("ca.key");
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        path_str(&key),
-        "-out",
-        path_str(&cert),
-        "-days",
-        "30",
-        "-subj",
-        "/CN=xfed test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
+    common::pki::make_ca(&cert, &key, "xfed test CA");
     (cert, key)
 }
 

@@ -16,10 +16,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::lab::{Lab, Role};
+use common::pki;
 use common::prosody::{Prosody, Setup};
 use common::xfed::{
     TestSpec, apply_ok, assert_in_sync, lab_spec_with, lab_stdout, path_str, reset,
@@ -31,95 +31,19 @@ const PARTNER: &str = "fabrikam.example";
 const PARTNER_ADDRESS: &str = "198.51.100.53";
 const INTERNAL_SERVER: &str = "203.0.113.11";
 
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A CA in `dir` (`NAME.crt`, `NAME.key`).
 fn make_ca(dir: &Path, name: &str) {
     let (crt, key) = (
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.key")),
     );
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        path_str(&key),
-        "-out",
-        path_str(&crt),
-        "-days",
-        "30",
-        "-subj",
-        &format!("/CN=xfed test {name}"),
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
+    pki::make_ca(&crt, &key, &format!("xfed test {name}"));
 }
 
-/// A server certificate for `domain` signed by CA `ca` (`DOMAIN.crt/.key`).
+/// A certificate for `domain` from the CA `ca` in `dir`.
 fn make_leaf(dir: &Path, ca: &str, domain: &str) -> (String, String) {
-    let (crt, key, csr, ext) = (
-        dir.join(format!("{domain}.crt")),
-        dir.join(format!("{domain}.key")),
-        dir.join(format!("{domain}.csr")),
-        dir.join(format!("{domain}.ext")),
-    );
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        path_str(&key),
-        "-out",
-        path_str(&csr),
-        "-subj",
-        &format!("/CN={domain}"),
-    ]);
-    std::fs::write(
-        &ext,
-        format!("subjectAltName=DNS:{domain}\nextendedKeyUsage=serverAuth,clientAuth\n"),
-    )
-    .expect("ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        path_str(&csr),
-        "-CA",
-        path_str(&dir.join(format!("{ca}.crt"))),
-        "-CAkey",
-        path_str(&dir.join(format!("{ca}.key"))),
-        "-CAcreateserial",
-        "-out",
-        path_str(&crt),
-        "-days",
-        "30",
-        "-extfile",
-        path_str(&ext),
-    ]);
-    (
-        std::fs::read_to_string(crt).expect("crt"),
-        std::fs::read_to_string(key).expect("key"),
-    )
+    let (crt, key) = (dir.join(format!("{ca}.crt")), dir.join(format!("{ca}.key")));
+    pki::make_leaf(dir, &crt, &key, domain)
 }
 
 /// playbooks/lab.yaml plus what relaying needs: the front-end pool's XMPP

@@ -5,5 +5,6 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod pki;
 pub mod prosody;
 pub mod xfed;

@@ -7,6 +7,7 @@
 use super::certificate_info::CertificateInfo;
 use crate::config::{CertificatePaths, Problem};
 use std::sync::Arc;
+use tokio_rustls::rustls::RootCertStore;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::sign::CertifiedKey;
@@ -102,4 +103,27 @@ pub(crate) fn read_chain(
             None
         }
     }
+}
+
+/// Reads a PEM bundle as trust anchors; every certificate in it must be
+/// usable as one (a problem of `field` otherwise).
+pub(crate) fn read_roots(
+    path: &std::path::Path,
+    field: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<RootCertStore> {
+    let certs = read_chain(path, field, problems)?;
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 || ignored > 0 {
+        problems.push(Problem::new(
+            field,
+            format!(
+                "`{}`: {ignored} certificate(s) are not usable as trust anchors",
+                path.display()
+            ),
+        ));
+        return None;
+    }
+    Some(roots)
 }

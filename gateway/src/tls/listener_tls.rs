@@ -4,14 +4,14 @@
 //! without `cert`/`key` has no `ListenerTls`; the stream layer then refuses
 //! streams with `internal-server-error` after the header (see README).
 
-use super::certificate::{Certificate, read_chain};
+use super::certificate::{Certificate, read_roots};
 use super::certificate_info::CertificateInfo;
 use super::client_verifier::PeerCertificatePolicy;
 use crate::config::{ListenerConfig, Problem};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::server::{ServerConfig, ServerSessionMemoryCache};
-use tokio_rustls::rustls::{RootCertStore, crypto::CryptoProvider};
 
 /// How client certificates are handled, as reported in `/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl ListenerTls {
             .ok();
         let policy = match &listener.client_ca {
             None => Some(PeerCertificatePolicy::Requested),
-            Some(path) => load_roots(path, &format!("{section}.client_ca"), &mut problems)
+            Some(path) => read_roots(path, &format!("{section}.client_ca"), &mut problems)
                 .map(PeerCertificatePolicy::required),
         };
         let (Some(certificate), Some(policy)) = (certificate, policy) else {
@@ -103,25 +103,4 @@ fn server_config(
     // Bounded resumption cache; tickets would outlive a certificate reload.
     config.session_storage = ServerSessionMemoryCache::new(1024);
     Ok(config)
-}
-
-fn load_roots(
-    path: &std::path::Path,
-    field: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<RootCertStore> {
-    let certs = read_chain(path, field, problems)?;
-    let mut roots = RootCertStore::empty();
-    let (added, ignored) = roots.add_parsable_certificates(certs);
-    if added == 0 || ignored > 0 {
-        problems.push(Problem::new(
-            field,
-            format!(
-                "`{}`: {ignored} certificate(s) are not usable as trust anchors",
-                path.display()
-            ),
-        ));
-        return None;
-    }
-    Some(roots)
 }

@@ -9,7 +9,7 @@
 //! the client certificate and `relay.partner_ca` verifies the server. Built
 //! with each generation, so a reload applies to streams opened after it.
 
-use super::certificate::{Certificate, read_chain};
+use super::certificate::{Certificate, read_roots};
 use crate::config::{Config, Problem};
 use std::sync::Arc;
 use tokio_rustls::TlsConnector;
@@ -43,12 +43,12 @@ impl RelayTls {
             return Ok(None);
         };
         let mut problems = Vec::new();
-        let partner_roots = roots(&relay.partner_ca, "relay.partner_ca", &mut problems);
+        let partner_roots = read_roots(&relay.partner_ca, "relay.partner_ca", &mut problems);
         let internal_roots = config
             .internal
             .client_ca
             .as_ref()
-            .and_then(|path| roots(path, "internal.client_ca", &mut problems));
+            .and_then(|path| read_roots(path, "internal.client_ca", &mut problems));
         let internal_cert = config.internal.certificate.as_ref().and_then(|paths| {
             Certificate::load("internal", paths)
                 .map_err(|p| problems.extend(p))
@@ -85,27 +85,6 @@ impl RelayTls {
             internal_roots: Arc::new(internal_roots),
         }))
     }
-}
-
-fn roots(
-    path: &std::path::Path,
-    field: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<RootCertStore> {
-    let certs = read_chain(path, field, problems)?;
-    let mut roots = RootCertStore::empty();
-    let (added, ignored) = roots.add_parsable_certificates(certs);
-    if added == 0 || ignored > 0 {
-        problems.push(Problem::new(
-            field,
-            format!(
-                "`{}`: {ignored} certificate(s) are not usable as trust anchors",
-                path.display()
-            ),
-        ));
-        return None;
-    }
-    Some(roots)
 }
 
 fn client_config(
