@@ -861,12 +861,17 @@ fn health(t: &mut dyn Transport, listeners: &[Resource], timeout: Duration) -> R
     let mut missing: Vec<String>;
     loop {
         let out = t
-            .run_ok(&Command::new("ss").arg("-ltnH").label("health"))
+            // `state listening`, not -l: see the observe script.
+            .run_ok(
+                &Command::new("ss")
+                    .args(["-tnH", "state", "listening"])
+                    .label("health"),
+            )
             .map_err(|e| e.to_string())?
             .stdout_text();
         let sockets: Vec<String> = out
             .lines()
-            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
             .collect();
         missing = listeners
             .iter()

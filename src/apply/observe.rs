@@ -25,9 +25,8 @@ pub enum ObserveError {
 
 /// Reads items given as `<idx> <kind> <value> <extra>`:
 /// `file PATH -`, `binary PATH -`, `pidfile PATH BINARY`, `systemd UNIT BINARY`;
-/// answers one `R <idx> …` line per item, then `L <local address>` per
-/// listening TCP socket (as `/proc/net/tcp{,6}` writes it: hex address,
-/// hex port).
+/// answers one `R <idx> …` line per item, then `--xfed-listening--` and
+/// the lines of `ss -tnH state listening`.
 ///
 /// Hashing a 5 MB binary costs more than everything else a warm plan does,
 /// so it is avoided where it cannot matter: apply leaves `PATH.xfed-sha256`
@@ -36,6 +35,9 @@ pub enum ObserveError {
 /// identity still matches is not read again (git's index does the same).
 /// A running service whose program *is* that file (same device and inode)
 /// needs no hash either; only a replaced program is hashed.
+/// Where the observe script's `ss` output starts.
+const LISTENING: &str = "--xfed-listening--";
+
 const SCRIPT: &str = r#"
 nl='
 '
@@ -145,12 +147,13 @@ while [ $# -ge 4 ]; do
     echo "R $i cert $(date +%s) ${c:--} $kp $m ${iss:--} ${csr:--}" ;;
   esac
 done
-# Listening TCP sockets straight from the kernel's tables, with builtins
-# (ss would be two more processes per host): state 0A is LISTEN.
-for f in /proc/net/tcp /proc/net/tcp6; do
-  [ -r "$f" ] || continue
-  while read -r _ local _ st _; do if [ "$st" = 0A ]; then echo "L $local"; fi; done < "$f"
-done
+# Listening TCP sockets, as ss prints them, parsed by xfed (no pipe, no
+# subshell). `state listening` alone, not `-l`: -l also asks for CLOSE,
+# which makes the kernel walk its whole established-socket hash (shared by
+# every network namespace, 262144 buckets here) on every call; so does
+# reading /proc/net/tcp.
+echo --xfed-listening--
+ss -tnH state listening 2>/dev/null
 "#;
 
 /// Observes every resource of one host.
@@ -224,17 +227,19 @@ fn parse(
     text: &str,
 ) -> Result<HashMap<String, Observed>, ObserveError> {
     let mut facts: HashMap<usize, Vec<&str>> = HashMap::new();
-    let mut listening: Vec<String> = Vec::new();
+    // After the marker, `ss -tnH state listening` lines: Recv-Q, Send-Q,
+    // the local address, the peer.
+    let (text, ss) = text.split_once(LISTENING).unwrap_or((text, ""));
+    let listening: Vec<String> = ss
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
     for line in text.lines() {
         let mut f = line.split(' ');
-        match f.next() {
-            Some("R") => {
-                if let Some(i) = f.next().and_then(|i| i.parse().ok()) {
-                    facts.insert(i, f.collect());
-                }
-            }
-            Some("L") => listening.extend(f.next().and_then(proc_net_address)),
-            _ => {}
+        if f.next() == Some("R")
+            && let Some(i) = f.next().and_then(|i| i.parse().ok())
+        {
+            facts.insert(i, f.collect());
         }
     }
     let mut out = HashMap::new();
@@ -356,30 +361,6 @@ fn cert_fact(f: &[&str]) -> Result<crate::certs::CertFact, String> {
     })
 }
 
-/// `0100007F:1467` (`/proc/net/tcp`: the address as the kernel stores it,
-/// 32-bit words in host byte order, little-endian here; the port in hex)
-/// as `127.0.0.1:5269`; IPv6 as `[::1]:5269`, the way `ss` writes them.
-fn proc_net_address(hex: &str) -> Option<String> {
-    let (addr, port) = hex.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let words: Vec<[u8; 4]> = (0..addr.len() / 8)
-        .map(|i| {
-            u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16)
-                .ok()
-                .map(u32::to_le_bytes)
-        })
-        .collect::<Option<_>>()?;
-    match words.as_slice() {
-        [w] if addr.len() == 8 => Some(format!("{}:{port}", std::net::Ipv4Addr::from(*w))),
-        [a, b, c, d] if addr.len() == 32 => {
-            let bytes: Vec<u8> = [a, b, c, d].iter().flat_map(|w| **w).collect();
-            let octets: [u8; 16] = bytes.try_into().ok()?;
-            Some(format!("[{}]:{port}", std::net::Ipv6Addr::from(octets)))
-        }
-        _ => None,
-    }
-}
-
 /// Whether a socket listens on address:port (or the wildcard).
 pub fn listens(sockets: &[String], address: &str, port: u16) -> bool {
     let suffix = format!(":{port}");
@@ -394,28 +375,6 @@ pub fn listens(sockets: &[String], address: &str, port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_socket_addresses_read_as_ss_writes_them() {
-        assert_eq!(
-            proc_net_address("657100CB:5BA0").as_deref(),
-            Some("203.0.113.101:23456")
-        );
-        assert_eq!(
-            proc_net_address("00000000:0016").as_deref(),
-            Some("0.0.0.0:22")
-        );
-        assert_eq!(
-            proc_net_address("00000000000000000000000001000000:1F99").as_deref(),
-            Some("[::1]:8089")
-        );
-        assert_eq!(
-            proc_net_address("00000000000000000000000000000000:14A5").as_deref(),
-            Some("[::]:5285")
-        );
-        assert_eq!(proc_net_address("nonsense"), None);
-        assert_eq!(proc_net_address("0100007F"), None);
-    }
 
     #[test]
     fn listener_matching() {

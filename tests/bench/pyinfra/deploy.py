@@ -50,6 +50,8 @@ context = dict(
     policies=d.policies,
     grants=d.grants,
     tls=d.tls,
+    relay=d.relay,
+    ca=d.ca,
     topology=d.topology,
 )
 
