@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 use common::lab::{Lab, Role};
 use common::pki;
 use common::prosody::{Prosody, Setup};
-use common::xfed::{
-    TestSpec, apply_ok, assert_in_sync, lab_spec_with, lab_stdout, path_str, reset,
-};
+use common::xfed::{TestSpec, apply_ok, assert_in_sync, lab_spec, lab_stdout, path_str, reset};
 
 const PARTNER: &str = "fabrikam.example";
 /// The partner's server: the DNS namespace's external address (the lab has
@@ -48,13 +46,13 @@ fn make_leaf(dir: &Path, ca: &str, domain: &str) -> (String, String) {
 
 /// playbooks/lab.yaml plus what relaying needs: the front-end pool's XMPP
 /// server, an internal certificate from the test's internal CA, the CAs
-/// the gateways trust, the partner's server; and policies that let alice
+/// the gateways trust (all in `cas`), the partner's server; and policies that let alice
 /// (granted FedPic) reach and be reached, but not bob (homed on hq, whose
 /// site policy has XMPP off).
-fn relay_spec(lab: &Lab, grant: &str) -> TestSpec {
+fn relay_spec(lab: &Lab, cas: &Path, grant: &str) -> TestSpec {
     let grant = grant.to_string();
-    lab_spec_with(lab, move |text, dir| {
-        let d = dir.display();
+    let d = cas.display().to_string();
+    lab_spec(lab, move |text| {
         let edits = [
             (
                 "    users: [\"alice@{{ domain }}\", \"bob@{{ domain }}\"]\n",
@@ -160,11 +158,7 @@ fn partners_reach_the_users_their_policy_allows_through_the_gateways() {
     make_ca(w, "partner-ca");
     let (our_cert, our_key) = make_leaf(w, "internal-ca", "contoso.example");
     let (partner_cert, partner_key) = make_leaf(w, "partner-ca", PARTNER);
-    // The spec points at the CAs by path: put them beside it too.
-    let s = relay_spec(lab, "[\"alice@{{ domain }}\"]");
-    for f in ["internal-ca.crt", "internal-ca.key", "partner-ca.crt"] {
-        std::fs::copy(w.join(f), s.dir.path().join(f)).expect("copy CA");
-    }
+    let s = relay_spec(lab, w, "[\"alice@{{ domain }}\"]");
 
     apply_ok(lab, &s);
     assert_in_sync(lab, &s);
@@ -228,10 +222,7 @@ fn partners_reach_the_users_their_policy_allows_through_the_gateways() {
 
     // Grant FedPic to every user: a policy-only change, applied as a reload;
     // bob is reachable on the next message.
-    let all = relay_spec(lab, "all");
-    for f in ["internal-ca.crt", "internal-ca.key", "partner-ca.crt"] {
-        std::fs::copy(w.join(f), all.dir.path().join(f)).expect("copy CA");
-    }
+    let all = relay_spec(lab, w, "all");
     apply_ok(lab, &all);
     partner.send(
         "carol@fabrikam.example",

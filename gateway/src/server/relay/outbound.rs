@@ -117,23 +117,18 @@ impl Outbound {
             // Draining: nothing will be delivered; the reverse path is closing too.
             _ = shutdown.changed() => End::Closed,
         };
-        // No new stanza reaches this queue from here on.
-        self.router.ended(
-            &self.key,
-            match end {
-                End::Failed(condition) => Some(condition),
-                End::Closed => None,
-            },
-        );
-        queue.close();
-        let condition = match end {
-            End::Failed(condition) => condition,
-            End::Closed => StanzaCondition::RemoteServerNotFound,
+        let failed = match end {
+            End::Failed(condition) => Some(condition),
+            End::Closed => None,
         };
+        // No new stanza reaches this queue from here on.
+        self.router.ended(&self.key, failed);
+        queue.close();
+        let condition = failed.unwrap_or(StanzaCondition::RemoteServerNotFound);
         while let Ok(stanza) = queue.try_recv() {
             self.router.bounce(&stanza, condition);
         }
-        stats.remove_outbound(&pair, self.leg, matches!(end, End::Failed(_)));
+        stats.remove_outbound(&pair, self.leg, failed.is_some());
     }
 
     async fn setup(&self) -> Result<Authenticated, HandshakeError> {
