@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use xfed::certs::build::{self, SignRequest};
 use xfed::certs::dn::{distinguished_name, dn_string};
-use xfed::certs::{CertFact, CertSpec, CertState, decide_certificate, parse, renewal};
+use xfed::certs::{CertFact, CertSpec, CertState, parse, renewal};
+use xfed::plan::decide_certificate;
 use xfed::plan::{Action, Desired, Phase, Resource};
 use xfed::spec::resolve::compute_sans;
 use xfed::spec::{CertUsage, Issuer, KeySpec, Origin, RenewBefore, Role, Subject};
@@ -228,15 +229,18 @@ fn a_san_change_is_a_new_certificate_and_the_plan_shows_the_names() {
     let plan = xfed::plan::Plan {
         changes: vec![c],
         stages: vec![xfed::plan::Stage {
-            name: "edge-hq 1/1".into(),
-            pool: Some("edge-hq".into()),
+            kind: xfed::plan::StageKind::EdgeBatch {
+                pool: "edge-hq".into(),
+                batch: 1,
+                of: 1,
+            },
             hosts: vec!["edge1.contoso.example".into()],
             changes: vec![0],
             health_gate: true,
         }],
         access: Vec::new(),
     };
-    let text = xfed::plan::render::human(&plan, xfed::plan::render::Style { color: false });
+    let text = xfed::output::render::human(&plan, xfed::output::Style { color: false });
     insta::assert_snapshot!(text);
 }
 
@@ -263,7 +267,7 @@ fn csr_waiting_for_the_ca_is_a_no_op_until_import() {
     assert_eq!(c.action, Action::NoOp, "{c:?}");
     assert!(c.reason.contains("waiting for the CA"), "{}", c.reason);
     assert_eq!(
-        xfed::certs::decide::assess(&spec, &waiting).state,
+        xfed::plan::certificate::assess(&spec, &waiting).state,
         CertState::WaitingForCa
     );
     // A request for other names is replaced.

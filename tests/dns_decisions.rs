@@ -6,11 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use xfed::dns::Level;
 use xfed::dns::desired::{derive, desired, xmpp_srv_name};
 use xfed::dns::guard::{GUARD_MIN_MANAGED, mass_change_guard, no_target_check};
 use xfed::dns::owner::{managed_set, marker_name};
 use xfed::dns::rrset::{RRset, RRsetOp, normalise_content, normalise_name, parse_txt, txt_content};
-use xfed::dns::{DnsPlan, Level, ZoneObservation, build, decide};
+use xfed::plan::dns_decide::decide;
+use xfed::plan::dns_plan::{DnsPlan, ZoneObservation, build};
 use xfed::plan::{Action, Phase};
 use xfed::spec::{self, MapInputs, Source, Spec, View};
 

@@ -13,10 +13,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::lab::Lab;
+use xfed::apply::dns::apply_dns;
 use xfed::dns::rrset::{RRset, RRsetOp};
-use xfed::dns::{DnsPlan, build};
+use xfed::engine::dns::read_and_plan as plan_dns;
 use xfed::plan::Action;
-use xfed::providers::dns::{DnsError, DnsProvider, PowerDns, ProviderError, apply_dns, plan_dns};
+use xfed::plan::dns_plan::{DnsPlan, build};
+use xfed::providers::dns::{DnsError, DnsProvider, PowerDns, ProviderError};
 use xfed::secret::Secret;
 use xfed::spec::{self, MapInputs, Source, Spec};
 use xfed::verify::dns::{VerifyRow, verify_dns};
@@ -756,7 +758,7 @@ fn the_mass_change_guard_trips_and_can_be_overridden() {
     // The pure plan agrees with what the provider now holds.
     let now = build(
         &bare,
-        &[xfed::dns::ZoneObservation {
+        &[xfed::plan::ZoneObservation {
             zone: zone.into(),
             rrsets: read(&p, zone),
         }],

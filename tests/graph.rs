@@ -1,17 +1,18 @@
 //! `xfed graph`'s picture, without a network: a Plan built from fixtures
 //! (desired resources + facts, as tests/plan_decisions.rs does) drawn by
-//! the pure `plan::graph::dot`. Asserts the structure — stage clusters in
+//! the pure `output::dot::dot`. Asserts the structure — stage clusters in
 //! run order, the edges stage to stage and inside a host (writes → service
 //! → health gate), no-ops faded, labels escaped — and snapshots the DOT.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use xfed::output::dot::{dot, quote};
 use xfed::plan::diff::sha256_hex;
-use xfed::plan::graph::{dot, quote};
 use xfed::plan::{
     self, Action, BinarySpec, Change, Desired, FileFact, FileSpec, ListenerFact, ListenerSpec,
-    Manager, Notify, Observed, Phase, Plan, Resource, ServiceFact, ServiceSpec, Stage,
+    Manager, Notify, Observed, Phase, Plan, Resource, ResourceKind, ServiceFact, ServiceSpec,
+    Stage, StageKind,
 };
 use xfed::spec::{Origin, Role};
 
@@ -92,7 +93,7 @@ fn edge(host: &str, pool: &str, external: &str) -> Vec<Resource> {
             format!("{prefix}/listener:external"),
             Phase::Verify,
             Desired::Listener(ListenerSpec {
-                name: "external".into(),
+                name: xfed::plan::ListenerKind::External,
                 address: external.parse().expect("ip"),
                 port: 5269,
                 service: svc,
@@ -158,13 +159,13 @@ fn present(r: &Resource) -> Observed {
 
 /// A change on no host, as the DNS and topology planners make them: a
 /// `dns/<zone>/…` or `topology/…` address.
-fn hostless(address: &str, phase: Phase, kind: &str, action: Action) -> Change {
+fn hostless(address: &str, phase: Phase, kind: ResourceKind, action: Action) -> Change {
     Change {
         address: address.into(),
         host: String::new(),
         pool: String::new(),
         phase,
-        kind: kind.into(),
+        kind,
         action,
         reason: "absent".into(),
         diff: None,
@@ -210,40 +211,41 @@ fn lab_plan() -> Plan {
     let at = p
         .stages
         .iter()
-        .position(|s| s.name == "verify")
+        .position(|s| s.kind == StageKind::Verify)
         .expect("a verify stage");
     let n = p.changes.len();
     p.changes.extend([
         hostless(
             "dns/contoso.example./zone",
             Phase::Dns,
-            "dns_zone",
+            ResourceKind::DnsZone,
             Action::Create,
         ),
         hostless(
             "dns/contoso.example./SRV:_xmpp-server._tcp.contoso.example.",
             Phase::Dns,
-            "dns_rrset",
+            ResourceKind::DnsRecord,
             Action::Create,
         ),
         hostless(
             "topology/route:hq",
             Phase::Policies,
-            "route",
+            ResourceKind::Route,
             Action::Update,
         ),
     ]);
-    let stage = |name: &str, hosts: &str, changes: Vec<usize>| Stage {
-        name: name.into(),
-        pool: None,
+    let stage = |kind: StageKind, hosts: &str, changes: Vec<usize>| Stage {
+        kind,
         hosts: vec![hosts.into()],
         changes,
         health_gate: false,
     };
     p.stages
-        .insert(at, stage("policies and routes", "topology", vec![n + 2]));
-    p.stages
-        .insert(at, stage("dns", "contoso.example.", vec![n, n + 1]));
+        .insert(at, stage(StageKind::Policies, "topology", vec![n + 2]));
+    p.stages.insert(
+        at,
+        stage(StageKind::Dns, "contoso.example.", vec![n, n + 1]),
+    );
     p
 }
 
@@ -424,8 +426,7 @@ fn an_empty_plan_and_an_empty_stage_still_draw() {
     assert!(text.trim_end().ends_with('}'), "{text}");
     let mut one = empty.clone();
     one.stages.push(Stage {
-        name: "verify".into(),
-        pool: None,
+        kind: StageKind::Verify,
         hosts: Vec::new(),
         changes: Vec::new(),
         health_gate: false,

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use xfed::output::{Style, render};
 use xfed::plan::diff::sha256_hex;
-use xfed::plan::render::{self, Style};
 use xfed::plan::{
     self, Action, BinarySpec, Desired, FileFact, FileSpec, ListenerFact, ListenerSpec, Manager,
     Notify, Observed, Phase, Resource, ServiceFact, ServiceOp, ServiceSpec,
@@ -94,7 +94,7 @@ fn edge(host: &str, pool: &str) -> Vec<Resource> {
             format!("{prefix}/listener:external"),
             Phase::Verify,
             Desired::Listener(ListenerSpec {
-                name: "external".into(),
+                name: xfed::plan::ListenerKind::External,
                 address: "198.51.100.101".parse().expect("ip"),
                 port: 5269,
                 service: svc,
@@ -399,7 +399,7 @@ fn pools_roll_one_server_at_a_time_after_the_front_ends() {
     let stages: Vec<(String, Vec<String>, bool)> = p
         .stages
         .iter()
-        .map(|s| (s.name.clone(), s.hosts.clone(), s.health_gate))
+        .map(|s| (s.name(), s.hosts.clone(), s.health_gate))
         .collect();
     assert_eq!(
         stages,
@@ -483,8 +483,11 @@ fn json_plan_is_stable_and_machine_readable() {
     let rs = edge("edge1.contoso.example", "edge-hq");
     let p = plan::build(&rs, &fresh(&rs), &["edge-hq".into()], 1);
     let v: serde_json::Value = serde_json::from_str(&render::json(&p)).expect("json");
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
     assert_eq!(v["changes_present"], true);
+    assert_eq!(v["stages"][0]["name"], "edge-hq 1/1");
+    assert_eq!(v["stages"][0]["kind"], "edge_batch");
+    assert_eq!(v["stages"][0]["pool"], "edge-hq");
     assert_eq!(v["summary"]["add"], 4);
     assert_eq!(v["changes"][0]["action"], "create");
     assert_eq!(v["changes"][0]["origin"], "lab.yaml:33");

@@ -9,13 +9,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::engine::Prepared;
-use super::hosts::Host;
 use super::lock::{self, Acquire, Lease};
-use super::observe::{listens, observe_host};
-use super::progress::Progress;
 use super::service::run_op;
-use crate::plan::{Action, Change, Desired, Observed, Plan, Resource, ServiceOp};
+use crate::engine::hosts::Host;
+use crate::engine::observe::listens;
+use crate::engine::probe;
+use crate::engine::{Prepared, TaskPanicked, fan_out};
+use crate::output::Progress;
+use crate::plan::{Action, Change, Desired, ListenerKind, Plan, Resource, ServiceOp, StageKind};
+use crate::providers::issuer::{self, IssueContext, Issued};
 use crate::transport::{Command, Transport, TransportError, WriteOpts};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,12 @@ pub enum ApplyError {
     },
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error("`{host}`: {source}")]
+    Task {
+        host: String,
+        #[source]
+        source: TaskPanicked,
+    },
 }
 
 fn lock_message(held: &[(String, Lease, Option<String>)]) -> String {
@@ -90,34 +98,34 @@ pub fn lock_path(p: &Prepared) -> String {
 /// held lease stops the apply.
 pub async fn lock_all(p: &Prepared, lease: &Lease, progress: &Progress) -> Result<(), ApplyError> {
     let path = lock_path(p);
-    let tasks: Vec<_> = p
-        .hosts
-        .values()
-        .map(|h| {
-            let (h, path, lease) = (h.clone(), path.clone(), lease.clone());
-            tokio::spawn(async move {
-                let fqdn = h.fqdn.clone();
-                let r = h
-                    .with(move |t| -> Result<Option<(Lease, bool)>, TransportError> {
-                        match lock::acquire(t, &path, &lease)? {
-                            Acquire::Acquired => Ok(None),
-                            Acquire::Held(old) if old.holder_gone(&lease.machine) => {
-                                let won = lock::take_over(t, &path, &old.id, &lease)?;
-                                Ok(Some((old, won)))
-                            }
-                            Acquire::Held(old) => Ok(Some((old, false))),
-                        }
-                    })
-                    .await;
-                (fqdn, r)
+    let jobs = p.hosts.values().map(|h| {
+        let (h, path, lease, fqdn) = (h.clone(), path.clone(), lease.clone(), h.fqdn.clone());
+        let job = async move {
+            h.with(move |t| -> Result<Option<(Lease, bool)>, TransportError> {
+                match lock::acquire(t, &path, &lease)? {
+                    Acquire::Acquired => Ok(None),
+                    Acquire::Held(old) if old.holder_gone(&lease.machine) => {
+                        let won = lock::take_over(t, &path, &old.id, &lease)?;
+                        Ok(Some((old, won)))
+                    }
+                    Acquire::Held(old) => Ok(Some((old, false))),
+                }
             })
-        })
-        .collect();
+            .await
+        };
+        (fqdn, job)
+    });
     let now = lock::now_unix();
     let mut held = Vec::new();
     let mut err = None;
-    for t in tasks {
-        let Ok((host, r)) = t.await else { continue };
+    for (host, r) in fan_out(jobs, p.options.parallelism).await {
+        let r = match r {
+            Ok(r) => r.map_err(ApplyError::from),
+            Err(source) => Err(ApplyError::Task {
+                host: host.clone(),
+                source,
+            }),
+        };
         match r {
             Ok(None) => {}
             Ok(Some((old, true))) => progress.line(
@@ -137,7 +145,7 @@ pub async fn lock_all(p: &Prepared, lease: &Lease, progress: &Progress) -> Resul
     if !held.is_empty() || err.is_some() {
         unlock_all(p, &lease.id).await;
         if let Some(e) = err {
-            return Err(e.into());
+            return Err(e);
         }
         return Err(ApplyError::Locked(held));
     }
@@ -148,26 +156,17 @@ pub async fn lock_all(p: &Prepared, lease: &Lease, progress: &Progress) -> Resul
 /// not (a host lost during the run keeps it until the next apply).
 pub async fn unlock_all(p: &Prepared, id: &str) -> Vec<String> {
     let path = lock_path(p);
-    let tasks: Vec<_> = p
-        .hosts
-        .values()
-        .map(|h| {
-            let (h, path, id) = (h.clone(), path.clone(), id.to_string());
-            tokio::spawn(async move {
-                (
-                    h.fqdn.clone(),
-                    h.with(move |t| lock::release(t, &path, &id)).await,
-                )
-            })
-        })
-        .collect();
-    let mut kept = Vec::new();
-    for t in tasks {
-        if let Ok((host, Err(_))) = t.await {
-            kept.push(host);
-        }
-    }
-    kept
+    let jobs = p.hosts.values().map(|h| {
+        let (h, path, id, fqdn) = (h.clone(), path.clone(), id.to_string(), h.fqdn.clone());
+        let job = async move { h.with(move |t| lock::release(t, &path, &id)).await };
+        (fqdn, job)
+    });
+    fan_out(jobs, p.options.parallelism)
+        .await
+        .into_iter()
+        .filter(|(_, r)| !matches!(r, Ok(Ok(_))))
+        .map(|(host, _)| host)
+        .collect()
 }
 
 /// Runs the plan. The caller holds the lock.
@@ -179,12 +178,12 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
         .collect();
     let mut report = Report::default();
     let gate = p.spec.rollout.health_gate_timeout;
-    let issuing = std::sync::Arc::new(crate::certs::issue::IssueContext::from_spec(&p.spec));
+    let issuing = std::sync::Arc::new(IssueContext::from_spec(&p.spec));
 
     for (si, stage) in plan.stages.iter().enumerate() {
         // DNS and the topology objects live off the hosts: each is one
         // step of its own, done or failed as a whole.
-        if stage.name == "dns" || stage.name == "policies and routes" {
+        if matches!(stage.kind, StageKind::Dns | StageKind::Policies) {
             let changed: Vec<&Change> = stage
                 .changes
                 .iter()
@@ -196,16 +195,16 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
             }
             progress.line(
                 "",
-                format!("stage {}: {}", stage.name, stage.hosts.join(", ")),
+                format!("stage {}: {}", stage.kind, stage.hosts.join(", ")),
             );
-            let outcome = if stage.name == "dns" {
+            let outcome = if stage.kind == StageKind::Dns {
                 apply_dns_stage(p, progress).await
             } else {
                 confirm_topology(p, progress).await
             };
             if let Err(failed) = outcome {
                 return Err(ApplyError::Failed {
-                    stage: stage.name.clone(),
+                    stage: stage.name(),
                     failed,
                     done: report.done,
                     not_done: plan.stages[si..]
@@ -245,11 +244,13 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
         }
         progress.line(
             "",
-            format!("stage {}: {}", stage.name, stage.hosts.join(", ")),
+            format!("stage {}: {}", stage.kind, stage.hosts.join(", ")),
         );
-        let mut tasks = Vec::new();
+        let mut jobs = Vec::new();
+        let mut failed = Vec::new();
         for (host, items) in per_host {
             let Some(h) = p.hosts.get(&host).cloned() else {
+                failed.push((host, "not connected in this run".to_string()));
                 continue;
             };
             let listeners: Vec<Resource> = p
@@ -265,8 +266,8 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
                 p.spec.partners.first().map(|x| x.domain.clone()),
             );
             let issuing = issuing.clone();
-            tasks.push(tokio::spawn(async move {
-                let r = apply_host(
+            let job = async move {
+                apply_host(
                     &h,
                     items,
                     listeners,
@@ -276,19 +277,18 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
                     &progress,
                     &issuing,
                 )
-                .await;
-                (host, r)
-            }));
+                .await
+            };
+            jobs.push((host, job));
         }
-        let mut failed = Vec::new();
-        for t in tasks {
-            let Ok((host, r)) = t.await else { continue };
+        for (host, r) in fan_out(jobs, p.options.parallelism).await {
             match r {
-                Ok(done) => report.done.extend(done),
-                Err((done, e)) => {
+                Ok(Ok(done)) => report.done.extend(done),
+                Ok(Err((done, e))) => {
                     report.done.extend(done);
                     failed.push((host, e));
                 }
+                Err(panicked) => failed.push((host, panicked.to_string())),
             }
         }
         if !failed.is_empty() {
@@ -300,7 +300,7 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
                 .map(|c| c.address.clone())
                 .collect();
             return Err(ApplyError::Failed {
-                stage: stage.name.clone(),
+                stage: stage.name(),
                 failed,
                 done: report.done,
                 not_done,
@@ -321,7 +321,7 @@ async fn apply_host(
     gate: Duration,
     (domain, partner): (String, Option<String>),
     progress: &Progress,
-    issuing: &crate::certs::issue::IssueContext,
+    issuing: &IssueContext,
 ) -> HostResult {
     let mut expect = Expect {
         domain,
@@ -333,7 +333,7 @@ async fn apply_host(
             Desired::Binary(b) => expect.binary = Some(b.sha256.clone()),
             Desired::File(f) if r.notifies.is_some() => expect.files.push((
                 f.path.clone(),
-                crate::plan::diff::sha256_hex(f.content.as_bytes()),
+                crate::digest::sha256_hex(f.content.as_bytes()),
             )),
             _ => {}
         }
@@ -347,11 +347,11 @@ async fn apply_host(
     }
     // Certificates are issued before anything is written to the host: a
     // CA that fails leaves this host as it was.
-    let mut issued: HashMap<String, crate::certs::issue::Issued> = HashMap::new();
+    let mut issued: HashMap<String, Issued> = HashMap::new();
     for (c, r) in &changed {
         if let Desired::Certificate(spec) = &r.desired {
             let placeholder = c.action == Action::Create;
-            match crate::certs::issue::issue(issuing, spec, &h.fqdn, placeholder).await {
+            match issuer::issue(issuing, spec, &h.fqdn, placeholder).await {
                 Ok(m) => {
                     issued.insert(c.address.clone(), m);
                 }
@@ -521,8 +521,8 @@ async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String
             continue;
         };
         let addr = std::net::SocketAddr::new(l.address, l.port);
-        if l.name == "admin" {
-            let st = super::probe::gateway_status(addr, probe_limit).await?;
+        if l.name == ListenerKind::Admin {
+            let st = probe::gateway_status(addr, probe_limit).await?;
             if let Some(b) = &expect.binary
                 && st.binary_sha256.as_deref() != Some(b.as_str())
             {
@@ -548,8 +548,8 @@ async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String
             }
         } else {
             let (to, from) =
-                super::probe::stream_addresses(&l.name, &expect.domain, expect.partner.as_deref());
-            let p = super::probe::xmpp_starttls(addr, &to, from.as_deref(), probe_limit).await;
+                probe::stream_addresses(l.name, &expect.domain, expect.partner.as_deref());
+            let p = probe::xmpp_starttls(addr, &to, from.as_deref(), probe_limit).await;
             if !p.stream {
                 return Err(format!(
                     "{} {addr}: {}",
@@ -580,13 +580,7 @@ fn op_name(op: ServiceOp) -> &'static str {
 /// Writes the DNS plan through its provider, zone by zone.
 async fn apply_dns_stage(p: &Prepared, progress: &Progress) -> Result<(), Vec<(String, String)>> {
     let Some(d) = &p.dns else { return Ok(()) };
-    match crate::providers::dns::apply_dns(
-        d.provider.as_ref(),
-        &d.plan,
-        p.options.allow_mass_change,
-    )
-    .await
-    {
+    match super::dns::apply_dns(d.provider.as_ref(), &d.plan, p.options.allow_mass_change).await {
         Ok(zones) => {
             progress.line("", format!("dns: wrote {}", zones.join(", ")));
             Ok(())
@@ -600,14 +594,13 @@ async fn apply_dns_stage(p: &Prepared, progress: &Progress) -> Result<(), Vec<(S
 /// the stages before); they are in force once every gateway of an XMPP
 /// pool reports the spec's topology version in `/status`.
 async fn confirm_topology(p: &Prepared, progress: &Progress) -> Result<(), Vec<(String, String)>> {
-    let topo = crate::modules::topology(&p.spec);
-    let want = topo["version"].as_str().unwrap_or_default().to_string();
+    let want = p.topology_version.clone();
     let limit = Duration::from_secs(5);
     let mut failed = Vec::new();
     for pool in p.spec.edge_pools.iter().filter(|x| x.xmpp_federation) {
         for s in &pool.servers {
             let admin = std::net::SocketAddr::new(s.internal_address, p.spec.gateway.admin_port);
-            match super::probe::gateway_status(admin, limit).await {
+            match probe::gateway_status(admin, limit).await {
                 Ok(st) if st.topology_version.as_deref() == Some(want.as_str()) => {
                     progress.line(&s.server.fqdn, format!("gateway enforces topology {want}"));
                 }
@@ -771,11 +764,10 @@ fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), String> {
 fn install_certificate(
     t: &mut dyn Transport,
     c: &crate::certs::CertSpec,
-    issued: crate::certs::issue::Issued,
+    issued: Issued,
     progress: &Progress,
     host: &str,
 ) -> Result<(), String> {
-    use crate::certs::issue::Issued;
     let w = |t: &mut dyn Transport, path: &str, data: &[u8], mode: u32| {
         t.write_file(path, data, &file_opts(mode, "root"))
             .map_err(|e| format!("`{path}`: {e}"))
@@ -827,7 +819,7 @@ id=$(stat -L -c '%d:%i:%s:%.9Y:%.9Z' -- "$1") && printf '%s %s\n' "$id" "$2" > "
 fn write_binary(t: &mut dyn Transport, b: &crate::plan::BinarySpec) -> Result<(), String> {
     let data = std::fs::read(&b.source)
         .map_err(|e| format!("cannot read `{}`: {e}", b.source.display()))?;
-    let sha = crate::plan::diff::sha256_hex(&data);
+    let sha = crate::digest::sha256_hex(&data);
     if sha != b.sha256 {
         return Err(format!(
             "`{}` changed since the plan was made",
@@ -894,139 +886,4 @@ fn health(t: &mut dyn Transport, listeners: &[Resource], timeout: Duration) -> R
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// One row of the verify table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyRow {
-    pub host: String,
-    pub listener: String,
-    pub address: String,
-    pub ok: bool,
-    /// "listening, STARTTLS ok", or what failed.
-    pub state: String,
-    pub cert_names: Vec<String>,
-    pub cert_not_after: Option<i64>,
-    /// What `/status` says the gateway enforces (admin listeners only).
-    pub topology_version: Option<String>,
-}
-
-/// The verify phase: every listener of every host, seen on the host (`ss`)
-/// and from the orchestrator (XMPP stream + STARTTLS, or `/status`).
-///
-/// `fresh`: nothing was changed since `p` observed the hosts, so the
-/// sockets they listed then are still the answer and no host is asked
-/// again (a no-op apply, `xfed verify`).
-pub async fn verify_listeners(p: &Prepared, fresh: bool) -> Vec<VerifyRow> {
-    let domain = p.spec.xmpp_domains.first().cloned().unwrap_or_default();
-    let partner = p.spec.partners.first().map(|x| x.domain.clone());
-    let mut tasks = Vec::new();
-    for (fqdn, h) in &p.hosts {
-        let mine: Vec<Resource> = p
-            .resources
-            .iter()
-            .filter(|r| &r.host == fqdn && matches!(r.desired, Desired::Listener(_)))
-            .cloned()
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let (h, fqdn, domain, partner) = (h.clone(), fqdn.clone(), domain.clone(), partner.clone());
-        let seen: Option<HashMap<String, Observed>> = fresh.then(|| {
-            mine.iter()
-                .filter_map(|r| Some((r.address.clone(), p.observed.get(&r.address)?.clone())))
-                .collect()
-        });
-        tasks.push(tokio::spawn(async move {
-            verify_host(&h, &fqdn, mine, seen, &domain, partner.as_deref()).await
-        }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        if let Ok(rows) = t.await {
-            out.extend(rows);
-        }
-    }
-    out
-}
-
-async fn verify_host(
-    h: &Host,
-    fqdn: &str,
-    mine: Vec<Resource>,
-    seen: Option<HashMap<String, Observed>>,
-    domain: &str,
-    partner: Option<&str>,
-) -> Vec<VerifyRow> {
-    let mut out = Vec::new();
-    {
-        let observed = match seen {
-            Some(seen) => Ok(seen),
-            None => {
-                let mine = mine.clone();
-                h.with(move |t| {
-                    let refs: Vec<&Resource> = mine.iter().collect();
-                    observe_host(t, &refs)
-                })
-                .await
-            }
-        };
-        for r in &mine {
-            let Desired::Listener(l) = &r.desired else {
-                continue;
-            };
-            let addr = std::net::SocketAddr::new(l.address, l.port);
-            let on_host = matches!(
-                observed.as_ref().ok().and_then(|o| o.get(&r.address)),
-                Some(Observed::Listener(f)) if f.listening
-            );
-            let mut row = VerifyRow {
-                host: fqdn.to_string(),
-                listener: l.name.clone(),
-                address: addr.to_string(),
-                ok: false,
-                state: String::new(),
-                cert_names: Vec::new(),
-                cert_not_after: None,
-                topology_version: None,
-            };
-            if !on_host {
-                row.state = "not listening on the host (ss)".into();
-            } else if l.name == "admin" {
-                match super::probe::gateway_status(addr, Duration::from_secs(3)).await {
-                    Ok(st) => {
-                        row.ok = true;
-                        row.topology_version = st.topology_version.clone();
-                        row.state = format!(
-                            "listening, /status: binary {}",
-                            st.binary_sha256
-                                .as_deref()
-                                .map_or("?", |b| &b[..b.len().min(12)])
-                        );
-                    }
-                    Err(e) => row.state = e,
-                }
-            } else {
-                let (to, from) = super::probe::stream_addresses(&l.name, domain, partner);
-                let pr =
-                    super::probe::xmpp_starttls(addr, &to, from.as_deref(), Duration::from_secs(3))
-                        .await;
-                row.cert_names = pr.cert_names.clone();
-                row.cert_not_after = pr.cert_not_after;
-                (row.ok, row.state) = match (pr.stream, pr.starttls_offered, pr.tls) {
-                    (true, true, true) => (true, "listening, XMPP STARTTLS ok".into()),
-                    (true, false, _) => (
-                        true,
-                        format!(
-                            "listening, XMPP stream ok, no TLS: {}",
-                            pr.error.unwrap_or_default()
-                        ),
-                    ),
-                    _ => (false, pr.error.unwrap_or_else(|| "no XMPP stream".into())),
-                };
-            }
-            out.push(row);
-        }
-    }
-    out
 }

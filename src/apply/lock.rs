@@ -66,12 +66,7 @@ impl Lease {
     }
 }
 
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::engine::clock::now_unix;
 
 /// Creates the lease only if none exists (`set -C`: O_EXCL), else prints it.
 const ACQUIRE: &str = r#"

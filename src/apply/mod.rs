@@ -1,20 +1,13 @@
-//! Apply: the I/O side of a run — building the gateway, connecting, facts,
-//! observation, the lock, and carrying out a plan with rolling health
-//! gates and rollback.
+//! Apply: carries out a plan — the ops per resource kind, rolling health
+//! gates and rollback, the DNS writes, and the apply lock.
 //!
-//! Decisions are not made here (that is `plan/`); this layer reads the
-//! world for the planner and changes it as the plan says, nothing more.
+//! Decisions are not made here (that is `plan/`) and the world is read
+//! through `engine/`; this layer changes the world as the plan says,
+//! nothing more.
 
-pub mod build;
-pub mod engine;
+pub mod dns;
 pub mod execute;
-pub mod hosts;
 pub mod lock;
-pub mod observe;
-pub mod probe;
-pub mod progress;
 pub mod service;
 
-pub use engine::{EngineError, Options, Prepared, prepare};
-pub use execute::{ApplyError, Report, VerifyRow, execute, lock_all, unlock_all, verify_listeners};
-pub use progress::Progress;
+pub use execute::{ApplyError, Report, execute, lock_all, unlock_all};

@@ -106,7 +106,7 @@ impl CertFact {
             &self.issuer,
             &self.pending_csr,
         );
-        crate::plan::diff::sha256_hex(serde_json::to_string(&v).unwrap_or_default().as_bytes())
+        crate::digest::sha256_hex(serde_json::to_string(&v).unwrap_or_default().as_bytes())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Desired records: what the spec says each declared zone must contain.
 //!
-//! Derived, in this order (design.md §1 step 23):
+//! Derived, in this order (step 23 of the manual procedure):
 //! - for every XMPP domain `d` and every edge pool with `xmpp_federation`:
 //!   one SRV record per server at `_xmpp-server._tcp.<d>.` →
 //!   `<pool priority> <pool weight> <server external port> <external fqdn>.`,

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::library;
 use super::manifest::{Manifest, ManifestResource, ManifestRole};
 use crate::certs::CertSpec;
-use crate::plan::diff::sha256_hex;
+use crate::digest::sha256_hex;
 use crate::plan::{
     BinarySpec, Desired, FileSpec, ListenerSpec, Manager, ManifestEntry, Phase, Resource,
     ServiceSpec,
@@ -645,7 +645,7 @@ fn expand_host(
                     format!("{prefix}/listener:{name}"),
                     Phase::Verify,
                     Desired::Listener(ListenerSpec {
-                        name: name.clone(),
+                        name: *name,
                         address: addr.parse().map_err(|_| ExpandError::BadValue {
                             module: module.into(),
                             what: "listener address",

@@ -97,7 +97,9 @@ pub enum ManifestResource {
         binary: Option<String>,
     },
     ListenerCheck {
-        name: String,
+        /// `external`, `internal` or `admin`; anything else is refused
+        /// when the manifest is read.
+        name: crate::plan::ListenerKind,
         address: String,
         port: String,
         /// Handler of the service that listens.

@@ -28,8 +28,7 @@ pub struct Change {
     pub host: String,
     pub pool: String,
     pub phase: Phase,
-    /// `file`, `binary`, `service`, `listener_check`.
-    pub kind: String,
+    pub kind: super::kind::ResourceKind,
     pub action: Action,
     /// Why: "absent", "content differs", "sha256 matches", …
     pub reason: String,

@@ -1,10 +1,10 @@
 //! Decisions: desired state + observed facts → a [`Change`], one pure
-//! function per resource kind (style.md §3: read facts, then decide).
+//! function per resource kind (facts are read first, by the engine;
+//! deciding is pure).
 //!
 //! No I/O and no clock: the same inputs always give the same change, which
 //! is what lets `plan` be trusted and tested from fixtures.
 
-use sha2::{Digest, Sha256};
 use similar::TextDiff;
 
 use super::action::Action;
@@ -33,9 +33,7 @@ impl Notifications {
     }
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
+pub use crate::digest::sha256_hex;
 
 fn fingerprint<T: serde::Serialize>(value: &T) -> String {
     sha256_hex(serde_json::to_string(value).unwrap_or_default().as_bytes())
@@ -53,7 +51,7 @@ fn base(
         host: r.host.clone(),
         pool: r.pool.clone(),
         phase: r.phase,
-        kind: r.desired.kind().to_string(),
+        kind: r.desired.kind(),
         action,
         reason: reason.into(),
         diff: None,
@@ -84,7 +82,7 @@ pub fn decide(r: &Resource, observed: &Observed, notes: &Notifications) -> Chang
         (Desired::Service(spec), Observed::Service(fact)) => decide_service(r, spec, fact, notes),
         (Desired::Listener(_), Observed::Listener(fact)) => decide_listener(r, fact, observed),
         (Desired::Certificate(spec), Observed::Certificate(fact)) => {
-            crate::certs::decide_certificate(r, spec, fact)
+            super::certificate::decide_certificate(r, spec, fact)
         }
         (d, o) => base(
             r,

@@ -1,22 +1,36 @@
-//! Plan: resources, decisions, ordering and rendering — the pure core.
+//! Plan: resources, decisions and ordering — the pure core.
 //!
-//! Owns what a change *is* and how it is shown. Must not do I/O: facts come
-//! in as values from `apply::observe`, and the plan goes out as a value to
-//! `apply::execute` or to a renderer.
+//! Owns what a change *is*: the closed [`Action`] and [`StageKind`] enums,
+//! [`Change`], the diff of every resource kind (files, binaries, services,
+//! listeners in `diff`; certificates in `certificate`; DNS zones in
+//! `dns_decide`/`dns_plan`; the published topology in `topology` and
+//! `access`), the stages (`plan`, `assemble`) and saved plans. Must not do
+//! I/O: facts come in as values from `engine/`, and the plan goes out as a
+//! value to `apply/` or to a renderer in `output/`.
 
 pub mod access;
 pub mod action;
+pub mod assemble;
+pub mod certificate;
 pub mod change;
 pub mod diff;
-pub mod graph;
+pub mod dns_decide;
+pub mod dns_plan;
+pub mod kind;
+pub mod listener;
 #[allow(clippy::module_inception)]
 pub mod plan;
-pub mod render;
 pub mod resource;
 pub mod saved;
+pub mod stage;
 pub mod topology;
 
 pub use action::Action;
+pub use certificate::decide_certificate;
 pub use change::{AttrChange, Change, ServiceOp};
-pub use plan::{Plan, Stage, Summary, build};
+pub use dns_plan::{DnsPlan, ZoneObservation, ZonePlan};
+pub use kind::ResourceKind;
+pub use listener::ListenerKind;
+pub use plan::{Plan, Summary, build, short_address};
 pub use resource::*;
+pub use stage::{Stage, StageKind};

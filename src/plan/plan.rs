@@ -10,20 +10,8 @@ use super::action::Action;
 use super::change::Change;
 use super::diff::{Notifications, decide};
 use super::resource::{Desired, Observed, Phase, Resource};
+use super::stage::{Stage, StageKind};
 use crate::spec::Role;
-
-/// A group of hosts changed together; stages run one after another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stage {
-    /// "front-end", "edge-hq 1/2", "verify".
-    pub name: String,
-    pub pool: Option<String>,
-    pub hosts: Vec<String>,
-    /// Indices into [`Plan::changes`], in execution order per host.
-    pub changes: Vec<usize>,
-    /// Whether each host's listeners must answer before the next stage.
-    pub health_gate: bool,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -186,8 +174,7 @@ fn order(resources: &[Resource], edge_pools: &[String], serial: usize) -> Vec<St
     let fe = by_phase(&|r| r.role == Role::Frontend && r.phase == Phase::Frontend);
     if !fe.is_empty() {
         stages.push(Stage {
-            name: "front-end".into(),
-            pool: None,
+            kind: StageKind::Frontend,
             hosts: hosts_of(&fe),
             changes: fe,
             health_gate: false,
@@ -222,8 +209,11 @@ fn order(resources: &[Resource], edge_pools: &[String], serial: usize) -> Vec<St
             }
             let idx: Vec<usize> = idx_by_host.into_values().flatten().collect();
             stages.push(Stage {
-                name: format!("{pool} {}/{n}", b + 1),
-                pool: Some(pool.clone()),
+                kind: StageKind::EdgeBatch {
+                    pool: pool.clone(),
+                    batch: b + 1,
+                    of: n,
+                },
                 hosts: batch.iter().map(|h| h.to_string()).collect(),
                 changes: idx,
                 health_gate: true,
@@ -231,16 +221,15 @@ fn order(resources: &[Resource], edge_pools: &[String], serial: usize) -> Vec<St
         }
     }
 
-    for (phase, name) in [
-        (Phase::Dns, "dns"),
-        (Phase::Policies, "policies and routes"),
-        (Phase::Verify, "verify"),
+    for (phase, kind) in [
+        (Phase::Dns, StageKind::Dns),
+        (Phase::Policies, StageKind::Policies),
+        (Phase::Verify, StageKind::Verify),
     ] {
         let idx = by_phase(&|r| r.phase == phase);
         if !idx.is_empty() {
             stages.push(Stage {
-                name: name.into(),
-                pool: None,
+                kind,
                 hosts: hosts_of(&idx),
                 changes: idx,
                 health_gate: false,

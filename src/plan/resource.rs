@@ -1,9 +1,10 @@
 //! Primitive resources: the desired state modules expand a spec into, and
 //! the facts read from a host about each of them.
 //!
-//! Few and typed on purpose (design.md §2): `file`, `binary`, `service`,
-//! `listener_check`. Certificates and DNS records arrive as further kinds in
-//! their own issues; nothing here knows about modules or transports.
+//! Few and typed on purpose: `file`, `binary`, `service`, `listener_check`
+//! and `certificate` on hosts (DNS records and the topology objects are
+//! decided beside them, in `dns_plan` and `topology`); nothing here knows
+//! about modules or transports.
 
 use serde::{Deserialize, Serialize};
 
@@ -86,13 +87,14 @@ pub enum Desired {
 }
 
 impl Desired {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> super::kind::ResourceKind {
+        use super::kind::ResourceKind;
         match self {
-            Desired::File(_) => "file",
-            Desired::Binary(_) => "binary",
-            Desired::Service(_) => "service",
-            Desired::Listener(_) => "listener_check",
-            Desired::Certificate(_) => "certificate",
+            Desired::File(_) => ResourceKind::File,
+            Desired::Binary(_) => ResourceKind::Binary,
+            Desired::Service(_) => ResourceKind::Service,
+            Desired::Listener(_) => ResourceKind::ListenerCheck,
+            Desired::Certificate(_) => ResourceKind::Certificate,
             Desired::Gone(inner) => inner.kind(),
         }
     }
@@ -273,7 +275,7 @@ pub struct ServiceSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSpec {
-    pub name: String,
+    pub name: super::listener::ListenerKind,
     pub address: std::net::IpAddr,
     pub port: u16,
     /// The service that must make it listen.

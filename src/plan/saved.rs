@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
 
-pub const FORMAT: u32 = 1;
+/// 2: stages carry a typed `kind` instead of a display name.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedPlan {

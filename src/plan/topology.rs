@@ -15,14 +15,15 @@ use serde_json::Value;
 use super::access::{AccessChange, access_changes};
 use super::action::Action;
 use super::change::{AttrChange, Change};
-use super::diff::sha256_hex;
+use super::kind::ResourceKind;
 use super::resource::Phase;
+use crate::digest::sha256_hex;
 
 /// One object of a topology document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopologyObject {
     /// `policy`, `grant`, `partner`, `route`.
-    pub kind: &'static str,
+    pub kind: ResourceKind,
     /// The policy identity, granted policy, partner domain or site name.
     pub key: String,
     pub attrs: BTreeMap<String, String>,
@@ -42,7 +43,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn object(kind: &'static str, key: &Value, v: &Value, attrs: &[&str]) -> Option<TopologyObject> {
+fn object(kind: ResourceKind, key: &Value, v: &Value, attrs: &[&str]) -> Option<TopologyObject> {
     Some(TopologyObject {
         kind,
         key: key.as_str()?.to_string(),
@@ -74,7 +75,7 @@ pub fn objects(doc: &Value) -> Vec<TopologyObject> {
     let mut out = Vec::new();
     for p in list("policies") {
         out.extend(object(
-            "policy",
+            ResourceKind::Policy,
             &p["identity"],
             &p,
             &[
@@ -87,7 +88,7 @@ pub fn objects(doc: &Value) -> Vec<TopologyObject> {
     for g in list("grants") {
         if let Some(key) = g["policy"].as_str() {
             out.push(TopologyObject {
-                kind: "grant",
+                kind: ResourceKind::Grant,
                 key: key.to_string(),
                 attrs: BTreeMap::from([("users".to_string(), users_text(&g["users"]))]),
             });
@@ -95,14 +96,14 @@ pub fn objects(doc: &Value) -> Vec<TopologyObject> {
     }
     for p in list("partners") {
         out.extend(object(
-            "partner",
+            ResourceKind::Partner,
             &p["domain"],
             &p,
             &["kind", "tls", "dialback"],
         ));
     }
     for s in list("sites") {
-        out.extend(object("route", &s["name"], &s, &["xmpp_route"]));
+        out.extend(object(ResourceKind::Route, &s["name"], &s, &["xmpp_route"]));
     }
     out
 }
@@ -125,7 +126,7 @@ pub fn decide_objects(desired: &Value, live: Option<&Value>, origins: &Origins) 
             host: String::new(),
             pool: String::new(),
             phase: Phase::Policies,
-            kind: o.kind.to_string(),
+            kind: o.kind,
             action,
             reason,
             diff: None,

@@ -1,6 +1,6 @@
 //! The spec: YAML in, a resolved and checked [`Spec`] out.
 //!
-//! Two stages (style.md §1): [`raw`] is the YAML as written (unknown fields
+//! Two stages: [`raw`] is the YAML as written (unknown fields
 //! rejected, positions kept through [`source`]); [`resolve`] renders
 //! templates, merges defaults and checks every reference, collecting every
 //! problem as a [`Diagnostic`]. Reading the file is the caller's business
@@ -70,6 +70,7 @@ pub fn load(src: &Source, inputs: Arc<dyn Inputs>) -> Result<Loaded, LoadError> 
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let home = inputs.home();
     let mut renderer = Renderer::new(inputs, base, Redactor::default());
     let vars: Vec<(String, serde_yaml::Value)> = raw
         .vars
@@ -87,7 +88,7 @@ pub fn load(src: &Source, inputs: Arc<dyn Inputs>) -> Result<Loaded, LoadError> 
         d.push(Diagnostic::error(src, &field, src.value_pos(&field), e.message).maybe_hint(e.hint));
         return Err(LoadError::Invalid(d));
     }
-    let (spec, diags) = resolve::Resolver::new(src, renderer).resolve(&raw);
+    let (spec, diags) = resolve::Resolver::new(src, renderer, home).resolve(&raw);
     match spec {
         Some(spec) => Ok(Loaded {
             spec,

@@ -29,15 +29,28 @@ pub const DEFAULT_ADMIN_PORT: u16 = 8089;
 pub(super) struct Resolver<'a> {
     src: &'a Source,
     r: Renderer,
+    /// What `~/` stands for, from the caller's inputs.
+    home: Option<PathBuf>,
     diags: Diagnostics,
 }
 
 impl<'a> Resolver<'a> {
-    pub(super) fn new(src: &'a Source, r: Renderer) -> Resolver<'a> {
+    pub(super) fn new(src: &'a Source, r: Renderer, home: Option<PathBuf>) -> Resolver<'a> {
         Resolver {
             src,
             r,
+            home,
             diags: Diagnostics::default(),
+        }
+    }
+
+    /// A path field: rendered, then `~/x` → `<home>/x`, as ssh does for
+    /// its own files.
+    fn path(&mut self, value: &str, field: &str) -> PathBuf {
+        let path = self.text(value, field);
+        match (path.strip_prefix("~/"), &self.home) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => PathBuf::from(path),
         }
     }
 
@@ -292,7 +305,7 @@ impl<'a> Resolver<'a> {
                 SshAuth::Agent
             }
             (Some(path), _) => SshAuth::KeyFile {
-                path: expand_home(&self.text(path, "ssh.identity_file")),
+                path: self.path(path, "ssh.identity_file"),
                 passphrase: raw.passphrase.as_ref().map(|p| {
                     self.secret(
                         p,
@@ -309,9 +322,11 @@ impl<'a> Resolver<'a> {
             }
         };
         let known_hosts = match &raw.known_hosts {
-            Some(k) => expand_home(&self.text(k, "ssh.known_hosts")),
-            None => std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".ssh/known_hosts"))
+            Some(k) => self.path(k, "ssh.known_hosts"),
+            None => self
+                .home
+                .as_ref()
+                .map(|h| h.join(".ssh/known_hosts"))
                 .unwrap_or_else(|| PathBuf::from("/root/.ssh/known_hosts")),
         };
         let user = self
@@ -1355,11 +1370,11 @@ impl<'a> Resolver<'a> {
             partner_ca: raw
                 .partner_ca
                 .as_ref()
-                .map(|p| expand_home(&self.text(p, "gateway.partner_ca"))),
+                .map(|p| self.path(p, "gateway.partner_ca")),
             internal_ca: raw
                 .internal_ca
                 .as_ref()
-                .map(|p| expand_home(&self.text(p, "gateway.internal_ca"))),
+                .map(|p| self.path(p, "gateway.internal_ca")),
         }
     }
 
@@ -1456,14 +1471,6 @@ fn plural(what: &str) -> String {
     match what.strip_suffix('y') {
         Some(stem) => format!("{stem}ies"),
         None => format!("{what}s"),
-    }
-}
-
-/// `~/x` → `$HOME/x`, as ssh does for its own files.
-fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(path),
     }
 }
 

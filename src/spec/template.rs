@@ -14,10 +14,14 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Va
 
 use crate::secret::Redactor;
 
-/// Where `env()` and `file()` read from.
+/// Where `env()` and `file()` read from, and the home folder `~/` stands
+/// for: everything the resolution reads from outside comes through here,
+/// so the resolver itself does no I/O.
 pub trait Inputs: Send + Sync {
     fn env(&self, name: &str) -> Option<String>;
     fn file(&self, path: &Path) -> std::io::Result<String>;
+    /// The user's home folder, for `~/` in paths (`None`: left as written).
+    fn home(&self) -> Option<PathBuf>;
 }
 
 /// The process environment and the file system, relative to the spec's folder.
@@ -32,6 +36,10 @@ impl Inputs for SystemInputs {
     fn file(&self, path: &Path) -> std::io::Result<String> {
         std::fs::read_to_string(path)
     }
+
+    fn home(&self) -> Option<PathBuf> {
+        std::env::var_os("HOME").map(PathBuf::from)
+    }
 }
 
 /// Fixed inputs for tests.
@@ -39,6 +47,7 @@ impl Inputs for SystemInputs {
 pub struct MapInputs {
     pub env: BTreeMap<String, String>,
     pub files: BTreeMap<PathBuf, String>,
+    pub home: Option<PathBuf>,
 }
 
 impl Inputs for MapInputs {
@@ -50,6 +59,10 @@ impl Inputs for MapInputs {
         self.files.get(path).cloned().ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory")
         })
+    }
+
+    fn home(&self) -> Option<PathBuf> {
+        self.home.clone()
     }
 }
 
@@ -260,6 +273,7 @@ mod tests {
                 "file-secret-value\n".to_string(),
             )]
             .into(),
+            home: None,
         };
         let mut r = Renderer::new(Arc::new(inputs), "/spec".into(), Redactor::default());
         r.set_vars(&[

@@ -119,6 +119,8 @@ pub enum TransportError {
         source: ssh2::Error,
     },
 
+    #[error("on `{host}`: the connection task panicked: {message}")]
+    Panicked { host: String, message: String },
     #[error("SSH error on `{host}` during {op}: {source}")]
     Ssh {
         host: String,

@@ -10,23 +10,18 @@
 //! one row (records and TTL). Zones without `nameservers` cannot be
 //! verified and say so in a failing row.
 //!
-//! Cache: `cache_size = 0` (crates-and-lab.md §3 — with the default cache a
-//! record changed in PowerDNS is seen stale).
+//! The resolver is `providers::dns::resolver`: no cache, one server.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
 use serde::Serialize;
 
 use crate::dns::desired::{XMPP_SRV_PREFIX, derive, zone_for};
 use crate::dns::rrset::{RRset, encode_txt_strings, normalise_name};
+use crate::providers::dns::resolver::resolver_for;
 use crate::spec::{Spec, View};
 
 /// One check's outcome.
@@ -68,35 +63,6 @@ pub struct TargetExpectation {
     pub addresses: BTreeSet<IpAddr>,
     /// The authoritative server to ask for the target.
     pub nameserver: SocketAddr,
-}
-
-/// A resolver that asks only `ns` (UDP, then TCP), without cache, hosts
-/// file or recursion.
-pub fn resolver_for(ns: SocketAddr) -> TokioResolver {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = ns.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = ns.port();
-    let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(
-        ns.ip(),
-        true,
-        vec![udp, tcp],
-    )]);
-    let mut opts = ResolverOpts::default();
-    opts.cache_size = 0;
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.timeout = Duration::from_secs(2);
-    opts.attempts = 2;
-    opts.recursion_desired = false;
-    opts.ndots = 0;
-    let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
-    *builder.options_mut() = opts;
-    builder.build().unwrap_or_else(|_| {
-        // Building only fails for TLS/HTTPS transports, which are not used.
-        Resolver::builder_with_config(ResolverConfig::default(), TokioRuntimeProvider::default())
-            .build()
-            .expect("a plain UDP/TCP resolver always builds")
-    })
 }
 
 fn content(data: &RData) -> Option<String> {

@@ -18,7 +18,7 @@
 //! This file owns the judging, and it is pure: facts in ([`World`]),
 //! findings out ([`judge`]), so every verdict is tested without a network.
 //! Reading the facts is [`gather`]'s job (one SSH round trip per host
-//! through `apply::observe`, the probes of `apply::probe`, `verify::dns`);
+//! through `engine::read_world`, the probes of `engine::probe`, `verify::dns`);
 //! printing is [`render`]'s. Nothing here or there changes anything: a
 //! doctor that repairs would hide what it found.
 //!
@@ -32,9 +32,10 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::apply::probe::{GatewayStatus, XmppProbe};
 use crate::certs::parse::CertInfo;
-use crate::plan::diff::sha256_hex;
+use crate::digest::sha256_hex;
+use crate::engine::probe::{GatewayStatus, XmppProbe};
+use crate::plan::ListenerKind;
 use crate::plan::{FileFact, Manager, ServiceFact};
 use crate::spec::{RenewBefore, Role};
 use crate::verify::dns::VerifyRow;
@@ -231,8 +232,7 @@ pub struct GatewayFacts {
 
 #[derive(Debug, Clone)]
 pub struct ListenerFacts {
-    /// `external`, `internal`, `admin`.
-    pub name: String,
+    pub name: ListenerKind,
     pub address: SocketAddr,
     /// `ss -ltn` on the host shows it.
     pub bound: bool,
@@ -498,8 +498,8 @@ fn listener(h: &HostFacts, g: &GatewayFacts, l: &ListenerFacts) -> Finding {
     };
     match (l.bound, from_here) {
         (true, Ok(seen)) => {
-            let plain_external =
-                l.name == "external" && matches!(&l.probe, Probe::Xmpp(p) if !p.starttls_offered);
+            let plain_external = l.name == ListenerKind::External
+                && matches!(&l.probe, Probe::Xmpp(p) if !p.starttls_offered);
             if plain_external {
                 Finding::warn(
                     Check::Listener,
@@ -789,7 +789,7 @@ fn covers(name: &str, domain: &str) -> bool {
 
 fn certificate(w: &World, h: &HostFacts, g: &GatewayFacts) -> Finding {
     let served = g.listeners.iter().find_map(|l| match &l.probe {
-        Probe::Xmpp(p) if l.name == "external" => Some((l, p)),
+        Probe::Xmpp(p) if l.name == ListenerKind::External => Some((l, p)),
         _ => None,
     });
     let installed = g.certificate.as_ref().map(|c| match &c.installed {
@@ -1060,7 +1060,7 @@ mod tests {
             }),
             listeners: vec![
                 ListenerFacts {
-                    name: "external".into(),
+                    name: ListenerKind::External,
                     address: "198.51.100.101:5269".parse().expect("addr"),
                     bound: running,
                     probe: Probe::Xmpp(if running {
@@ -1074,7 +1074,7 @@ mod tests {
                     }),
                 },
                 ListenerFacts {
-                    name: "internal".into(),
+                    name: ListenerKind::Internal,
                     address: "203.0.113.101:23456".parse().expect("addr"),
                     bound: running,
                     probe: Probe::Xmpp(if running {

@@ -3,9 +3,9 @@
 //! XMPP pool reports (in `/status`) that it has loaded that version's
 //! partners and policies. Reads only.
 
-use crate::apply::Prepared;
-use crate::apply::VerifyRow;
-use crate::plan::Desired;
+use super::listeners::VerifyRow;
+use crate::engine::{Prepared, fan_out};
+use crate::plan::{Desired, ListenerKind};
 use crate::spec::Role;
 
 /// One server's copy of the topology.
@@ -23,10 +23,7 @@ pub struct TopologyRow {
 /// (from the admin listeners' rows of `listeners`), each against the
 /// version the spec gives.
 pub async fn verify_topology(p: &Prepared, listeners: &[VerifyRow]) -> Vec<TopologyRow> {
-    let want = crate::modules::topology(&p.spec)["version"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let want = p.topology_version.clone();
     // Read now, not taken from the plan: after an apply the plan's
     // observation is the world before it.
     let reads = p
@@ -42,7 +39,8 @@ pub async fn verify_topology(p: &Prepared, listeners: &[VerifyRow]) -> Vec<Topol
         .filter_map(|(host, path)| {
             let h = p.hosts.get(&host)?.clone();
             let want = want.clone();
-            Some(async move {
+            let key = host.clone();
+            Some((key, async move {
                 let read = h.with(move |t| t.read_file(&path)).await;
                 let version = match read {
                     Ok(Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -58,35 +56,38 @@ pub async fn verify_topology(p: &Prepared, listeners: &[VerifyRow]) -> Vec<Topol
                     ok: version.as_deref() == Ok(want.as_str()),
                     seen: version.unwrap_or_else(|e| e),
                 }
-            })
+            }))
         });
-    let mut rows = join_all(reads).await;
+    let mut rows: Vec<TopologyRow> = fan_out(reads, p.options.parallelism)
+        .await
+        .into_iter()
+        .map(|(server, row)| {
+            row.unwrap_or_else(|panicked| TopologyRow {
+                server,
+                role: "front-end",
+                seen: panicked.to_string(),
+                ok: false,
+            })
+        })
+        .collect();
     // Each gateway's `/status` was read by the listener check already.
-    rows.extend(listeners.iter().filter(|r| r.listener == "admin").map(|r| {
-        let (seen, ok) = match &r.topology_version {
-            Some(v) => (v.clone(), *v == want),
-            None if r.ok => ("(none)".to_string(), false),
-            None => (r.state.clone(), false),
-        };
-        TopologyRow {
-            server: r.host.clone(),
-            role: "gateway",
-            seen,
-            ok,
-        }
-    }));
+    rows.extend(
+        listeners
+            .iter()
+            .filter(|r| r.listener == ListenerKind::Admin)
+            .map(|r| {
+                let (seen, ok) = match &r.topology_version {
+                    Some(v) => (v.clone(), *v == want),
+                    None if r.ok => ("(none)".to_string(), false),
+                    None => (r.state.clone(), false),
+                };
+                TopologyRow {
+                    server: r.host.clone(),
+                    role: "gateway",
+                    seen,
+                    ok,
+                }
+            }),
+    );
     rows
-}
-
-async fn join_all<F: std::future::Future<Output = TopologyRow> + Send + 'static>(
-    probes: impl Iterator<Item = F>,
-) -> Vec<TopologyRow> {
-    let tasks: Vec<_> = probes.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for t in tasks {
-        if let Ok(row) = t.await {
-            out.push(row);
-        }
-    }
-    out
 }

@@ -1,28 +1,22 @@
 //! DNS providers: the [`DnsProvider`] trait, its PowerDNS implementation,
-//! and the async entry points the engine calls for the DNS phase.
+//! the errors of the DNS phase, and the checking resolver.
 //!
 //! Owns every byte xfed sends to or reads from a DNS provider's API. Does
-//! not decide anything: what to change is `crate::dns` (pure), which this
-//! module feeds with what it read.
+//! not decide anything: what to change is `plan::dns_plan` (pure), fed by
+//! `engine::dns` with what the provider read; what to refuse and when a
+//! zone is stale is `apply::dns`.
 //!
-//! Entry points:
-//! - [`provider_for`]: the provider the spec's `dns.provider` names;
-//! - [`plan_dns`]: reads every declared zone (never writes) and returns the
-//!   [`DnsPlan`] — `dns_record`/`dns_zone` changes for the `Dns` phase,
-//!   refusals, unmanaged records; `drift` is this plan, looked at;
-//! - [`apply_dns`]: refuses what must be refused, re-reads each zone to
-//!   make sure it has not moved since the plan, then writes each zone in
-//!   one atomic request (zones one after another).
+//! [`provider_for`] gives the provider the spec's `dns.provider` names.
 
 pub mod powerdns;
+pub mod resolver;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::dns::plan::{DnsPlan, ZoneObservation, build, zone_fingerprint};
 use crate::dns::rrset::{RRset, RRsetOp};
-use crate::spec::{DnsProviderKind, Spec};
+use crate::spec::DnsProviderKind;
 
 pub use powerdns::PowerDns;
 
@@ -143,73 +137,4 @@ pub fn provider_for(
     match provider.kind {
         DnsProviderKind::Powerdns => Ok(Box::new(PowerDns::from_spec(provider)?)),
     }
-}
-
-/// Reads every zone the spec declares and decides them (no writes). A spec
-/// without `dns` gives an empty plan.
-pub async fn plan_dns(spec: &Spec, provider: &dyn DnsProvider) -> Result<DnsPlan, DnsError> {
-    let Some(dns) = &spec.dns else {
-        return Ok(build(spec, &[]));
-    };
-    let mut observations = Vec::new();
-    for z in &dns.zones {
-        let rrsets = provider.read_zone(&z.name).await?;
-        if rrsets.is_none() && !dns.provider.create_zones {
-            return Err(DnsError::ZoneMissing {
-                zone: z.name.clone(),
-                provider: provider.describe(),
-            });
-        }
-        observations.push(ZoneObservation {
-            zone: z.name.clone(),
-            rrsets,
-        });
-    }
-    Ok(build(spec, &observations))
-}
-
-/// Carries out `plan`. Refuses the whole plan when
-/// [`DnsPlan::refusals`] says so; each zone is re-read first and skipped
-/// with [`DnsError::Stale`] if it moved since the plan; each zone is
-/// written in one request. Returns the zones written.
-pub async fn apply_dns(
-    provider: &dyn DnsProvider,
-    plan: &DnsPlan,
-    allow_mass_change: bool,
-) -> Result<Vec<String>, DnsError> {
-    let reasons = plan.refusals(allow_mass_change);
-    if !reasons.is_empty() {
-        return Err(DnsError::Refused { reasons });
-    }
-    let mut written = Vec::new();
-    for z in plan.zones.iter().filter(|z| z.writes()) {
-        let now = provider.read_zone(&z.zone).await?;
-        // A zone planned for creation may have been created since, empty of
-        // what the plan writes: by an ACME order of this very apply, which
-        // publishes its DNS-01 record in it first. Then it is written to.
-        let created_since = z.create_zone
-            && now.as_deref().is_some_and(|rrsets| {
-                zone_fingerprint(Some(rrsets), &z.touched)
-                    == zone_fingerprint(Some(&[]), &z.touched)
-            });
-        if !created_since && zone_fingerprint(now.as_deref(), &z.touched) != z.observed_sha256 {
-            return Err(DnsError::Stale {
-                zone: z.zone.clone(),
-            });
-        }
-        let result = if z.create_zone && !created_since {
-            provider.create_zone(&z.zone, &z.initial_rrsets()).await
-        } else {
-            provider.apply(&z.zone, &z.decision.ops).await
-        };
-        if let Err(source) = result {
-            return Err(DnsError::Write {
-                zone: z.zone.clone(),
-                written,
-                source,
-            });
-        }
-        written.push(z.zone.clone());
-    }
-    Ok(written)
 }

@@ -9,7 +9,7 @@
 //!   leaves the zone as it was. A new zone is created with its records in
 //!   one `POST`, so it never exists half-filled.
 //! - Error bodies are not decoded blindly: 401/404/409 answer in plain text,
-//!   422 in JSON `{"error": "…"}` (crates-and-lab.md §2).
+//!   422 in JSON `{"error": "…"}` (as PowerDNS 4.7 answers in the lab).
 
 use std::fmt;
 use std::time::Duration;

@@ -1,34 +1,34 @@
 //! Reading the facts `xfed doctor` judges — the I/O half of the doctor.
 //!
-//! The same reads a plan makes, and nothing more: the gateway is built (to
-//! know the sha256 it must have), every host is connected to with strict
+//! The same reads a plan makes, through the same pipeline
+//! (`engine::read_world`), and nothing more: the gateway is built (to know
+//! the sha256 it must have), every host is connected to with strict
 //! host-key checking (never trusting a new key: doctor writes nothing,
 //! known_hosts included), and each reached host is read in ONE round trip
-//! by `apply::observe` — the gateway's binary, service, listeners and
-//! certificate on an edge, the published topology on a front-end. Only a
-//! host whose gateway is down gets a second command: the last lines of its
-//! log. The listeners are then probed from here (`apply::probe`) and the
-//! SRV records resolved at their authoritative servers (`verify::dns`).
+//! — the gateway's binary, service, listeners and certificate on an edge,
+//! the published topology on a front-end. Only a host whose gateway is down
+//! gets a second command: the last lines of its log. The listeners are then
+//! probed from here (`engine::probe`) and the SRV records resolved at their
+//! authoritative servers (`verify::dns`).
 //!
-//! Unlike `apply::prepare`, a host that cannot be reached or read does not
+//! Unlike `engine::prepare`, a host that cannot be reached or read does not
 //! stop the run: it becomes a fact like any other.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
     CertFacts, Finding, GatewayFacts, HostFacts, ListenerFacts, PoolFacts, Probe, Reach, SiteRoute,
     TopologyFacts, World, judge,
 };
-use crate::apply::build;
-use crate::apply::hosts::{ConnectOptions, Host, connect_all};
-use crate::apply::probe::{gateway_status, stream_addresses, xmpp_starttls};
-use crate::apply::progress::Progress;
-use crate::modules::{self, Artifact, ExpandError, HostFacts as ExpandFacts};
-use crate::plan::{Desired, Manager, Observed, Resource};
-use crate::spec::{CertUsage, Role, ServiceManager, Spec};
+use crate::engine::EngineError;
+use crate::engine::hosts::{ConnectOptions, Host};
+use crate::engine::probe::{gateway_status, stream_addresses, xmpp_starttls};
+use crate::engine::{ReadOptions, Scope, WorldRead, fan_out, read_world};
+use crate::output::Progress;
+use crate::plan::{Desired, ListenerKind, Manager, Observed, Resource};
+use crate::spec::{CertUsage, Role, Spec};
 use crate::transport::{Command, Transport};
 
 /// How many log lines a stopped service shows.
@@ -46,7 +46,7 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum DoctorError {
     #[error(transparent)]
-    Expand(#[from] ExpandError),
+    Engine(#[from] EngineError),
 }
 
 /// Reads the world and judges it: every finding, in check order.
@@ -63,23 +63,14 @@ type Observation = Result<HashMap<String, Observed>, String>;
 
 /// Everything [`judge`] needs, read without changing anything.
 pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<World, DoctorError> {
-    let needs_gateway = spec.edge_pools.iter().any(|p| p.xmpp_federation);
-    let spec_dir = spec.file.parent().map(PathBuf::from).unwrap_or_default();
-    let package = spec.gateway.package.clone();
-    let build = async move {
-        if !needs_gateway {
-            return Err("no edge pool has XMPP federation".to_string());
-        }
-        tokio::task::spawn_blocking(move || {
-            let ws = build::workspace(&spec_dir).map_err(|e| e.to_string())?;
-            build::build_gateway(&ws, &package).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    };
-    let connect_opts = ConnectOptions {
-        accept_new_host_keys: false,
-        parallelism: opts.parallelism,
+    let topology_path = format!("{}/topology.json", spec.gateway.config_dir);
+    let read_opts = ReadOptions {
+        scope: Scope::Everything,
+        connect: ConnectOptions {
+            accept_new_host_keys: false,
+            parallelism: opts.parallelism,
+        },
+        facts: true,
     };
     let dns = async {
         match spec.dns {
@@ -91,73 +82,30 @@ pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<W
     progress.line(
         "",
         format!(
-            "doctor: building the gateway, connecting to {n} host{}, resolving DNS",
+            "doctor: building the gateway, reading {n} host{}, resolving DNS",
             if n == 1 { "" } else { "s" }
         ),
     );
-    let (built, (hosts, failed), dns) =
-        tokio::join!(build, connect_all(spec, None, connect_opts), dns);
-
-    let mut artifacts: HashMap<String, Artifact> = HashMap::new();
+    let keep = |r: &Resource| wanted(r, &topology_path);
+    let (world, dns) = tokio::join!(read_world(spec, read_opts, progress, &keep), dns);
+    let WorldRead {
+        hosts,
+        unreachable,
+        built,
+        resources,
+        observed,
+        ..
+    } = world?;
     let built = match built {
-        Ok(a) => {
-            let sha = a.sha256.clone();
-            artifacts.insert("gateway".into(), a);
-            Ok(sha)
-        }
-        Err(e) => {
-            // Expansion needs an artifact; the binary check reports why
-            // there is none to compare with.
-            artifacts.insert(
-                "gateway".into(),
-                Artifact {
-                    path: PathBuf::new(),
-                    sha256: String::new(),
-                    size: 0,
-                },
-            );
-            Err(e)
-        }
+        Ok(Some(a)) => Ok(a.sha256),
+        Ok(None) => Err("no edge pool has XMPP federation".to_string()),
+        Err(e) => Err(e.to_string()),
     };
-    let topology_path = format!("{}/topology.json", spec.gateway.config_dir);
-    let mut resources = modules::expand(spec, &artifacts, &HashMap::new())?;
-    resources.retain(|r| wanted(r, &topology_path));
-
-    // One round trip per host: facts and every wanted resource.
-    progress.line(
-        "",
-        format!(
-            "doctor: reading {} host{}",
-            hosts.len(),
-            if hosts.len() == 1 { "" } else { "s" }
-        ),
-    );
-    let first = observe_all(&hosts, &resources, opts.parallelism, true).await;
-    let mut observed: HashMap<String, Observation> = HashMap::new();
-    let mut systemd: HashMap<String, ExpandFacts> = HashMap::new();
-    for (host, (facts, o)) in first {
-        if let Some(f) = facts
-            && f.systemd_pid1
-            && spec.gateway.service_manager == ServiceManager::Auto
-        {
-            systemd.insert(host.clone(), ExpandFacts { systemd: true });
-        }
-        observed.insert(host, o);
-    }
-    // `service_manager: auto` on a host with systemd: its service is a
-    // unit, read once more (as `plan` does).
-    if !systemd.is_empty() {
-        resources = modules::expand(spec, &artifacts, &systemd)?;
-        resources.retain(|r| wanted(r, &topology_path));
-        let again: std::collections::BTreeMap<String, Host> = hosts
-            .iter()
-            .filter(|(h, _)| systemd.contains_key(*h))
-            .map(|(h, x)| (h.clone(), x.clone()))
-            .collect();
-        for (host, (_, o)) in observe_all(&again, &resources, opts.parallelism, false).await {
-            observed.insert(host, o);
-        }
-    }
+    let observed: HashMap<String, Observation> = observed
+        .into_iter()
+        .map(|(h, o)| (h, o.map_err(|e| e.to_string())))
+        .collect();
+    let failed = unreachable;
 
     // Then, per host at once: a stopped service's log, and the probes.
     let domain = spec.xmpp_domains.first().cloned().unwrap_or_default();
@@ -166,7 +114,7 @@ pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<W
         .into_iter()
         .map(|(h, e)| (h, e.to_string()))
         .collect();
-    let mut tasks = Vec::new();
+    let mut jobs = Vec::new();
     for s in spec.servers() {
         let mine: Vec<Resource> = resources
             .iter()
@@ -199,7 +147,8 @@ pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<W
         let host = hosts.get(&s.fqdn).cloned();
         let (domain, partner, topology_path) =
             (domain.clone(), partner.clone(), topology_path.clone());
-        tasks.push(tokio::spawn(async move {
+        let key = base.clone();
+        let job = async move {
             complete(
                 base,
                 host,
@@ -210,18 +159,24 @@ pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<W
                 partner.as_deref(),
             )
             .await
-        }));
+        };
+        jobs.push((key, job));
     }
-    let mut facts = Vec::new();
-    for t in tasks {
-        match t.await {
-            Ok(h) => facts.push(h),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
+    // A host whose checks panicked is judged unreadable, with the panic
+    // as the reason; it is never left out of the report.
+    let facts: Vec<HostFacts> = fan_out(jobs, opts.parallelism)
+        .await
+        .into_iter()
+        .map(|(base, h)| {
+            h.unwrap_or_else(|panicked| HostFacts {
+                reach: Reach::Unreadable(panicked.to_string()),
+                ..base
+            })
+        })
+        .collect();
 
     Ok(World {
-        now_unix: crate::apply::lock::now_unix() as i64,
+        now_unix: crate::engine::clock::now_unix() as i64,
         xmpp_domains: spec.xmpp_domains.clone(),
         sites: spec
             .sites
@@ -255,23 +210,6 @@ fn wanted(r: &Resource, topology_path: &str) -> bool {
         Desired::File(f) => r.role == Role::Frontend && f.path == topology_path,
         Desired::Gone(_) => false,
     }
-}
-
-/// Each host's observation, a failed one as its message.
-async fn observe_all(
-    hosts: &std::collections::BTreeMap<String, Host>,
-    resources: &[Resource],
-    parallelism: usize,
-    with_facts: bool,
-) -> Vec<(String, (Option<crate::transport::Facts>, Observation))> {
-    crate::apply::engine::observe_each(hosts, resources, parallelism, with_facts)
-        .await
-        .into_iter()
-        .map(|(host, r)| match r {
-            Ok((f, o)) => (host, (f, Ok(o))),
-            Err(e) => (host, (None, Err(e.to_string()))),
-        })
-        .collect()
 }
 
 /// Fills in a reached host's gateway and topology facts: the observation,
@@ -355,14 +293,14 @@ async fn gateway_facts(
             continue;
         };
         let address = SocketAddr::new(l.address, l.port);
-        let probe = if l.name == "admin" {
+        let probe = if l.name == ListenerKind::Admin {
             Probe::Status(gateway_status(address, PROBE_LIMIT).await)
         } else {
-            let (to, from) = stream_addresses(&l.name, domain, partner);
+            let (to, from) = stream_addresses(l.name, domain, partner);
             Probe::Xmpp(xmpp_starttls(address, &to, from.as_deref(), PROBE_LIMIT).await)
         };
         listeners.push(ListenerFacts {
-            name: l.name.clone(),
+            name: l.name,
             address,
             bound: f.listening,
             probe,

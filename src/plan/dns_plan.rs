@@ -1,22 +1,22 @@
 //! [`DnsPlan`]: every declared zone decided — its `dns_record` changes, the
 //! provider operations behind them, what is refused and why, and the
 //! unmanaged records left alone. A value: building it is pure
-//! ([`build`]); `providers::dns::plan_dns` reads the zones and calls it,
-//! `providers::dns::apply_dns` carries it out.
+//! ([`build`]); `engine::dns::read_and_plan` reads the zones and calls it,
+//! `apply::dns::apply_dns` carries it out.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::checks::cross_checks;
-use super::decide::{ZoneDecision, decide};
-use super::desired::{derive, xmpp_srv_name, zone_for};
-use super::finding::Finding;
-use super::guard::{mass_change_guard, no_target_check};
-use super::owner::{managed_set, marker_name};
-use super::rrset::{RRset, RRsetOp};
-use crate::plan::diff::sha256_hex;
-use crate::plan::{Action, Change, Phase};
+use super::dns_decide::{ZoneDecision, decide};
+use super::{Action, Change, Phase};
+use crate::digest::sha256_hex;
+use crate::dns::checks::cross_checks;
+use crate::dns::desired::{derive, xmpp_srv_name, zone_for};
+use crate::dns::finding::Finding;
+use crate::dns::guard::{mass_change_guard, no_target_check};
+use crate::dns::owner::{managed_set, marker_name};
+use crate::dns::rrset::{RRset, RRsetOp};
 use crate::spec::{Spec, View};
 
 /// What a provider returned for one zone; `rrsets: None` when the zone
@@ -193,7 +193,7 @@ pub fn build(spec: &Spec, observations: &[ZoneObservation]) -> DnsPlan {
             host: String::new(),
             pool: String::new(),
             phase: Phase::Dns,
-            kind: "dns_zone".into(),
+            kind: super::ResourceKind::DnsZone,
             action: Action::Create,
             reason: "absent on the DNS server (`create_zones` is set)".into(),
             diff: None,

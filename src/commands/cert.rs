@@ -1,7 +1,7 @@
-//! `xfed cert list | show-request | import | export`: the I/O behind the CLI's
-//! certificate commands. Connects to the edge servers, observes only the
-//! certificate resources (one round trip per host), and for `import`
-//! installs the CA's answer after checking it against the pending request.
+//! `xfed cert list | show-request | import | export`: the certificate
+//! commands. They read only the certificate resources, through the engine's
+//! one read pipeline (one round trip per host), and `import` installs the
+//! CA's answer after checking it against the pending request.
 //!
 //! Only `export` reads a private key, for a certificate the spec marks
 //! exportable, straight into a new 0600 file; `import` moves the pending
@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::decide::assess;
-use super::parse;
-use super::resource::{CertFact, CertSpec, CertState};
-use crate::apply::engine::observe_all;
-use crate::apply::hosts::{ConnectOptions, Host, connect_all};
+use crate::certs::build::PLACEHOLDER_CN;
+use crate::certs::parse;
+use crate::certs::resource::{CertFact, CertSpec, CertState};
+use crate::engine::hosts::{ConnectOptions, Host, connect_all};
+use crate::engine::{ReadOptions, Scope, read_world};
+use crate::output::Progress;
+use crate::plan::certificate::assess;
 use crate::plan::{Desired, Observed, Resource};
 use crate::spec::{Issuer, Spec};
 use crate::transport::{Command, Transport, WriteOpts};
@@ -25,7 +27,7 @@ pub enum CertCommandError {
     #[error("{0}")]
     Unreachable(String),
     #[error(transparent)]
-    Engine(Box<crate::apply::EngineError>),
+    Engine(Box<crate::engine::EngineError>),
     #[error("cannot read `{path}`: {detail}")]
     Read { path: String, detail: String },
     #[error("`{path}` is not a certificate: {detail}")]
@@ -49,15 +51,21 @@ pub enum CertCommandError {
     Install { host: String, detail: String },
 }
 
-impl From<crate::apply::EngineError> for CertCommandError {
-    fn from(e: crate::apply::EngineError) -> Self {
+impl From<crate::engine::EngineError> for CertCommandError {
+    fn from(e: crate::engine::EngineError) -> Self {
         CertCommandError::Engine(Box::new(e))
+    }
+}
+
+impl From<crate::engine::observe::ObserveError> for CertCommandError {
+    fn from(e: crate::engine::observe::ObserveError) -> Self {
+        CertCommandError::Engine(Box::new(e.into()))
     }
 }
 
 /// The spec's certificate resources (without the gateway's notify).
 pub fn resources(spec: &Spec) -> Vec<Resource> {
-    crate::modules::expand::certificate_resources(spec)
+    crate::engine::read::certificate_resources(spec)
 }
 
 async fn observe(
@@ -71,11 +79,16 @@ async fn observe(
     ),
     CertCommandError,
 > {
-    let res = resources(spec);
-    let wanted: Vec<String> = res.iter().map(|r| r.host.clone()).collect();
-    let (hosts, failed) = connect_all(spec, Some(&wanted), opts).await;
-    if !failed.is_empty() {
-        let msg = failed
+    let read_opts = ReadOptions {
+        scope: Scope::Certificates,
+        connect: opts,
+        facts: false,
+    };
+    let quiet = Progress::new(spec.redactor.clone(), true);
+    let world = read_world(spec, read_opts, &quiet, &|_| true).await?;
+    if !world.unreachable.is_empty() {
+        let msg = world
+            .unreachable
             .iter()
             .map(|(h, e)| format!("{h}: {e}"))
             .collect::<Vec<_>>()
@@ -84,7 +97,11 @@ async fn observe(
             "cannot reach:\n  {msg}"
         )));
     }
-    let (_, observed) = observe_all(&hosts, &res, opts.parallelism, false).await?;
+    let mut observed = std::collections::HashMap::new();
+    for (_, o) in world.observed {
+        observed.extend(o?);
+    }
+    let (hosts, res) = (world.hosts, world.resources);
     let facts = observed
         .into_iter()
         .filter_map(|(a, o)| match o {
@@ -127,7 +144,7 @@ pub async fn list(spec: &Spec, opts: ConnectOptions) -> Result<Vec<CertRow>, Cer
         let leaf = a
             .leaf
             .as_ref()
-            .filter(|l| !l.issuer.contains(super::build::PLACEHOLDER_CN));
+            .filter(|l| !l.issuer.contains(PLACEHOLDER_CN));
         rows.push(CertRow {
             host: r.host.clone(),
             certificate: c.name.clone(),
@@ -474,4 +491,116 @@ fn write_new_private(path: &Path, key: &[u8], chain: &[u8]) -> std::io::Result<(
     }
     f.write_all(chain)?;
     f.sync_all()
+}
+
+/// `xfed cert …`: the subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum CertCommand {
+    /// Every certificate on every server: names, issuer, expiry, days left, state.
+    List {
+        spec: std::path::PathBuf,
+        #[arg(long, value_enum, default_value_t = super::Format::Human)]
+        format: super::Format,
+        #[command(flatten)]
+        run: super::RunArgs,
+    },
+    /// Print the pending certificate requests (PEM), to submit to a CA.
+    ShowRequest {
+        spec: std::path::PathBuf,
+        #[command(flatten)]
+        run: super::RunArgs,
+    },
+    /// Copy an exportable certificate's key and chain from a server into a
+    /// new file (mode 0600); refused unless the spec says `exportable: true`.
+    Export {
+        spec: std::path::PathBuf,
+        /// The certificate's name in the spec.
+        #[arg(long)]
+        name: String,
+        /// The server to copy it from (its FQDN).
+        #[arg(long)]
+        host: String,
+        /// The file to create; an existing file is never overwritten.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        run: super::RunArgs,
+    },
+    /// Install a CA's certificate for a pending request, then reload the gateway.
+    Import {
+        spec: std::path::PathBuf,
+        /// The certificate the CA issued (PEM).
+        #[arg(long)]
+        cert: std::path::PathBuf,
+        /// Intermediate certificates to send with it (PEM).
+        #[arg(long)]
+        chain: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        run: super::RunArgs,
+    },
+}
+
+pub async fn run(command: &CertCommand) -> super::error::Result<super::ExitStatus> {
+    use super::error::CommandError;
+    use super::run::load;
+    use super::{ExitStatus, Format};
+    match command {
+        CertCommand::List { spec, format, run } => {
+            let spec = load(spec)?;
+            let rows = list(&spec, run.connect()).await?;
+            let text = match format {
+                Format::Human => render_list(&rows),
+                Format::Json => serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
+            };
+            print!("{}", spec.redactor.redact(&text));
+            Ok(ExitStatus::Success)
+        }
+        CertCommand::ShowRequest { spec, run } => {
+            let spec = load(spec)?;
+            let pending = pending_requests(&spec, run.connect()).await?;
+            if pending.is_empty() {
+                eprintln!("No certificate request is waiting for a CA.");
+                return Ok(ExitStatus::Success);
+            }
+            for (address, csr) in pending {
+                println!("# {address}");
+                print!("{}", spec.redactor.redact(&csr));
+            }
+            Ok(ExitStatus::Success)
+        }
+        CertCommand::Export {
+            spec,
+            name,
+            host,
+            out,
+            run,
+        } => {
+            let spec = load(spec)?;
+            let done = export(&spec, run.connect(), name, host, out).await;
+            // The error names paths and hosts, never the key; redact anyway.
+            done.map_err(|e| CommandError::Refused(spec.redactor.redact(&e.to_string())))?;
+            println!(
+                "exported `{name}` from {host} to {} (key and chain, mode 0600)",
+                out.display()
+            );
+            Ok(ExitStatus::Success)
+        }
+        CertCommand::Import {
+            spec,
+            cert,
+            chain,
+            run,
+        } => {
+            let spec = load(spec)?;
+            let done = import(&spec, run.connect(), cert, chain.as_deref()).await?;
+            for (address, reloaded) in done {
+                println!(
+                    "installed {} on {address}{}",
+                    cert.display(),
+                    if reloaded { "; gateway reloaded" } else { "" }
+                );
+            }
+            Ok(ExitStatus::Success)
+        }
+    }
 }

@@ -21,6 +21,8 @@ pub enum ObserveError {
         address: String,
         why: String,
     },
+    #[error(transparent)]
+    Panicked(#[from] super::fanout::TaskPanicked),
 }
 
 /// Reads items given as `<idx> <kind> <value> <extra>`:
@@ -195,7 +197,7 @@ fn observe(
             Desired::File(f) => (
                 "file",
                 f.path.as_str(),
-                crate::plan::diff::sha256_hex(f.content.as_bytes()),
+                crate::digest::sha256_hex(f.content.as_bytes()),
             ),
             Desired::Binary(b) => ("binary", b.path.as_str(), "-".into()),
             Desired::Service(s) => {
@@ -298,7 +300,7 @@ fn file_fact(f: &[&str], wanted: Option<&str>) -> Result<Option<FileFact>, Strin
                             .map_err(|e| format!("bad content encoding: {e}"))?,
                     };
                     if digest == "-" {
-                        digest = crate::plan::diff::sha256_hex(&bytes);
+                        digest = crate::digest::sha256_hex(&bytes);
                     }
                     Some(String::from_utf8_lossy(&bytes).into_owned())
                 }

@@ -1,7 +1,7 @@
 //! Decisions for one zone: desired RRsets + the zone's observed RRsets →
 //! `dns_record` [`Change`]s, the provider operations that carry them out,
-//! and the unmanaged records left alone (style.md §3: read facts, then
-//! decide).
+//! and the unmanaged records left alone (facts are read first, by the
+//! engine; deciding is this pure function).
 //!
 //! Pure and deterministic: the same inputs give the same changes, in
 //! `(name, type)` order.
@@ -10,14 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::desired::DesiredRRset;
-use super::owner::{is_marker_name, managed_set, markers_for};
-use super::rrset::{RRset, RRsetOp, normalise_name};
-use crate::plan::diff::{sha256_hex, text_diff};
-use crate::plan::{Action, AttrChange, Change, Phase};
+use super::diff::text_diff;
+use super::{Action, AttrChange, Change, Phase};
+use crate::digest::sha256_hex;
+use crate::dns::desired::DesiredRRset;
+use crate::dns::owner::{is_marker_name, managed_set, markers_for};
+use crate::dns::rrset::{RRset, RRsetOp, normalise_name};
 
 /// The `kind` of every record change.
-pub const KIND: &str = "dns_record";
+pub const KIND: super::ResourceKind = super::ResourceKind::DnsRecord;
 
 /// What one zone needs, decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +68,7 @@ fn change(zone: &str, key: &(String, String), action: Action, reason: String) ->
         host: String::new(),
         pool: String::new(),
         phase: Phase::Dns,
-        kind: KIND.into(),
+        kind: KIND,
         action,
         reason,
         diff: None,
@@ -83,7 +84,7 @@ fn change(zone: &str, key: &(String, String), action: Action, reason: String) ->
 ///
 /// `observed` is every RRset the provider returned for `zone` (markers
 /// included); `managed` is what the markers declare, see
-/// [`super::owner::managed_set`] — pass `None` to have it read from
+/// [`crate::dns::owner::managed_set`] — pass `None` to have it read from
 /// `observed`.
 pub fn decide(
     zone: &str,

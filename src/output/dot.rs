@@ -20,9 +20,7 @@
 
 use std::fmt::Write as _;
 
-use super::action::Action;
-use super::change::Change;
-use super::plan::{Plan, Stage, short_address};
+use crate::plan::{Action, Change, Plan, ResourceKind, Stage, short_address};
 
 /// The plan as DOT text; see the module header for what is drawn.
 pub fn dot(plan: &Plan) -> String {
@@ -76,7 +74,7 @@ fn draw_stage(
         .filter_map(|&i| plan.changes.get(i).map(|c| (i, c)))
         .collect();
     let doing = changes.iter().filter(|(_, c)| c.action.is_change()).count();
-    let mut label = format!("stage {}: {}", si + 1, stage.name);
+    let mut label = format!("stage {}: {}", si + 1, stage.kind);
     let mut counts = format!("{} to do, {} up to date", doing, changes.len() - doing);
     if stage.health_gate {
         counts.push_str(", then health gate");
@@ -118,9 +116,9 @@ fn draw_stage(
         for (i, c) in members {
             let id = format!("c{i}");
             let _ = writeln!(out, "      {id} [{}];", node_attrs(c));
-            if c.kind == "service" && c.action != Action::Delete {
+            if c.kind == ResourceKind::Service && c.action != Action::Delete {
                 services.push(id);
-            } else if c.kind != "listener_check" {
+            } else if c.kind != ResourceKind::ListenerCheck {
                 writes.push(id);
             }
         }
@@ -140,7 +138,7 @@ fn draw_stage(
         sources.extend(
             members
                 .iter()
-                .filter(|(_, c)| c.kind == "listener_check")
+                .filter(|(_, c)| c.kind == ResourceKind::ListenerCheck)
                 .map(|(i, _)| format!("c{i}")),
         );
 

@@ -8,8 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
-
+use super::fanout::fan_out;
 use crate::spec::{Become, Spec, SshAuth, SshTarget};
 use crate::transport::{self, SshConfig, SshTransport, Transport, TransportError};
 
@@ -85,34 +84,33 @@ pub async fn connect_all(
     only: Option<&[String]>,
     opts: ConnectOptions,
 ) -> (BTreeMap<String, Host>, Vec<(String, TransportError)>) {
-    let sem = Arc::new(Semaphore::new(opts.parallelism.max(1)));
-    let mut tasks = Vec::new();
-    for s in spec.servers() {
-        if only.is_some_and(|o| !o.contains(&s.fqdn)) {
-            continue;
-        }
-        let config = ssh_config(&s.fqdn, &s.ssh, opts.accept_new_host_keys);
-        let fqdn = s.fqdn.clone();
-        let sem = sem.clone();
-        tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let r = tokio::task::spawn_blocking(move || SshTransport::connect(config)).await;
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
+    let jobs = spec
+        .servers()
+        .filter(|s| only.is_none_or(|o| o.contains(&s.fqdn)))
+        .map(|s| {
+            let config = ssh_config(&s.fqdn, &s.ssh, opts.accept_new_host_keys);
+            let job = async move {
+                tokio::task::spawn_blocking(move || SshTransport::connect(config))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
             };
-            (fqdn, r)
-        }));
-    }
+            (s.fqdn.clone(), job)
+        });
     let mut hosts = BTreeMap::new();
     let mut failed = Vec::new();
-    for t in tasks {
-        let Ok((fqdn, r)) = t.await else { continue };
+    for (fqdn, r) in fan_out(jobs, opts.parallelism).await {
         match r {
-            Ok(t) => {
+            Ok(Ok(t)) => {
                 hosts.insert(fqdn.clone(), Host::new(fqdn, Box::new(t)));
             }
-            Err(e) => failed.push((fqdn, e)),
+            Ok(Err(e)) => failed.push((fqdn, e)),
+            Err(panicked) => failed.push((
+                fqdn.clone(),
+                TransportError::Panicked {
+                    host: fqdn,
+                    message: panicked.message,
+                },
+            )),
         }
     }
     (hosts, failed)

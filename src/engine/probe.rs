@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::plan::ListenerKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -51,11 +52,11 @@ impl XmppProbe {
 /// partner the external probe names no `from`, which the gateway admits as
 /// far as TLS.
 pub fn stream_addresses(
-    name: &str,
+    listener: ListenerKind,
     our_domain: &str,
     partner: Option<&str>,
 ) -> (String, Option<String>) {
-    if name == "internal" {
+    if listener == ListenerKind::Internal {
         (
             partner.unwrap_or("partner.invalid").to_string(),
             Some(our_domain.to_string()),

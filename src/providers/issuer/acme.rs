@@ -190,7 +190,7 @@ async fn wait_for_txt(
     use hickory_resolver::proto::rr::{RData, RecordType};
     let deadline = Instant::now() + timeout;
     for ns in nameservers {
-        let resolver = crate::verify::dns::resolver_for(*ns);
+        let resolver = crate::providers::dns::resolver::resolver_for(*ns);
         loop {
             let seen = match resolver.lookup(fqdn, RecordType::TXT).await {
                 Ok(l) => l.answers().iter().any(|r| match &r.data {

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::digest::sha256_hex;
 use crate::modules::Artifact;
-use crate::plan::diff::sha256_hex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

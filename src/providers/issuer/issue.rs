@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::acme::{AcmeOrder, ZoneRef};
-use super::build::{self, BuildError, SignRequest};
-use super::key;
-use super::resource::CertSpec;
+use crate::certs::build::{self, BuildError, SignRequest};
+use crate::certs::key;
+use crate::certs::resource::CertSpec;
 use crate::secret::{Redactor, Secret};
 use crate::spec::{Issuer, Spec, View};
 

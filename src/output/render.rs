@@ -5,44 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::action::Action;
-use super::change::Change;
-use super::plan::{Plan, Summary};
-
-/// Colours only when asked (a terminal without NO_COLOR); plain otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
-    pub color: bool,
-}
-
-impl Style {
-    fn paint(&self, action: Action, text: &str) -> String {
-        if !self.color {
-            return text.to_string();
-        }
-        let code = match action {
-            Action::Create => "32",
-            Action::Update => "33",
-            Action::Replace => "35",
-            Action::Delete => "31",
-            Action::NoOp => return text.to_string(),
-        };
-        format!("\x1b[{code}m{text}\x1b[0m")
-    }
-
-    fn line(&self, line: &str) -> String {
-        if !self.color {
-            return line.to_string();
-        }
-        if line.starts_with('+') && !line.starts_with("+++") {
-            format!("\x1b[32m{line}\x1b[0m")
-        } else if line.starts_with('-') && !line.starts_with("---") {
-            format!("\x1b[31m{line}\x1b[0m")
-        } else {
-            line.to_string()
-        }
-    }
-}
+use super::style::Style;
+use crate::plan::{Change, Plan, Stage, Summary};
 
 pub fn summary_line(s: Summary) -> String {
     format!(
@@ -78,7 +42,7 @@ pub fn human(plan: &Plan, style: Style) -> String {
         let _ = writeln!(
             out,
             "\n── stage {}: {}{gate} ──",
-            stage.name,
+            stage.kind,
             stage.hosts.join(", ")
         );
         for c in changes {
@@ -135,23 +99,39 @@ fn render_change(out: &mut String, c: &Change, style: Style) {
     }
 }
 
-/// Stable machine form (documented in README: `format_version` 1).
+/// Stable machine form (documented in README: `format_version` 2; 2 gave
+/// every stage its typed `kind` beside the `name` a person reads).
 #[derive(Debug, Serialize)]
 pub struct JsonPlan<'a> {
     pub format_version: u32,
     pub changes_present: bool,
     pub summary: Summary,
-    pub stages: &'a [super::plan::Stage],
+    pub stages: Vec<JsonStage<'a>>,
     pub changes: &'a [Change],
-    pub access: &'a [super::access::AccessChange],
+    pub access: &'a [crate::plan::access::AccessChange],
+}
+
+/// A stage as machines read it: its name, then its fields.
+#[derive(Debug, Serialize)]
+pub struct JsonStage<'a> {
+    pub name: String,
+    #[serde(flatten)]
+    pub stage: &'a Stage,
 }
 
 pub fn json(plan: &Plan) -> String {
     let j = JsonPlan {
-        format_version: 1,
+        format_version: 2,
         changes_present: plan.has_changes(),
         summary: plan.summary(),
-        stages: &plan.stages,
+        stages: plan
+            .stages
+            .iter()
+            .map(|stage| JsonStage {
+                name: stage.name(),
+                stage,
+            })
+            .collect(),
         changes: &plan.changes,
         access: &plan.access,
     };

@@ -7,13 +7,13 @@
 //! `csr` issuer a matching request already waiting for its CA is a no-op:
 //! nothing more can happen until `xfed cert import`.
 
-use super::build::PLACEHOLDER_CN;
-use super::dn::dn_string;
-use super::key;
-use super::parse::{self, CertInfo, CsrInfo};
-use super::renewal::{self, renewal};
-use super::resource::{CertFact, CertSpec, CertState};
-use crate::plan::diff::sha256_hex;
+use crate::certs::build::PLACEHOLDER_CN;
+use crate::certs::dn::dn_string;
+use crate::certs::key;
+use crate::certs::parse::{self, CertInfo, CsrInfo};
+use crate::certs::renewal::{self, renewal};
+use crate::certs::resource::{CertFact, CertSpec, CertState};
+use crate::digest::sha256_hex;
 use crate::plan::{Action, AttrChange, Change, Resource};
 use crate::spec::Issuer;
 
@@ -268,7 +268,7 @@ pub fn decide_certificate(r: &Resource, spec: &CertSpec, fact: &CertFact) -> Cha
         host: r.host.clone(),
         pool: r.pool.clone(),
         phase: r.phase,
-        kind: "certificate".into(),
+        kind: crate::plan::ResourceKind::Certificate,
         action,
         reason,
         diff: None,

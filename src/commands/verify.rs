@@ -1,0 +1,54 @@
+//! `xfed verify SPEC`: every listener of every host, the topology on every
+//! server, and DNS — the table `apply` also ends with.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::error::Result;
+use super::run::{prepared, print_out};
+use super::{ExitStatus, RunArgs};
+use crate::engine::Prepared;
+use crate::engine::clock::now_unix;
+use crate::verify::report::{VerifyReport, render};
+use crate::verify::{dns, listeners, topology};
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub async fn run(args: &VerifyArgs) -> Result<ExitStatus> {
+    let p = prepared(&args.spec, &args.run).await?;
+    let failed = report_verify(&p, true).await;
+    Ok(if failed == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+/// Checks and prints the verify table; returns how many rows failed.
+/// `fresh`: nothing changed since `p` observed the hosts.
+pub(crate) async fn report_verify(p: &Prepared, fresh: bool) -> usize {
+    let rows = listeners::verify_listeners(p, fresh).await;
+    if rows.is_empty() && p.spec.dns.is_none() && p.spec.frontend_pools.is_empty() {
+        return 0;
+    }
+    let topology = topology::verify_topology(p, &rows).await;
+    let dns_rows = match p.spec.dns {
+        Some(_) => Some(dns::verify_dns(&p.spec).await),
+        None => None,
+    };
+    let (text, failed) = render(&VerifyReport {
+        listeners: &rows,
+        topology: &topology,
+        want_topology: &p.topology_version,
+        dns: dns_rows.as_deref(),
+        now_unix: now_unix() as i64,
+    });
+    print_out(p, &text);
+    failed
+}

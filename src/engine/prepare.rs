@@ -1,0 +1,259 @@
+//! The run: build → connect → facts → expand → observe → plan. Everything
+//! `plan`, `drift`, `apply` and `verify` share, with the I/O done
+//! concurrently across hosts and the deciding left to the pure
+//! `plan::build` and `plan::assemble`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use super::build::{self, BuildError};
+use super::fanout::fan_out;
+use super::hosts::{ConnectOptions, Host};
+use super::observe::{ObserveError, observe_host, observe_host_with_facts};
+use super::read::{ReadOptions, Scope, WorldRead, read_world};
+use crate::modules::{self, ExpandError};
+use crate::output::Progress;
+use crate::plan::{self, DnsPlan, Observed, Plan, Resource, assemble};
+use crate::providers::dns::{self as dns_provider, DnsProvider};
+use crate::spec::Spec;
+use crate::transport::{Facts, TransportError};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub parallelism: usize,
+    pub accept_new_host_keys: bool,
+    /// Let one plan change more than `dns.max_change` of a zone.
+    pub allow_mass_change: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            parallelism: 20,
+            accept_new_host_keys: false,
+            allow_mass_change: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+    #[error("{}", unreachable_message(.0))]
+    Unreachable(Vec<(String, TransportError)>),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    #[error(transparent)]
+    Dns(#[from] dns_provider::DnsError),
+}
+
+fn unreachable_message(failed: &[(String, TransportError)]) -> String {
+    let mut s = format!(
+        "{} host{} could not be reached; nothing was changed:",
+        failed.len(),
+        if failed.len() == 1 { "" } else { "s" }
+    );
+    for (h, e) in failed {
+        s.push_str(&format!("\n  {h}: {e}"));
+    }
+    s
+}
+
+/// Everything a plan was made from, ready for `apply`.
+#[derive(Debug)]
+pub struct Prepared {
+    pub spec: Spec,
+    /// The DNS provider and what it would change, when the spec has `dns`.
+    pub dns: Option<DnsRun>,
+    pub options: Options,
+    pub hosts: BTreeMap<String, Host>,
+    pub facts: HashMap<String, Facts>,
+    pub resources: Vec<Resource>,
+    pub plan: Plan,
+    /// The live state the plan was made from, by resource address.
+    pub observed: HashMap<String, Observed>,
+    /// The version of the topology the spec gives: what every front-end
+    /// must publish and every gateway must report in `/status`.
+    pub topology_version: String,
+    pub timings: Vec<(&'static str, f64)>,
+}
+
+/// The DNS side of a run: records are not on hosts but behind a provider.
+pub struct DnsRun {
+    pub provider: Box<dyn DnsProvider>,
+    pub plan: DnsPlan,
+}
+
+impl std::fmt::Debug for DnsRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsRun")
+            .field("provider", &self.provider.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn read_dns(spec: &Spec) -> Result<Option<DnsRun>, EngineError> {
+    let Some(dns) = &spec.dns else {
+        return Ok(None);
+    };
+    let provider =
+        dns_provider::provider_for(&dns.provider).map_err(|e| EngineError::Dns(e.into()))?;
+    let plan = super::dns::read_and_plan(spec, provider.as_ref())
+        .await
+        .map_err(EngineError::Dns)?;
+    Ok(Some(DnsRun { provider, plan }))
+}
+
+pub async fn prepare(
+    spec: Spec,
+    opts: Options,
+    progress: &Progress,
+) -> Result<Prepared, EngineError> {
+    let mut timings = Vec::new();
+    let t0 = Instant::now();
+    let read_opts = ReadOptions {
+        scope: Scope::Everything,
+        connect: ConnectOptions {
+            accept_new_host_keys: opts.accept_new_host_keys,
+            parallelism: opts.parallelism,
+        },
+        facts: true,
+    };
+    // The DNS provider is read while the hosts are.
+    let (world, dns) = tokio::join!(
+        read_world(&spec, read_opts, progress, &|_| true),
+        read_dns(&spec)
+    );
+    let WorldRead {
+        hosts,
+        unreachable,
+        built,
+        mut resources,
+        facts,
+        observed: per_host,
+    } = world?;
+    timings.push(("build+connect+observe", t0.elapsed().as_secs_f64()));
+    if !unreachable.is_empty() {
+        return Err(EngineError::Unreachable(unreachable));
+    }
+    built?;
+    let dns = dns?;
+    let mut observed = HashMap::new();
+    for (_, o) in per_host {
+        observed.extend(o?);
+    }
+    let edge_hosts: Vec<&str> = spec
+        .edge_pools
+        .iter()
+        .filter(|p| p.xmpp_federation)
+        .flat_map(|p| p.servers.iter().map(|s| s.server.fqdn.as_str()))
+        .collect();
+    for h in edge_hosts {
+        if let Some(f) = facts.get(h)
+            && f.arch != build::local_arch()
+        {
+            return Err(BuildError::Arch {
+                host: h.into(),
+                arch: f.arch.clone(),
+                local: build::local_arch().into(),
+            }
+            .into());
+        }
+    }
+    let manifest = modules::expand::manifest_path(&spec);
+    let gone = assemble::gone_resources(&manifest, &resources, &observed);
+    resources.extend(gone);
+
+    let pools: Vec<String> = spec.edge_pools.iter().map(|p| p.name.clone()).collect();
+    let mut plan = plan::build(&resources, &observed, &pools, spec.rollout.serial as usize);
+    if let Some(d) = &dns {
+        assemble::add_dns_stage(&mut plan, &d.plan);
+    }
+    let published = assemble::published_topologies(&resources, &observed);
+    let topology = modules::topology(&spec);
+    let topology_version = topology["version"].as_str().unwrap_or_default().to_string();
+    assemble::add_topology_stage(
+        &mut plan,
+        &spec,
+        &topology,
+        published.iter().find_map(|(_, t)| t.as_ref()),
+    );
+
+    Ok(Prepared {
+        spec,
+        dns,
+        options: opts,
+        hosts,
+        facts,
+        resources,
+        plan,
+        observed,
+        topology_version,
+        timings,
+    })
+}
+
+/// One host's observation: its facts (when asked) and every resource's
+/// live state.
+pub type HostObservation = (Option<Facts>, HashMap<String, Observed>);
+
+/// Observes each host's share of `resources` (and, with `facts`, its facts
+/// in the same round trip), `parallelism` hosts at a time; every host
+/// answers, with its observation or why there is none.
+pub async fn observe_each(
+    hosts: &BTreeMap<String, Host>,
+    resources: &[Resource],
+    parallelism: usize,
+    facts: bool,
+) -> Vec<(String, Result<HostObservation, ObserveError>)> {
+    let jobs = hosts.iter().map(|(fqdn, h)| {
+        let mine: Vec<Resource> = resources
+            .iter()
+            .filter(|r| &r.host == fqdn)
+            .cloned()
+            .collect();
+        let h = h.clone();
+        let job = async move {
+            h.with(move |t| {
+                let refs: Vec<&Resource> = mine.iter().collect();
+                if facts {
+                    observe_host_with_facts(t, &refs).map(|(f, o)| (Some(f), o))
+                } else {
+                    observe_host(t, &refs).map(|o| (None, o))
+                }
+            })
+            .await
+        };
+        (fqdn.clone(), job)
+    });
+    fan_out(jobs, parallelism)
+        .await
+        .into_iter()
+        .map(|(host, r)| {
+            let r = r.unwrap_or_else(|p| Err(ObserveError::Panicked(p)));
+            (host, r)
+        })
+        .collect()
+}
+
+/// Every host's observation, or the first host's error.
+pub async fn observe_all(
+    hosts: &BTreeMap<String, Host>,
+    resources: &[Resource],
+    parallelism: usize,
+    facts: bool,
+) -> Result<(HashMap<String, Facts>, HashMap<String, Observed>), EngineError> {
+    let mut all_facts = HashMap::new();
+    let mut out = HashMap::new();
+    for (host, r) in observe_each(hosts, resources, parallelism, facts).await {
+        let (f, o) = r?;
+        if let Some(f) = f {
+            all_facts.insert(host, f);
+        }
+        out.extend(o);
+    }
+    Ok((all_facts, out))
+}
