@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::lock::{self, Acquire, Lease};
 use super::service::run_op;
+use super::step_error::StepError;
 use crate::engine::hosts::Host;
 use crate::engine::observe::listens;
 use crate::engine::probe;
@@ -368,6 +369,7 @@ async fn apply_host(
             let mut done = Vec::new();
             let mut written: Vec<(String, bool)> = Vec::new(); // (path, had a previous version)
             let fail = |done: Vec<String>, e: String| Err((done, e));
+            let at = |address: &str, e: StepError| format!("{}: {e}", short(address));
 
             // Keep the current version of everything about to be replaced.
             let paths: Vec<String> = changed
@@ -386,10 +388,10 @@ async fn apply_host(
 
             let mut service: Option<(crate::plan::ServiceSpec, ServiceOp)> = None;
             for (c, r) in &changed {
-                let result: Result<(), String> = match &r.desired {
+                let result: Result<(), StepError> = match &r.desired {
                     Desired::File(f) => t
                         .write_file(&f.path, f.content.as_bytes(), &file_opts(f.mode, &f.owner))
-                        .map_err(|e| e.to_string()),
+                        .map_err(StepError::from),
                     Desired::Binary(b) => write_binary(t, b),
                     Desired::Service(s) => {
                         service = c.service_op.map(|op| (s.clone(), op));
@@ -398,7 +400,7 @@ async fn apply_host(
                     Desired::Listener(_) => Ok(()),
                     Desired::Certificate(spec) => match issued.remove(&c.address) {
                         Some(m) => install_certificate(t, spec, m, &progress, &host),
-                        None => Err("no certificate was issued".into()),
+                        None => Err(StepError::NotIssued),
                     },
                     Desired::Gone(inner) => remove(t, inner),
                 };
@@ -425,7 +427,7 @@ async fn apply_host(
                     }
                     Err(e) => {
                         let _ = restore(t, &written);
-                        return fail(done, format!("{}: {e}", short(&c.address)));
+                        return fail(done, at(&c.address, e));
                     }
                 }
             }
@@ -494,7 +496,7 @@ async fn gate_check(
     listeners: &[Resource],
     expect: &Expect,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let deadline = Instant::now() + limit;
     loop {
         let ls = listeners.to_vec();
@@ -508,13 +510,16 @@ async fn gate_check(
             Err(e) => e,
         };
         if Instant::now() >= deadline {
-            return Err(format!("after {}s: {last}", limit.as_secs()));
+            return Err(StepError::GateTimeout {
+                secs: limit.as_secs(),
+                last: Box::new(last),
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String> {
+async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), StepError> {
     let probe_limit = Duration::from_secs(3);
     for r in listeners {
         let Desired::Listener(l) = &r.desired else {
@@ -522,15 +527,17 @@ async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String
         };
         let addr = std::net::SocketAddr::new(l.address, l.port);
         if l.name == ListenerKind::Admin {
-            let st = probe::gateway_status(addr, probe_limit).await?;
+            let st = probe::gateway_status(addr, probe_limit)
+                .await
+                .map_err(StepError::Probe)?;
             if let Some(b) = &expect.binary
                 && st.binary_sha256.as_deref() != Some(b.as_str())
             {
-                return Err(format!(
+                return Err(StepError::Probe(format!(
                     "/status on {addr} reports binary {:?}, pushed {}",
                     st.binary_sha256,
                     &b[..12]
-                ));
+                )));
             }
             for (path, sha) in &expect.files {
                 let reported = if st.config_path.as_deref() == Some(path.as_str()) {
@@ -541,9 +548,9 @@ async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String
                     continue;
                 };
                 if reported.as_deref() != Some(sha.as_str()) {
-                    return Err(format!(
+                    return Err(StepError::Probe(format!(
                         "/status on {addr} has not loaded the pushed `{path}` yet"
-                    ));
+                    )));
                 }
             }
         } else {
@@ -551,18 +558,18 @@ async fn probe_all(listeners: &[Resource], expect: &Expect) -> Result<(), String
                 probe::stream_addresses(l.name, &expect.domain, expect.partner.as_deref());
             let p = probe::xmpp_starttls(addr, &to, from.as_deref(), probe_limit).await;
             if !p.stream {
-                return Err(format!(
+                return Err(StepError::Probe(format!(
                     "{} {addr}: {}",
                     l.name,
                     p.error.unwrap_or_else(|| "no XMPP stream".into())
-                ));
+                )));
             }
             if p.starttls_offered && !p.tls {
-                return Err(format!(
+                return Err(StepError::Probe(format!(
                     "{} {addr}: {}",
                     l.name,
                     p.error.unwrap_or_else(|| "TLS failed".into())
-                ));
+                )));
             }
         }
     }
@@ -716,7 +723,7 @@ fn rollback(
 
 /// Removes what left the spec: stops a service (and disables its unit), or
 /// deletes a file with its kept previous version.
-fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), String> {
+fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), StepError> {
     match what {
         Desired::Service(s) => match s.manager {
             crate::plan::Manager::Direct => super::service::direct_stop(t, s),
@@ -728,14 +735,12 @@ fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), String> {
                 ]))
                 .map(drop),
         }
-        .map_err(|e| e.to_string()),
+        .map_err(StepError::from),
         Desired::File(crate::plan::FileSpec { path, .. })
         | Desired::Binary(crate::plan::BinarySpec { path, .. }) => {
-            t.remove_file(path).map_err(|e| e.to_string())?;
-            t.remove_file(&format!("{path}.xfed-prev"))
-                .map_err(|e| e.to_string())?;
-            t.remove_file(&format!("{path}.xfed-sha256"))
-                .map_err(|e| e.to_string())?;
+            t.remove_file(path)?;
+            t.remove_file(&format!("{path}.xfed-prev"))?;
+            t.remove_file(&format!("{path}.xfed-sha256"))?;
             Ok(())
         }
         Desired::Certificate(c) => {
@@ -746,9 +751,8 @@ fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), String> {
                 c.csr_path(),
                 c.pending_key_path(),
             ] {
-                t.remove_file(&path).map_err(|e| e.to_string())?;
-                t.remove_file(&format!("{path}.xfed-prev"))
-                    .map_err(|e| e.to_string())?;
+                t.remove_file(&path)?;
+                t.remove_file(&format!("{path}.xfed-prev"))?;
             }
             Ok(())
         }
@@ -767,10 +771,13 @@ fn install_certificate(
     issued: Issued,
     progress: &Progress,
     host: &str,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let w = |t: &mut dyn Transport, path: &str, data: &[u8], mode: u32| {
         t.write_file(path, data, &file_opts(mode, "root"))
-            .map_err(|e| format!("`{path}`: {e}"))
+            .map_err(|source| StepError::Write {
+                path: path.to_string(),
+                source: Box::new(source),
+            })
     };
     match issued {
         Issued::Certificate { key, chain } => {
@@ -783,7 +790,7 @@ fn install_certificate(
                 0o644,
             )?;
             for p in [c.csr_path(), c.pending_key_path()] {
-                t.remove_file(&p).map_err(|e| e.to_string())?;
+                t.remove_file(&p)?;
             }
             Ok(())
         }
@@ -816,25 +823,21 @@ const SHA_CACHE: &str = r#"
 id=$(stat -L -c '%d:%i:%s:%.9Y:%.9Z' -- "$1") && printf '%s %s\n' "$id" "$2" > "$1.xfed-sha256.tmp" && mv -f -- "$1.xfed-sha256.tmp" "$1.xfed-sha256"
 "#;
 
-fn write_binary(t: &mut dyn Transport, b: &crate::plan::BinarySpec) -> Result<(), String> {
-    let data = std::fs::read(&b.source)
-        .map_err(|e| format!("cannot read `{}`: {e}", b.source.display()))?;
+fn write_binary(t: &mut dyn Transport, b: &crate::plan::BinarySpec) -> Result<(), StepError> {
+    let data = std::fs::read(&b.source).map_err(|source| StepError::ReadLocal {
+        path: b.source.display().to_string(),
+        source,
+    })?;
     let sha = crate::digest::sha256_hex(&data);
     if sha != b.sha256 {
-        return Err(format!(
-            "`{}` changed since the plan was made",
-            b.source.display()
-        ));
+        return Err(StepError::ArtifactChanged {
+            path: b.source.display().to_string(),
+        });
     }
-    t.write_file(&b.path, &data, &file_opts(b.mode, "root"))
-        .map_err(|e| e.to_string())?;
-    match t.stat(&b.path).map_err(|e| e.to_string())? {
+    t.write_file(&b.path, &data, &file_opts(b.mode, "root"))?;
+    match t.stat(&b.path)? {
         Some(st) if st.sha256.as_deref() == Some(b.sha256.as_str()) => {}
-        _ => {
-            return Err(
-                "the binary on the host does not have the expected sha256 after upload".into(),
-            );
-        }
+        _ => return Err(StepError::UploadMismatch),
     }
     // Remember the verified hash with the file's identity, so observing it
     // later needs a stat, not a hash (see observe.rs).
@@ -844,11 +847,15 @@ fn write_binary(t: &mut dyn Transport, b: &crate::plan::BinarySpec) -> Result<()
             .label("sha cache"),
     )
     .map(drop)
-    .map_err(|e| e.to_string())
+    .map_err(StepError::from)
 }
 
 /// Waits until every listener of the host answers (`ss` on the host).
-fn health(t: &mut dyn Transport, listeners: &[Resource], timeout: Duration) -> Result<(), String> {
+fn health(
+    t: &mut dyn Transport,
+    listeners: &[Resource],
+    timeout: Duration,
+) -> Result<(), StepError> {
     let start = Instant::now();
     let mut missing: Vec<String>;
     loop {
@@ -858,8 +865,7 @@ fn health(t: &mut dyn Transport, listeners: &[Resource], timeout: Duration) -> R
                 &Command::new("ss")
                     .args(["-tnH", "state", "listening"])
                     .label("health"),
-            )
-            .map_err(|e| e.to_string())?
+            )?
             .stdout_text();
         let sockets: Vec<String> = out
             .lines()
@@ -878,11 +884,10 @@ fn health(t: &mut dyn Transport, listeners: &[Resource], timeout: Duration) -> R
             return Ok(());
         }
         if start.elapsed() >= timeout {
-            return Err(format!(
-                "not listening after {}s: {}",
-                timeout.as_secs(),
-                missing.join(", ")
-            ));
+            return Err(StepError::NotListening {
+                secs: timeout.as_secs(),
+                missing,
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -9,5 +9,6 @@ pub mod dns;
 pub mod execute;
 pub mod lock;
 pub mod service;
+pub mod step_error;
 
 pub use execute::{ApplyError, Report, execute, lock_all, unlock_all};

@@ -1193,6 +1193,18 @@ mod tests {
     }
 
     #[test]
+    fn the_doctor_table_of_a_healthy_world() {
+        insta::assert_snapshot!(render::human(&judge(&world()), false));
+    }
+
+    #[test]
+    fn the_doctor_table_of_a_stopped_gateway_with_its_log_and_the_fix() {
+        let mut w = world();
+        w.hosts[1].gateway = Some(gateway(false));
+        insta::assert_snapshot!(render::human(&judge(&w), false));
+    }
+
+    #[test]
     fn an_unreachable_host_fails_ssh_with_the_hint_and_its_other_checks_are_skipped() {
         let mut w = world();
         w.hosts[1].reach = Reach::Unreachable(
