@@ -11,8 +11,9 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 use serde_json::json;
 
+use super::contract::check_gateway_config;
 use super::library;
-use super::manifest::{Manifest, ManifestResource, ManifestRole};
+use super::manifest::{FileCheck, Manifest, ManifestResource, ManifestRole};
 use crate::certs::CertSpec;
 use crate::plan::diff::sha256_hex;
 use crate::plan::{
@@ -39,6 +40,12 @@ pub enum ExpandError {
         module: String,
         what: &'static str,
         value: String,
+    },
+    #[error("module `{module}`: {source}")]
+    Contract {
+        module: String,
+        #[source]
+        source: super::contract::ContractError,
     },
     #[error("cannot read `{path}` (`{field}`): {source}")]
     ReadFile {
@@ -136,6 +143,7 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.add_filter("toml", super::toml_filter::toml);
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
         .trim_blocks(true)
@@ -502,6 +510,8 @@ fn expand_host(
         notifies,
     };
 
+    let first = out.len();
+    let mut checks: Vec<(FileCheck, String)> = Vec::new();
     for r in &m.resources {
         match r {
             ManifestResource::File {
@@ -512,6 +522,7 @@ fn expand_host(
                 group,
                 notify,
                 when,
+                check,
             } => {
                 if let Some(cond) = when
                     && !env
@@ -528,6 +539,9 @@ fn expand_host(
                     continue;
                 }
                 let path = render(path, "path")?;
+                if let Some(check) = check {
+                    checks.push((*check, path.clone()));
+                }
                 out.push(resource(
                     format!("{prefix}/file:{path}"),
                     m.phase,
@@ -660,6 +674,27 @@ fn expand_host(
                     }),
                     None,
                 ));
+            }
+        }
+    }
+    // Checked once the module's every file for this host is rendered: the
+    // main file names the policy file, rendered after it.
+    let rendered = |p: &std::path::Path| {
+        out[first..].iter().find_map(|r| match &r.desired {
+            Desired::File(f) if std::path::Path::new(&f.path) == p => Some(f.content.clone()),
+            _ => None,
+        })
+    };
+    for (check, path) in &checks {
+        match check {
+            FileCheck::GatewayConfig => {
+                let text = rendered(std::path::Path::new(path)).unwrap_or_default();
+                check_gateway_config(host, path, &text, &rendered).map_err(|source| {
+                    ExpandError::Contract {
+                        module: module.into(),
+                        source,
+                    }
+                })?;
             }
         }
     }

@@ -5,8 +5,10 @@
 //! spec and the facts handed to it, nothing else. Certificates and DNS
 //! records will expand here as further kinds (their own issues).
 
+pub mod contract;
 pub mod expand;
 pub mod library;
 pub mod manifest;
+mod toml_filter;
 
 pub use expand::{Artifact, ExpandError, HostFacts, expand, topology};
