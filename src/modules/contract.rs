@@ -48,3 +48,57 @@ pub fn check_gateway_config(
             message: e.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_gateway_config;
+    use std::path::Path;
+
+    const MAIN: &str = "domains = [\"contoso.example\"]\n\
+        policy_file = \"/etc/xfed/policy.toml\"\n\
+        [external]\naddress = \"198.51.100.1\"\n\
+        [internal]\naddress = \"203.0.113.1\"\n\
+        [admin]\naddress = \"203.0.113.1\"\nport = 8089\n";
+
+    /// The issue's user, had it reached a rendered file: refused with the
+    /// gateway's own field and message, naming the host and the file.
+    #[test]
+    fn a_file_the_gateway_would_refuse_is_an_error_with_its_message() {
+        let policy = "[[sites]]\nname = \"hq\"\n\
+            users = [\"alice@contoso.example\", \"x$(touch${IFS}/tmp/p)@contoso.example\"]\n";
+        let rendered = |p: &Path| (p == Path::new("/etc/xfed/policy.toml")).then(|| policy.into());
+        let err = check_gateway_config(
+            "edge1.contoso.example",
+            "/etc/xfed/gateway.toml",
+            MAIN,
+            &rendered,
+        )
+        .expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "`/etc/xfed/gateway.toml` rendered for `edge1.contoso.example` would be refused by the gateway: "
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("`policy_file:sites[0].users[1]`: `x$(touch${IFS}/tmp/p)@contoso.example` has a resource"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_policy_file_no_module_renders_is_a_problem_of_policy_file() {
+        let err = check_gateway_config("edge1", "/etc/xfed/gateway.toml", MAIN, &|_| None)
+            .expect_err("refused");
+        assert!(
+            err.message
+                .contains("`policy_file`: cannot read `/etc/xfed/policy.toml`"),
+            "{err}"
+        );
+        let ok = check_gateway_config("edge1", "/etc/xfed/gateway.toml", MAIN, &|_| {
+            Some(String::new())
+        });
+        assert_eq!(ok, Ok(()));
+    }
+}

@@ -17,6 +17,7 @@ use super::raw::*;
 use super::source::Source;
 use super::template::Renderer;
 use crate::secret::Secret;
+use xfed_gateway::config as gateway;
 
 /// Longest `ssh.persist_secs`: a kept session is a logged-in root shell
 /// away; an hour covers a working session of plans and applies.
@@ -30,6 +31,9 @@ pub(super) struct Resolver<'a> {
     src: &'a Source,
     r: Renderer,
     diags: Diagnostics,
+    /// The domains the gateway will front (`xmpp_domains`), once known and
+    /// when some edge pool runs it: users must belong to one of them.
+    fronted: Option<Vec<String>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -38,6 +42,7 @@ impl<'a> Resolver<'a> {
             src,
             r,
             diags: Diagnostics::default(),
+            fronted: None,
         }
     }
 
@@ -120,6 +125,25 @@ impl<'a> Resolver<'a> {
                 Some("a fully qualified domain name such as `sip.contoso.example`".into());
         }
         name.trim_end_matches('.').to_string()
+    }
+
+    /// An XMPP domain (ours or a partner's): the gateway's rule
+    /// (`normalize_domain`, one trailing dot allowed as in a JID), then the
+    /// spec's own (a fully qualified name, for DNS).
+    fn xmpp_domain(&mut self, value: &str, field: &str) -> String {
+        let before = self.diags.0.len();
+        let text = self.text(value, field);
+        if self.diags.0.len() > before {
+            return text.to_ascii_lowercase();
+        }
+        match gateway::normalize_jid_domain(&text) {
+            Ok(domain) => self.dns_name(&domain, field, false),
+            Err(message) => {
+                self.error(field, message).expected =
+                    Some("a domain name such as `fabrikam.example`".into());
+                text.to_ascii_lowercase()
+            }
+        }
     }
 
     fn ip(&mut self, value: &str, field: &str) -> IpAddr {
@@ -224,8 +248,11 @@ impl<'a> Resolver<'a> {
             .xmpp_domains
             .iter()
             .enumerate()
-            .map(|(i, d)| self.dns_name(d, &format!("xmpp_domains[{i}]"), false))
+            .map(|(i, d)| self.xmpp_domain(d, &format!("xmpp_domains[{i}]")))
             .collect();
+        if raw.edge_pools.iter().any(|p| p.xmpp_federation) {
+            self.fronted = Some(xmpp_domains.clone());
+        }
 
         let ssh = self.ssh_defaults(&raw.ssh);
         let frontend_pools = self.frontend_pools(raw, &ssh);
@@ -438,17 +465,33 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// A user address, `user@domain`, lower-cased.
+    /// A user address, `user@domain`, in the gateway's normal form
+    /// (`BareJid`), and one of the fronted domains' when a gateway runs.
     fn user_address(&mut self, raw: &str, field: &str) -> String {
-        let u = self.text(raw, field).to_ascii_lowercase();
-        let valid = u
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && check_dns_name(d, false).is_ok());
-        if !valid {
-            self.error(field, format!("`{u}` is not a user address"))
-                .expected = Some("`user@domain`, such as `alice@contoso.example`".into());
+        let before = self.diags.0.len();
+        let text = self.text(raw, field);
+        if self.diags.0.len() > before {
+            return text;
         }
-        u
+        let jid = match gateway::BareJid::parse(&text) {
+            Ok(jid) => jid,
+            Err(e) => {
+                self.error(field, e.to_string());
+                return text;
+            }
+        };
+        if let Some(domains) = self.fronted.clone()
+            && let Err(message) = gateway::our_user(&text, &domains)
+        {
+            let d = self.error(field, message);
+            d.expected = Some("a user of one of the `xmpp_domains`".into());
+            d.hint = Some(format!(
+                "the gateway fronts the `xmpp_domains` ({}); add `{}` there or list another user",
+                domains.join(", "),
+                jid.domain()
+            ));
+        }
+        jid.as_str().to_string()
     }
 
     fn edge_pools(&mut self, raw: &RawSpec, ssh: &SshTarget) -> Vec<EdgePool> {
@@ -595,6 +638,9 @@ impl<'a> Resolver<'a> {
         for (i, s) in raw.sites.iter().enumerate() {
             let base = format!("sites[{i}]");
             let name = self.text(&s.name, &format!("{base}.name"));
+            if let Err(p) = gateway::Site::check_name(&name) {
+                self.error(&format!("{base}.name"), p.message).hint = p.hint;
+            }
             let frontend_pool = self.text(&s.frontend_pool, &format!("{base}.frontend_pool"));
             self.reference(
                 &format!("{base}.frontend_pool"),
@@ -1160,23 +1206,20 @@ impl<'a> Resolver<'a> {
         for (i, p) in raw.policies.iter().enumerate() {
             let base = format!("policies[{i}]");
             let identity = self.text(&p.identity, &format!("{base}.identity"));
-            let scope = if identity.eq_ignore_ascii_case("global") {
-                PolicyScope::Global
-            } else if let Some(site) = identity
-                .strip_prefix("site:")
-                .or_else(|| identity.strip_prefix("Site:"))
-            {
-                self.reference(&format!("{base}.identity"), "site", site, &site_names);
-                PolicyScope::Site(site.to_string())
-            } else if identity.contains(':') {
-                let d = self.error(
-                    &format!("{base}.identity"),
-                    format!("`{identity}` is not a policy identity"),
-                );
-                d.expected = Some("`global`, `site:NAME`, or a name without `:`".into());
-                PolicyScope::Named(identity.clone())
-            } else {
-                PolicyScope::Named(identity.clone())
+            // The gateway's own rule says what an identity means.
+            let scope = match gateway::PolicyScope::of_identity(&identity) {
+                Ok(gateway::PolicyScope::Global) => PolicyScope::Global,
+                Ok(gateway::PolicyScope::Site(site)) => {
+                    self.reference(&format!("{base}.identity"), "site", &site, &site_names);
+                    PolicyScope::Site(site)
+                }
+                Ok(gateway::PolicyScope::User) => PolicyScope::Named(identity.clone()),
+                Err(problem) => {
+                    let d = self.error(&format!("{base}.identity"), problem.message);
+                    d.expected = Some("`global`, `site:NAME`, or a per-user policy name".into());
+                    d.hint = problem.hint;
+                    PolicyScope::Named(identity.clone())
+                }
             };
             out.push(Policy {
                 identity,
@@ -1305,7 +1348,7 @@ impl<'a> Resolver<'a> {
                 }
             };
             out.push(Partner {
-                domain: self.dns_name(&p.domain, &format!("{base}.domain"), false),
+                domain: self.partner_domain(&p.domain, &format!("{base}.domain")),
                 kind: match p.kind.unwrap_or(RawPartnerKind::Federated) {
                     RawPartnerKind::Federated => PartnerKind::Federated,
                     RawPartnerKind::Trusted => PartnerKind::Trusted,
@@ -1322,6 +1365,22 @@ impl<'a> Resolver<'a> {
             });
         }
         out
+    }
+
+    /// A partner's domain: an XMPP domain that is not one of ours (the
+    /// gateway refuses a partner among its own `domains`).
+    fn partner_domain(&mut self, value: &str, field: &str) -> String {
+        let domain = self.xmpp_domain(value, field);
+        if let Some(ours) = &self.fronted
+            && ours.contains(&domain)
+        {
+            self.error(
+                field,
+                format!("`{domain}` is one of our own `xmpp_domains`"),
+            )
+            .hint = Some("a partner is an outside domain".into());
+        }
+        domain
     }
 
     fn gateway(&mut self, raw: &RawGateway) -> Gateway {
@@ -1410,22 +1469,22 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// `host:port`, the host an IP address (IPv6 in brackets) or a DNS name.
+    /// `host:port`, the host an IP address (IPv6 in brackets) or a DNS
+    /// name: the gateway's rule (`ServerAddress`), then the spec's for a
+    /// DNS name (fully qualified).
     fn host_port(&mut self, value: &str, field: &str) -> String {
+        let before = self.diags.0.len();
         let text = self.text(value, field);
-        let parsed = text.rsplit_once(':').and_then(|(host, port)| {
-            let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
-            Some((bare.to_string(), bare.parse::<IpAddr>().is_ok(), port))
-        });
-        match parsed {
-            Some((host, false, _)) => {
-                self.dns_name(&host, field, false);
+        if self.diags.0.len() > before {
+            return text;
+        }
+        match gateway::ServerAddress::parse(&text) {
+            Ok(a) if a.host.parse::<IpAddr>().is_err() => {
+                self.dns_name(&a.host, field, false);
             }
-            Some(_) => {}
-            None => {
-                self.error(field, format!("`{text}` is not `host:port`"))
-                    .expected =
+            Ok(_) => {}
+            Err(message) => {
+                self.error(field, message).expected =
                     Some("a host and a port, such as `xmpp.fabrikam.example:5269`".into());
             }
         }
