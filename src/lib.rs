@@ -13,5 +13,6 @@ pub mod plan;
 pub mod providers;
 pub mod secret;
 pub mod spec;
+pub mod topology;
 pub mod transport;
 pub mod verify;

@@ -616,10 +616,7 @@ async fn report_verify(p: &Prepared, fresh: bool) -> usize {
             "\n  {:<4} {:<24} {:<9} {}\n",
             "", "SERVER", "ROLE", "TOPOLOGY"
         ));
-        let want = xfed::modules::topology(&p.spec)["version"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let want = xfed::topology::build(&p.spec).version;
         for r in &topology {
             if !r.ok {
                 failed += 1;

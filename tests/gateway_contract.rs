@@ -89,11 +89,7 @@ fn every_string_of_the_rendered_policy_file_round_trips() {
     assert_eq!(config.domains, spec.xmpp_domains);
     assert_eq!(
         config.topology_version.as_deref(),
-        Some(
-            xfed::modules::topology(&spec)["version"]
-                .as_str()
-                .expect("version")
-        )
+        Some(xfed::topology::build(&spec).version.as_str())
     );
 
     let partners: Vec<(String, String, bool, Option<String>)> = config

@@ -266,7 +266,7 @@ fn add_dns_stage(plan: &mut Plan, d: &DnsRun) {
 fn published_topologies(
     resources: &[Resource],
     observed: &HashMap<String, Observed>,
-) -> Vec<(String, Option<serde_json::Value>)> {
+) -> Vec<(String, Option<crate::topology::Topology>)> {
     resources
         .iter()
         .filter(|r| r.role == Role::Frontend)
@@ -276,7 +276,7 @@ fn published_topologies(
                 Some(Observed::File(Some(f))) => f
                     .content
                     .as_deref()
-                    .and_then(|c| serde_json::from_str(c).ok()),
+                    .and_then(|c| crate::topology::Topology::parse(c).ok()),
                 _ => None,
             };
             (r.host.clone(), doc)
@@ -288,7 +288,7 @@ fn published_topologies(
 /// published on the front-ends (the first front-end in spec order that has
 /// one; the others' copies are `file` changes of their own). They run as
 /// the "policies and routes" stage, after DNS and before verification.
-fn add_topology_stage(plan: &mut Plan, spec: &Spec, live: Option<&serde_json::Value>) {
+fn add_topology_stage(plan: &mut Plan, spec: &Spec, live: Option<&crate::topology::Topology>) {
     let mut origins = plan::topology::Origins::new();
     for p in &spec.policies {
         origins.insert(
@@ -308,7 +308,7 @@ fn add_topology_stage(plan: &mut Plan, spec: &Spec, live: Option<&serde_json::Va
     for s in &spec.sites {
         origins.insert(format!("topology/route:{}", s.name), s.origin.to_string());
     }
-    let t = plan::topology::plan_topology(&modules::topology(spec), live, &origins);
+    let t = plan::topology::plan_topology(&crate::topology::build(spec), live, &origins);
     plan.access = t.access;
     if t.changes.is_empty() {
         return;

@@ -600,8 +600,7 @@ async fn apply_dns_stage(p: &Prepared, progress: &Progress) -> Result<(), Vec<(S
 /// the stages before); they are in force once every gateway of an XMPP
 /// pool reports the spec's topology version in `/status`.
 async fn confirm_topology(p: &Prepared, progress: &Progress) -> Result<(), Vec<(String, String)>> {
-    let topo = crate::modules::topology(&p.spec);
-    let want = topo["version"].as_str().unwrap_or_default().to_string();
+    let want = crate::topology::build(&p.spec).version;
     let limit = Duration::from_secs(5);
     let mut failed = Vec::new();
     for pool in p.spec.edge_pools.iter().filter(|x| x.xmpp_federation) {

@@ -2,8 +2,11 @@
 //! expansion of a spec into primitive resources for every host of a role.
 //!
 //! A module never reaches into another's internals; it sees the resolved
-//! spec and the facts handed to it, nothing else. Certificates and DNS
-//! records will expand here as further kinds (their own issues).
+//! spec, the typed topology built from it and the facts handed to it,
+//! nothing else. Every value a template writes into a consumer's format is
+//! escaped by a filter (`toml`, `tojson`), and a file a consumer can check
+//! is loaded by that consumer's own code as rendered (`contract`) before
+//! it is planned.
 
 pub mod contract;
 pub mod expand;
@@ -11,4 +14,4 @@ pub mod library;
 pub mod manifest;
 mod toml_filter;
 
-pub use expand::{Artifact, ExpandError, HostFacts, expand, topology};
+pub use expand::{Artifact, ExpandError, HostFacts, expand};

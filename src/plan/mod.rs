@@ -4,7 +4,8 @@
 //! in as values from `apply::observe`, and the plan goes out as a value to
 //! `apply::execute` or to a renderer.
 
-pub mod access;
+/// Effective access is computed once, by the topology; the plan reports it.
+pub use crate::topology::access;
 pub mod action;
 pub mod change;
 pub mod diff;

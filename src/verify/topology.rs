@@ -23,10 +23,7 @@ pub struct TopologyRow {
 /// (from the admin listeners' rows of `listeners`), each against the
 /// version the spec gives.
 pub async fn verify_topology(p: &Prepared, listeners: &[VerifyRow]) -> Vec<TopologyRow> {
-    let want = crate::modules::topology(&p.spec)["version"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let want = crate::topology::build(&p.spec).version;
     // Read now, not taken from the plan: after an apply the plan's
     // observation is the world before it.
     let reads = p
@@ -45,10 +42,9 @@ pub async fn verify_topology(p: &Prepared, listeners: &[VerifyRow]) -> Vec<Topol
             Some(async move {
                 let read = h.with(move |t| t.read_file(&path)).await;
                 let version = match read {
-                    Ok(Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
-                        .ok()
-                        .and_then(|d| d["version"].as_str().map(str::to_string))
-                        .ok_or_else(|| "(not a topology document)".to_string()),
+                    Ok(Some(bytes)) => serde_json::from_slice::<crate::topology::Topology>(&bytes)
+                        .map(|t| t.version)
+                        .map_err(|_| "(not a topology document)".to_string()),
                     Ok(None) => Err("(not published)".to_string()),
                     Err(e) => Err(format!("cannot read: {e}")),
                 };
