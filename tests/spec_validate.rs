@@ -293,6 +293,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "23:13: Error: user `alice@contoso.example` is homed on front-end pool `fe-hq` already | expected each user on one front-end pool | hint: remove `alice@contoso.example` from one of the two pools",
     ),
     (
+        "pool name with a line break",
+        "edge_pools:\n",
+        "  - name: \"fe\\nExecStartPre=/bin/true\"\n    servers:\n      - fqdn: fe2.contoso.example\n        address: 203.0.113.12\nedge_pools:\n",
+        "18:11: Error: `fe\\nExecStartPre=/bin/true` is not a pool name: a line break is not allowed (letters, digits, `-`, `_` and `.` are) | hint: pool names are written into files and unit names; e.g. `edge-hq`",
+    ),
+    (
+        "gateway directory with a space",
+        "partners:\n",
+        "gateway:\n  install_dir: \"/opt/x fed\"\npartners:\n",
+        "46:16: Error: `/opt/x fed` has ' ', which a plain path does not | expected a path of letters, digits and `/`, `.`, `_`, `-`, `+`, such as `/opt/xfed`",
+    ),
+    (
         "wrong type for a list",
         "xmpp_domains: [\"{{ domain }}\"]",
         "xmpp_domains: contoso.example",

@@ -233,7 +233,7 @@ pub fn did_you_mean<'a>(
             best = Some((score, c));
         }
     }
-    best.map(|(_, c)| format!("did you mean `{c}`?"))
+    best.map(|(_, c)| format!("did you mean `{}`?", c.escape_debug()))
 }
 
 #[cfg(test)]

@@ -146,6 +146,20 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// A pool's name: it is written into addresses, the gateway's config
+    /// and the service unit, so it follows the gateway's name rule.
+    fn pool_name(&mut self, value: &str, field: &str) -> String {
+        let before = self.diags.0.len();
+        let name = self.text(value, field);
+        if self.diags.0.len() == before
+            && let Err(message) = gateway::check_name(&name, "pool name")
+        {
+            self.error(field, message).hint =
+                Some("pool names are written into files and unit names; e.g. `edge-hq`".into());
+        }
+        name
+    }
+
     fn ip(&mut self, value: &str, field: &str) -> IpAddr {
         let before = self.diags.0.len();
         let text = self.text(value, field);
@@ -393,7 +407,7 @@ impl<'a> Resolver<'a> {
         let mut pools = Vec::new();
         for (i, p) in raw.frontend_pools.iter().enumerate() {
             let base = format!("frontend_pools[{i}]");
-            let name = self.text(&p.name, &format!("{base}.name"));
+            let name = self.pool_name(&p.name, &format!("{base}.name"));
             if p.servers.is_empty() {
                 self.error(
                     &format!("{base}.servers"),
@@ -506,7 +520,7 @@ impl<'a> Resolver<'a> {
         let mut pools = Vec::new();
         for (i, p) in raw.edge_pools.iter().enumerate() {
             let base = format!("edge_pools[{i}]");
-            let name = self.text(&p.name, &format!("{base}.name"));
+            let name = self.pool_name(&p.name, &format!("{base}.name"));
             let site = self.text(&p.site, &format!("{base}.site"));
             self.reference(&format!("{base}.site"), "site", &site, &site_names);
             if p.servers.is_empty() {
@@ -1395,6 +1409,21 @@ impl<'a> Resolver<'a> {
                     format!("`{d}` is not an absolute path"),
                 )
                 .expected = Some("an absolute path on the edge servers".into());
+            } else if let Some(c) = d.chars().find(|c| !plain_path_char(*c)) {
+                // The directory is written into the systemd unit's
+                // `ExecStart=`, where a space splits, `%` expands and a
+                // line break starts a new directive.
+                let e = this.error(
+                    &format!("gateway.{key}"),
+                    format!(
+                        "`{}` has {c:?}, which a plain path does not",
+                        d.escape_debug()
+                    ),
+                );
+                e.expected = Some(
+                    "a path of letters, digits and `/`, `.`, `_`, `-`, `+`, such as `/opt/xfed`"
+                        .into(),
+                );
             }
             d.trim_end_matches('/').to_string()
         };
@@ -1509,6 +1538,12 @@ impl<'a> Resolver<'a> {
             health_gate_timeout: Duration::from_secs(raw.health_gate_timeout_secs.unwrap_or(30)),
         }
     }
+}
+
+/// A character a directory written into service units and command lines
+/// may have without quoting.
+fn plain_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+')
 }
 
 fn plural(what: &str) -> String {
