@@ -24,5 +24,6 @@ pub mod plan;
 pub mod providers;
 pub mod secret;
 pub mod spec;
+pub mod topology;
 pub mod transport;
 pub mod verify;

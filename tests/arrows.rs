@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Layer → the layers it may use. Everything above the pure core may use
-/// the pure core (`plan`, `certs`, `dns`, `spec`, `digest`, `secret`).
+/// the pure core (`plan`, `topology`, `certs`, `dns`, `spec`, `digest`,
+/// `secret`).
 const ALLOWED: &[(&str, &[&str])] = &[
     (
         "commands",
@@ -18,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "engine",
             "output",
             "plan",
+            "topology",
             "certs",
             "dns",
             "spec",
@@ -34,6 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transport",
             "output",
             "plan",
+            "topology",
             "certs",
             "dns",
             "spec",
@@ -49,6 +52,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transport",
             "output",
             "plan",
+            "topology",
             "certs",
             "dns",
             "spec",
@@ -64,6 +68,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "transport",
             "output",
             "plan",
+            "topology",
             "certs",
             "dns",
             "spec",
@@ -73,13 +78,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "modules",
-        &["plan", "certs", "dns", "spec", "digest", "secret"],
+        &[
+            "plan", "topology", "certs", "dns", "spec", "digest", "secret",
+        ],
     ),
     (
         "providers",
         &[
             "transport",
             "plan",
+            "topology",
             "certs",
             "dns",
             "spec",
@@ -87,8 +95,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "secret",
         ],
     ),
-    ("output", &["plan", "spec", "digest", "secret"]),
-    ("plan", &["certs", "dns", "spec", "digest", "secret"]),
+    ("output", &["plan", "topology", "spec", "digest", "secret"]),
+    (
+        "plan",
+        &["topology", "certs", "dns", "spec", "digest", "secret"],
+    ),
+    ("topology", &["spec", "digest", "secret"]),
     ("certs", &["spec", "digest", "secret"]),
     ("dns", &["spec", "digest", "secret"]),
     ("spec", &["secret"]),

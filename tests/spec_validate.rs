@@ -260,7 +260,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "bad user address",
         "    users: all",
         "    users: [alice]",
-        "44:13: Error: `alice` is not a user address | expected `user@domain`, such as `alice@contoso.example`",
+        "44:13: Error: `alice` is not a user's JID (expected `user@domain`)",
     ),
     (
         "dangling front-end pool",
@@ -293,12 +293,116 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "23:13: Error: user `alice@contoso.example` is homed on front-end pool `fe-hq` already | expected each user on one front-end pool | hint: remove `alice@contoso.example` from one of the two pools",
     ),
     (
+        "pool name with a line break",
+        "edge_pools:\n",
+        "  - name: \"fe\\nExecStartPre=/bin/true\"\n    servers:\n      - fqdn: fe2.contoso.example\n        address: 203.0.113.12\nedge_pools:\n",
+        "18:11: Error: `fe\\nExecStartPre=/bin/true` is not a pool name: a line break is not allowed (letters, digits, `-`, `_` and `.` are) | hint: pool names are written into files and unit names; e.g. `edge-hq`",
+    ),
+    (
+        "gateway directory with a space",
+        "partners:\n",
+        "gateway:\n  install_dir: \"/opt/x fed\"\npartners:\n",
+        "46:16: Error: `/opt/x fed` has ' ', which a plain path does not | expected a path of letters, digits and `/`, `.`, `_`, `-`, `+`, such as `/opt/xfed`",
+    ),
+    (
         "wrong type for a list",
         "xmpp_domains: [\"{{ domain }}\"]",
         "xmpp_domains: contoso.example",
         "5:15: Error: `xmpp_domains`: invalid type: string \"contoso.example\" | expected a list",
     ),
 ];
+
+/// Values the gateway refuses when it loads its configuration: `validate`
+/// refuses each at its spec line with the gateway's own message (the rules
+/// are the gateway's, called from the spec's resolution), so nobody learns
+/// of them from a rollback. (case, text to replace, replacement, first
+/// diagnostic expected)
+const GATEWAY_REFUSES: &[(&str, &str, &str, &str)] = &[
+    (
+        "policy identity injecting TOML keys",
+        "  - identity: FedPic\n",
+        "  - identity: \"Fed\\\"Pic\\nx = 1\"\n",
+        "40:15: Error: `Fed\\\"Pic\\nx = 1` is not a policy name: `\"` is not allowed (letters, digits, `-`, `_` and `.` are) | expected `global`, `site:NAME`, or a per-user policy name | hint: name a per-user policy with letters, digits, `-`, `_` and `.`, e.g. `FedPic`",
+    ),
+    (
+        "front-end user with a shell substitution",
+        "        address: 203.0.113.11\n",
+        "        address: 203.0.113.11\n    users: [alice@contoso.example, \"x$(touch${IFS}/tmp/p)@contoso.example\"]\n",
+        "18:36: Error: `x$(touch${IFS}/tmp/p)@contoso.example` has a resource; write the bare JID `x$(touch${IFS}`",
+    ),
+    (
+        "partner domain with a trailing space",
+        "  - domain: fabrikam.example",
+        "  - domain: \"fabrikam.example \"",
+        "46:13: Error: `fabrikam.example ` is not a valid domain name (label `example `) | expected a domain name such as `fabrikam.example`",
+    ),
+    (
+        "grant to a user outside the XMPP domains",
+        "    users: all",
+        "    users: [bob@fabrikam.example]",
+        "44:13: Error: `bob@fabrikam.example` is not in a fronted domain (`domains`) | expected a user of one of the `xmpp_domains` | hint: the gateway fronts the `xmpp_domains` (contoso.example); add `fabrikam.example` there or list another user",
+    ),
+    (
+        "policy identity with a newline",
+        "  - identity: FedPic\n",
+        "  - identity: \"Fed\\nPic\"\n",
+        "40:15: Error: `Fed\\nPic` is not a policy name: a line break is not allowed (letters, digits, `-`, `_` and `.` are) | expected `global`, `site:NAME`, or a per-user policy name | hint: name a per-user policy with letters, digits, `-`, `_` and `.`, e.g. `FedPic`",
+    ),
+    (
+        "site name with a quote",
+        "  - name: hq\n",
+        "  - name: \"h\\\"q\"\n",
+        "10:11: Error: `h\\\"q` is not a site name: `\"` is not allowed (letters, digits, `-`, `_` and `.` are) | hint: write the NAME of the site's policy `site:NAME`, e.g. \"hq\"",
+    ),
+    (
+        "JID with a resource",
+        "    users: all",
+        "    users: [alice@contoso.example/phone]",
+        "44:13: Error: `alice@contoso.example/phone` has a resource; write the bare JID `alice@contoso.example`",
+    ),
+    (
+        "site policy naming a site with a space",
+        "  - identity: FedPic\n",
+        "  - identity: FedPic\n  - identity: \"site: hq\"\n",
+        "41:15: Error: ` hq` is not a site name: a space is not allowed (letters, digits, `-`, `_` and `.` are) | expected `global`, `site:NAME`, or a per-user policy name | hint: write a site policy's identity as `site:NAME`, e.g. `site:hq`",
+    ),
+    (
+        "partner that is our own domain",
+        "  - domain: fabrikam.example",
+        "  - domain: Contoso.Example",
+        "46:13: Error: `contoso.example` is one of our own `xmpp_domains` | hint: a partner is an outside domain",
+    ),
+    (
+        "partner proxy with a bad host",
+        "  - domain: fabrikam.example",
+        "  - domain: fabrikam.example\n    proxy: \"xmpp_1.fabrikam.example:5269\"",
+        "47:12: Error: `xmpp_1.fabrikam.example` is not a valid domain name (label `xmpp_1`) | expected a host and a port, such as `xmpp.fabrikam.example:5269`",
+    ),
+];
+
+#[test]
+fn what_the_gateway_refuses_is_refused_at_its_spec_line() {
+    let mut failures = Vec::new();
+    for (name, from, to, expected) in GATEWAY_REFUSES {
+        let got = diagnose(&edited(from, to), true);
+        let first = got.first().cloned().unwrap_or_default();
+        if std::env::var_os("XFED_DUMP_CASES").is_some() {
+            println!("CASE {name}\n  {}", got.join("\n  "));
+        }
+        if first != *expected {
+            failures.push(format!(
+                "{name}:\n  expected: {expected}\n  got:      {first}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        GATEWAY_REFUSES.len(),
+        failures.join("\n")
+    );
+}
 
 #[test]
 fn each_bad_spec_is_rejected_with_its_message_and_location() {
@@ -482,6 +586,39 @@ mod cli {
         assert_eq!(v["diagnostics"][0]["line"], 12);
         assert_eq!(v["diagnostics"][0]["field"], "sites[0].xmpp_route");
         assert_eq!(v["diagnostics"][0]["hint"], "did you mean `edge-hq`?");
+    }
+
+    /// The issue's two inputs through the real binary: refused with the
+    /// gateway's message under a caret at the value, exit 1, nothing
+    /// contacted (the spec's hosts are documentation addresses; validate
+    /// never connects).
+    #[test]
+    fn validate_refuses_what_the_gateway_would_with_a_caret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            super::edited(
+                "  - identity: FedPic\n    enable_xmpp_access: true\ngrants:\n  - policy: FedPic\n",
+                "  - identity: \"Fed\\\"Pic\\nx = 1\"\n    enable_xmpp_access: true\ngrants:\n  - policy: \"Fed\\\"Pic\\nx = 1\"\n",
+            )
+            .replacen(
+                "        address: 203.0.113.11\n",
+                "        address: 203.0.113.11\n    users: [\"x$(touch${IFS}/tmp/p)@contoso.example\"]\n",
+                1,
+            ),
+        )
+        .expect("write");
+        let (code, stdout, stderr) = xfed(&["validate", bad.to_str().expect("utf8")]);
+        assert_eq!(code, 1, "{stderr}");
+        assert_eq!(stdout, "");
+        let b = bad.display();
+        let expected = format!(
+            "{b}:18:13: error: `x$(touch${{IFS}}/tmp/p)@contoso.example` has a resource; write the bare JID `x$(touch${{IFS}}`\n   |\n18 |     users: [\"x$(touch${{IFS}}/tmp/p)@contoso.example\"]\n   |             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n\n\
+             {b}:41:15: error: `Fed\\\"Pic\\nx = 1` is not a policy name: `\"` is not allowed (letters, digits, `-`, `_` and `.` are)\n   |\n41 |   - identity: \"Fed\\\"Pic\\nx = 1\"\n   |               ^^^^^^^^^^^^^^^^^ expected `global`, `site:NAME`, or a per-user policy name\n   = hint: name a per-user policy with letters, digits, `-`, `_` and `.`, e.g. `FedPic`\n\n\
+             {b}: 2 errors found; nothing was changed\n"
+        );
+        assert_eq!(stderr, expected);
     }
 
     #[test]

@@ -173,8 +173,8 @@ pub async fn prepare(
         assemble::add_dns_stage(&mut plan, &d.plan);
     }
     let published = assemble::published_topologies(&resources, &observed);
-    let topology = modules::topology(&spec);
-    let topology_version = topology["version"].as_str().unwrap_or_default().to_string();
+    let topology = crate::topology::build(&spec);
+    let topology_version = topology.version.clone();
     assemble::add_topology_stage(
         &mut plan,
         &spec,

@@ -11,10 +11,10 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 use serde_json::json;
 
+use super::contract::check_gateway_config;
 use super::library;
-use super::manifest::{Manifest, ManifestResource, ManifestRole};
+use super::manifest::{FileCheck, Manifest, ManifestResource, ManifestRole};
 use crate::certs::CertSpec;
-use crate::digest::sha256_hex;
 use crate::plan::{
     BinarySpec, Desired, FileSpec, ListenerSpec, Manager, ManifestEntry, Phase, Resource,
     ServiceSpec,
@@ -39,6 +39,12 @@ pub enum ExpandError {
         module: String,
         what: &'static str,
         value: String,
+    },
+    #[error("module `{module}`: {source}")]
+    Contract {
+        module: String,
+        #[source]
+        source: super::contract::ContractError,
     },
     #[error("cannot read `{path}` (`{field}`): {source}")]
     ReadFile {
@@ -81,61 +87,11 @@ pub fn load_manifests() -> Result<Vec<(Manifest, &'static str)>, ExpandError> {
         .collect()
 }
 
-/// The published topology: the front-ends' source of truth (as the Lync
-/// management store is), versioned by its own content hash.
-pub fn topology(spec: &Spec) -> serde_json::Value {
-    let body = json!({
-        "sip_domains": spec.sip_domains,
-        "xmpp_domains": spec.xmpp_domains,
-        "sites": spec.sites.iter().map(|s| json!({
-            "name": s.name, "frontend_pool": s.frontend_pool, "xmpp_route": s.xmpp_route,
-        })).collect::<Vec<_>>(),
-        "frontend_pools": spec.frontend_pools.iter().map(|p| {
-            let mut pool = json!({
-                "name": p.name, "servers": p.servers.iter().map(|s| &s.fqdn).collect::<Vec<_>>(),
-                "users": p.users,
-            });
-            if let Some(x) = &p.xmpp_server {
-                pool["xmpp_server"] = json!(x.endpoint());
-            }
-            pool
-        }).collect::<Vec<_>>(),
-        "edge_pools": spec.edge_pools.iter().map(|p| json!({
-            "name": p.name, "site": p.site, "xmpp_federation": p.xmpp_federation,
-            "srv": { "priority": p.srv_priority, "weight": p.srv_weight },
-            "servers": p.servers.iter().map(|s| json!({
-                "fqdn": s.server.fqdn,
-                "internal": format!("{}:{}", s.internal_address, s.internal_port),
-                "external": { "fqdn": s.external_fqdn, "address": format!("{}:{}", s.external_address, s.external_port) },
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "policies": spec.policies.iter().map(|p| json!({
-            "identity": p.identity, "scope": p.scope,
-            "enable_federation_access": p.enable_federation_access,
-            "enable_public_cloud_access": p.enable_public_cloud_access,
-            "enable_xmpp_access": p.enable_xmpp_access,
-        })).collect::<Vec<_>>(),
-        "grants": spec.grants.iter().map(|g| json!({ "policy": g.policy, "users": g.users })).collect::<Vec<_>>(),
-        "partners": spec.partners.iter().map(|p| {
-            let mut partner = json!({
-                "domain": p.domain, "kind": p.kind, "tls": p.tls, "dialback": p.dialback,
-            });
-            if let Some(proxy) = &p.proxy {
-                partner["proxy"] = json!(proxy);
-            }
-            partner
-        }).collect::<Vec<_>>(),
-    });
-    let version = sha256_hex(serde_json::to_string(&body).unwrap_or_default().as_bytes());
-    let mut doc = body;
-    doc["version"] = json!(version[..16].to_string());
-    doc
-}
-
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.add_filter("toml", super::toml_filter::toml);
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
         .trim_blocks(true)
@@ -172,7 +128,7 @@ pub fn expand(
     facts: &HashMap<String, HostFacts>,
 ) -> Result<Vec<Resource>, ExpandError> {
     let env = environment();
-    let topo = topology(spec);
+    let topo = crate::topology::build(spec);
     let cas = ca_context(spec)?;
     let mut out = Vec::new();
     for (manifest, name) in load_manifests()? {
@@ -187,8 +143,8 @@ pub fn expand(
             let ctx = Value::from(minijinja::value::Serde(json!({
                 "server": t.server,
                 "gateway": spec.gateway,
-                "topology": topo,
-                "topology_version": topo["version"],
+                "topology": topo.to_value(),
+                "topology_version": topo.version,
                 "xmpp_domains": spec.xmpp_domains,
                 "sip_domains": spec.sip_domains,
                 "partners": spec.partners,
@@ -502,6 +458,8 @@ fn expand_host(
         notifies,
     };
 
+    let first = out.len();
+    let mut checks: Vec<(FileCheck, String)> = Vec::new();
     for r in &m.resources {
         match r {
             ManifestResource::File {
@@ -512,6 +470,7 @@ fn expand_host(
                 group,
                 notify,
                 when,
+                check,
             } => {
                 if let Some(cond) = when
                     && !env
@@ -528,6 +487,9 @@ fn expand_host(
                     continue;
                 }
                 let path = render(path, "path")?;
+                if let Some(check) = check {
+                    checks.push((*check, path.clone()));
+                }
                 out.push(resource(
                     format!("{prefix}/file:{path}"),
                     m.phase,
@@ -660,6 +622,27 @@ fn expand_host(
                     }),
                     None,
                 ));
+            }
+        }
+    }
+    // Checked once the module's every file for this host is rendered: the
+    // main file names the policy file, rendered after it.
+    let rendered = |p: &std::path::Path| {
+        out[first..].iter().find_map(|r| match &r.desired {
+            Desired::File(f) if std::path::Path::new(&f.path) == p => Some(f.content.clone()),
+            _ => None,
+        })
+    };
+    for (check, path) in &checks {
+        match check {
+            FileCheck::GatewayConfig => {
+                let text = rendered(std::path::Path::new(path)).unwrap_or_default();
+                check_gateway_config(host, path, &text, &rendered).map_err(|source| {
+                    ExpandError::Contract {
+                        module: module.into(),
+                        source,
+                    }
+                })?;
             }
         }
     }

@@ -74,6 +74,9 @@ pub enum ManifestResource {
         /// Expression over the template context; the file exists only
         /// where it is true (`when: ca.partner`).
         when: Option<String>,
+        /// The consumer's own loader, run on the rendered text before the
+        /// file is planned (`check: gateway_config`).
+        check: Option<FileCheck>,
     },
     Binary {
         path: String,
@@ -105,6 +108,16 @@ pub enum ManifestResource {
         /// Handler of the service that listens.
         service: String,
     },
+}
+
+/// Which consumer's loader checks a rendered file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileCheck {
+    /// `xfed-gateway`'s configuration loader, on the main file; the
+    /// `policy_file` it names is read from the files rendered for the same
+    /// host.
+    GatewayConfig,
 }
 
 fn default_file_mode() -> String {

@@ -2,13 +2,18 @@
 //! expansion of a spec into primitive resources for every host of a role.
 //!
 //! A module never reaches into another's internals; it sees the resolved
-//! spec and the facts handed to it, nothing else. Certificates expand here
-//! too (`certificate` resources on the edge servers of their pool); DNS
-//! records do not: they live behind a provider, not on a host, and are
-//! decided in `plan::dns_plan`.
+//! spec, the typed topology built from it and the facts handed to it,
+//! nothing else. Every value a template writes into a consumer's format is
+//! escaped by a filter (`toml`, `tojson`), and a file a consumer can check
+//! is loaded by that consumer's own code as rendered (`contract`) before
+//! it is planned. Certificates expand here too (`certificate` resources on
+//! the edge servers of their pool); DNS records do not: they live behind a
+//! provider, not on a host, and are decided in `plan::dns_plan`.
 
+pub mod contract;
 pub mod expand;
 pub mod library;
 pub mod manifest;
+mod toml_filter;
 
-pub use expand::{Artifact, ExpandError, HostFacts, expand, topology};
+pub use expand::{Artifact, ExpandError, HostFacts, expand};

@@ -14,6 +14,7 @@ use super::plan::Plan;
 use super::resource::{Desired, ManifestEntry, Observed, Phase, Resource};
 use super::stage::{Stage, StageKind};
 use crate::spec::{Role, Spec};
+use crate::topology::Topology;
 
 /// DNS changes run after the edge pools and before the policies, as the
 /// manual procedure does; they are one stage, written zone by zone.
@@ -40,17 +41,16 @@ pub fn add_dns_stage(plan: &mut Plan, dns: &DnsPlan) {
 pub fn published_topologies(
     resources: &[Resource],
     observed: &HashMap<String, Observed>,
-) -> Vec<(String, Option<serde_json::Value>)> {
+) -> Vec<(String, Option<Topology>)> {
     resources
         .iter()
         .filter(|r| r.role == Role::Frontend)
         .filter(|r| matches!(&r.desired, Desired::File(f) if f.path.ends_with("/topology.json")))
         .map(|r| {
             let doc = match observed.get(&r.address) {
-                Some(Observed::File(Some(f))) => f
-                    .content
-                    .as_deref()
-                    .and_then(|c| serde_json::from_str(c).ok()),
+                Some(Observed::File(Some(f))) => {
+                    f.content.as_deref().and_then(|c| Topology::parse(c).ok())
+                }
                 _ => None,
             };
             (r.host.clone(), doc)
@@ -62,12 +62,7 @@ pub fn published_topologies(
 /// published on the front-ends (the first front-end in spec order that has
 /// one; the others' copies are `file` changes of their own). They run as
 /// the "policies and routes" stage, after DNS and before verification.
-pub fn add_topology_stage(
-    plan: &mut Plan,
-    spec: &Spec,
-    want: &serde_json::Value,
-    live: Option<&serde_json::Value>,
-) {
+pub fn add_topology_stage(plan: &mut Plan, spec: &Spec, want: &Topology, live: Option<&Topology>) {
     let mut origins = super::topology::Origins::new();
     for p in &spec.policies {
         origins.insert(

@@ -8,7 +8,8 @@
 //! I/O: facts come in as values from `engine/`, and the plan goes out as a
 //! value to `apply/` or to a renderer in `output/`.
 
-pub mod access;
+/// Effective access is computed once, by the topology; the plan reports it.
+pub use crate::topology::access;
 pub mod action;
 pub mod assemble;
 pub mod certificate;

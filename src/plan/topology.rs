@@ -10,14 +10,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
-use super::access::{AccessChange, access_changes};
 use super::action::Action;
 use super::change::{AttrChange, Change};
 use super::kind::ResourceKind;
 use super::resource::Phase;
 use crate::digest::sha256_hex;
+use crate::spec::Users;
+use crate::topology::{AccessChange, Topology, access_changes};
 
 /// One object of a topology document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,75 +34,58 @@ impl TopologyObject {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "(none)".into(),
-        other => other.to_string(),
-    }
-}
-
-fn object(kind: ResourceKind, key: &Value, v: &Value, attrs: &[&str]) -> Option<TopologyObject> {
-    Some(TopologyObject {
-        kind,
-        key: key.as_str()?.to_string(),
-        attrs: attrs
-            .iter()
-            .map(|a| (a.to_string(), text(&v[*a])))
-            .collect(),
-    })
-}
-
-fn users_text(users: &Value) -> String {
-    match users {
-        Value::String(s) => s.clone(),
-        other => other["list"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default(),
-    }
+fn attrs<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// Every policy, grant, partner and route of `doc`, in document order.
-pub fn objects(doc: &Value) -> Vec<TopologyObject> {
-    let list = |k: &str| doc[k].as_array().cloned().unwrap_or_default();
+pub fn objects(doc: &Topology) -> Vec<TopologyObject> {
     let mut out = Vec::new();
-    for p in list("policies") {
-        out.extend(object(
-            ResourceKind::Policy,
-            &p["identity"],
-            &p,
-            &[
-                "enable_federation_access",
-                "enable_public_cloud_access",
-                "enable_xmpp_access",
-            ],
-        ));
+    for p in &doc.policies {
+        out.push(TopologyObject {
+            kind: ResourceKind::Policy,
+            key: p.identity.clone(),
+            attrs: attrs([
+                (
+                    "enable_federation_access",
+                    p.enable_federation_access.to_string(),
+                ),
+                (
+                    "enable_public_cloud_access",
+                    p.enable_public_cloud_access.to_string(),
+                ),
+                ("enable_xmpp_access", p.enable_xmpp_access.to_string()),
+            ]),
+        });
     }
-    for g in list("grants") {
-        if let Some(key) = g["policy"].as_str() {
-            out.push(TopologyObject {
-                kind: ResourceKind::Grant,
-                key: key.to_string(),
-                attrs: BTreeMap::from([("users".to_string(), users_text(&g["users"]))]),
-            });
-        }
+    for g in &doc.grants {
+        let users = match &g.users {
+            Users::All => "all".to_string(),
+            Users::List(l) => l.join(", "),
+        };
+        out.push(TopologyObject {
+            kind: ResourceKind::Grant,
+            key: g.policy.clone(),
+            attrs: attrs([("users", users)]),
+        });
     }
-    for p in list("partners") {
-        out.extend(object(
-            ResourceKind::Partner,
-            &p["domain"],
-            &p,
-            &["kind", "tls", "dialback"],
-        ));
+    for p in &doc.partners {
+        out.push(TopologyObject {
+            kind: ResourceKind::Partner,
+            key: p.domain.clone(),
+            attrs: attrs([
+                ("kind", p.kind.as_str().to_string()),
+                ("tls", p.tls.as_str().to_string()),
+                ("dialback", p.dialback.to_string()),
+            ]),
+        });
     }
-    for s in list("sites") {
-        out.extend(object(ResourceKind::Route, &s["name"], &s, &["xmpp_route"]));
+    for s in &doc.sites {
+        out.push(TopologyObject {
+            kind: ResourceKind::Route,
+            key: s.name.clone(),
+            attrs: attrs([("xmpp_route", s.xmpp_route.clone())]),
+        });
     }
     out
 }
@@ -114,7 +96,11 @@ pub type Origins = BTreeMap<String, String>;
 /// Desired `doc` against the `live` one published on the front-ends
 /// (`None`: none has it yet): one change per object, no-ops included;
 /// objects only live are deleted.
-pub fn decide_objects(desired: &Value, live: Option<&Value>, origins: &Origins) -> Vec<Change> {
+pub fn decide_objects(
+    desired: &Topology,
+    live: Option<&Topology>,
+    origins: &Origins,
+) -> Vec<Change> {
     let want = objects(desired);
     let have = live.map(objects).unwrap_or_default();
     let change = |o: &TopologyObject, action: Action, reason: String, attrs: Vec<AttrChange>| {
@@ -201,7 +187,11 @@ pub struct TopologyPlan {
     pub access: Vec<AccessChange>,
 }
 
-pub fn plan_topology(desired: &Value, live: Option<&Value>, origins: &Origins) -> TopologyPlan {
+pub fn plan_topology(
+    desired: &Topology,
+    live: Option<&Topology>,
+    origins: &Origins,
+) -> TopologyPlan {
     TopologyPlan {
         changes: decide_objects(desired, live, origins),
         access: access_changes(live, desired),
@@ -211,16 +201,44 @@ pub fn plan_topology(desired: &Value, live: Option<&Value>, origins: &Origins) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::spec::{PartnerKind, PolicyScope, TlsRequirement};
+    use crate::topology::{Grant, Partner, Policy, Site};
 
-    fn doc(xmpp: bool, route: &str) -> Value {
-        json!({
-            "sites": [{ "name": "hq", "frontend_pool": "fe-hq", "xmpp_route": route }],
-            "policies": [{ "identity": "FedPic", "enable_federation_access": true,
-                           "enable_public_cloud_access": false, "enable_xmpp_access": xmpp }],
-            "grants": [{ "policy": "FedPic", "users": "all" }],
-            "partners": [{ "domain": "fabrikam.example", "kind": "federated", "tls": "required", "dialback": false }],
-        })
+    fn partner(domain: &str) -> Partner {
+        Partner {
+            domain: domain.into(),
+            kind: PartnerKind::Federated,
+            tls: TlsRequirement::Required,
+            dialback: false,
+            proxy: None,
+        }
+    }
+
+    fn doc(xmpp: bool, route: &str) -> Topology {
+        Topology {
+            version: String::new(),
+            sip_domains: Vec::new(),
+            xmpp_domains: Vec::new(),
+            sites: vec![Site {
+                name: "hq".into(),
+                frontend_pool: "fe-hq".into(),
+                xmpp_route: route.into(),
+            }],
+            frontend_pools: Vec::new(),
+            edge_pools: Vec::new(),
+            policies: vec![Policy {
+                identity: "FedPic".into(),
+                scope: PolicyScope::Named("FedPic".into()),
+                enable_federation_access: true,
+                enable_public_cloud_access: false,
+                enable_xmpp_access: xmpp,
+            }],
+            grants: vec![Grant {
+                policy: "FedPic".into(),
+                users: Users::All,
+            }],
+            partners: vec![partner("fabrikam.example")],
+        }
     }
 
     #[test]
@@ -248,9 +266,7 @@ mod tests {
     #[test]
     fn a_moved_route_is_one_route_update_and_a_removed_partner_a_delete() {
         let mut live = doc(true, "edge-hq");
-        live["partners"].as_array_mut().expect("array").push(
-            json!({ "domain": "old.example", "kind": "federated", "tls": "required", "dialback": false }),
-        );
+        live.partners.push(partner("old.example"));
         let changes = decide_objects(&doc(true, "edge-eu"), Some(&live), &Origins::new());
         let changed: Vec<(&str, Action)> = changes
             .iter()

@@ -141,7 +141,19 @@ fn underline_width(line: &str, start: usize) -> usize {
     let Some(&first) = rest.first() else {
         return 1;
     };
-    let n = if first == '"' || first == '\'' {
+    let n = if first == '"' {
+        // A double-quoted YAML scalar ends at the first quote not escaped
+        // by a backslash (`"Fed\"Pic"` is one token).
+        let mut escaped = false;
+        rest.iter()
+            .skip(1)
+            .position(|&c| {
+                let end = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                end
+            })
+            .map_or(rest.len(), |i| i + 2)
+    } else if first == '\'' {
         rest.iter()
             .skip(1)
             .position(|&c| c == first)
@@ -221,7 +233,7 @@ pub fn did_you_mean<'a>(
             best = Some((score, c));
         }
     }
-    best.map(|(_, c)| format!("did you mean `{c}`?"))
+    best.map(|(_, c)| format!("did you mean `{}`?", c.escape_debug()))
 }
 
 #[cfg(test)]

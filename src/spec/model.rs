@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::source::Pos;
 use crate::secret::{Redactor, Secret};
@@ -333,7 +333,7 @@ pub enum RecordData {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "scope", content = "name", rename_all = "lowercase")]
 pub enum PolicyScope {
     Global,
@@ -352,7 +352,7 @@ pub struct Policy {
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Users {
     All,
@@ -366,7 +366,7 @@ pub struct Grant {
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerKind {
     Federated,
@@ -375,11 +375,33 @@ pub enum PartnerKind {
     PublicUnverified,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsRequirement {
     Required,
     Optional,
+}
+
+impl PartnerKind {
+    /// The spec's (and the gateway's) name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerKind::Federated => "federated",
+            PartnerKind::Trusted => "trusted",
+            PartnerKind::PublicVerified => "public_verified",
+            PartnerKind::PublicUnverified => "public_unverified",
+        }
+    }
+}
+
+impl TlsRequirement {
+    /// The spec's (and the gateway's) name of the requirement.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsRequirement::Required => "required",
+            TlsRequirement::Optional => "optional",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

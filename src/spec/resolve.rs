@@ -17,6 +17,7 @@ use super::raw::*;
 use super::source::Source;
 use super::template::Renderer;
 use crate::secret::Secret;
+use xfed_gateway::config as gateway;
 
 /// Longest `ssh.persist_secs`: a kept session is a logged-in root shell
 /// away; an hour covers a working session of plans and applies.
@@ -32,6 +33,9 @@ pub(super) struct Resolver<'a> {
     /// What `~/` stands for, from the caller's inputs.
     home: Option<PathBuf>,
     diags: Diagnostics,
+    /// The domains the gateway will front (`xmpp_domains`), once known and
+    /// when some edge pool runs it: users must belong to one of them.
+    fronted: Option<Vec<String>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -41,6 +45,7 @@ impl<'a> Resolver<'a> {
             r,
             home,
             diags: Diagnostics::default(),
+            fronted: None,
         }
     }
 
@@ -133,6 +138,39 @@ impl<'a> Resolver<'a> {
                 Some("a fully qualified domain name such as `sip.contoso.example`".into());
         }
         name.trim_end_matches('.').to_string()
+    }
+
+    /// An XMPP domain (ours or a partner's): the gateway's rule
+    /// (`normalize_domain`, one trailing dot allowed as in a JID), then the
+    /// spec's own (a fully qualified name, for DNS).
+    fn xmpp_domain(&mut self, value: &str, field: &str) -> String {
+        let before = self.diags.0.len();
+        let text = self.text(value, field);
+        if self.diags.0.len() > before {
+            return text.to_ascii_lowercase();
+        }
+        match gateway::normalize_jid_domain(&text) {
+            Ok(domain) => self.dns_name(&domain, field, false),
+            Err(message) => {
+                self.error(field, message).expected =
+                    Some("a domain name such as `fabrikam.example`".into());
+                text.to_ascii_lowercase()
+            }
+        }
+    }
+
+    /// A pool's name: it is written into addresses, the gateway's config
+    /// and the service unit, so it follows the gateway's name rule.
+    fn pool_name(&mut self, value: &str, field: &str) -> String {
+        let before = self.diags.0.len();
+        let name = self.text(value, field);
+        if self.diags.0.len() == before
+            && let Err(message) = gateway::check_name(&name, "pool name")
+        {
+            self.error(field, message).hint =
+                Some("pool names are written into files and unit names; e.g. `edge-hq`".into());
+        }
+        name
     }
 
     fn ip(&mut self, value: &str, field: &str) -> IpAddr {
@@ -237,8 +275,11 @@ impl<'a> Resolver<'a> {
             .xmpp_domains
             .iter()
             .enumerate()
-            .map(|(i, d)| self.dns_name(d, &format!("xmpp_domains[{i}]"), false))
+            .map(|(i, d)| self.xmpp_domain(d, &format!("xmpp_domains[{i}]")))
             .collect();
+        if raw.edge_pools.iter().any(|p| p.xmpp_federation) {
+            self.fronted = Some(xmpp_domains.clone());
+        }
 
         let ssh = self.ssh_defaults(&raw.ssh);
         let frontend_pools = self.frontend_pools(raw, &ssh);
@@ -381,7 +422,7 @@ impl<'a> Resolver<'a> {
         let mut pools = Vec::new();
         for (i, p) in raw.frontend_pools.iter().enumerate() {
             let base = format!("frontend_pools[{i}]");
-            let name = self.text(&p.name, &format!("{base}.name"));
+            let name = self.pool_name(&p.name, &format!("{base}.name"));
             if p.servers.is_empty() {
                 self.error(
                     &format!("{base}.servers"),
@@ -453,17 +494,33 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// A user address, `user@domain`, lower-cased.
+    /// A user address, `user@domain`, in the gateway's normal form
+    /// (`BareJid`), and one of the fronted domains' when a gateway runs.
     fn user_address(&mut self, raw: &str, field: &str) -> String {
-        let u = self.text(raw, field).to_ascii_lowercase();
-        let valid = u
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && check_dns_name(d, false).is_ok());
-        if !valid {
-            self.error(field, format!("`{u}` is not a user address"))
-                .expected = Some("`user@domain`, such as `alice@contoso.example`".into());
+        let before = self.diags.0.len();
+        let text = self.text(raw, field);
+        if self.diags.0.len() > before {
+            return text;
         }
-        u
+        let jid = match gateway::BareJid::parse(&text) {
+            Ok(jid) => jid,
+            Err(e) => {
+                self.error(field, e.to_string());
+                return text;
+            }
+        };
+        if let Some(domains) = self.fronted.clone()
+            && let Err(message) = gateway::our_user(&text, &domains)
+        {
+            let d = self.error(field, message);
+            d.expected = Some("a user of one of the `xmpp_domains`".into());
+            d.hint = Some(format!(
+                "the gateway fronts the `xmpp_domains` ({}); add `{}` there or list another user",
+                domains.join(", "),
+                jid.domain()
+            ));
+        }
+        jid.as_str().to_string()
     }
 
     fn edge_pools(&mut self, raw: &RawSpec, ssh: &SshTarget) -> Vec<EdgePool> {
@@ -478,7 +535,7 @@ impl<'a> Resolver<'a> {
         let mut pools = Vec::new();
         for (i, p) in raw.edge_pools.iter().enumerate() {
             let base = format!("edge_pools[{i}]");
-            let name = self.text(&p.name, &format!("{base}.name"));
+            let name = self.pool_name(&p.name, &format!("{base}.name"));
             let site = self.text(&p.site, &format!("{base}.site"));
             self.reference(&format!("{base}.site"), "site", &site, &site_names);
             if p.servers.is_empty() {
@@ -610,6 +667,9 @@ impl<'a> Resolver<'a> {
         for (i, s) in raw.sites.iter().enumerate() {
             let base = format!("sites[{i}]");
             let name = self.text(&s.name, &format!("{base}.name"));
+            if let Err(p) = gateway::Site::check_name(&name) {
+                self.error(&format!("{base}.name"), p.message).hint = p.hint;
+            }
             let frontend_pool = self.text(&s.frontend_pool, &format!("{base}.frontend_pool"));
             self.reference(
                 &format!("{base}.frontend_pool"),
@@ -1175,23 +1235,20 @@ impl<'a> Resolver<'a> {
         for (i, p) in raw.policies.iter().enumerate() {
             let base = format!("policies[{i}]");
             let identity = self.text(&p.identity, &format!("{base}.identity"));
-            let scope = if identity.eq_ignore_ascii_case("global") {
-                PolicyScope::Global
-            } else if let Some(site) = identity
-                .strip_prefix("site:")
-                .or_else(|| identity.strip_prefix("Site:"))
-            {
-                self.reference(&format!("{base}.identity"), "site", site, &site_names);
-                PolicyScope::Site(site.to_string())
-            } else if identity.contains(':') {
-                let d = self.error(
-                    &format!("{base}.identity"),
-                    format!("`{identity}` is not a policy identity"),
-                );
-                d.expected = Some("`global`, `site:NAME`, or a name without `:`".into());
-                PolicyScope::Named(identity.clone())
-            } else {
-                PolicyScope::Named(identity.clone())
+            // The gateway's own rule says what an identity means.
+            let scope = match gateway::PolicyScope::of_identity(&identity) {
+                Ok(gateway::PolicyScope::Global) => PolicyScope::Global,
+                Ok(gateway::PolicyScope::Site(site)) => {
+                    self.reference(&format!("{base}.identity"), "site", &site, &site_names);
+                    PolicyScope::Site(site)
+                }
+                Ok(gateway::PolicyScope::User) => PolicyScope::Named(identity.clone()),
+                Err(problem) => {
+                    let d = self.error(&format!("{base}.identity"), problem.message);
+                    d.expected = Some("`global`, `site:NAME`, or a per-user policy name".into());
+                    d.hint = problem.hint;
+                    PolicyScope::Named(identity.clone())
+                }
             };
             out.push(Policy {
                 identity,
@@ -1320,7 +1377,7 @@ impl<'a> Resolver<'a> {
                 }
             };
             out.push(Partner {
-                domain: self.dns_name(&p.domain, &format!("{base}.domain"), false),
+                domain: self.partner_domain(&p.domain, &format!("{base}.domain")),
                 kind: match p.kind.unwrap_or(RawPartnerKind::Federated) {
                     RawPartnerKind::Federated => PartnerKind::Federated,
                     RawPartnerKind::Trusted => PartnerKind::Trusted,
@@ -1339,6 +1396,22 @@ impl<'a> Resolver<'a> {
         out
     }
 
+    /// A partner's domain: an XMPP domain that is not one of ours (the
+    /// gateway refuses a partner among its own `domains`).
+    fn partner_domain(&mut self, value: &str, field: &str) -> String {
+        let domain = self.xmpp_domain(value, field);
+        if let Some(ours) = &self.fronted
+            && ours.contains(&domain)
+        {
+            self.error(
+                field,
+                format!("`{domain}` is one of our own `xmpp_domains`"),
+            )
+            .hint = Some("a partner is an outside domain".into());
+        }
+        domain
+    }
+
     fn gateway(&mut self, raw: &RawGateway) -> Gateway {
         let dir = |this: &mut Self, v: &Option<String>, key: &str, default: &str| -> String {
             let d = v
@@ -1351,6 +1424,21 @@ impl<'a> Resolver<'a> {
                     format!("`{d}` is not an absolute path"),
                 )
                 .expected = Some("an absolute path on the edge servers".into());
+            } else if let Some(c) = d.chars().find(|c| !plain_path_char(*c)) {
+                // The directory is written into the systemd unit's
+                // `ExecStart=`, where a space splits, `%` expands and a
+                // line break starts a new directive.
+                let e = this.error(
+                    &format!("gateway.{key}"),
+                    format!(
+                        "`{}` has {c:?}, which a plain path does not",
+                        d.escape_debug()
+                    ),
+                );
+                e.expected = Some(
+                    "a path of letters, digits and `/`, `.`, `_`, `-`, `+`, such as `/opt/xfed`"
+                        .into(),
+                );
             }
             d.trim_end_matches('/').to_string()
         };
@@ -1425,22 +1513,22 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// `host:port`, the host an IP address (IPv6 in brackets) or a DNS name.
+    /// `host:port`, the host an IP address (IPv6 in brackets) or a DNS
+    /// name: the gateway's rule (`ServerAddress`), then the spec's for a
+    /// DNS name (fully qualified).
     fn host_port(&mut self, value: &str, field: &str) -> String {
+        let before = self.diags.0.len();
         let text = self.text(value, field);
-        let parsed = text.rsplit_once(':').and_then(|(host, port)| {
-            let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
-            Some((bare.to_string(), bare.parse::<IpAddr>().is_ok(), port))
-        });
-        match parsed {
-            Some((host, false, _)) => {
-                self.dns_name(&host, field, false);
+        if self.diags.0.len() > before {
+            return text;
+        }
+        match gateway::ServerAddress::parse(&text) {
+            Ok(a) if a.host.parse::<IpAddr>().is_err() => {
+                self.dns_name(&a.host, field, false);
             }
-            Some(_) => {}
-            None => {
-                self.error(field, format!("`{text}` is not `host:port`"))
-                    .expected =
+            Ok(_) => {}
+            Err(message) => {
+                self.error(field, message).expected =
                     Some("a host and a port, such as `xmpp.fabrikam.example:5269`".into());
             }
         }
@@ -1465,6 +1553,12 @@ impl<'a> Resolver<'a> {
             health_gate_timeout: Duration::from_secs(raw.health_gate_timeout_secs.unwrap_or(30)),
         }
     }
+}
+
+/// A character a directory written into service units and command lines
+/// may have without quoting.
+fn plain_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+')
 }
 
 fn plural(what: &str) -> String {

@@ -43,10 +43,9 @@ pub async fn verify_topology(p: &Prepared, listeners: &[VerifyRow]) -> Vec<Topol
             Some((key, async move {
                 let read = h.with(move |t| t.read_file(&path)).await;
                 let version = match read {
-                    Ok(Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
-                        .ok()
-                        .and_then(|d| d["version"].as_str().map(str::to_string))
-                        .ok_or_else(|| "(not a topology document)".to_string()),
+                    Ok(Some(bytes)) => serde_json::from_slice::<crate::topology::Topology>(&bytes)
+                        .map(|t| t.version)
+                        .map_err(|_| "(not a topology document)".to_string()),
                     Ok(None) => Err("(not published)".to_string()),
                     Err(e) => Err(format!("cannot read: {e}")),
                 };

@@ -3,8 +3,8 @@
 //! Loaded and checked against the policies and fronted domains, and
 //! against each other (a user has at most one explicit grant, and at most
 //! one policy is granted to all users), so `policy::PolicyIndex` never has
-//! to pick between two. Resolved per user by `policy`; enforced with
-//! stanza relaying in a later release.
+//! to pick between two. Resolved per user by `policy`, which the relay
+//! consults for every stanza.
 
 use super::bare_jid::BareJid;
 use super::problem::Problem;
@@ -84,8 +84,10 @@ impl Grant {
     }
 }
 
-/// `raw` as one of our users: a bare JID in one of `domains`.
-pub(crate) fn our_user(raw: &str, domains: &[String]) -> Result<BareJid, String> {
+/// `raw` as one of our users: a bare JID in one of `domains` (the
+/// fronted domains). Public so the spec that renders grants and sites
+/// refuses what this would.
+pub fn our_user(raw: &str, domains: &[String]) -> Result<BareJid, String> {
     let jid = BareJid::parse(raw).map_err(|e| e.to_string())?;
     if !domains.iter().any(|d| d == jid.domain()) {
         return Err(format!("`{raw}` is not in a fronted domain (`domains`)"));

@@ -11,12 +11,19 @@
 //! site per user, distinct listener addresses) checked. Reading certificate
 //! files is not done here but in `tls`, which reports its problems with the
 //! same field names. This module never binds, connects or logs.
+//!
+//! The value rules are public and are the only copy: xfed checks its spec
+//! with `normalize_domain`, `our_user`, `check_name`,
+//! `PolicyScope::of_identity`, `Site::check_name` and `ServerAddress::parse`,
+//! and loads the files it rendered with [`Config::parse_with`] before it
+//! pushes them, so a value this module refuses is refused at `xfed validate`.
 
 mod bare_jid;
 mod domain;
 mod grant;
 mod limits;
 mod listener;
+mod name;
 mod partner;
 mod policy;
 mod problem;
@@ -26,9 +33,10 @@ mod site;
 
 pub use bare_jid::{BareJid, JidError};
 pub use domain::{normalize_domain, normalize_jid_domain};
-pub use grant::{Grant, Grantees};
+pub use grant::{Grant, Grantees, our_user};
 pub use limits::Limits;
 pub use listener::{AdminConfig, CertificatePaths, ListenerConfig, ListenerKind};
+pub use name::check_name;
 pub use partner::{Partner, PartnerKind, PartnerTls};
 pub use policy::{Policy, PolicyScope};
 pub use problem::{ConfigError, Problem};

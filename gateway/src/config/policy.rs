@@ -6,8 +6,9 @@
 //! `scope` is optional and, when written, must agree with the identity.
 //! Loaded, validated and counted in `/status`; a user's effective policy
 //! (user grant over grant to all over site over global) is resolved by
-//! `policy::PolicyIndex` and enforced when stanza relaying lands.
+//! `policy::PolicyIndex` and enforced by the relay.
 
+use super::name::check_name;
 use super::problem::Problem;
 use super::reader::Fields;
 
@@ -32,8 +33,10 @@ impl PolicyScope {
         }
     }
 
-    /// The scope an identity implies, or why the identity is not one.
-    fn of_identity(identity: &str) -> Result<PolicyScope, Problem> {
+    /// The scope an identity implies, or why the identity is not one (a
+    /// problem of the field `identity`). Public so the spec that renders
+    /// `[[policies]]` refuses what this would.
+    pub fn of_identity(identity: &str) -> Result<PolicyScope, Problem> {
         if identity.eq_ignore_ascii_case("global") {
             return Ok(PolicyScope::Global);
         }
@@ -41,19 +44,27 @@ impl PolicyScope {
             if !prefix.eq_ignore_ascii_case("site") {
                 return Err(Problem::new(
                     "identity",
-                    format!("`{identity}` is not a policy identity"),
+                    format!("`{}` is not a policy identity", identity.escape_debug()),
                 )
                 .hint("use `global`, `site:NAME`, or a name without `:`"));
             }
-            let site = site.trim();
-            if site.is_empty() || site.contains(':') {
+            if site.is_empty() {
                 return Err(
                     Problem::new("identity", format!("`{identity}` does not name a site"))
                         .hint("write a site policy's identity as `site:NAME`, e.g. `site:hq`"),
                 );
             }
+            check_name(site, "site name").map_err(|message| {
+                Problem::new("identity", message)
+                    .hint("write a site policy's identity as `site:NAME`, e.g. `site:hq`")
+            })?;
             return Ok(PolicyScope::Site(site.to_string()));
         }
+        check_name(identity, "policy name").map_err(|message| {
+            Problem::new("identity", message).hint(
+                "name a per-user policy with letters, digits, `-`, `_` and `.`, e.g. `FedPic`",
+            )
+        })?;
         Ok(PolicyScope::User)
     }
 }

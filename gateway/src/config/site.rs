@@ -8,6 +8,7 @@
 //! its own is fine (its users get the global policy).
 
 use super::grant::our_user;
+use super::name::check_name;
 use super::problem::Problem;
 use super::reader::Fields;
 use crate::config::BareJid;
@@ -23,6 +24,16 @@ pub struct Site {
 }
 
 impl Site {
+    /// Whether `name` may name a site (`config::check_name`), as a problem
+    /// of the field `name` with the fix in its hint. Public so the spec
+    /// that renders `[[sites]]` refuses what this would.
+    pub fn check_name(name: &str) -> Result<(), Problem> {
+        check_name(name, "site name").map_err(|message| {
+            Problem::new("name", message)
+                .hint("write the NAME of the site's policy `site:NAME`, e.g. \"hq\"")
+        })
+    }
+
     /// Reads one site; `domains` are the fronted domains a user must belong to.
     pub(crate) fn read(
         mut f: Fields<'_>,
@@ -30,14 +41,14 @@ impl Site {
         out: &mut Vec<Problem>,
     ) -> Option<Site> {
         let name = f.required_string("name", out).filter(|name| {
-            let ok = !name.is_empty() && !name.contains(|c: char| c == ':' || c.is_whitespace());
-            if !ok {
-                out.push(
-                    Problem::new(f.path_of("name"), format!("`{name}` is not a site name"))
-                        .hint("write the NAME of the site's policy `site:NAME`, e.g. \"hq\""),
-                );
-            }
-            ok
+            Site::check_name(name)
+                .map_err(|p| {
+                    out.push(Problem {
+                        field: f.path_of(&p.field),
+                        ..p
+                    })
+                })
+                .is_ok()
         });
         let mut users: Vec<BareJid> = Vec::new();
         for (i, raw) in f

@@ -508,6 +508,10 @@ fn policy_identity_and_scope_must_agree() {
             "policies[0].scope",
         ),
         (policy("site:", Some("site")), "policies[2].identity"),
+        // Names follow `check_name`: nothing that needs escaping anywhere.
+        (policy("site: hq", None), "policies[2].identity"),
+        (policy("Fed\\\"Pic", None), "policies[2].identity"),
+        (policy("Fed\\nPic", None), "policies[2].identity"),
         (policy("site:a:b", None), "policies[2].identity"),
         (policy("realm:x", Some("user")), "policies[2].identity"),
         (policy("global", None), "policies[2].identity"),
@@ -1030,6 +1034,10 @@ fn each_bad_site_field_is_named() {
         ),
         (
             SITES.replace("\"dublin\"", "\"\""),
+            "policy_file:sites[1].name",
+        ),
+        (
+            SITES.replace("\"dublin\"", "\"dub\\\"lin\""),
             "policy_file:sites[1].name",
         ),
         (

@@ -1,0 +1,203 @@
+//! The contract with the gateway on what xfed renders: the gateway's own
+//! loader reads the `gateway.toml` and `policy.toml` that expansion
+//! produced from a spec full of hostile-but-valid characters, and every
+//! string comes back as the spec had it. Without a network: expansion is
+//! pure and the loader is the gateway's library.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use xfed::modules::{self, Artifact};
+use xfed::plan::Desired;
+use xfed::spec::{self, MapInputs, PolicyScope, Source, Users};
+use xfed_gateway::config::{Config, Grantees, PolicyScope as GatewayScope};
+
+const BASE: &str = include_str!("fixtures/base.yaml");
+
+/// A site and policy named in several scripts, users whose local parts
+/// carry every character TOML, a shell or a template might trip on, and a
+/// partner reached through an IPv6 proxy.
+fn hostile_spec() -> spec::Spec {
+    let text = BASE
+        .replacen("  - name: hq\n", "  - name: \"東京-1.hq_Ü\"\n", 1)
+        .replacen("    site: hq\n", "    site: \"東京-1.hq_Ü\"\n", 1)
+        .replacen(
+            "        address: 203.0.113.11\n",
+            "        address: 203.0.113.11\n    users:\n      - \"q$(id)#=[a]\\\\b{c}ü+%;|*~!,`@contoso.example\"\n      - \"Ünal.Ω🎉@Contoso.Example\"\n      - \"x]]\\\\n[[sites]]@contoso.example\"\n",
+            1,
+        )
+        .replacen(
+            "  - identity: FedPic\n    enable_xmpp_access: true\n",
+            "  - identity: FedPic\n    enable_xmpp_access: true\n  - identity: \"Fédé_1.x-東京\"\n    enable_federation_access: true\n  - identity: \"site:東京-1.hq_Ü\"\n    enable_public_cloud_access: true\n  - identity: GLOBAL\n",
+            1,
+        )
+        .replacen(
+            "    users: all\n",
+            "    users: all\n  - policy: \"Fédé_1.x-東京\"\n    users: [\"{{ '%' }}{{ '{' }}x}#\\\\@contoso.example\"]\n",
+            1,
+        )
+        .replacen(
+            "  - domain: fabrikam.example\n",
+            "  - domain: fabrikam.example\n    proxy: \"[2001:db8::7]:5269\"\n    kind: public_verified\n    dialback: true\n",
+            1,
+        );
+    let mut inputs = MapInputs::default();
+    inputs.env.insert("PDNS_API_KEY".into(), "k".into());
+    match spec::load(&Source::new("spec.yaml", text.as_str()), Arc::new(inputs)) {
+        Ok(loaded) => loaded.spec,
+        Err(e) => panic!("the hostile spec is valid:\n{e}\n{text}"),
+    }
+}
+
+/// The rendered `gateway.toml` and `policy.toml` of the edge server.
+fn rendered(spec: &spec::Spec) -> (String, String, String) {
+    let artifacts = HashMap::from([(
+        "gateway".to_string(),
+        Artifact {
+            path: PathBuf::from("target/release/xfed-gateway"),
+            sha256: "0".repeat(64),
+            size: 1,
+        },
+    )]);
+    let resources = modules::expand(spec, &artifacts, &HashMap::new()).expect("expands");
+    let file = |name: &str| {
+        resources
+            .iter()
+            .find_map(|r| match &r.desired {
+                Desired::File(f) if f.path.ends_with(name) && r.role == spec::Role::Edge => {
+                    Some((f.path.clone(), f.content.clone()))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{name} is rendered"))
+    };
+    let (main_path, main) = file("/gateway.toml");
+    let (_, policy) = file("/policy.toml");
+    (main_path, main, policy)
+}
+
+#[test]
+fn every_string_of_the_rendered_policy_file_round_trips() {
+    let spec = hostile_spec();
+    let (main_path, main, policy) = rendered(&spec);
+    let config = Config::parse_with(Path::new(&main_path), main.as_bytes(), &mut |_: &Path| {
+        Ok(policy.clone().into_bytes())
+    })
+    .unwrap_or_else(|e| panic!("the gateway loads what xfed rendered: {e}\n{policy}"));
+
+    assert_eq!(config.domains, spec.xmpp_domains);
+    assert_eq!(
+        config.topology_version.as_deref(),
+        Some(xfed::topology::build(&spec).version.as_str())
+    );
+
+    let partners: Vec<(String, String, bool, Option<String>)> = config
+        .partners
+        .iter()
+        .map(|p| {
+            let proxy = p.proxy.as_ref().map(|a| format!("[{}]:{}", a.host, a.port));
+            (
+                p.domain.clone(),
+                p.kind.as_str().to_string(),
+                p.dialback,
+                proxy,
+            )
+        })
+        .collect();
+    assert_eq!(
+        partners,
+        vec![(
+            "fabrikam.example".to_string(),
+            "public_verified".to_string(),
+            true,
+            Some("[2001:db8::7]:5269".to_string())
+        )]
+    );
+
+    let policies: Vec<(String, GatewayScope, bool, bool, bool)> = config
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.identity.clone(),
+                p.scope.clone(),
+                p.enable_federation_access,
+                p.enable_public_cloud_access,
+                p.enable_xmpp_access,
+            )
+        })
+        .collect();
+    let want: Vec<(String, GatewayScope, bool, bool, bool)> = spec
+        .policies
+        .iter()
+        .map(|p| {
+            let scope = match &p.scope {
+                PolicyScope::Global => GatewayScope::Global,
+                PolicyScope::Site(s) => GatewayScope::Site(s.clone()),
+                PolicyScope::Named(_) => GatewayScope::User,
+            };
+            (
+                p.identity.clone(),
+                scope,
+                p.enable_federation_access,
+                p.enable_public_cloud_access,
+                p.enable_xmpp_access,
+            )
+        })
+        .collect();
+    assert_eq!(policies, want);
+    assert_eq!(policies[1].0, "Fédé_1.x-東京");
+    assert_eq!(policies[2].1, GatewayScope::Site("東京-1.hq_Ü".into()));
+
+    let grants: Vec<(String, Option<Vec<String>>)> = config
+        .grants
+        .iter()
+        .map(|g| {
+            let users = match &g.grantees {
+                Grantees::All => None,
+                Grantees::Users(u) => Some(u.iter().map(|j| j.to_string()).collect()),
+            };
+            (g.policy.clone(), users)
+        })
+        .collect();
+    let want: Vec<(String, Option<Vec<String>>)> = spec
+        .grants
+        .iter()
+        .map(|g| {
+            let users = match &g.users {
+                Users::All => None,
+                Users::List(l) => Some(l.clone()),
+            };
+            (g.policy.clone(), users)
+        })
+        .collect();
+    assert_eq!(grants, want);
+    assert_eq!(
+        grants[1].1.as_deref(),
+        Some(&["%{x}#\\@contoso.example".to_string()][..])
+    );
+
+    let sites: Vec<(String, Vec<String>)> = config
+        .sites
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.users.iter().map(|u| u.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sites,
+        vec![(
+            "東京-1.hq_Ü".to_string(),
+            vec![
+                "q$(id)#=[a]\\b{c}ü+%;|*~!,`@contoso.example".to_string(),
+                "ünal.ω🎉@contoso.example".to_string(),
+                "x]]\\n[[sites]]@contoso.example".to_string(),
+            ]
+        )]
+    );
+    assert_eq!(sites[0].1, spec.frontend_pools[0].users);
+}
