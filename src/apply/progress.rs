@@ -1,6 +1,7 @@
 //! The one printer that owns stderr during a run (colmena's JobMonitor):
 //! hosts work in parallel, but each line is written whole, prefixed with
-//! its host, and scrubbed of secrets.
+//! its host, and scrubbed of secrets. A new printer also takes the
+//! providers' retry notices (`providers::retry`), so every retry is shown.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -26,12 +27,17 @@ impl std::fmt::Debug for Progress {
 
 impl Progress {
     pub fn new(redactor: Redactor, quiet: bool) -> Progress {
-        Progress {
+        let p = Progress {
             inner: Arc::new(Mutex::new(())),
             redactor,
             quiet,
             start: Instant::now(),
-        }
+        };
+        let printer = p.clone();
+        crate::providers::retry::set_reporter(Arc::new(move |n| {
+            printer.line(n.host, n.to_string())
+        }));
+        p
     }
 
     pub fn line(&self, host: &str, msg: impl AsRef<str>) {
