@@ -400,14 +400,15 @@ fn fault_of(e: &acme::Error) -> Fault {
 }
 
 /// The transport: hyper's errors come boxed, their kind only in the
-/// chain. A refused connection sent nothing; anything else may have.
+/// chain. A refused connection means no CA there (said at once); anything
+/// else broke a request that may have arrived.
 fn transport_fault(e: &(dyn std::error::Error + 'static)) -> Fault {
     let mut source = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::ConnectionRefused
         {
-            return Fault::Refused;
+            return Fault::Permanent;
         }
         source = s.source();
     }
@@ -556,11 +557,11 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_connection_sent_nothing_other_transport_errors_may_have() {
+    fn a_refused_connection_fails_at_once_a_reset_one_is_retried() {
         let refused = acme::Error::Other(Box::new(std::io::Error::from(
             std::io::ErrorKind::ConnectionRefused,
         )));
-        assert_eq!(fault_of(&refused), Fault::Refused);
+        assert_eq!(fault_of(&refused), Fault::Permanent);
         let reset = acme::Error::Other(Box::new(std::io::Error::from(
             std::io::ErrorKind::ConnectionReset,
         )));

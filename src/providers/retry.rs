@@ -10,7 +10,7 @@
 //!
 //! The rule that keeps retries safe: a request whose repetition would act
 //! twice is sent again only when the server surely did not act on it
-//! (`badNonce`, `429`, `503`, a connection never made); after any other
+//! (`badNonce`, `429`, `503`); after any other
 //! failure the caller must first look at the server's state
 //! ([`Decision::CheckThenRetry`]).
 
@@ -30,21 +30,22 @@ pub enum Fault {
         status: u16,
         retry_after: Option<Duration>,
     },
-    /// The connection was never made (refused): nothing was sent.
-    Refused,
     /// Another 5xx: the server may or may not have acted.
     ServerError { status: u16 },
     /// The connection broke or timed out after the request went out: the
     /// server may or may not have acted.
     Broken,
-    /// Anything else (a 4xx, a malformed answer): trying again cannot help.
+    /// Anything else: an answer (a 4xx, a malformed body), or no server
+    /// at all — a refused or unanswered connection is a wrong address or a
+    /// server that is down, said at once rather than after a minute of
+    /// retries. Trying again cannot help.
     Permanent,
 }
 
 impl Fault {
     /// Whether the server surely did not act on the request.
     pub fn unprocessed(&self) -> bool {
-        matches!(self, Fault::BadNonce | Fault::Busy { .. } | Fault::Refused)
+        matches!(self, Fault::BadNonce | Fault::Busy { .. })
     }
 }
 
@@ -117,7 +118,6 @@ impl RetryPolicy {
             Fault::Busy {
                 retry_after: None, ..
             }
-            | Fault::Refused
             | Fault::ServerError { .. }
             | Fault::Broken => self.backoff(attempt),
         };
@@ -240,7 +240,6 @@ mod tests {
         for fault in [
             Fault::BadNonce,
             busy(None),
-            Fault::Refused,
             Fault::ServerError { status: 500 },
             Fault::Broken,
         ] {
@@ -287,11 +286,6 @@ mod tests {
                 Decision::Retry(Duration::from_millis(500))
             );
         }
-        // refused: nothing was sent, so nothing to check
-        assert_eq!(
-            P.decide(1, &Fault::Refused, Replay::Once),
-            Decision::Retry(Duration::from_millis(500))
-        );
     }
 
     #[test]

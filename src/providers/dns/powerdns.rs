@@ -10,7 +10,7 @@
 //!   one `POST`, so it never exists half-filled.
 //! - Error bodies are not decoded blindly: 401/404/409 answer in plain text,
 //!   422 in JSON `{"error": "…"}` (crates-and-lab.md §2).
-//! - A 5xx, a refused or broken connection is retried with bounded backoff
+//! - A 5xx or a broken connection is retried with bounded backoff
 //!   ([`RetryPolicy::STANDARD`], `Retry-After` honoured), each retry shown
 //!   through [`retry::report`]; a 4xx is an answer and fails at once. Every
 //!   request here may be repeated except the zone-creating `POST`, which is
@@ -244,13 +244,16 @@ impl PowerDns {
                 }
                 Err(e) => {
                     let detail = self.scrub(&describe(&e));
-                    let fault = if e.is_builder() || e.is_redirect() {
-                        Fault::Permanent
-                    } else if e.is_connect() {
-                        Fault::Refused
-                    } else {
-                        Fault::Broken
-                    };
+                    // A refused or unanswered connect, or an answer that
+                    // never came within REQUEST_TIMEOUT, fails at once: no
+                    // server there, or one that hangs. A connection broken
+                    // mid-request (reset, closed early) is retried.
+                    let fault =
+                        if e.is_builder() || e.is_redirect() || e.is_connect() || e.is_timeout() {
+                            Fault::Permanent
+                        } else {
+                            Fault::Broken
+                        };
                     let error = ProviderError::Unreachable {
                         url: self.api_url.clone(),
                         detail: detail.clone(),
