@@ -106,6 +106,15 @@ enum Sent {
     Unsure(ProviderError),
 }
 
+/// ` (after N tries)` once a request was retried.
+fn tries_note(attempt: u32) -> String {
+    if attempt > 1 {
+        format!(" (after {attempt} tries)")
+    } else {
+        String::new()
+    }
+}
+
 /// `Retry-After` of an answer, as a wait.
 fn retry_after(resp: &Response) -> Option<Duration> {
     let value = resp
@@ -236,7 +245,7 @@ impl PowerDns {
                     };
                     let why = format!("HTTP {status}");
                     let error = ProviderError::Unexpected {
-                        what: what.to_string(),
+                        what: format!("to {what}{}", tries_note(*attempt)),
                         status: status.as_u16(),
                         body: self.body(resp).await,
                     };
@@ -256,7 +265,7 @@ impl PowerDns {
                         };
                     let error = ProviderError::Unreachable {
                         url: self.api_url.clone(),
-                        detail: detail.clone(),
+                        detail: format!("{what}: {detail}{}", tries_note(*attempt)),
                     };
                     (fault, detail, error)
                 }
@@ -411,14 +420,20 @@ impl PowerDns {
                 .await?
             {
                 Sent::Answer(resp) => resp,
-                Sent::Unsure(error) => {
+                Sent::Unsure(_) => {
                     // Creating twice would fail with 409 at best: look first.
                     // The zone there with every RRset we sent is our own
                     // first try, which went through.
                     match self.read(zone).await? {
                         None => continue,
                         Some(now) if rrsets.iter().all(|r| now.contains(r)) => return Ok(()),
-                        Some(_) => return Err(error),
+                        // someone else's, made in between
+                        Some(_) => {
+                            return Err(ProviderError::ZoneExists {
+                                zone: zone.to_string(),
+                                url: self.api_url.clone(),
+                            });
+                        }
                     }
                 }
             };
