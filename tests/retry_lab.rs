@@ -9,12 +9,15 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use common::fault_proxy::{Fault, FaultProxy};
 use common::lab::{Lab, Role};
 use common::pebble::Pebble;
 use common::xfed::{Run, TestSpec, assert_in_sync, lab_spec, reset, xfed};
+use xfed::dns::rrset::RRset;
 use xfed::providers::dns::{DnsProvider, PowerDns};
+use xfed::providers::retry;
 use xfed::secret::Secret;
 
 const LAB_DIRECTORY: &str = "https://203.0.113.54:14000/dir";
@@ -41,14 +44,23 @@ fn api_addr(lab: &Lab) -> SocketAddr {
         .unwrap_or_else(|e| panic!("`{}`: {e}", lab.dns.api))
 }
 
-/// Every zone of the lab, read straight from PowerDNS.
-fn zones(lab: &Lab) -> Vec<String> {
-    let p = PowerDns::new(&lab.dns.api, &Secret::new(lab.dns.api_key()), "localhost")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("tokio: {e}"));
+        .unwrap_or_else(|e| panic!("tokio: {e}"))
+}
+
+/// The PowerDNS API at `url` with the lab's key.
+fn powerdns(lab: &Lab, url: &str) -> PowerDns {
+    PowerDns::new(url, &Secret::new(lab.dns.api_key()), "localhost")
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every zone of the lab, read straight from PowerDNS.
+fn zones(lab: &Lab) -> Vec<String> {
+    let p = powerdns(lab, &lab.dns.api);
+    let rt = rt();
     ["contoso.example.", "internal.contoso.example."]
         .iter()
         .map(|z| {
@@ -137,6 +149,7 @@ fn apply_retries_a_dns_api_that_answers_503_twice_and_shows_it() {
             method: Some("PATCH"),
             status: 503,
             times: Some(2),
+            after_server: false,
         },
     );
     let spec = spec_through(lab, &proxy);
@@ -180,6 +193,7 @@ fn a_dns_api_that_answers_403_fails_at_once_and_nothing_is_written() {
             method: None,
             status: 403,
             times: None,
+            after_server: false,
         },
     );
     let spec = spec_through(lab, &proxy);
@@ -206,4 +220,70 @@ fn a_dns_api_that_answers_403_fails_at_once_and_nothing_is_written() {
         );
     }
     assert_no_key(lab, &r);
+}
+
+#[test]
+fn a_zone_post_is_repeated_only_once_the_zone_is_seen_absent() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let zone = "t-retry.contoso.example.";
+    let direct = powerdns(lab, &lab.dns.api);
+    let rt = rt();
+    let delete = || {
+        rt.block_on(direct.delete_zone(zone))
+            .unwrap_or_else(|e| panic!("delete {zone}: {e}"))
+    };
+    let notices = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = notices.clone();
+    retry::set_reporter(Arc::new(move |n| {
+        seen.lock().expect("notices").push(n.to_string())
+    }));
+    let rrsets = vec![RRset::new(
+        "www.t-retry.contoso.example.",
+        "A",
+        300,
+        vec!["198.51.100.7".into()],
+    )];
+
+    // after_server: the first POST created the zone and its answer was
+    // lost; otherwise it never reached the server.
+    for after_server in [true, false] {
+        delete();
+        notices.lock().expect("notices").clear();
+        let proxy = FaultProxy::start(
+            api_addr(lab),
+            Fault {
+                method: Some("POST"),
+                status: 502,
+                times: Some(1),
+                after_server,
+            },
+        );
+        rt.block_on(powerdns(lab, &proxy.url()).create_zone(zone, &rrsets))
+            .unwrap_or_else(|e| panic!("after_server={after_server}: {e}\n{:#?}", proxy.log()));
+
+        let log = proxy.log();
+        let created = log
+            .iter()
+            .filter(|l| l.starts_with("POST ") && l.contains("-> 201"))
+            .count();
+        assert_eq!(created, 1, "the zone POST reached PowerDNS once: {log:#?}");
+        let posts = log.iter().filter(|l| l.starts_with("POST ")).count();
+        assert_eq!(posts, 2, "no third POST: {log:#?}");
+        let now = rt
+            .block_on(direct.read_zone(zone))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("{zone} was not created: {log:#?}"));
+        assert!(now.contains(&rrsets[0]), "{now:?}");
+        let shown = notices.lock().expect("notices").clone();
+        assert_eq!(
+            shown,
+            [format!(
+                "PowerDNS `{}`: POST zone `{zone}` failed (HTTP 502 Bad Gateway); retry 1 of 4 in 0.5s, \
+                 after checking whether the first try took effect",
+                proxy.url()
+            )],
+        );
+    }
+    delete();
 }

@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP/1.1 proxy in front of a real server, for tests
 //! of how xfed takes a flaky peer: it answers chosen requests itself with
-//! an error status (a number of times, or always) and passes the rest to
-//! the server untouched.
+//! an error status (a number of times, or always) — before the server saw
+//! them, or after, the server's answer lost — and passes the rest to the
+//! server untouched.
 //!
 //! Owns one listener on 127.0.0.1 (a port of its own) in the test's
 //! network namespace, served by a thread with a small tokio runtime until
@@ -29,6 +30,9 @@ pub struct Fault {
     pub status: u16,
     /// This many matching requests, then pass them on; `None`: always.
     pub times: Option<usize>,
+    /// Pass the request on first and answer the error in place of the
+    /// server's answer: the request took effect, its answer was lost.
+    pub after_server: bool,
 }
 
 #[derive(Debug, Default)]
@@ -136,6 +140,18 @@ async fn serve(
         }
         matches && left
     };
+    if inject && fault.after_server {
+        let mut server = TcpStream::connect(upstream).await?;
+        server.write_all(with_close(&head).as_bytes()).await?;
+        server.write_all(&body).await?;
+        let (rhead, _) = read_message(&mut server).await?;
+        let status = rhead.split(' ').nth(1).unwrap_or("?").to_string();
+        state
+            .lock()
+            .expect("proxy state")
+            .log
+            .push(format!("{method} {path} -> {status}, lost"));
+    }
     if inject {
         let reason = match fault.status {
             403 => "Forbidden",
