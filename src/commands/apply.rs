@@ -9,11 +9,11 @@ use clap::Args;
 
 use super::error::{CommandError, Result};
 use super::plan::spec_sha256;
-use super::run::{dns_refusals, prepared, print_out};
+use super::run::{dns_refusals, prepared, print_out, progress};
 use super::verify::report_verify;
 use super::{ExitStatus, RunArgs};
 use crate::apply::{self, lock::Lease};
-use crate::output::{Progress, Style, render};
+use crate::output::{Style, render};
 use crate::plan::saved::{self, SavedPlan};
 
 #[derive(Args, Debug)]
@@ -100,7 +100,7 @@ pub async fn run(args: &ApplyArgs) -> Result<ExitStatus> {
         eprintln!("Apply cancelled; nothing was changed.");
         return Ok(ExitStatus::Failure);
     }
-    let progress = Progress::new(p.spec.redactor.clone(), args.run.quiet);
+    let progress = progress(&p.spec.redactor, args.run.quiet);
     let lease = Lease::new(15 * 60);
     apply::lock_all(&p, &lease, &progress).await?;
     let result = apply::execute(&p, &p.plan, &progress).await;

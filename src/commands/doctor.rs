@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::error::Result;
-use super::run::load;
+use super::run::{load, progress};
 use super::{ExitStatus, Format};
-use crate::output::{Progress, Style};
+use crate::output::Style;
 use crate::verify::doctor;
 
 #[derive(Args, Debug)]
@@ -27,7 +27,7 @@ pub struct DoctorArgs {
 
 pub async fn run(args: &DoctorArgs) -> Result<ExitStatus> {
     let spec = load(&args.spec)?;
-    let progress = Progress::new(spec.redactor.clone(), args.quiet);
+    let progress = progress(&spec.redactor, args.quiet);
     let opts = doctor::Options {
         parallelism: args.parallelism,
     };

@@ -11,6 +11,7 @@ use super::error::{CommandError, Result};
 use crate::engine::hosts::ConnectOptions;
 use crate::engine::{self, Options, Prepared};
 use crate::output::Progress;
+use crate::secret::Redactor;
 use crate::spec::{self, LoadError, Spec};
 
 /// Options of every command that contacts hosts.
@@ -78,11 +79,19 @@ pub(crate) fn load(path: &Path) -> Result<Spec> {
     }
 }
 
+/// The run's progress printer, which also shows every retry the providers
+/// make (an ACME `badNonce`, a PowerDNS 503).
+pub(crate) fn progress(redactor: &Redactor, quiet: bool) -> Progress {
+    let p = Progress::new(redactor.clone(), quiet);
+    engine::notices::show_retries(&p);
+    p
+}
+
 /// Loads the spec and reads the world into a plan, printing the DNS
 /// findings and unmanaged records on the way.
 pub(crate) async fn prepared(path: &Path, run: &RunArgs) -> Result<Prepared> {
     let spec = load(path)?;
-    let progress = Progress::new(spec.redactor.clone(), run.quiet);
+    let progress = progress(&spec.redactor, run.quiet);
     let p = engine::prepare(spec, run.options(), &progress).await?;
     if let Some(d) = &p.dns {
         for f in &d.plan.findings {

@@ -1,6 +1,7 @@
 //! The one printer that owns stderr during a run (colmena's JobMonitor):
 //! hosts work in parallel, but each line is written whole, prefixed with
-//! its host, and scrubbed of secrets.
+//! its host, and scrubbed of secrets. The commands also hand it the
+//! providers' retry notices, so every retry is shown.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,9 @@
 // Every test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod lab;
+pub mod pebble;
 pub mod pki;
 pub mod prosody;
 pub mod xfed;

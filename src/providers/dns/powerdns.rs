@@ -10,9 +10,14 @@
 //!   one `POST`, so it never exists half-filled.
 //! - Error bodies are not decoded blindly: 401/404/409 answer in plain text,
 //!   422 in JSON `{"error": "…"}` (as PowerDNS 4.7 answers in the lab).
+//! - A 5xx or a broken connection is retried with bounded backoff
+//!   ([`RetryPolicy::STANDARD`], `Retry-After` honoured), each retry shown
+//!   through [`retry::report`]; a 4xx is an answer and fails at once. Every
+//!   request here may be repeated except the zone-creating `POST`, which is
+//!   repeated after a broken connection only once the zone is seen absent.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -21,6 +26,9 @@ use serde_json::{Value, json};
 
 use super::{BoxFuture, DnsProvider, ProviderError};
 use crate::dns::rrset::{RRset, RRsetOp};
+use crate::providers::retry::{
+    self, Decision, Fault, Replay, RetryNotice, RetryPolicy, parse_retry_after,
+};
 use crate::secret::{MASK, Secret};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -89,6 +97,35 @@ fn op_json(op: &RRsetOp) -> Value {
             json!({ "name": name, "type": rtype, "changetype": "DELETE" })
         }
     }
+}
+
+/// What one request came to, after retries.
+enum Sent {
+    Answer(Response),
+    /// A [`Replay::Once`] request failed in a way that may have acted.
+    Unsure(ProviderError),
+}
+
+/// ` (after N tries)` once a request was retried.
+fn tries_note(attempt: u32) -> String {
+    if attempt > 1 {
+        format!(" (after {attempt} tries)")
+    } else {
+        String::new()
+    }
+}
+
+/// `Retry-After` of an answer, as a wait.
+fn retry_after(resp: &Response) -> Option<Duration> {
+    let value = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    parse_retry_after(value, now)
 }
 
 /// The error chain of a reqwest error, without the URL's repetition.
@@ -166,18 +203,105 @@ impl PowerDns {
         }
     }
 
-    async fn send(&self, req: RequestBuilder) -> Result<Response, ProviderError> {
-        let resp = req.send().await.map_err(|e| ProviderError::Unreachable {
-            url: self.api_url.clone(),
-            detail: self.scrub(&describe(&e)),
-        })?;
-        if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
-            return Err(ProviderError::Unauthorized {
-                url: self.api_url.clone(),
-                status: resp.status().as_u16(),
+    /// Sends `req` (`what` names it in messages), retrying what
+    /// [`RetryPolicy::STANDARD`] allows. A 401/403 fails at once. For a
+    /// [`Replay::Once`] request whose try may have taken effect, returns
+    /// [`Sent::Unsure`]: the caller looks before it sends again.
+    /// `attempt` counts tries across such looks, so they stay bounded.
+    async fn send_tracked(
+        &self,
+        what: &str,
+        replay: Replay,
+        req: &RequestBuilder,
+        attempt: &mut u32,
+    ) -> Result<Sent, ProviderError> {
+        let policy = RetryPolicy::STANDARD;
+        loop {
+            *attempt += 1;
+            // Bodies here are JSON in memory, so a request always clones.
+            let Some(this) = req.try_clone() else {
+                return Err(ProviderError::Config {
+                    detail: format!("{what}: the request cannot be repeated"),
+                });
+            };
+            let (fault, why, error) = match this.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                        return Err(ProviderError::Unauthorized {
+                            url: self.api_url.clone(),
+                            status: status.as_u16(),
+                        });
+                    }
+                    let fault = match status {
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                            Fault::Busy {
+                                status: status.as_u16(),
+                                retry_after: retry_after(&resp),
+                            }
+                        }
+                        s if s.is_server_error() => Fault::ServerError { status: s.as_u16() },
+                        _ => return Ok(Sent::Answer(resp)),
+                    };
+                    let why = format!("HTTP {status}");
+                    let error = ProviderError::Unexpected {
+                        what: format!("to {what}{}", tries_note(*attempt)),
+                        status: status.as_u16(),
+                        body: self.body(resp).await,
+                    };
+                    (fault, why, error)
+                }
+                Err(e) => {
+                    let detail = self.scrub(&describe(&e));
+                    // A refused or unanswered connect, or an answer that
+                    // never came within REQUEST_TIMEOUT, fails at once: no
+                    // server there, or one that hangs. A connection broken
+                    // mid-request (reset, closed early) is retried.
+                    let fault =
+                        if e.is_builder() || e.is_redirect() || e.is_connect() || e.is_timeout() {
+                            Fault::Permanent
+                        } else {
+                            Fault::Broken
+                        };
+                    let error = ProviderError::Unreachable {
+                        url: self.api_url.clone(),
+                        detail: format!("{what}: {detail}{}", tries_note(*attempt)),
+                    };
+                    (fault, detail, error)
+                }
+            };
+            let (delay, checking) = match policy.decide(*attempt, &fault, replay) {
+                Decision::GiveUp => return Err(error),
+                Decision::Retry(d) => (d, false),
+                Decision::CheckThenRetry(d) => (d, true),
+            };
+            retry::report(&RetryNotice {
+                host: "",
+                peer: &format!("PowerDNS `{}`", self.api_url),
+                request: what,
+                why: &why,
+                attempt: *attempt + 1,
+                attempts: policy.attempts,
+                checking,
+                delay,
             });
+            tokio::time::sleep(delay).await;
+            if checking {
+                return Ok(Sent::Unsure(error));
+            }
         }
-        Ok(resp)
+    }
+
+    /// [`Self::send_tracked`] for a request that may be repeated.
+    async fn send(&self, what: &str, req: RequestBuilder) -> Result<Response, ProviderError> {
+        match self
+            .send_tracked(what, Replay::Idempotent, &req, &mut 0)
+            .await?
+        {
+            Sent::Answer(resp) => Ok(resp),
+            // Idempotent requests are never left unsure.
+            Sent::Unsure(e) => Err(e),
+        }
     }
 
     async fn body(&self, resp: Response) -> String {
@@ -192,7 +316,9 @@ impl PowerDns {
 
     /// A 404 on a zone URL: the zone is missing, or the server id is wrong.
     async fn server_exists(&self) -> Result<bool, ProviderError> {
-        let resp = self.send(self.http.get(&self.server)).await?;
+        let resp = self
+            .send("reading the server", self.http.get(&self.server))
+            .await?;
         Ok(resp.status() != StatusCode::NOT_FOUND)
     }
 
@@ -211,7 +337,12 @@ impl PowerDns {
     }
 
     async fn read(&self, zone: &str) -> Result<Option<Vec<RRset>>, ProviderError> {
-        let resp = self.send(self.http.get(self.zone_url(zone))).await?;
+        let resp = self
+            .send(
+                &format!("GET zone `{zone}`"),
+                self.http.get(self.zone_url(zone)),
+            )
+            .await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
             return match self.not_found(zone).await {
@@ -280,13 +411,37 @@ impl PowerDns {
             "nameservers": [],
             "rrsets": rrsets.iter().map(replace_json).collect::<Vec<_>>(),
         });
-        let resp = self
-            .send(self.http.post(format!("{}/zones", self.server)).json(&body))
-            .await?;
-        if resp.status().is_success() {
-            return Ok(());
+        let what = format!("POST zone `{zone}`");
+        let req = self.http.post(format!("{}/zones", self.server)).json(&body);
+        let mut attempt = 0;
+        loop {
+            let resp = match self
+                .send_tracked(&what, Replay::Once, &req, &mut attempt)
+                .await?
+            {
+                Sent::Answer(resp) => resp,
+                Sent::Unsure(_) => {
+                    // Creating twice would fail with 409 at best: look first.
+                    // The zone there with every RRset we sent is our own
+                    // first try, which went through.
+                    match self.read(zone).await? {
+                        None => continue,
+                        Some(now) if rrsets.iter().all(|r| now.contains(r)) => return Ok(()),
+                        // someone else's, made in between
+                        Some(_) => {
+                            return Err(ProviderError::ZoneExists {
+                                zone: zone.to_string(),
+                                url: self.api_url.clone(),
+                            });
+                        }
+                    }
+                }
+            };
+            if resp.status().is_success() {
+                return Ok(());
+            }
+            return Err(self.write_failed(zone, resp).await);
         }
-        Err(self.write_failed(zone, resp).await)
     }
 
     async fn patch(&self, zone: &str, ops: &[RRsetOp]) -> Result<(), ProviderError> {
@@ -294,8 +449,15 @@ impl PowerDns {
             return Ok(());
         }
         let body = json!({ "rrsets": ops.iter().map(op_json).collect::<Vec<_>>() });
+        // Safe to repeat: a REPLACE sets the RRset to exactly the records
+        // sent and a DELETE of an absent RRset is a no-op, all in one
+        // transaction, so a second PATCH after a first that went through
+        // (its answer lost to a reset) leaves the zone as the first left it.
         let resp = self
-            .send(self.http.patch(self.zone_url(zone)).json(&body))
+            .send(
+                &format!("PATCH zone `{zone}`"),
+                self.http.patch(self.zone_url(zone)).json(&body),
+            )
             .await?;
         if resp.status().is_success() {
             return Ok(());
@@ -306,7 +468,13 @@ impl PowerDns {
     /// Deletes a zone (tests and clean-up; the plan never deletes zones).
     /// `Ok(false)` when it did not exist.
     pub async fn delete_zone(&self, zone: &str) -> Result<bool, ProviderError> {
-        let resp = self.send(self.http.delete(self.zone_url(zone))).await?;
+        // Repeating is harmless: a zone already gone answers 404.
+        let resp = self
+            .send(
+                &format!("DELETE zone `{zone}`"),
+                self.http.delete(self.zone_url(zone)),
+            )
+            .await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),

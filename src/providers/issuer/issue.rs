@@ -250,6 +250,7 @@ pub async fn issue(
                 csr_der: &csr_der,
                 zones: &zones,
                 propagation_timeout: Duration::from_secs(60),
+                host,
             };
             let chain = super::acme::issue_dns01(&order, &publisher)
                 .await
