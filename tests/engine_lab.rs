@@ -332,26 +332,32 @@ fn a_host_lost_mid_rollout_stops_the_apply_and_the_next_apply_converges() {
     let _serial = lab.lock();
     reset(lab);
     let s = lab_spec(lab, two_pools);
-    let edge2 = lab.host("edge2");
+    let edge1 = lab.host("edge1");
 
-    let (mut child, _) = apply_until(lab, &s.path, "stage edge-hq 1/1");
-    // edge2's sshd goes away (listener and sessions), as a crashed host's would.
-    for pid in sshd_pids(edge2) {
+    // The backup pool (edge-dr, SRV priority 20) rolls first; the primary
+    // (edge-hq, 10), which carries the traffic, last.
+    let (mut child, lines) = apply_until(lab, &s.path, "stage edge-dr 1/1");
+    assert!(
+        !lines.iter().any(|l| l.contains("stage edge-hq")),
+        "the primary pool rolls after the backup: {lines:#?}"
+    );
+    // edge1's sshd goes away (listener and sessions), as a crashed host's would.
+    for pid in sshd_pids(edge1) {
         let _ = Command::new("kill").arg(pid.to_string()).status();
     }
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(1));
 
-    let edge1 = lab.host("edge1");
-    let rolled_out = lab.ssh_ok(edge1, "ss -ltnH").contains(":5269");
+    let edge2 = lab.host("edge2");
+    let rolled_out = lab.ssh_ok(edge2, "ss -ltnH").contains(":5269");
     // The lab whole again before anything can fail: the tests after this
-    // one need edge2.
+    // one need edge1.
     lab_up(lab);
-    assert!(rolled_out, "pool edge-hq was rolled out");
+    assert!(rolled_out, "pool edge-dr was rolled out");
     assert_eq!(
-        lab.ssh_ok(edge2, "ls -A /opt/xfed /etc/xfed").trim(),
+        lab.ssh_ok(edge1, "ls -A /opt/xfed /etc/xfed").trim(),
         "/etc/xfed:\n\n/opt/xfed:",
-        "pool edge-dr was left untouched"
+        "pool edge-hq was left untouched"
     );
 
     apply_ok(lab, &s);
@@ -786,4 +792,79 @@ fn an_unused_keeper_exits_by_itself() {
     }
     let gone = xfed_kept(lab, rt, &["ssh-keeper", "status"]);
     assert_eq!(gone.stdout.trim(), "no ssh keeper runs", "{gone:?}");
+}
+
+/// `rollout.max_fail_percentage: 25` on a pool of four: the first server
+/// that fails its health gate is rolled back and the rollout goes on; the
+/// second is one more than a quarter of the pool, so the rollout stops
+/// there, both failed servers rolled back, and the apply exits 1.
+#[test]
+fn a_failure_budget_lets_a_pool_go_on_until_it_is_spent() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let st = Command::new(common::lab::script())
+        .args(["up", "--edges", "4"])
+        .env("XFED_LAB_PREFIX", &lab.prefix)
+        .env("XFED_LAB_DIR", &lab.dir)
+        .status()
+        .expect("lab up --edges 4");
+    assert!(st.success());
+    let four = Lab::open(&lab.dir).expect("the lab with four edges");
+    reset(&four);
+
+    // edge2 and edge4 are told to listen inside on an address they do not
+    // have: their new gateway cannot bind it, so their gate fails.
+    let broken = |i: u32| {
+        format!(
+            "      - fqdn: edge{i}.{{{{ domain }}}}\n        internal: {{ address: 203.0.113.{} }}\n        ssh: {{ host: 203.0.113.{} }}\n        external: {{ fqdn: \"xmpp{i}.{{{{ domain }}}}\", address: 198.51.100.{} }}\n",
+            200 + i,
+            100 + i,
+            100 + i
+        )
+    };
+    let good = |i: u32| {
+        format!(
+            "      - fqdn: edge{i}.{{{{ domain }}}}\n        internal: {{ address: 203.0.113.{} }}\n        external: {{ fqdn: \"xmpp{i}.{{{{ domain }}}}\", address: 198.51.100.{} }}\n",
+            100 + i,
+            100 + i
+        )
+    };
+    let s = lab_spec(lab, |t| {
+        t.replace(
+            "      - fqdn: edge2.{{ domain }}\n        internal: { address: 203.0.113.102 }\n        external: { fqdn: \"xmpp2.{{ domain }}\", address: 198.51.100.102 }\n",
+            &(broken(2) + &good(3) + &broken(4)),
+        )
+        .replace(
+            "rollout:\n  serial: 1\n  health_gate_timeout_secs: 20\n",
+            "rollout:\n  serial: 1\n  health_gate_timeout_secs: 5\n  max_fail_percentage: 25\n",
+        )
+    });
+    let r = xfed(lab, &["apply", "--auto-approve", path_str(&s.path)]);
+    let listening = |name: &str| four.ssh_ok(four.host(name), "ss -ltnH").contains(":5269");
+    let (e1, e2, e3, e4) = (
+        listening("edge1"),
+        listening("edge2"),
+        listening("edge3"),
+        listening("edge4"),
+    );
+    // The lab as the other tests expect it, before anything can fail.
+    reset(&four);
+    lab_up(lab);
+
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("within the failure budget (1 of 4 in `edge-hq`"),
+        "edge2's failure is absorbed: {r:?}"
+    );
+    assert!(
+        r.stderr.contains("apply stopped at stage `edge-hq 4/4`"),
+        "the second failure stops the rollout: {r:?}"
+    );
+    assert!(
+        r.stderr.contains("edge2.contoso.example") && r.stderr.contains("edge4.contoso.example"),
+        "{r:?}"
+    );
+    assert!(e1 && e3, "edge1 and edge3 were rolled out");
+    assert!(!e2 && !e4, "edge2 and edge4 were rolled back");
 }

@@ -305,6 +305,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "46:16: Error: `/opt/x fed` has ' ', which a plain path does not | expected a path of letters, digits and `/`, `.`, `_`, `-`, `+`, such as `/opt/xfed`",
     ),
     (
+        "rollout serial neither a count nor a share",
+        "partners:\n",
+        "rollout:\n  serial: \"half\"\npartners:\n",
+        "46:11: Error: `half` is not a number of servers or a share of a pool | expected a whole number of servers (`2`) or a percentage from 1% to 100% (`\"30%\"`)",
+    ),
+    (
+        "failure budget over all of a pool",
+        "partners:\n",
+        "rollout:\n  max_fail_percentage: 150\npartners:\n",
+        "46:24: Error: 150 is more than all of a pool | expected a percentage from 0 to 100",
+    ),
+    (
         "wrong type for a list",
         "xmpp_domains: [\"{{ domain }}\"]",
         "xmpp_domains: contoso.example",
@@ -527,7 +539,7 @@ fn defaults_are_merged() {
         ]
     );
     assert_eq!(spec.gateway.install_dir, "/opt/xfed");
-    assert_eq!(spec.rollout.serial, 1);
+    assert_eq!(spec.rollout.serial, xfed::spec::Serial::Count(1));
     // The secret is usable but never printed.
     let dns = spec.dns.as_ref().expect("dns");
     assert_eq!(dns.provider.api_key.expose(), "pdns-test-key");

@@ -32,6 +32,15 @@ pub enum ApplyError {
         done: Vec<String>,
         not_done: Vec<String>,
     },
+    #[error(
+        "apply finished, but {} server(s) failed their health gate and were rolled back (within `rollout.max_fail_percentage`):\n{}\nhint: fix the cause and run apply again; it continues from the live state",
+        .failed.len(),
+        failures(.failed)
+    )]
+    FailedWithinBudget {
+        failed: Vec<(String, String)>,
+        done: Vec<String>,
+    },
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error("`{host}`: {source}")]
@@ -180,6 +189,8 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
     let mut report = Report::default();
     let gate = p.spec.rollout.health_gate_timeout;
     let issuing = std::sync::Arc::new(IssueContext::from_spec(&p.spec));
+    // (pool, host, why): failures the pool's failure budget absorbed.
+    let mut tolerated: Vec<(String, String, String)> = Vec::new();
 
     for (si, stage) in plan.stages.iter().enumerate() {
         // DNS and the topology objects live off the hosts: each is one
@@ -292,6 +303,34 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
                 Err(panicked) => failed.push((host, panicked.to_string())),
             }
         }
+        // A pool's failures within `rollout.max_fail_percentage` are
+        // tolerated (each host was rolled back by its gate) and the rollout
+        // goes on; one more stops it, as Ansible's `max_fail_percentage`.
+        if let Some(pool) = stage.pool()
+            && !failed.is_empty()
+        {
+            let servers = p.spec.edge_pool(pool).map_or(0, |x| x.servers.len());
+            let so_far = tolerated.iter().filter(|(q, _, _)| q == pool).count() + failed.len();
+            if so_far <= p.spec.rollout.failure_budget(servers) {
+                for (host, e) in failed.drain(..) {
+                    progress.line(
+                        &host,
+                        format!(
+                            "failed, within the failure budget ({so_far} of {servers} in `{pool}`, rollout.max_fail_percentage {}%); the rollout goes on",
+                            p.spec.rollout.max_fail_percentage
+                        ),
+                    );
+                    tolerated.push((pool.to_string(), host, e));
+                }
+            } else {
+                failed.extend(
+                    tolerated
+                        .iter()
+                        .filter(|(q, _, _)| q == pool)
+                        .map(|(_, h, e)| (h.clone(), e.clone())),
+                );
+            }
+        }
         if !failed.is_empty() {
             let not_done: Vec<String> = plan.stages[si..]
                 .iter()
@@ -307,6 +346,12 @@ pub async fn execute(p: &Prepared, plan: &Plan, progress: &Progress) -> Result<R
                 not_done,
             });
         }
+    }
+    if !tolerated.is_empty() {
+        return Err(ApplyError::FailedWithinBudget {
+            failed: tolerated.into_iter().map(|(_, h, e)| (h, e)).collect(),
+            done: report.done,
+        });
     }
     Ok(report)
 }

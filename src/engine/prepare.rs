@@ -95,6 +95,24 @@ impl std::fmt::Debug for DnsRun {
     }
 }
 
+/// The edge pools in the order they roll, each with its batch size. The
+/// pool that carries the traffic changes last: pools without federation
+/// first, then the XMPP pools from the highest SRV priority number (the
+/// last fallback) to the lowest (the primary), spec order among equals.
+pub fn rollout_order(spec: &Spec) -> Vec<(String, usize)> {
+    let mut pools: Vec<_> = spec.edge_pools.iter().collect();
+    pools.sort_by_key(|p| {
+        (
+            p.xmpp_federation,
+            std::cmp::Reverse(if p.xmpp_federation { p.srv_priority } else { 0 }),
+        )
+    });
+    pools
+        .into_iter()
+        .map(|p| (p.name.clone(), spec.rollout.serial.batch(p.servers.len())))
+        .collect()
+}
+
 async fn read_dns(spec: &Spec) -> Result<Option<DnsRun>, EngineError> {
     let Some(dns) = &spec.dns else {
         return Ok(None);
@@ -167,8 +185,7 @@ pub async fn prepare(
     let gone = assemble::gone_resources(&manifest, &resources, &observed);
     resources.extend(gone);
 
-    let pools: Vec<String> = spec.edge_pools.iter().map(|p| p.name.clone()).collect();
-    let mut plan = plan::build(&resources, &observed, &pools, spec.rollout.serial as usize);
+    let mut plan = plan::build_rollout(&resources, &observed, &rollout_order(&spec));
     if let Some(d) = &dns {
         assemble::add_dns_stage(&mut plan, &d.plan);
     }

@@ -32,6 +32,6 @@ pub use change::{AttrChange, Change, ServiceOp};
 pub use dns_plan::{DnsPlan, ZoneObservation, ZonePlan};
 pub use kind::ResourceKind;
 pub use listener::ListenerKind;
-pub use plan::{Plan, Summary, build, short_address};
+pub use plan::{Plan, Summary, build, build_rollout, short_address};
 pub use resource::*;
 pub use stage::{Stage, StageKind};

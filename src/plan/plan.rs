@@ -61,16 +61,27 @@ impl Plan {
     }
 }
 
-/// Decides every resource and orders the changes.
-///
-/// `observed` is keyed by resource address; a resource without an
-/// observation is a bug in the caller. `edge_pools` gives the rollout order
-/// of pools; `serial` how many servers of a pool change at a time.
+/// Decides every resource and orders the changes, every edge pool in
+/// `edge_pools` order, `serial` servers at a time.
 pub fn build(
     resources: &[Resource],
     observed: &HashMap<String, Observed>,
     edge_pools: &[String],
     serial: usize,
+) -> Plan {
+    let rollout: Vec<(String, usize)> = edge_pools.iter().map(|p| (p.clone(), serial)).collect();
+    build_rollout(resources, observed, &rollout)
+}
+
+/// Decides every resource and orders the changes.
+///
+/// `observed` is keyed by resource address; a resource without an
+/// observation is a bug in the caller. `rollout` gives the edge pools in
+/// the order they roll, each with how many of its servers change at a time.
+pub fn build_rollout(
+    resources: &[Resource],
+    observed: &HashMap<String, Observed>,
+    rollout: &[(String, usize)],
 ) -> Plan {
     let decided: Vec<Option<Change>> = resources
         .iter()
@@ -118,7 +129,7 @@ pub fn build(
         })
         .collect();
 
-    let stages = order(resources, edge_pools, serial.max(1));
+    let stages = order(resources, rollout);
     Plan {
         changes,
         stages,
@@ -151,7 +162,7 @@ pub fn short_address(address: &str) -> String {
 /// edge pool, `serial` servers at a time, each batch doing edge →
 /// certificates → restart and passing its health gate before the next;
 /// then DNS, policies and routes; then verification of every listener.
-fn order(resources: &[Resource], edge_pools: &[String], serial: usize) -> Vec<Stage> {
+fn order(resources: &[Resource], rollout: &[(String, usize)]) -> Vec<Stage> {
     let mut stages = Vec::new();
     let by_phase = |pred: &dyn Fn(&Resource) -> bool| -> Vec<usize> {
         let mut idx: Vec<usize> = (0..resources.len())
@@ -181,7 +192,8 @@ fn order(resources: &[Resource], edge_pools: &[String], serial: usize) -> Vec<St
         });
     }
 
-    for pool in edge_pools {
+    for (pool, serial) in rollout {
+        let serial = (*serial).max(1);
         let mut servers: Vec<&str> = Vec::new();
         for r in resources
             .iter()

@@ -439,6 +439,37 @@ pub struct Gateway {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rollout {
-    pub serial: u32,
+    pub serial: Serial,
     pub health_gate_timeout: Duration,
+    /// The share of a pool's servers that may fail their health gate
+    /// before the rollout stops (0: the first failure stops it).
+    pub max_fail_percentage: u8,
+}
+
+/// How many servers of a pool change at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Serial {
+    Count(u32),
+    /// A share of the pool, 1–100 %.
+    Percent(u8),
+}
+
+impl Serial {
+    /// Servers per batch in a pool of `servers` (at least one, rounded
+    /// down as Ansible's `serial: "30%"` is).
+    pub fn batch(self, servers: usize) -> usize {
+        match self {
+            Serial::Count(n) => n as usize,
+            Serial::Percent(p) => servers * p as usize / 100,
+        }
+        .max(1)
+    }
+}
+
+impl Rollout {
+    /// How many of a pool's `servers` may fail their health gate with the
+    /// rollout going on (rounded down).
+    pub fn failure_budget(&self, servers: usize) -> usize {
+        servers * self.max_fail_percentage as usize / 100
+    }
 }

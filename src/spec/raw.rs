@@ -470,8 +470,20 @@ pub enum RawServiceManager {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRollout {
-    /// Servers of one pool changed at a time (default 1).
-    pub serial: Option<u32>,
+    /// Servers of one pool changed at a time: a count (default 1) or a
+    /// share of the pool such as `"30%"` (at least one server).
+    pub serial: Option<RawSerial>,
     /// Seconds a server has to pass its health gate (default 30).
     pub health_gate_timeout_secs: Option<u64>,
+    /// Stop the rollout once more than this share (0–100) of a pool's
+    /// servers failed their health gate (default 0: at the first failure).
+    pub max_fail_percentage: Option<u8>,
+}
+
+/// `serial: 2` or `serial: "30%"`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawSerial {
+    Count(u32),
+    Share(String),
 }

@@ -1536,21 +1536,54 @@ impl<'a> Resolver<'a> {
     }
 
     fn rollout(&mut self, raw: &RawRollout) -> Rollout {
-        let serial = match raw.serial {
-            Some(0) => {
+        let serial = match &raw.serial {
+            Some(RawSerial::Count(0)) => {
                 self.error(
                     "rollout.serial",
                     "`serial: 0` would never roll anything out",
                 )
                 .expected = Some("at least 1 server at a time".into());
-                1
+                Serial::Count(1)
             }
-            Some(n) => n,
-            None => 1,
+            Some(RawSerial::Count(n)) => Serial::Count(*n),
+            Some(RawSerial::Share(s)) => {
+                match s
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<u8>().ok())
+                {
+                    Some(p @ 1..=100) => Serial::Percent(p),
+                    _ => {
+                        self.error(
+                            "rollout.serial",
+                            format!("`{s}` is not a number of servers or a share of a pool"),
+                        )
+                        .expected = Some(
+                            "a whole number of servers (`2`) or a percentage from 1% to 100% (`\"30%\"`)"
+                                .into(),
+                        );
+                        Serial::Count(1)
+                    }
+                }
+            }
+            None => Serial::Count(1),
+        };
+        let max_fail_percentage = match raw.max_fail_percentage {
+            Some(p) if p > 100 => {
+                self.error(
+                    "rollout.max_fail_percentage",
+                    format!("{p} is more than all of a pool"),
+                )
+                .expected = Some("a percentage from 0 to 100".into());
+                0
+            }
+            Some(p) => p,
+            None => 0,
         };
         Rollout {
             serial,
             health_gate_timeout: Duration::from_secs(raw.health_gate_timeout_secs.unwrap_or(30)),
+            max_fail_percentage,
         }
     }
 }
