@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod partners;
 pub mod pki;
 pub mod prosody;
 pub mod xfed;
