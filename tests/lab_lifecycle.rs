@@ -538,6 +538,32 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
     assert_eq!(*pid, edge2_pid);
     assert!(!running(*pid, start), "edge2's sshd survived the shrink");
 
+    // --- without partners: their namespaces, servers and zones go
+    let records = inst.pid_records();
+    let alone = inst.up(&["--frontends", "1", "--edges", "1", "--no-partners"]);
+    assert!(alone.partners.is_empty() && alone.partner_ca.is_none());
+    assert_eq!(
+        our_namespaces(),
+        ["xfedt-dns", "xfedt-edge1", "xfedt-fe1", "xfedt-lab"]
+    );
+    for partner in ["fabrikam", "litware"] {
+        let (pid, start) = &records[&inst.dir.join("partners").join(partner).join("server.pid")];
+        assert!(
+            !running(*pid, start),
+            "{partner}'s server survived --no-partners"
+        );
+    }
+    let body = stdout(&in_controller(
+        &alone,
+        "curl",
+        &["-sS", "-f", "-H", &header, &zones],
+    ));
+    assert_eq!(
+        zone_names(&body),
+        ["contoso.example."],
+        "zones without partners"
+    );
+
     // --- down: no namespace, no recorded process, no daemon started on a host
     let records = inst.pid_records();
     assert!(records.len() >= 5, "PID records: {records:?}");
