@@ -95,6 +95,11 @@ impl Instance {
             files.push(host.path().join("sshd.pid"));
             files.push(host.path().join("launcher.pid"));
         }
+        for partner in ["fabrikam", "litware"] {
+            let dir = self.dir.join("partners").join(partner);
+            files.push(dir.join("server.pid"));
+            files.push(dir.join("launcher.pid"));
+        }
         files
             .into_iter()
             .filter_map(|f| {
@@ -161,6 +166,27 @@ fn our_namespaces() -> Vec<String> {
     names.retain(|n| n.starts_with(&format!("{PREFIX}-")));
     names.sort();
     names
+}
+
+/// The zones `up` makes: one per partner organisation.
+const PARTNER_ZONES: [&str; 2] = ["fabrikam.example.", "litware.example."];
+
+/// Names of the zones in a PowerDNS API zone list, sorted.
+fn zone_names(body: &str) -> Vec<String> {
+    let zones: Vec<serde_json::Value> = serde_json::from_str(body).expect("zone list JSON");
+    let mut names: Vec<String> = zones
+        .iter()
+        .filter_map(|z| z["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+fn partner_pids(lab: &Lab) -> BTreeMap<String, u32> {
+    lab.partners
+        .iter()
+        .map(|p| (p.name.clone(), p.pid))
+        .collect()
 }
 
 fn pids(lab: &Lab) -> BTreeMap<String, u32> {
@@ -245,8 +271,10 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
             "xfedt-dns",
             "xfedt-edge1",
             "xfedt-edge2",
+            "xfedt-fabrikam",
             "xfedt-fe1",
-            "xfedt-lab"
+            "xfedt-lab",
+            "xfedt-litware"
         ]
     );
     let routes = stdout(&in_controller(&lab, "ip", &["-4", "route", "show"]));
@@ -392,7 +420,7 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
         "curl",
         &["-sS", "-f", "-H", &header, &zones],
     ));
-    assert_eq!(body.trim(), "[]", "zones after up");
+    assert_eq!(zone_names(&body), PARTNER_ZONES, "zones after up");
     let created = in_controller(
         &lab,
         "curl",
@@ -451,19 +479,27 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
         "a second up must keep running hosts"
     );
     assert_eq!(again.dns.pid, lab.dns.pid);
+    assert_eq!(
+        partner_pids(&again),
+        partner_pids(&lab),
+        "a second up must keep running partners"
+    );
 
     // --- a crashed host: status says so, up re-creates only it, with the same host key
+    // (and a crashed partner: its server is its PID 1)
     let edge2 = lab.host("edge2");
-    let killed = Command::new("kill")
-        .args(["-KILL", &edge2.sshd_pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    for pid in [edge2.sshd_pid, lab.partner("litware").pid] {
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+    }
     let status = inst.run(&["status"]);
     assert_eq!(
         status.status.code(),
         Some(1),
-        "status with edge2 down: {}",
+        "status with edge2 and litware down: {}",
         stdout(&status)
     );
     let healed = inst.up(&["--frontends", "1", "--edges", "2"]);
@@ -473,6 +509,15 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
         (after["fe1"], after["edge1"]),
         (before["fe1"], before["edge1"]),
         "others must be kept"
+    );
+    let (before, after) = (partner_pids(&lab), partner_pids(&healed));
+    assert_ne!(
+        after["litware"], before["litware"],
+        "litware must be re-created"
+    );
+    assert_eq!(
+        after["fabrikam"], before["fabrikam"],
+        "fabrikam must be kept"
     );
     assert_eq!(
         fs::read_to_string(&healed.known_hosts).expect("known_hosts"),
@@ -492,6 +537,32 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
     let (pid, start) = &records[&inst.dir.join("hosts/edge2/sshd.pid")];
     assert_eq!(*pid, edge2_pid);
     assert!(!running(*pid, start), "edge2's sshd survived the shrink");
+
+    // --- without partners: their namespaces, servers and zones go
+    let records = inst.pid_records();
+    let alone = inst.up(&["--frontends", "1", "--edges", "1", "--no-partners"]);
+    assert!(alone.partners.is_empty() && alone.partner_ca.is_none());
+    assert_eq!(
+        our_namespaces(),
+        ["xfedt-dns", "xfedt-edge1", "xfedt-fe1", "xfedt-lab"]
+    );
+    for partner in ["fabrikam", "litware"] {
+        let (pid, start) = &records[&inst.dir.join("partners").join(partner).join("server.pid")];
+        assert!(
+            !running(*pid, start),
+            "{partner}'s server survived --no-partners"
+        );
+    }
+    let body = stdout(&in_controller(
+        &alone,
+        "curl",
+        &["-sS", "-f", "-H", &header, &zones],
+    ));
+    assert_eq!(
+        zone_names(&body),
+        ["contoso.example."],
+        "zones without partners"
+    );
 
     // --- down: no namespace, no recorded process, no daemon started on a host
     let records = inst.pid_records();
@@ -543,7 +614,7 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
         "curl",
         &["-sS", "-f", "-H", &header, &zones],
     ));
-    assert_eq!(body.trim(), "[]", "zones after down + up");
+    assert_eq!(zone_names(&body), PARTNER_ZONES, "zones after down + up");
     inst.run_ok(&["down"]);
     assert_eq!(our_namespaces(), Vec::<String>::new());
 }

@@ -36,6 +36,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::partners::Partner;
+
 /// State dir of the default lab when `XFED_LAB_DIR` is unset.
 pub const DEFAULT_DIR: &str = "/var/lib/xfed-lab";
 
@@ -122,12 +124,28 @@ impl Dns {
     }
 }
 
+/// The DNS server every lab host's `/etc/resolv.conf` names.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Resolver {
+    /// For front-ends and edges.
+    pub internal: String,
+    /// For partners (they have only the external network).
+    pub external: String,
+}
+
 #[derive(Debug, Deserialize)]
 struct Inventory {
     prefix: String,
     controller: Controller,
     hosts: Vec<Host>,
     dns: Dns,
+    // absent in inventories written before the lab had partners
+    #[serde(default)]
+    resolver: Option<Resolver>,
+    #[serde(default)]
+    partner_ca: Option<PathBuf>,
+    #[serde(default)]
+    partners: Vec<Partner>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +163,12 @@ pub struct Lab {
     pub controller_netns: String,
     pub hosts: Vec<Host>,
     pub dns: Dns,
+    /// What every host's `/etc/resolv.conf` points at.
+    pub resolver: Option<Resolver>,
+    /// The CA of the partners' certificates (none with `up --no-partners`).
+    pub partner_ca: Option<PathBuf>,
+    /// The outside organisations (tests/common/partners.rs).
+    pub partners: Vec<Partner>,
     /// Private key that logs in as root on every host.
     pub key: PathBuf,
     /// One line per host: `<internal ip> ssh-ed25519 AAAA…`.
@@ -204,6 +228,9 @@ impl Lab {
             controller_netns: inv.controller.netns,
             hosts: inv.hosts,
             dns: inv.dns,
+            resolver: inv.resolver,
+            partner_ca: inv.partner_ca,
+            partners: inv.partners,
             inside,
         })
     }
@@ -222,6 +249,7 @@ impl Lab {
             .map(|h| format!("{}:22", h.internal))
             .collect();
         ports.push(format!("{}:53", self.dns.internal));
+        ports.extend(self.partners.iter().map(|p| format!("{}:5269", p.external)));
         for port in ports {
             let addr: SocketAddr = port.parse().map_err(|e| format!("`{port}`: {e}"))?;
             TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| {
@@ -247,6 +275,17 @@ impl Lab {
             .iter()
             .find(|h| h.name == name)
             .unwrap_or_else(|| panic!("the lab has no host `{name}` (has: {})", self.host_names()))
+    }
+
+    /// The partner called `name` (`fabrikam`, `litware`); panics if the lab
+    /// has none (a lab made with `up --no-partners`, or an old inventory).
+    pub fn partner(&self, name: &str) -> &Partner {
+        self.partners.iter().find(|p| p.name == name).unwrap_or_else(|| {
+            panic!(
+                "the lab has no partner `{name}` (has: {:?})\n  hint: `tests/lab/lab up` makes them",
+                self.partners.iter().map(|p| &p.name).collect::<Vec<_>>()
+            )
+        })
     }
 
     /// Hosts of one role, in inventory order.

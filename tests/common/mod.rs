@@ -6,6 +6,7 @@
 
 pub mod fault_proxy;
 pub mod lab;
+pub mod partners;
 pub mod pebble;
 pub mod pki;
 pub mod prosody;
