@@ -567,6 +567,53 @@ mod cli {
         )
     }
 
+    /// `xfed validate` as a CI lint job runs it: no secret in the
+    /// environment at all.
+    fn xfed_without_secrets(args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_xfed"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("PDNS_API_KEY")
+            .env_remove("SSH_KEY_PASSPHRASE")
+            .output()
+            .expect("run xfed");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn validate_needs_no_secret_values_but_strict_does() {
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks"))
+            .expect("playbooks/")
+        {
+            let path = entry.expect("entry").path();
+            let path = path.to_str().expect("utf8");
+            let (code, stdout, stderr) = xfed_without_secrets(&["validate", path]);
+            assert_eq!(code, 0, "{path}: {stdout}{stderr}");
+            assert!(stdout.contains(": valid ("), "{path}: {stdout}");
+        }
+        let (code, stdout, stderr) =
+            xfed_without_secrets(&["validate", "playbooks/multi-site.yaml"]);
+        assert_eq!(code, 0);
+        assert!(
+            stderr.contains("warning: environment variable `PDNS_API_KEY` is not set; `dns.provider.api_key` needs it"),
+            "{stderr}"
+        );
+        assert!(stdout.contains("1 warning"), "{stdout}");
+        assert!(!stdout.contains("xfed-unset-secret") && !stderr.contains("xfed-unset-secret"));
+
+        let (code, _, stderr) =
+            xfed_without_secrets(&["validate", "--strict", "playbooks/multi-site.yaml"]);
+        assert_eq!(code, 1);
+        assert!(
+            stderr.contains("error: environment variable `PDNS_API_KEY` is not set"),
+            "{stderr}"
+        );
+    }
+
     #[test]
     fn validate_exit_codes_and_rendering() {
         let (code, stdout, _) = xfed(&["validate", "playbooks/multi-site.yaml"]);

@@ -7,18 +7,27 @@ use clap::Args;
 
 use super::run::count;
 use super::{ExitStatus, Format};
-use crate::spec::{self, LoadError};
+use crate::spec::{self, LoadError, MissingSecrets};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
     pub spec: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// A secret that cannot be read (`env()` of an unset variable, `file()`
+    /// of a missing file) is an error, as for `plan`; without it, a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub fn run(args: &ValidateArgs) -> ExitStatus {
     let path = &args.spec;
-    let result = spec::load_file(path);
+    let missing = if args.strict {
+        MissingSecrets::Refuse
+    } else {
+        MissingSecrets::Warn
+    };
+    let result = spec::load_file_with(path, missing);
     let (ok, diagnostics) = match &result {
         Ok(loaded) => (true, loaded.warnings.clone()),
         Err(LoadError::Invalid(d)) => (false, d.clone()),

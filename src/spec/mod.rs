@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use model::*;
 pub use source::Source;
-pub use template::{Inputs, MapInputs, SystemInputs};
+pub use template::{Inputs, MapInputs, MissingSecrets, SystemInputs, UNSET_SECRET};
 
 use crate::secret::Redactor;
 use template::Renderer;
@@ -48,15 +48,32 @@ pub struct Loaded {
 /// Reads and resolves the spec at `path`, reading `env()`/`file()` from the
 /// process environment and the file system.
 pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
+    load_file_with(path, MissingSecrets::Refuse)
+}
+
+/// As [`load_file`], saying what a secret that is not there means.
+pub fn load_file_with(path: &Path, missing: MissingSecrets) -> Result<Loaded, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    load(&Source::new(path, text), Arc::new(SystemInputs))
+    load_with(&Source::new(path, text), Arc::new(SystemInputs), missing)
 }
 
 /// Resolves spec text. Pure apart from what `inputs` does.
 pub fn load(src: &Source, inputs: Arc<dyn Inputs>) -> Result<Loaded, LoadError> {
+    load_with(src, inputs, MissingSecrets::Refuse)
+}
+
+/// As [`load`]; with [`MissingSecrets::Warn`] a secret that is not there is
+/// a warning at its field and a placeholder value, so a spec can be checked
+/// where the secrets are not (a CI lint job). Such a spec must never be
+/// planned or applied.
+pub fn load_with(
+    src: &Source,
+    inputs: Arc<dyn Inputs>,
+    missing: MissingSecrets,
+) -> Result<Loaded, LoadError> {
     let raw: raw::RawSpec = match serde_yaml::from_str(src.text()) {
         Ok(raw) => raw,
         Err(e) => {
@@ -71,7 +88,7 @@ pub fn load(src: &Source, inputs: Arc<dyn Inputs>) -> Result<Loaded, LoadError> 
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let home = inputs.home();
-    let mut renderer = Renderer::new(inputs, base, Redactor::default());
+    let mut renderer = Renderer::with_missing_secrets(inputs, base, Redactor::default(), missing);
     let vars: Vec<(String, serde_yaml::Value)> = raw
         .vars
         .iter()
@@ -88,7 +105,22 @@ pub fn load(src: &Source, inputs: Arc<dyn Inputs>) -> Result<Loaded, LoadError> 
         d.push(Diagnostic::error(src, &field, src.value_pos(&field), e.message).maybe_hint(e.hint));
         return Err(LoadError::Invalid(d));
     }
-    let (spec, diags) = resolve::Resolver::new(src, renderer, home).resolve(&raw);
+    // A secret missing in `vars` is only known to be missing here.
+    let in_vars = renderer.take_missing();
+    let (spec, mut diags) = resolve::Resolver::new(src, renderer, home).resolve(&raw);
+    for what in in_vars {
+        let d = Diagnostic::warning(
+            src,
+            "vars",
+            src.value_pos("vars"),
+            format!("{what}; `vars` needs it"),
+        )
+        .maybe_hint(Some(
+            "`plan` and `apply` refuse to run without it; `validate --strict` makes this an error"
+                .into(),
+        ));
+        diags.push(d);
+    }
     match spec {
         Some(spec) => Ok(Loaded {
             spec,

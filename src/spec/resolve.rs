@@ -82,7 +82,9 @@ impl<'a> Resolver<'a> {
     /// Renders a non-secret string. A secret in it is an error: it would be
     /// printed in plans.
     fn text(&mut self, value: &str, field: &str) -> String {
-        match self.r.render(value) {
+        let rendered = self.r.render(value);
+        self.missing_secrets(field);
+        match rendered {
             Ok(r) if r.sensitive => {
                 let d = self.error(
                     field,
@@ -105,9 +107,23 @@ impl<'a> Resolver<'a> {
         value.as_ref().map(|v| self.text(v, field))
     }
 
+    /// Warns of every secret that was not there for `field` (only when
+    /// missing secrets are allowed, as `validate` allows them).
+    fn missing_secrets(&mut self, field: &str) {
+        for what in self.r.take_missing() {
+            let d = self.warning(field, format!("{what}; `{field}` needs it"));
+            d.hint = Some(
+                "`plan` and `apply` refuse to run without it; `validate --strict` makes this an error"
+                    .into(),
+            );
+        }
+    }
+
     /// Renders a secret field; it must come from `env()` or `file()`.
     fn secret(&mut self, value: &str, field: &str, example: &str) -> Secret {
-        match self.r.render(value) {
+        let rendered = self.r.render(value);
+        self.missing_secrets(field);
+        match rendered {
             Ok(r) if r.sensitive => Secret::new(r.value),
             Ok(r) => {
                 let d = self.error(

@@ -86,7 +86,26 @@ pub struct Renderer {
     var_names: Vec<String>,
     used_secret: Arc<Mutex<bool>>,
     redactor: Redactor,
+    /// Secrets asked for but not there, when they may be missing
+    /// ([`MissingSecrets::Warn`]): what, in order; taken by the caller.
+    missing: Arc<Mutex<Vec<String>>>,
 }
+
+/// What a secret that cannot be read (`env()` of an unset variable,
+/// `file()` of a missing file) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingSecrets {
+    /// An error at the field: `plan`, `apply` and `validate --strict`.
+    #[default]
+    Refuse,
+    /// A placeholder value and a warning: `validate` in a CI lint job,
+    /// which has no production secrets.
+    Warn,
+}
+
+/// What stands for a secret that is not there under
+/// [`MissingSecrets::Warn`]; never sent anywhere (only `validate` runs so).
+pub const UNSET_SECRET: &str = "xfed-unset-secret";
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,32 +118,68 @@ impl std::fmt::Debug for Renderer {
 impl Renderer {
     /// `base_dir` is the spec's folder: `file("x")` reads `base_dir/x`.
     pub fn new(inputs: Arc<dyn Inputs>, base_dir: PathBuf, redactor: Redactor) -> Renderer {
+        Renderer::with_missing_secrets(inputs, base_dir, redactor, MissingSecrets::Refuse)
+    }
+
+    /// As [`Renderer::new`], saying what a secret that is not there means.
+    pub fn with_missing_secrets(
+        inputs: Arc<dyn Inputs>,
+        base_dir: PathBuf,
+        redactor: Redactor,
+        missing_secrets: MissingSecrets,
+    ) -> Renderer {
+        let lenient = missing_secrets == MissingSecrets::Warn;
+        let missing = Arc::new(Mutex::new(Vec::new()));
         let used_secret = Arc::new(Mutex::new(false));
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_debug(true);
 
-        let (inp, used, red) = (inputs.clone(), used_secret.clone(), redactor.clone());
+        let (inp, used, red, miss) = (
+            inputs.clone(),
+            used_secret.clone(),
+            redactor.clone(),
+            missing.clone(),
+        );
         env.add_function("env", move |name: String| -> Result<String, Error> {
-            let value = inp.env(&name).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("environment variable `{name}` is not set"),
-                )
-            })?;
+            let value = match inp.env(&name) {
+                Some(v) => v,
+                None if lenient => {
+                    push(&miss, format!("environment variable `{name}` is not set"));
+                    UNSET_SECRET.to_string()
+                }
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("environment variable `{name}` is not set"),
+                    ));
+                }
+            };
             mark_secret(&used, &red, &value);
             Ok(value)
         });
-        let (inp, used, red) = (inputs, used_secret.clone(), redactor.clone());
+        let (inp, used, red, miss) = (
+            inputs,
+            used_secret.clone(),
+            redactor.clone(),
+            missing.clone(),
+        );
         env.add_function("file", move |path: String| -> Result<String, Error> {
             let full = base_dir.join(&path);
-            let value = inp.file(&full).map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("cannot read file `{}`: {e}", full.display()),
-                )
-            })?;
+            let value = match inp.file(&full) {
+                Ok(v) => v,
+                Err(e) if lenient => {
+                    push(&miss, format!("cannot read file `{}`: {e}", full.display()));
+                    UNSET_SECRET.to_string()
+                }
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("cannot read file `{}`: {e}", full.display()),
+                    ));
+                }
+            };
             mark_secret(&used, &red, &value);
             // Secret files (keys, API tokens) usually end in a newline that
             // is not part of the value.
@@ -137,7 +192,17 @@ impl Renderer {
             var_names: Vec::new(),
             used_secret,
             redactor,
+            missing,
         }
+    }
+
+    /// The secrets found missing since the last call (only ever non-empty
+    /// under [`MissingSecrets::Warn`]).
+    pub fn take_missing(&self) -> Vec<String> {
+        self.missing
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
     }
 
     /// Sets the variables every template sees. String variables are
@@ -221,6 +286,12 @@ impl Renderer {
                 hint: None,
             },
         }
+    }
+}
+
+fn push(list: &Mutex<Vec<String>>, what: String) {
+    if let Ok(mut l) = list.lock() {
+        l.push(what);
     }
 }
 
