@@ -545,3 +545,121 @@ fn acme_against_pebble_with_dns01_through_powerdns() {
     out.assert_in_sync(lab, &s.path);
     out.assert_no_key_material(lab, &[], s.dir.path());
 }
+
+/// What a server presents on its external listener, as an outside server
+/// sees it (`openssl s_client -starttls xmpp-server`): the certificate's
+/// serial and its public key.
+fn served(lab: &Lab, h: &Host) -> (String, String) {
+    let ext = h
+        .external
+        .as_deref()
+        .expect("an edge has an external address");
+    let shown = lab
+        .command("sh")
+        .args([
+            "-c",
+            "openssl s_client -connect \"$1:5269\" -starttls xmpp-server -xmpphost contoso.example </dev/null 2>/dev/null | openssl x509 -noout -serial -pubkey",
+            "sh",
+            ext,
+        ])
+        .output()
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&shown.stdout).to_string();
+    let serial = text
+        .lines()
+        .find_map(|l| l.strip_prefix("serial="))
+        .unwrap_or_else(|| panic!("no certificate served by {}: {text}", h.name))
+        .to_string();
+    let key = text
+        .split_once("-----BEGIN PUBLIC KEY-----")
+        .map(|(_, k)| k.to_string())
+        .unwrap_or_default();
+    (serial, key)
+}
+
+/// `--replace certificate:NAME` after a suspected key compromise: nothing
+/// differs, yet every server of the pool gets a new key and certificate,
+/// one server at a time behind its health gate, and the plan says why.
+#[test]
+fn a_requested_certificate_replacement_gives_every_server_a_new_key_one_at_a_time() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let mut out = Outputs::default();
+    let s = spec(
+        lab,
+        |dir| {
+            make_ca(dir);
+            format!(
+                "    issuer:\n      kind: internal_ca\n      ca_cert: {}/ca.pem\n      ca_key: \"{{{{ file('{}/ca.key') }}}}\"\n",
+                dir.display(),
+                dir.display()
+            )
+        },
+        "",
+    );
+    out.apply_ok(lab, &s.path);
+    out.assert_in_sync(lab, &s.path);
+    let before: Vec<(String, String)> = edges(lab).iter().map(|h| served(lab, h)).collect();
+
+    let plan = out.xfed(
+        lab,
+        &[
+            "plan",
+            "--replace",
+            "certificate:edge-hq-external",
+            path_str(&s.path),
+        ],
+    );
+    assert!(
+        plan.stdout.contains(
+            "will be replaced: replacement requested (--replace certificate:edge-hq-external)"
+        ),
+        "{plan:?}"
+    );
+    let bad = out.xfed(
+        lab,
+        &[
+            "plan",
+            "--replace",
+            "certificate:edge-hq-externl",
+            path_str(&s.path),
+        ],
+    );
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("names nothing in the spec"), "{bad:?}");
+
+    let r = out.xfed(
+        lab,
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "certificate:edge-hq-external",
+            path_str(&s.path),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    // One server at a time, each through its health gate.
+    let gate = |host: &str| {
+        r.stderr
+            .lines()
+            .position(|l| l.contains(host) && l.contains("health gate passed"))
+            .unwrap_or_else(|| panic!("no health gate for {host}: {r:?}"))
+    };
+    let stage2 = r
+        .stderr
+        .lines()
+        .position(|l| l.contains("stage edge-hq 2/2"))
+        .expect("edge-hq's second batch");
+    assert!(gate("edge1.contoso.example") < stage2);
+    assert!(gate("edge2.contoso.example") > stage2);
+
+    let after: Vec<(String, String)> = edges(lab).iter().map(|h| served(lab, h)).collect();
+    for ((b, a), h) in before.iter().zip(&after).zip(edges(lab)) {
+        assert_ne!(b.0, a.0, "{}: a new serial", h.name);
+        assert_ne!(b.1, a.1, "{}: a new key", h.name);
+    }
+    out.assert_in_sync(lab, &s.path);
+    out.assert_no_key_material(lab, &[], s.dir.path());
+}

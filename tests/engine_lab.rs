@@ -868,3 +868,73 @@ fn a_failure_budget_lets_a_pool_go_on_until_it_is_spent() {
     assert!(e1 && e3, "edge1 and edge3 were rolled out");
     assert!(!e2 && !e4, "edge2 and edge4 were rolled back");
 }
+
+/// `--target pool:NAME`: an urgent fix on one pool without the changes
+/// pending on the other. Both pools' configs are edited by hand; the
+/// targeted plan shows only edge-dr's and names edge-hq's as skipped; the
+/// targeted apply repairs edge2 only (edge1's file and gateway untouched).
+#[test]
+fn a_targeted_apply_changes_only_the_targeted_pool() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = lab_spec(lab, two_pools);
+    apply_ok(lab, &s);
+    let (edge1, edge2) = (lab.host("edge1"), lab.host("edge2"));
+    for h in [edge1, edge2] {
+        lab.ssh_ok(h, "echo '# edited by hand' >> /etc/xfed/gateway.toml");
+    }
+    let edited1 = sha256_on(lab, edge1, "/etc/xfed/gateway.toml");
+    let pid1 = gateway_pid(lab, edge1);
+
+    let p = xfed(
+        lab,
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "--target",
+            "pool:edge-dr",
+            s.path(),
+        ],
+    );
+    assert_eq!(p.code, 2, "{p:?}");
+    assert!(
+        p.stdout
+            .contains("~ edge/edge-dr/edge2.contoso.example/file:/etc/xfed/gateway.toml"),
+        "{p:?}"
+    );
+    assert!(
+        !p.stdout
+            .contains("~ edge/edge-hq/edge1.contoso.example/file:"),
+        "edge-hq's change is not planned: {p:?}"
+    );
+    assert!(
+        p.stdout.contains("restricted to pool:edge-dr")
+            && p.stdout
+                .contains("  · edge/edge-hq/edge1.contoso.example/file:/etc/xfed/gateway.toml"),
+        "the skipped change is named: {p:?}"
+    );
+    let bad = xfed(lab, &["plan", "--target", "pool:edge-xx", s.path()]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("`pool:edge-dr`"), "{bad:?}");
+
+    let a = xfed(
+        lab,
+        &[
+            "apply",
+            "--auto-approve",
+            "--target",
+            "pool:edge-dr",
+            s.path(),
+        ],
+    );
+    assert_eq!(a.code, 0, "{a:?}");
+    assert!(!a.stderr.contains("edge1.contoso.example: "), "{a:?}");
+    assert_eq!(sha256_on(lab, edge1, "/etc/xfed/gateway.toml"), edited1);
+    assert_eq!(gateway_pid(lab, edge1), pid1);
+    let d = xfed(lab, &["drift", "--target", "pool:edge-dr", s.path()]);
+    assert_eq!(d.code, 0, "edge-dr is in sync: {d:?}");
+
+    // The untargeted apply carries the rest.
+    apply_ok(lab, &s);
+    assert_in_sync(lab, &s);
+}

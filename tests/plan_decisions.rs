@@ -527,3 +527,124 @@ fn what_a_manifest_lists_but_the_spec_lost_is_destroyed() {
             .contains("  - edge/edge-hq/edge1.contoso.example/file:/etc/xfed/old.toml")
     );
 }
+
+#[test]
+fn a_gateway_replacement_restarts_it_though_nothing_differs() {
+    let rs = edge("edge1.contoso.example", "edge-hq");
+    let mut rs2 = edge("edge2.contoso.example", "edge-hq");
+    let mut all = rs.clone();
+    all.append(&mut rs2);
+    let replace = [plan::Replace::Gateway("edge1.contoso.example".into())];
+    let p = plan::build_rollout(&all, &in_sync(&all), &[("edge-hq".into(), 1)], &replace);
+    let changed: Vec<_> = p.changes.iter().filter(|c| c.action.is_change()).collect();
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    let c = changed[0];
+    assert_eq!(c.host, "edge1.contoso.example");
+    assert_eq!(c.service_op, Some(ServiceOp::Restart));
+    assert_eq!(
+        c.reason,
+        "replacement requested (--replace gateway:edge1.contoso.example)"
+    );
+    // It rolls like any change: in its batch, behind the health gate.
+    let stage = p
+        .stages
+        .iter()
+        .find(|s| s.hosts == ["edge1.contoso.example"])
+        .expect("edge1's stage");
+    assert!(stage.health_gate);
+}
+
+#[test]
+fn a_targeted_plan_keeps_one_pool_and_lists_what_it_skipped() {
+    let mut all = edge("edge1.contoso.example", "edge-hq");
+    all.extend(edge("edge3.contoso.example", "edge-br"));
+    let full = plan::build_rollout(
+        &all,
+        &fresh(&all),
+        &[("edge-hq".into(), 1), ("edge-br".into(), 1)],
+        &[],
+    );
+    let pool_of = |h: &str| {
+        Some(
+            if h == "edge3.contoso.example" {
+                "edge-br"
+            } else {
+                "edge-hq"
+            }
+            .to_string(),
+        )
+    };
+    let t = plan::target::restrict(
+        full.clone(),
+        &["pool:edge-br".parse().expect("target")],
+        &pool_of,
+    );
+    assert!(!t.changes.is_empty());
+    assert!(
+        t.changes.iter().all(|c| c.host == "edge3.contoso.example"),
+        "{t:#?}"
+    );
+    assert!(t.stages.iter().all(|s| s.pool() != Some("edge-hq")));
+    let skipped_hq = full
+        .changes
+        .iter()
+        .filter(|c| c.host == "edge1.contoso.example" && c.action.is_change())
+        .count();
+    assert_eq!(t.skipped.len(), skipped_hq);
+    assert!(
+        t.skipped
+            .iter()
+            .all(|a| a.contains("edge1.contoso.example"))
+    );
+    // Stage indices point at the kept changes.
+    for s in &t.stages {
+        for &i in &s.changes {
+            assert!(i < t.changes.len());
+        }
+    }
+    let text = render::human(&t, Style { color: false });
+    assert!(
+        text.contains(
+            "Warning: this plan is restricted to pool:edge-br and what it needs; it is partial."
+        ),
+        "{text}"
+    );
+    assert!(text.contains("change(s) elsewhere are left out"), "{text}");
+    // A saved plan carries its targets.
+    let json: serde_json::Value = serde_json::from_str(&render::json(&t)).expect("json");
+    assert_eq!(json["targets"][0]["kind"], "pool");
+    assert_eq!(json["targets"][0]["name"], "edge-br");
+}
+
+#[test]
+fn a_file_target_brings_the_service_that_picks_it_up() {
+    let all = edge("edge1.contoso.example", "edge-hq");
+    let mut seen = in_sync(&all);
+    // policy.toml edited on the host: a reload is needed.
+    let policy = all
+        .iter()
+        .find(|r| r.address.ends_with("/policy.toml"))
+        .expect("policy file");
+    seen.insert(
+        policy.address.clone(),
+        Observed::File(Some(fact("edited by hand\n", 0o640))),
+    );
+    let full = plan::build_rollout(&all, &seen, &[("edge-hq".into(), 1)], &[]);
+    let t = plan::target::restrict(full, &["topology".parse().expect("target")], &|_| {
+        Some("edge-hq".into())
+    });
+    let kinds: Vec<_> = t
+        .changes
+        .iter()
+        .filter(|c| c.action.is_change())
+        .map(|c| (c.kind, c.service_op))
+        .collect();
+    assert!(
+        kinds.contains(&(xfed::plan::ResourceKind::File, None)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(xfed::plan::ResourceKind::Service, Some(ServiceOp::Reload))),
+        "{kinds:?}"
+    );
+}

@@ -147,6 +147,8 @@ fn plan() -> Plan {
             },
         ],
         access: Vec::<AccessChange>::new(),
+        targets: Vec::new(),
+        skipped: Vec::new(),
     }
 }
 

@@ -57,7 +57,8 @@ fn the_plan_stages_follow_that_order() {
             })
         })
         .collect();
-    let plan = xfed::plan::build_rollout(&resources, &Default::default(), &rollout_order(&spec));
+    let plan =
+        xfed::plan::build_rollout(&resources, &Default::default(), &rollout_order(&spec), &[]);
     let pools: Vec<&str> = plan.stages.iter().filter_map(|s| s.pool()).collect();
     let mut seen: Vec<&str> = Vec::new();
     for p in pools {

@@ -9,11 +9,12 @@ use clap::Args;
 
 use super::error::{CommandError, Result};
 use super::plan::spec_sha256;
-use super::run::{dns_refusals, prepared, print_out, progress};
+use super::run::{dns_refusals, prepared_with, print_out, progress};
 use super::verify::report_verify;
 use super::{ExitStatus, RunArgs};
 use crate::apply::{self, lock::Lease};
 use crate::output::{Style, render};
+use crate::plan::Replace;
 use crate::plan::saved::{self, SavedPlan};
 
 #[derive(Args, Debug)]
@@ -23,6 +24,10 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Replace this although nothing differs: `certificate:NAME` or
+    /// `gateway:SERVER` (as `plan --replace`; a saved plan brings its own).
+    #[arg(long = "replace", value_name = "KIND:NAME")]
+    pub replace: Vec<Replace>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -70,7 +75,18 @@ pub async fn run(args: &ApplyArgs) -> Result<ExitStatus> {
             s.spec.display()
         )));
     }
-    let p = prepared(&spec_path, &args.run).await?;
+    let (replace, run) = match &saved {
+        // A saved plan is planned again exactly as it was made.
+        Some(s) => (
+            s.replace.clone(),
+            RunArgs {
+                target: s.plan.targets.clone(),
+                ..args.run.clone()
+            },
+        ),
+        None => (args.replace.clone(), args.run.clone()),
+    };
+    let p = prepared_with(&spec_path, &run, &replace).await?;
     if let Some(s) = &saved {
         let why = saved::staleness(&s.plan, &p.plan);
         if !why.is_empty() {

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::error::{CommandError, Result};
-use super::run::{dns_refusals, prepared, print_out};
+use super::run::{dns_refusals, prepared_with, print_out};
 use super::{ExitStatus, Format, RunArgs};
 use crate::digest::sha256_hex;
 use crate::engine::Prepared;
 use crate::engine::clock::now_unix;
 use crate::output::{Style, render};
+use crate::plan::Replace;
 use crate::plan::saved::{self, SavedPlan};
 
 #[derive(Args, Debug)]
@@ -25,12 +26,17 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Replace this although nothing differs: `certificate:NAME` (a new key
+    /// and certificate on every server of its pool) or `gateway:SERVER`
+    /// (a restart). Repeatable.
+    #[arg(long = "replace", value_name = "KIND:NAME")]
+    pub replace: Vec<Replace>,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 pub async fn run(args: &PlanArgs) -> Result<ExitStatus> {
-    let p = prepared(&args.spec, &args.run).await?;
+    let p = prepared_with(&args.spec, &args.run, &args.replace).await?;
     match args.format {
         Format::Human => print_out(&p, &render::human(&p.plan, Style::for_stdout())),
         Format::Json => print_out(&p, &(render::json(&p.plan) + "\n")),
@@ -77,6 +83,7 @@ fn save(p: &Prepared, spec_path: &Path, file: &Path) -> Result<()> {
         )))?,
         spec_sha256: spec_sha256(spec_path)?,
         created_unix: now_unix(),
+        replace: p.options.replace.clone(),
         plan: p.plan.clone(),
     };
     let json = serde_json::to_string_pretty(&saved)

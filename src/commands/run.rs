@@ -11,6 +11,7 @@ use super::error::{CommandError, Result};
 use crate::engine::hosts::ConnectOptions;
 use crate::engine::{self, Options, Prepared};
 use crate::output::Progress;
+use crate::plan::{Replace, Target};
 use crate::secret::Redactor;
 use crate::spec::{self, LoadError, Spec};
 
@@ -30,6 +31,11 @@ pub struct RunArgs {
     /// Let one plan change more than `dns.max_change` of a zone's records.
     #[arg(long)]
     pub allow_mass_change: bool,
+    /// Plan only this and what it needs: `pool:NAME`, `server:FQDN`,
+    /// `certificate:NAME`, `partner:DOMAIN`, `zone:NAME` or `topology`.
+    /// Repeatable; the rest is listed as skipped.
+    #[arg(long = "target", value_name = "KIND:NAME")]
+    pub target: Vec<Target>,
 }
 
 impl RunArgs {
@@ -38,6 +44,8 @@ impl RunArgs {
             parallelism: self.parallelism,
             accept_new_host_keys: self.accept_new_host_keys,
             allow_mass_change: self.allow_mass_change,
+            replace: Vec::new(),
+            targets: self.target.clone(),
         }
     }
 
@@ -90,9 +98,22 @@ pub(crate) fn progress(redactor: &Redactor, quiet: bool) -> Progress {
 /// Loads the spec and reads the world into a plan, printing the DNS
 /// findings and unmanaged records on the way.
 pub(crate) async fn prepared(path: &Path, run: &RunArgs) -> Result<Prepared> {
+    prepared_with(path, run, &[]).await
+}
+
+/// As [`prepared`], with what to replace although nothing differs.
+pub(crate) async fn prepared_with(
+    path: &Path,
+    run: &RunArgs,
+    replace: &[Replace],
+) -> Result<Prepared> {
     let spec = load(path)?;
     let progress = progress(&spec.redactor, run.quiet);
-    let p = engine::prepare(spec, run.options(), &progress).await?;
+    let options = Options {
+        replace: replace.to_vec(),
+        ..run.options()
+    };
+    let p = engine::prepare(spec, options, &progress).await?;
     if let Some(d) = &p.dns {
         for f in &d.plan.findings {
             eprintln!("{}", p.spec.redactor.redact(&f.to_string()));

@@ -10,6 +10,7 @@ use super::run::{prepared, print_out};
 use super::{ExitStatus, RunArgs};
 use crate::engine::Prepared;
 use crate::engine::clock::now_unix;
+use crate::plan::Target;
 use crate::verify::report::{VerifyReport, render};
 use crate::verify::{dns, listeners, topology};
 
@@ -30,14 +31,38 @@ pub async fn run(args: &VerifyArgs) -> Result<ExitStatus> {
     })
 }
 
+/// The servers `--target pool:…`/`server:…` name, when any does: the
+/// table shows only their rows.
+fn targeted_hosts(p: &Prepared) -> Option<Vec<String>> {
+    let mut hosts = Vec::new();
+    for t in &p.options.targets {
+        match t {
+            Target::Server(h) => hosts.push(h.clone()),
+            Target::Pool(pool) => hosts.extend(
+                p.spec
+                    .servers()
+                    .filter(|s| s.pool == *pool)
+                    .map(|s| s.fqdn.clone()),
+            ),
+            _ => {}
+        }
+    }
+    (!hosts.is_empty()).then_some(hosts)
+}
+
 /// Checks and prints the verify table; returns how many rows failed.
 /// `fresh`: nothing changed since `p` observed the hosts.
 pub(crate) async fn report_verify(p: &Prepared, fresh: bool) -> usize {
-    let rows = listeners::verify_listeners(p, fresh).await;
+    let mut rows = listeners::verify_listeners(p, fresh).await;
+    let hosts = targeted_hosts(p);
     if rows.is_empty() && p.spec.dns.is_none() && p.spec.frontend_pools.is_empty() {
         return 0;
     }
-    let topology = topology::verify_topology(p, &rows).await;
+    let mut topology = topology::verify_topology(p, &rows).await;
+    if let Some(hosts) = &hosts {
+        rows.retain(|r| hosts.contains(&r.host));
+        topology.retain(|r| hosts.contains(&r.server));
+    }
     let dns_rows = match p.spec.dns {
         Some(_) => Some(dns::verify_dns(&p.spec).await),
         None => None,

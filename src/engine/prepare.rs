@@ -13,17 +13,21 @@ use super::observe::{ObserveError, observe_host, observe_host_with_facts};
 use super::read::{ReadOptions, Scope, WorldRead, read_world};
 use crate::modules::{self, ExpandError};
 use crate::output::Progress;
-use crate::plan::{self, DnsPlan, Observed, Plan, Resource, assemble};
+use crate::plan::{self, DnsPlan, Observed, Plan, Replace, Resource, Target, assemble};
 use crate::providers::dns::{self as dns_provider, DnsProvider};
 use crate::spec::Spec;
 use crate::transport::{Facts, TransportError};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub parallelism: usize,
     pub accept_new_host_keys: bool,
     /// Let one plan change more than `dns.max_change` of a zone.
     pub allow_mass_change: bool,
+    /// What to replace although nothing differs (`--replace`).
+    pub replace: Vec<Replace>,
+    /// What the plan is restricted to (`--target`); empty: everything.
+    pub targets: Vec<Target>,
 }
 
 impl Default for Options {
@@ -32,6 +36,8 @@ impl Default for Options {
             parallelism: 20,
             accept_new_host_keys: false,
             allow_mass_change: false,
+            replace: Vec::new(),
+            targets: Vec::new(),
         }
     }
 }
@@ -48,6 +54,12 @@ pub enum EngineError {
     Observe(#[from] ObserveError),
     #[error(transparent)]
     Dns(#[from] dns_provider::DnsError),
+    /// A `--replace` target the spec does not have.
+    #[error("{0}")]
+    Replace(String),
+    /// A `--target` the spec does not have.
+    #[error("{0}")]
+    Target(String),
 }
 
 fn unreachable_message(failed: &[(String, TransportError)]) -> String {
@@ -95,6 +107,40 @@ impl std::fmt::Debug for DnsRun {
     }
 }
 
+/// The names of one kind of target the spec has.
+fn known(spec: &Spec, kind: &str) -> Vec<String> {
+    match kind {
+        "pool" => spec
+            .frontend_pools
+            .iter()
+            .map(|p| p.name.clone())
+            .chain(spec.edge_pools.iter().map(|p| p.name.clone()))
+            .collect(),
+        "server" => spec.servers().map(|s| s.fqdn.clone()).collect(),
+        "certificate" => spec.certificates.iter().map(|c| c.name.clone()).collect(),
+        "partner" => spec.partners.iter().map(|p| p.domain.clone()).collect(),
+        "zone" => spec
+            .dns
+            .iter()
+            .flat_map(|d| d.zones.iter().map(|z| z.name.clone()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every `--replace` target names a certificate or a gateway server the
+/// spec has; checked before anything is contacted.
+fn check_replace(spec: &Spec, replace: &[Replace]) -> Result<(), EngineError> {
+    let certificates: Vec<&str> = spec.certificates.iter().map(|c| c.name.as_str()).collect();
+    let gateways: Vec<&str> = spec
+        .edge_pools
+        .iter()
+        .filter(|p| p.xmpp_federation)
+        .flat_map(|p| p.servers.iter().map(|s| s.server.fqdn.as_str()))
+        .collect();
+    plan::replace::check(replace, &certificates, &gateways).map_err(EngineError::Replace)
+}
+
 /// The edge pools in the order they roll, each with its batch size. The
 /// pool that carries the traffic changes last: pools without federation
 /// first, then the XMPP pools from the highest SRV priority number (the
@@ -130,6 +176,8 @@ pub async fn prepare(
     opts: Options,
     progress: &Progress,
 ) -> Result<Prepared, EngineError> {
+    check_replace(&spec, &opts.replace)?;
+    plan::target::check(&opts.targets, &|kind| known(&spec, kind)).map_err(EngineError::Target)?;
     let mut timings = Vec::new();
     let t0 = Instant::now();
     let read_opts = ReadOptions {
@@ -185,7 +233,7 @@ pub async fn prepare(
     let gone = assemble::gone_resources(&manifest, &resources, &observed);
     resources.extend(gone);
 
-    let mut plan = plan::build_rollout(&resources, &observed, &rollout_order(&spec));
+    let mut plan = plan::build_rollout(&resources, &observed, &rollout_order(&spec), &opts.replace);
     if let Some(d) = &dns {
         assemble::add_dns_stage(&mut plan, &d.plan);
     }
@@ -198,6 +246,22 @@ pub async fn prepare(
         &topology,
         published.iter().find_map(|(_, t)| t.as_ref()),
     );
+    let mut dns = dns;
+    if !opts.targets.is_empty() {
+        let pool_of: HashMap<String, String> = spec
+            .servers()
+            .map(|s| (s.fqdn.clone(), s.pool.clone()))
+            .collect();
+        plan = plan::target::restrict(plan, &opts.targets, &|h| pool_of.get(h).cloned());
+        // Zones no target names are not written, whatever they hold.
+        if let Some(d) = dns.as_mut() {
+            d.plan.zones.retain(|z| {
+                opts.targets
+                    .iter()
+                    .any(|t| matches!(t, Target::Zone(n) if *n == z.zone))
+            });
+        }
+    }
 
     Ok(Prepared {
         spec,

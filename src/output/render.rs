@@ -20,7 +20,12 @@ pub fn summary_line(s: Summary) -> String {
 pub fn human(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if !plan.has_changes() {
-        out.push_str("No changes. The live world matches the spec.\n");
+        if plan.targets.is_empty() {
+            out.push_str("No changes. The live world matches the spec.\n");
+        } else {
+            out.push_str("No changes in the targets.\n");
+            targeting(&mut out, plan);
+        }
         return out;
     }
     out.push_str("xfed will perform the following actions:\n");
@@ -59,8 +64,35 @@ pub fn human(plan: &Plan, style: Style) -> String {
             let _ = writeln!(out, "  {}: {before} → {}", a.user, a.after.describe());
         }
     }
+    targeting(&mut out, plan);
     let _ = writeln!(out, "\n{}", summary_line(plan.summary()));
     out
+}
+
+/// The warning of a targeted plan, as Terraform gives it: what it was
+/// restricted to and what it leaves out.
+fn targeting(out: &mut String, plan: &Plan) {
+    if plan.targets.is_empty() {
+        return;
+    }
+    let targets: Vec<String> = plan.targets.iter().map(|t| t.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "\nWarning: this plan is restricted to {} and what it needs; it is partial.",
+        targets.join(", ")
+    );
+    if plan.skipped.is_empty() {
+        out.push_str("Nothing else needs a change.\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{} change(s) elsewhere are left out; a plan without --target carries them:",
+        plan.skipped.len()
+    );
+    for a in &plan.skipped {
+        let _ = writeln!(out, "  · {a}");
+    }
 }
 
 fn render_change(out: &mut String, c: &Change, style: Style) {
@@ -109,6 +141,11 @@ pub struct JsonPlan<'a> {
     pub stages: Vec<JsonStage<'a>>,
     pub changes: &'a [Change],
     pub access: &'a [crate::plan::access::AccessChange],
+    /// The `--target`s and what they left out (absent: the whole spec).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub targets: &'a [crate::plan::Target],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub skipped: &'a [String],
 }
 
 /// A stage as machines read it: its name, then its fields.
@@ -134,6 +171,8 @@ pub fn json(plan: &Plan) -> String {
             .collect(),
         changes: &plan.changes,
         access: &plan.access,
+        targets: &plan.targets,
+        skipped: &plan.skipped,
     };
     serde_json::to_string_pretty(&j).unwrap_or_default()
 }

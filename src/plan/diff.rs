@@ -22,6 +22,8 @@ pub struct Notifications {
     pub reload: Vec<String>,
     /// Listeners of this service that are not listening.
     pub silent_listeners: Vec<String>,
+    /// A restart the operator asked for (`--replace gateway:…`).
+    pub requested: Option<String>,
 }
 
 impl Notifications {
@@ -270,6 +272,9 @@ fn decide_service(
     };
     if !fact.running {
         return with(Action::Create, Some(ServiceOp::Start), "not running".into());
+    }
+    if let Some(why) = &notes.requested {
+        return with(Action::Update, Some(ServiceOp::Restart), why.clone());
     }
     if !notes.restart.is_empty() {
         return with(

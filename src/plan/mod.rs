@@ -21,9 +21,11 @@ pub mod kind;
 pub mod listener;
 #[allow(clippy::module_inception)]
 pub mod plan;
+pub mod replace;
 pub mod resource;
 pub mod saved;
 pub mod stage;
+pub mod target;
 pub mod topology;
 
 pub use action::Action;
@@ -33,5 +35,7 @@ pub use dns_plan::{DnsPlan, ZoneObservation, ZonePlan};
 pub use kind::ResourceKind;
 pub use listener::ListenerKind;
 pub use plan::{Plan, Summary, build, build_rollout, short_address};
+pub use replace::Replace;
 pub use resource::*;
 pub use stage::{Stage, StageKind};
+pub use target::Target;

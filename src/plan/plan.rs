@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::action::Action;
 use super::change::Change;
 use super::diff::{Notifications, decide};
+use super::replace::Replace;
 use super::resource::{Desired, Observed, Phase, Resource};
 use super::stage::{Stage, StageKind};
+
+/// The service `--replace gateway:SERVER` restarts.
+const GATEWAY_SERVICE: &str = "xfed-gateway";
 use crate::spec::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +24,12 @@ pub struct Plan {
     /// Users whose effective external access the plan changes.
     #[serde(default)]
     pub access: Vec<super::access::AccessChange>,
+    /// `--target`s this plan is restricted to; empty: the whole spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<super::target::Target>,
+    /// Changes the targets left out (addresses); the plan is partial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,20 +80,22 @@ pub fn build(
     serial: usize,
 ) -> Plan {
     let rollout: Vec<(String, usize)> = edge_pools.iter().map(|p| (p.clone(), serial)).collect();
-    build_rollout(resources, observed, &rollout)
+    build_rollout(resources, observed, &rollout, &[])
 }
 
 /// Decides every resource and orders the changes.
 ///
 /// `observed` is keyed by resource address; a resource without an
 /// observation is a bug in the caller. `rollout` gives the edge pools in
-/// the order they roll, each with how many of its servers change at a time.
+/// the order they roll, each with how many of its servers change at a time;
+/// `replace` what the operator asked to replace although nothing differs.
 pub fn build_rollout(
     resources: &[Resource],
     observed: &HashMap<String, Observed>,
     rollout: &[(String, usize)],
+    replace: &[Replace],
 ) -> Plan {
-    let decided: Vec<Option<Change>> = resources
+    let mut decided: Vec<Option<Change>> = resources
         .iter()
         .map(|r| match r.desired {
             Desired::Service(_) => None,
@@ -95,8 +107,30 @@ pub fn build_rollout(
         })
         .collect();
 
+    // Replacements asked for: a certificate in sync is replaced anyway.
+    for (r, c) in resources.iter().zip(decided.iter_mut()) {
+        if let (Desired::Certificate(spec), Some(c)) = (&r.desired, c.as_mut())
+            && let Some(t) = replace
+                .iter()
+                .find(|t| matches!(t, Replace::Certificate(n) if *n == spec.name))
+            && !c.action.is_change()
+        {
+            c.action = Action::Replace;
+            c.reason = t.reason();
+        }
+    }
+
     // Handlers: what changed asks its service to restart or reload, once.
     let mut notes: HashMap<&str, Notifications> = HashMap::new();
+    for r in resources {
+        if let Desired::Service(s) = &r.desired
+            && let Some(t) = replace.iter().find(
+                |t| matches!(t, Replace::Gateway(h) if *h == r.host && s.name == GATEWAY_SERVICE),
+            )
+        {
+            notes.entry(r.address.as_str()).or_default().requested = Some(t.reason());
+        }
+    }
     for (r, c) in resources.iter().zip(&decided) {
         let Some(c) = c else { continue };
         if let Some((service, how)) = &r.notifies
@@ -134,6 +168,8 @@ pub fn build_rollout(
         changes,
         stages,
         access: Vec::new(),
+        targets: Vec::new(),
+        skipped: Vec::new(),
     }
 }
 

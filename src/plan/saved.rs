@@ -18,6 +18,9 @@ pub struct SavedPlan {
     pub spec: PathBuf,
     pub spec_sha256: String,
     pub created_unix: u64,
+    /// What `--replace` asked for; `apply` plans again with the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<super::replace::Replace>,
     pub plan: Plan,
 }
 

@@ -1,0 +1,222 @@
+//! `--target KIND:NAME`: a plan restricted to some resources and what they
+//! need (Terraform's `-target`, Ansible's `--limit`), so an urgent fix on
+//! one pool does not drag every pending change elsewhere into the same
+//! apply. What is left out is listed, and the plan says it is partial.
+//!
+//! The restriction is a pure function of the full plan: the world is read
+//! as for any plan, then only the targeted changes are kept.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::change::Change;
+use super::kind::ResourceKind;
+use super::plan::Plan;
+use super::stage::Stage;
+
+/// One `--target`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Target {
+    /// Every change on the servers of a front-end or edge pool.
+    Pool(String),
+    /// Every change on one server.
+    Server(String),
+    /// A certificate on every server of its pool, and the reload of the
+    /// gateways that present it.
+    Certificate(String),
+    /// A partner: its topology object, and the files that carry the
+    /// partner list (the front-ends' topology, the gateways' policy), with
+    /// the gateways' reload.
+    Partner(String),
+    /// The records xfed owns in one DNS zone.
+    Zone(String),
+    /// Policies, grants, partners and routes, and the files that publish
+    /// them.
+    Topology,
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Target, String> {
+        let t = match s.split_once(':') {
+            Some(("pool", n)) if !n.is_empty() => Target::Pool(n.into()),
+            Some(("server", n)) if !n.is_empty() => Target::Server(n.into()),
+            Some(("certificate", n)) if !n.is_empty() => Target::Certificate(n.into()),
+            Some(("partner", n)) if !n.is_empty() => Target::Partner(n.into()),
+            Some(("zone", n)) if !n.is_empty() => {
+                Target::Zone(format!("{}.", n.trim_end_matches('.')))
+            }
+            None if s == "topology" => Target::Topology,
+            _ => {
+                return Err(format!(
+                    "`{s}` is not a target xfed knows: expected `pool:NAME`, `server:FQDN`, `certificate:NAME`, `partner:DOMAIN`, `zone:NAME` or `topology`"
+                ));
+            }
+        };
+        Ok(t)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Pool(n) => write!(f, "pool:{n}"),
+            Target::Server(n) => write!(f, "server:{n}"),
+            Target::Certificate(n) => write!(f, "certificate:{n}"),
+            Target::Partner(n) => write!(f, "partner:{n}"),
+            Target::Zone(n) => write!(f, "zone:{n}"),
+            Target::Topology => f.write_str("topology"),
+        }
+    }
+}
+
+/// What a target needs beyond the changes it names.
+fn carries_topology(c: &Change) -> bool {
+    c.kind == ResourceKind::File
+        && (c.address.ends_with("/topology.json") || c.address.ends_with("/policy.toml"))
+}
+
+impl Target {
+    /// Whether `c` is named by this target, directly.
+    fn names(&self, c: &Change, pools_of_hosts: &dyn Fn(&str) -> Option<String>) -> bool {
+        match self {
+            Target::Pool(p) => {
+                !c.host.is_empty()
+                    && (c.pool == *p || pools_of_hosts(&c.host).as_deref() == Some(p.as_str()))
+            }
+            Target::Server(h) => c.host == *h,
+            Target::Certificate(n) => {
+                c.kind == ResourceKind::Certificate
+                    && c.address.ends_with(&format!("/certificate:{n}"))
+            }
+            Target::Partner(d) => {
+                c.address == format!("topology/partner:{d}") || carries_topology(c)
+            }
+            Target::Zone(z) => c.address.starts_with(&format!("dns/{z}/")),
+            Target::Topology => c.address.starts_with("topology/") || carries_topology(c),
+        }
+    }
+}
+
+/// Keeps the changes the targets name, and on the same hosts the services
+/// they restart or reload; everything else leaves the plan and is listed
+/// in `skipped` (the changes that would have done something). Stages keep
+/// their order; a stage left with nothing is dropped.
+pub fn restrict(
+    plan: Plan,
+    targets: &[Target],
+    pool_of_host: &dyn Fn(&str) -> Option<String>,
+) -> Plan {
+    if targets.is_empty() {
+        return plan;
+    }
+    let named: Vec<bool> = plan
+        .changes
+        .iter()
+        .map(|c| targets.iter().any(|t| t.names(c, pool_of_host)))
+        .collect();
+    // A kept write on a host needs that host's service to pick it up.
+    let touched: Vec<&str> = plan
+        .changes
+        .iter()
+        .zip(&named)
+        .filter(|(c, keep)| **keep && c.action.is_change() && !c.host.is_empty())
+        .map(|(c, _)| c.host.as_str())
+        .collect();
+    let keep: Vec<bool> = plan
+        .changes
+        .iter()
+        .zip(&named)
+        .map(|(c, n)| *n || (c.kind == ResourceKind::Service && touched.contains(&c.host.as_str())))
+        .collect();
+
+    let mut index = vec![None; plan.changes.len()];
+    let mut changes = Vec::new();
+    let mut skipped = plan.skipped;
+    for (i, (c, k)) in plan.changes.into_iter().zip(&keep).enumerate() {
+        if *k {
+            index[i] = Some(changes.len());
+            changes.push(c);
+        } else if c.action.is_change() {
+            skipped.push(c.address);
+        }
+    }
+    let stages: Vec<Stage> = plan
+        .stages
+        .into_iter()
+        .filter_map(|s| {
+            let kept: Vec<usize> = s.changes.iter().filter_map(|&i| index[i]).collect();
+            (!kept.is_empty()).then_some(Stage { changes: kept, ..s })
+        })
+        .collect();
+    let mut all_targets = plan.targets;
+    all_targets.extend(targets.iter().cloned());
+    Plan {
+        changes,
+        stages,
+        access: plan.access,
+        targets: all_targets,
+        skipped,
+    }
+}
+
+/// Every target names something the spec has: `known(kind)` gives the
+/// names of a kind (`pool`, `server`, `certificate`, `partner`, `zone`).
+pub fn check(targets: &[Target], known: &dyn Fn(&str) -> Vec<String>) -> Result<(), String> {
+    for t in targets {
+        let (kind, name) = match t {
+            Target::Pool(n) => ("pool", n),
+            Target::Server(n) => ("server", n),
+            Target::Certificate(n) => ("certificate", n),
+            Target::Partner(n) => ("partner", n),
+            Target::Zone(n) => ("zone", n),
+            Target::Topology => continue,
+        };
+        let names = known(kind);
+        if !names.iter().any(|x| x == name) {
+            return Err(format!(
+                "`--target {t}` names no {kind} of the spec; nothing was contacted\nhint: the spec has {}",
+                if names.is_empty() {
+                    format!("no {kind}")
+                } else {
+                    names
+                        .iter()
+                        .map(|x| format!("`{kind}:{x}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_and_print_back() {
+        for s in [
+            "pool:edge-br",
+            "server:edge1.contoso.example",
+            "certificate:edge-hq-external",
+            "partner:fabrikam.example",
+            "zone:contoso.example.",
+            "topology",
+        ] {
+            let t: Target = s.parse().expect("a target");
+            assert_eq!(t.to_string(), s);
+        }
+        assert_eq!(
+            "zone:contoso.example".parse::<Target>(),
+            Ok(Target::Zone("contoso.example.".into()))
+        );
+        assert!("host:x".parse::<Target>().is_err());
+        assert!("pool:".parse::<Target>().is_err());
+    }
+}
