@@ -118,6 +118,16 @@ fn make_ca(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// The certificate's issuer: a test CA made beside the spec.
+fn internal_ca_issuer(dir: &Path) -> String {
+    make_ca(dir);
+    format!(
+        "    issuer:\n      kind: internal_ca\n      ca_cert: {}/ca.pem\n      ca_key: \"{{{{ file('{}/ca.key') }}}}\"\n",
+        dir.display(),
+        dir.display()
+    )
+}
+
 fn fetch(lab: &Lab, h: &Host, remote: &str, local: &Path) {
     std::fs::write(local, lab.ssh_ok(h, &format!("cat {remote}"))).expect("write");
 }
@@ -131,18 +141,7 @@ fn internal_ca_issues_installs_verifies_and_renews_inside_the_window() {
     let _serial = lab.lock();
     reset(lab);
     let mut out = Outputs::default();
-    let s = spec(
-        lab,
-        |dir| {
-            make_ca(dir);
-            format!(
-                "    issuer:\n      kind: internal_ca\n      ca_cert: {}/ca.pem\n      ca_key: \"{{{{ file('{}/ca.key') }}}}\"\n",
-                dir.display(),
-                dir.display()
-            )
-        },
-        "    renew_before: 30d\n",
-    );
+    let s = spec(lab, internal_ca_issuer, "    renew_before: 30d\n");
     let (ca, ca_key) = (s.dir.path().join("ca.pem"), s.dir.path().join("ca.key"));
 
     let plan = out.xfed(lab, &["plan", path_str(&s.path)]);
@@ -586,18 +585,7 @@ fn a_requested_certificate_replacement_gives_every_server_a_new_key_one_at_a_tim
     let _serial = lab.lock();
     reset(lab);
     let mut out = Outputs::default();
-    let s = spec(
-        lab,
-        |dir| {
-            make_ca(dir);
-            format!(
-                "    issuer:\n      kind: internal_ca\n      ca_cert: {}/ca.pem\n      ca_key: \"{{{{ file('{}/ca.key') }}}}\"\n",
-                dir.display(),
-                dir.display()
-            )
-        },
-        "",
-    );
+    let s = spec(lab, internal_ca_issuer, "");
     out.apply_ok(lab, &s.path);
     out.assert_in_sync(lab, &s.path);
     let before: Vec<(String, String)> = edges(lab).iter().map(|h| served(lab, h)).collect();

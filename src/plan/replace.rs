@@ -67,14 +67,7 @@ pub fn check(
         if !known {
             return Err(format!(
                 "`--replace {r}` names nothing in the spec; nothing was contacted\nhint: the spec has {}",
-                if what.is_empty() {
-                    "none of that kind".to_string()
-                } else {
-                    what.iter()
-                        .map(|x| format!("`{x}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
+                super::target::what_the_spec_has("", what.iter().copied())
             ));
         }
     }

@@ -180,19 +180,22 @@ pub fn check(targets: &[Target], known: &dyn Fn(&str) -> Vec<String>) -> Result<
         if !names.iter().any(|x| x == name) {
             return Err(format!(
                 "`--target {t}` names no {kind} of the spec; nothing was contacted\nhint: the spec has {}",
-                if names.is_empty() {
-                    format!("no {kind}")
-                } else {
-                    names
-                        .iter()
-                        .map(|x| format!("`{kind}:{x}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
+                what_the_spec_has(&format!("{kind}:"), names.iter().map(String::as_str))
             ));
         }
     }
     Ok(())
+}
+
+/// `` `pool:a`, `pool:b` ``, or "nothing of that kind": the hint of a
+/// target that names nothing.
+pub(super) fn what_the_spec_has<'a>(prefix: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let listed: Vec<String> = names.map(|x| format!("`{prefix}{x}`")).collect();
+    if listed.is_empty() {
+        "nothing of that kind".into()
+    } else {
+        listed.join(", ")
+    }
 }
 
 #[cfg(test)]
