@@ -94,3 +94,17 @@ fn run_async(command: Command) -> ExitStatus {
         ExitStatus::Failure
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand's arguments are consistent (unique names, valid
+    /// defaults): clap checks this only when a command is used.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -20,6 +20,7 @@ use crate::plan::saved::{self, SavedPlan};
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
     /// A spec, or a plan file from `plan --out`.
+    #[arg(id = "spec_or_plan", value_name = "SPEC|PLANFILE")]
     pub target: PathBuf,
     /// Do not ask for confirmation.
     #[arg(long)]
