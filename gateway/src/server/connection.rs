@@ -308,12 +308,14 @@ impl Connection {
                 // so `changed` cannot fail while it runs.
                 Ok(()) = self.generations.changed() => self.reconfigure(machine),
             };
-            self.handle_events(machine);
+            self.handle_events(machine).await;
         }
     }
 
-    /// Acts on what the machine decided: counts, logs, relays.
-    fn handle_events(&mut self, machine: &mut StreamMachine) {
+    /// Acts on what the machine decided: counts, logs, relays. Relaying
+    /// waits while the destination's queue is full; nothing more is read
+    /// from this connection meanwhile, which is the backpressure on its peer.
+    async fn handle_events(&mut self, machine: &mut StreamMachine) {
         let stats = &self.shared.relay;
         for stream_event in machine.take_events() {
             match stream_event {
@@ -344,7 +346,7 @@ impl Connection {
                         ListenerKind::Internal => Direction::Outbound,
                     };
                     stats.stanza(direction, true);
-                    self.router.route(routed);
+                    self.router.route(routed).await;
                 }
                 StreamEvent::Denied {
                     direction,
@@ -364,7 +366,7 @@ impl Connection {
                         reply = reply.as_ref().map_or("none", |_| "error"),
                     );
                     if let Some(reply) = reply {
-                        self.router.route(reply);
+                        self.router.route(reply).await;
                     }
                 }
             }
