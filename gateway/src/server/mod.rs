@@ -6,6 +6,7 @@
 
 mod access;
 mod admin;
+mod admin_waiters;
 mod connection;
 mod daemon;
 mod generation;
