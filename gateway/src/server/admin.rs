@@ -17,6 +17,7 @@ use super::status::Status;
 use super::tracker::TaskTracker;
 use crate::config::ListenerKind;
 use crate::event;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -234,6 +235,18 @@ fn metrics_text(shared: &Shared) -> String {
         },
         &samples,
     );
+    let _ = writeln!(
+        text,
+        "# HELP xfed_gateway_unauthenticated_connections Connections not yet authenticated now, by listener (budget: limits.max_unauthenticated_connections).\n# TYPE xfed_gateway_unauthenticated_connections gauge"
+    );
+    for kind in ListenerKind::ALL {
+        let _ = writeln!(
+            text,
+            "xfed_gateway_unauthenticated_connections{{listener=\"{}\"}} {}",
+            kind.name(),
+            shared.pre_auth_budget(kind).current()
+        );
+    }
     shared.relay.render(&mut text);
     text
 }

@@ -13,6 +13,7 @@ mod generation;
 mod limiter;
 mod metrics;
 mod pid_file;
+mod pre_auth;
 mod query;
 mod relay;
 mod s2s_listener;

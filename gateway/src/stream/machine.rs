@@ -528,9 +528,10 @@ impl StreamMachine {
 
 fn new_framer(settings: &StreamSettings) -> Framer {
     // Until authenticated, the small limit applies (header included).
-    Framer::new(
+    Framer::unauthenticated(
         settings.limits.max_unauthenticated_stanza_bytes,
         settings.limits.max_depth,
+        settings.limits.max_unauthenticated_elements,
     )
 }
 
