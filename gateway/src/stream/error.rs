@@ -1,5 +1,5 @@
 //! Protocol errors of one stream, as a typed enum that maps to the stream
-//! error sent to the peer (style.md §15).
+//! error sent to the peer.
 //!
 //! The `Display` text is for our logs; `peer_text` is what the peer reads,
 //! kept generic so nothing internal leaks across the edge (a refused
