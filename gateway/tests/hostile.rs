@@ -39,6 +39,11 @@ struct World {
 
 impl World {
     fn start() -> World {
+        World::start_with("")
+    }
+
+    /// As `start`, with more `[limits]` lines.
+    fn start_with(limits: &str) -> World {
         let work = Workdir::new();
         let ca = TestCa::new("Hostile Test CA");
         let external = work.install("external", &ca.leaf(&[DOMAIN]));
@@ -49,7 +54,7 @@ impl World {
              [external]\naddress = \"127.0.0.1\"\nport = 0\n{external}\n\
              [internal]\naddress = \"127.0.0.1\"\nport = 0\n{internal}client_ca = {ca_file:?}\n\
              [admin]\naddress = \"127.0.0.1\"\nport = 0\n\
-             [limits]\nheader_timeout_secs = 2\n\
+             [limits]\nheader_timeout_secs = 2\n{limits}\n\
              [relay]\ninternal_server = \"127.0.0.1:{closed}\"\npartner_ca = {ca_file:?}\nconnect_timeout_secs = 5\n\
              [[partners]]\ndomain = \"{PARTNER}\"\n\
              [[policies]]\nidentity = \"Global\"\nscope = \"global\"\nenable_xmpp_access = true\n",
@@ -293,4 +298,57 @@ async fn every_hostile_case_gets_its_stream_error_and_partners_are_served_alongs
         world.gateway.log_text()
     );
     let _ = &world.work;
+}
+
+#[tokio::test]
+async fn strangers_filling_the_unauthenticated_budget_are_refused_and_partners_keep_being_served() {
+    let world = World::start_with("max_unauthenticated_connections = 4");
+    // Authenticated before the flood: it left the budget at SASL success.
+    let (mut resident, _) = world.legitimate().await;
+    let mut strangers = Vec::new();
+    for _ in 0..4 {
+        let mut socket = TcpStream::connect(world.gateway.external).await.unwrap();
+        socket
+            .write_all(stream_header(DOMAIN, PARTNER).as_bytes())
+            .await
+            .unwrap();
+        read_until(&mut socket, "</stream:features>").await;
+        strangers.push(socket);
+    }
+    let gauge = "xfed_gateway_unauthenticated_connections{listener=\"external\"} 4";
+    let (_, metrics) = world.gateway.get("/metrics");
+    assert!(metrics.contains(gauge), "{metrics}");
+
+    // The fifth stranger is closed at accept and counted.
+    let refused = plain(&world, &header_then(b""), Duration::ZERO).await;
+    assert_eq!(refused, "", "closed before a byte of XML");
+    let (_, metrics) = world.gateway.get("/metrics");
+    assert!(
+        metrics.contains(
+            "xfed_gateway_connections_rejected_total{listener=\"external\",reason=\"pre_auth_budget\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // The authenticated partner is served throughout: a stanza it is not
+    // allowed to send still gets its stream error, so the gateway reads it.
+    resident
+        .send(&format!(
+            "<message from='eve@{DOMAIN}' to='alice@{DOMAIN}'><body>x</body></message>"
+        ))
+        .await;
+    assert_stream_error("resident", &resident.read_to_end().await, "invalid-from");
+
+    // A place freed: a legitimate partner authenticates again.
+    drop(strangers.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, metrics) = world.gateway.get("/metrics");
+        if metrics.contains("xfed_gateway_unauthenticated_connections{listener=\"external\"} 3") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    world.legitimate().await;
 }
