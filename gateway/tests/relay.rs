@@ -16,6 +16,7 @@ mod common;
 use common::peers::{PartnerServer, b64, start_tls};
 use common::prosody::{Prosody, available, free_port};
 use common::*;
+use tokio::io::AsyncReadExt;
 
 /// Certificates of one test world, all from one test CA (serverAuth EKU
 /// only, as public CAs issue them now).
@@ -738,4 +739,110 @@ async fn a_burst_of_50000_is_all_stored_by_prosody_and_none_bounced() {
         return;
     }
     burst(50_000, Some(10_000)).await;
+}
+
+/// The gateway-side sockets on `port` with bytes the gateway has not read.
+fn unread_on(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields[1].rsplit_once(':')?.1;
+            (u16::from_str_radix(local, 16).ok()? == port && fields[3] == "01")
+                .then(|| u64::from_str_radix(fields[4].rsplit_once(':')?.1, 16).ok())
+                .flatten()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn outbound_burst_to_a_partner_that_stops_reading_is_held_back_not_bounced() {
+    const COUNT: usize = 10_000;
+    let world = World::new();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let closed = format!("127.0.0.1:{}", free_port());
+    let gateway = Gateway::start(&world.config(&closed, partner.address, &[]));
+    let mut ours = start_tls(
+        gateway.internal,
+        PARTNER,
+        DOMAIN,
+        world.ca.roots(),
+        Some(&world.ours),
+    )
+    .await;
+    let reply = ours.authenticate(PARTNER, DOMAIN, "=").await;
+    assert!(reply.contains("<success"), "{reply}");
+    // 1 KB bodies: 10 MB in all, more than the queue and the socket
+    // buffers towards a partner that reads nothing can hold.
+    let filler = "x".repeat(1_000);
+    let sender = tokio::spawn(async move {
+        let mut batch = String::new();
+        for i in 0..COUNT {
+            batch.push_str(&message(
+                &format!("alice@{DOMAIN}/desk"),
+                &format!("bob@{PARTNER}"),
+                &format!("o{i}"),
+                &filler,
+            ));
+            if i % 50 == 49 || i + 1 == COUNT {
+                ours.send(&batch).await;
+                batch.clear();
+            }
+        }
+        ours
+    });
+    let mut back = partner.accept().await;
+    // The partner reads nothing until the gateway stops reading our server:
+    // bytes wait unread in the gateway's socket on the internal listener.
+    let deadline = std::time::Instant::now() + WAIT;
+    while unread_on(gateway.internal.port()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never stopped reading"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let held = unread_on(gateway.internal.port());
+    // Read to the last message's end, scanning only what each read adds
+    // (the common helper rescans everything, quadratic on 10 MB).
+    let last = format!("id='o{}'", COUNT - 1);
+    let mut bytes = std::mem::take(&mut back.pending).into_bytes();
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let from = bytes.len().saturating_sub(last.len() + 2_000);
+        let tail = String::from_utf8_lossy(&bytes[from..]);
+        if tail
+            .split_once(last.as_str())
+            .is_some_and(|(_, rest)| rest.contains("</message>"))
+        {
+            break;
+        }
+        let n = tokio::time::timeout_at(deadline, back.tls.read(&mut buf))
+            .await
+            .expect("all messages arrive in time")
+            .unwrap();
+        assert!(n > 0, "the gateway closed the stream");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut seen = vec![false; COUNT];
+    for part in text.split("id='o").skip(1) {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        seen[digits.parse::<usize>().unwrap()] = true;
+    }
+    let delivered = seen.iter().filter(|s| **s).count();
+    eprintln!(
+        "outbound burst: {held} bytes held back at the gateway, {delivered} of {COUNT} delivered"
+    );
+    assert_eq!(delivered, COUNT);
+    let _ours = sender.await.unwrap();
+    let (_, metrics) = gateway.get("/metrics");
+    assert!(
+        !metrics.contains("xfed_gateway_stanzas_undelivered_total{"),
+        "{metrics}"
+    );
+    assert!(!gateway.log_text().contains("event=stanza_bounced"));
 }
