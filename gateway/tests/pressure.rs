@@ -122,9 +122,9 @@ fn two_thousand_unauthenticated_connections_cost_bounded_memory_that_comes_back(
         stream_header(DOMAIN, PARTNER).len() + unfinished().len(),
         growth / u64::try_from(N).unwrap()
     );
-    // About 42 MiB in a debug build, under 40 in release (README); the
-    // bound leaves room for a busy machine, and is a fifth of what the
-    // gateway took before per-connection memory was cut.
+    // About 38 MiB in a debug build and in release (README); the bound
+    // leaves room for a busy machine, and is a fifth of what the gateway
+    // took before per-connection memory was cut.
     assert!(growth < 64 * 1024, "RSS grew by {growth} KiB");
 
     drop(strangers);

@@ -412,11 +412,11 @@ impl Framer {
                         self.unit_bytes += len;
                         match top.children.last_mut() {
                             Some(Node::Text(prev)) => {
-                                // Grows by a quarter, not double: an
+                                // Grows by an eighth, not double: an
                                 // unfinished text holds little more than
                                 // its bytes, and copies stay linear.
                                 if prev.capacity() - prev.len() < text.len() {
-                                    prev.reserve_exact(text.len().max(prev.len() / 4));
+                                    prev.reserve_exact(text.len().max(prev.len() / 8));
                                 }
                                 prev.push_str(&text);
                             }
@@ -563,9 +563,11 @@ impl Framer {
 
 /// rxml's token limit for an element limit: a token longer than a whole
 /// element is reported as an oversized element (see `classify`).
-/// The token limit before authentication: the longest JID (RFC 7622: 3071
-/// bytes) fits; text is not limited by it (it is passed on in chunks).
-const UNAUTHENTICATED_TOKEN: usize = 3072;
+/// The token limit before authentication: the longest domain name (RFC
+/// 7622: 1023 bytes) fits, and before authentication attributes carry
+/// domains (headers, dialback), never full JIDs (stanzas are refused);
+/// text is not limited by it (it is passed on in chunks).
+const UNAUTHENTICATED_TOKEN: usize = 1024;
 
 fn token_limit(max_bytes: usize) -> usize {
     max_bytes.saturating_add(1)
