@@ -7,10 +7,10 @@
 //! wait (backpressure: it stops reading, so TCP slows its peer); only a
 //! missing route, a pair whose stream failed recently (`retry`: attempts
 //! are bounded) or a stream that ends with stanzas queued answers the
-//! sender, and every such bounce is logged and counted per partner. Answers (`bounce`) go back
-//! through `route` on the reverse path; only stanzas that may get an error
-//! reply are answered, and error stanzas never are, so bounces cannot
-//! loop. Which leg a pair takes is decided from the current generation: to
+//! sender, and every such bounce is logged and counted per partner.
+//! Answers (`bounce`) go back on the reverse path without waiting
+//! (`offer`); only stanzas that may get an error reply are answered, and
+//! error stanzas never are, so bounces cannot loop. Which leg a pair takes is decided from the current generation: to
 //! one of our domains → the internal server; to a partner → that partner.
 
 use super::outbound::{Destination, Outbound};
