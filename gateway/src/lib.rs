@@ -4,14 +4,16 @@
 //! restricted XML framing of a stream (`xml`), the per-connection XMPP
 //! stream state machine (`stream`), per-user external access policy
 //! resolution (`policy`) and the daemon around them (`server`: listeners,
-//! admin HTTP, reload and drain). The binary (`main.rs`) only
-//! parses arguments and maps errors to exit codes.
+//! admin HTTP, the relay's outbound streams, reload and drain). The binary
+//! (`main.rs`) only parses arguments, picks the allocator and maps errors
+//! to exit codes.
 //!
 //! The protocol core (`xml`, `stream`) and `policy` do no I/O: it is fed bytes and
-//! returns bytes and directives, so every protocol rule is unit-tested
-//! without a socket. This release terminates streams and negotiates TLS;
-//! authentication (SASL EXTERNAL, dialback) and relaying grow on top of
-//! the same state machine.
+//! returns bytes, directives and events, so every protocol rule is
+//! unit-tested without a socket. Streams are terminated on both sides of
+//! the edge: TLS, SASL EXTERNAL, then each stanza checked against the
+//! stream's authenticated domains and the user's access policy before it
+//! is relayed. Dialback is not implemented.
 #![forbid(unsafe_code)]
 
 pub mod cli;

@@ -10,6 +10,15 @@ use xfed_gateway::config::{Config, ConfigError};
 use xfed_gateway::event;
 use xfed_gateway::server::{Daemon, Generation};
 
+/// jemalloc instead of the system allocator: glibc's per-thread arenas
+/// keep what a load peak took (RSS stayed at its high-water mark after an
+/// attack). jemalloc's background thread (enabled by default with the
+/// `background_threads` feature) purges freed pages after its decay time
+/// (10 s by default) even when no thread allocates any more, so the edge
+/// does not ratchet up to its worst day.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// EX_USAGE (sysexits.h): bad command line or configuration.
 const EXIT_CONFIG: u8 = 64;
 

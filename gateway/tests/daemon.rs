@@ -918,3 +918,48 @@ async fn only_partners_may_open_external_streams_and_a_reload_applies_a_new_list
     let reply = refused_answer(&gateway, PARTNER).await;
     assert!(reply.ends_with(&not_partner(PARTNER)), "{reply}");
 }
+
+/// 64 idle connections on the admin port (more than the old budget of
+/// 32, each held for the request deadline) must not starve `/healthz`:
+/// the oldest idle one is evicted for each newcomer.
+#[test]
+fn healthz_answers_promptly_with_64_idle_admin_connections() {
+    let (_work, _ca, _leaf, gateway) = start_with_certificate();
+    let mut idle = Vec::new();
+    let mut slowest = std::time::Duration::ZERO;
+    for round in 0..4 {
+        // 64 more idle connections each round, the older ones kept open.
+        for _ in 0..64 {
+            idle.push(std::net::TcpStream::connect(gateway.admin).unwrap());
+        }
+        let started = std::time::Instant::now();
+        let (code, body) = http_get(gateway.admin, "/healthz");
+        let took = started.elapsed();
+        assert_eq!((code, body.as_str()), (200, "ok\n"), "round {round}");
+        slowest = slowest.max(took);
+    }
+    eprintln!(
+        "/healthz with {} idle admin connections opened: slowest of 4 answers {slowest:?}",
+        idle.len()
+    );
+    // Measured in milliseconds; the bound is loose so a busy machine does
+    // not flake it (the old budget failed outright for seconds).
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "slowest {slowest:?}"
+    );
+    assert!(
+        metric(
+            &gateway,
+            "xfed_gateway_connections_rejected_total{listener=\"admin\",reason=\"idle_evicted\"}"
+        ) > 0
+    );
+    // The S2S listeners are untouched by the admin budget.
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_connections_rejected_total{listener=\"external\",reason=\"max_connections\"}"
+        ),
+        0
+    );
+}

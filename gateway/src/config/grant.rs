@@ -3,8 +3,8 @@
 //! Loaded and checked against the policies and fronted domains, and
 //! against each other (a user has at most one explicit grant, and at most
 //! one policy is granted to all users), so `policy::PolicyIndex` never has
-//! to pick between two. Resolved per user by `policy`, which the relay
-//! consults for every stanza.
+//! to pick between two. Resolved per user by `policy`, and enforced on
+//! every relayed stanza (`policy::decide`).
 
 use super::bare_jid::BareJid;
 use super::problem::Problem;

@@ -16,9 +16,17 @@ pub struct Limits {
     pub max_unauthenticated_stanza_bytes: usize,
     /// Deepest element nesting inside a stanza (the stanza itself is depth 1).
     pub max_depth: usize,
+    /// Most elements in one top-level element before authentication (the
+    /// element itself included): each costs a node whatever its bytes.
+    pub max_unauthenticated_elements: usize,
+    /// Connections not yet authenticated, per S2S listener; more are
+    /// closed at accept and counted (`pre_auth_budget`).
+    pub max_unauthenticated_connections: u32,
     /// Time allowed for each stream header and for the TLS handshake.
     pub header_timeout: Duration,
-    /// Time allowed from accept until the stream is authenticated.
+    /// Time allowed from accept until the stream is authenticated: the
+    /// pre-auth deadline, far shorter than `idle_timeout` by default (a
+    /// stranger's connection is held 30 s, not 10 min).
     pub negotiation_timeout: Duration,
     /// Longest silence on an established stream before it is closed.
     pub idle_timeout: Duration,
@@ -34,8 +42,10 @@ impl Default for Limits {
             max_stanza_bytes: 262_144,
             max_unauthenticated_stanza_bytes: 10_000,
             max_depth: 32,
+            max_unauthenticated_elements: 32,
+            max_unauthenticated_connections: 2_000,
             header_timeout: Duration::from_secs(15),
-            negotiation_timeout: Duration::from_secs(90),
+            negotiation_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
             max_connections: 10_000,
             max_connections_per_ip: 64,
@@ -66,6 +76,12 @@ impl Limits {
         }
         if let Some(v) = f.integer("max_depth", 2, 1024, out) {
             limits.max_depth = to_usize(v);
+        }
+        if let Some(v) = f.integer("max_unauthenticated_elements", 4, 100_000, out) {
+            limits.max_unauthenticated_elements = to_usize(v);
+        }
+        if let Some(v) = f.integer("max_unauthenticated_connections", 1, MAX_CONNECTIONS, out) {
+            limits.max_unauthenticated_connections = to_u32(v);
         }
         if let Some(v) = f.integer("header_timeout_secs", 1, 600, out) {
             limits.header_timeout = secs(v);

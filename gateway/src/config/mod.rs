@@ -1,7 +1,7 @@
 //! The gateway's configuration: a main TOML file and, optionally, a policy
 //! file it names (`policy_file`) holding `[[partners]]`, `[[policies]]`,
 //! `[[grants]]` and `[[sites]]`, both validated completely before anything
-//! is bound (style.md §14). xfed deploys the two separately so that partner and
+//! is bound. xfed deploys the two separately so that partner and
 //! policy changes are applied with SIGHUP while listener changes restart.
 //!
 //! Two stages, as in the orchestrator's spec layer: `reader` walks the raw

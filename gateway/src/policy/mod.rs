@@ -8,8 +8,8 @@
 //! every flag false. It reads no files and opens no sockets; the
 //! configuration arrives validated (at most one explicit grant per user,
 //! one grant to all, one home site per user, every granted policy defined).
-//! `/access` reports it now; stanza relaying will consult the same index
-//! for every stanza's local user (README, "Per-user policy").
+//! `/access` reports it, and the stream layer consults the same index for
+//! every relayed stanza's local user (`decide`; README, "Per-user policy").
 
 mod access_error;
 mod effective;

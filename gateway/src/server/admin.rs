@@ -3,15 +3,21 @@
 //! A deliberately tiny HTTP/1.1 server (GET only, one request per
 //! connection, `Connection: close`) instead of an HTTP stack: four
 //! read-only endpoints on the internal address do not justify hyper's
-//! dependency tree. Limits: 8 KiB request head, 5 s to send it, 32
-//! concurrent connections; over that, the socket is closed.
+//! dependency tree. Its budget is its own, apart from the S2S limits: at
+//! most 16 connections may wait for their request (8 KiB head, 2 s to send
+//! it); a 17th evicts the oldest of them (`admin_waiters`), so idle
+//! connections cannot starve `/healthz`. At most 256 connections in all
+//! (the rest are answered and closed within the 5 s write deadline); over
+//! that, the socket is closed at accept.
 
-use super::metrics::{InfoLabels, ListenerSample, inc};
+use super::admin_waiters::{HeadWaiters, Waiting};
+use super::metrics::{InfoLabels, ListenerSample, Rejection, inc};
 use super::shared::Shared;
 use super::status::Status;
 use super::tracker::TaskTracker;
 use crate::config::ListenerKind;
 use crate::event;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,8 +26,17 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 const MAX_HEAD: usize = 8 * 1024;
-const MAX_CONNECTIONS: u32 = 32;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// All admin connections at once, waiting, evicted but not yet gone, or
+/// being answered: a hard bound on memory, far above what eviction leaves
+/// alive (`MAX_WAITING` plus those finishing), so it is not what a flood of
+/// idle connections runs into.
+const MAX_CONNECTIONS: u32 = 256;
+/// Connections waiting for their request head; more evict the oldest.
+const MAX_WAITING: usize = 16;
+/// Time to send the request head: a probe needs one round trip.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time to write the response.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The bound admin listener.
 #[derive(Debug)]
@@ -49,6 +64,7 @@ impl AdminServer {
         mut stop: watch::Receiver<bool>,
         tracker: TaskTracker,
     ) {
+        let waiters = HeadWaiters::new(MAX_WAITING);
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,
@@ -63,19 +79,20 @@ impl AdminServer {
                     .admin_limiter
                     .try_acquire(peer.ip(), MAX_CONNECTIONS, MAX_CONNECTIONS)
             else {
-                shared
-                    .metrics
-                    .admin
-                    .rejected(super::metrics::Rejection::MaxConnections);
+                shared.metrics.admin.rejected(Rejection::MaxConnections);
                 continue;
             };
             inc(&shared.metrics.admin.connections_total);
+            let (waiting, evicted) = waiters.enter();
+            if evicted {
+                shared.metrics.admin.rejected(Rejection::IdleEvicted);
+            }
             let shared = shared.clone();
             let token = tracker.token();
             tokio::spawn(async move {
                 let _permit = permit;
                 let _token = token;
-                if let Err(e) = handle(socket, &shared).await {
+                if let Err(e) = handle(socket, waiting, &shared).await {
                     event!(Debug, "admin_request_failed", peer = peer, error = e);
                 }
             });
@@ -83,11 +100,16 @@ impl AdminServer {
     }
 }
 
-async fn handle(mut socket: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    let head = match timeout(REQUEST_TIMEOUT, read_head(&mut socket)).await {
-        Ok(head) => head?,
-        Err(_) => return Ok(()),
+async fn handle(mut socket: TcpStream, waiting: Waiting, shared: &Shared) -> std::io::Result<()> {
+    let head = tokio::select! {
+        head = timeout(HEAD_TIMEOUT, read_head(&mut socket)) => match head {
+            Ok(head) => head?,
+            Err(_) => return Ok(()),
+        },
+        () = waiting.evicted() => return Ok(()),
     };
+    // Answered at once from here: the slot goes to the next connection.
+    drop(waiting);
     let response = match head {
         Some(head) => route(&head, shared),
         None => text(431, "request head too large\n"),
@@ -110,7 +132,7 @@ async fn handle(mut socket: TcpStream, shared: &Shared) -> std::io::Result<()> {
     )
     .into_bytes();
     bytes.extend_from_slice(response.body.as_bytes());
-    timeout(REQUEST_TIMEOUT, async {
+    timeout(WRITE_TIMEOUT, async {
         socket.write_all(&bytes).await?;
         socket.shutdown().await
     })
@@ -213,6 +235,18 @@ fn metrics_text(shared: &Shared) -> String {
         },
         &samples,
     );
+    let _ = writeln!(
+        text,
+        "# HELP xfed_gateway_unauthenticated_connections Connections not yet authenticated now, by listener (budget: limits.max_unauthenticated_connections).\n# TYPE xfed_gateway_unauthenticated_connections gauge"
+    );
+    for kind in ListenerKind::ALL {
+        let _ = writeln!(
+            text,
+            "xfed_gateway_unauthenticated_connections{{listener=\"{}\"}} {}",
+            kind.name(),
+            shared.pre_auth_budget(kind).current()
+        );
+    }
     shared.relay.render(&mut text);
     text
 }

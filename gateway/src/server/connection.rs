@@ -16,6 +16,7 @@
 use super::generation::Generation;
 use super::limiter::Permit;
 use super::metrics::inc;
+use super::pre_auth::PreAuthPermit;
 use super::relay::Router;
 use super::shared::Shared;
 use super::tracker::TaskToken;
@@ -34,8 +35,11 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 /// First byte of a TLS handshake record: the peer speaks Direct TLS.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-/// Read buffer per connection; with the framer's limits this bounds memory.
+/// Read buffer per authenticated connection; with the framer's limits
+/// this bounds memory.
 const READ_BUFFER: usize = 8 * 1024;
+/// Read buffer until then.
+const UNAUTHENTICATED_READ_BUFFER: usize = 1024;
 
 /// One accepted S2S connection.
 #[derive(Debug)]
@@ -58,6 +62,8 @@ pub struct Connection {
     revoked: bool,
     /// Whether the stream error has been counted and logged.
     recorded: bool,
+    /// Its place in the unauthenticated budget, until authenticated.
+    pre_auth: Option<PreAuthPermit>,
 }
 
 /// How one leg of the connection (plain or TLS) ended.
@@ -94,12 +100,20 @@ impl Connection {
             shutdown,
             revoked: false,
             recorded: false,
+            pre_auth: None,
         }
     }
 
     /// Serves the connection on `socket` to its end. `permit` and `token`
-    /// are released on return.
-    pub async fn run(mut self, mut socket: TcpStream, _permit: Permit, _token: TaskToken) {
+    /// are released on return, `pre_auth` once the stream is authenticated.
+    pub async fn run(
+        mut self,
+        mut socket: TcpStream,
+        _permit: Permit,
+        pre_auth: PreAuthPermit,
+        _token: TaskToken,
+    ) {
+        self.pre_auth = Some(pre_auth);
         let state = self.generation.listener(self.listener);
         let limits = &state.settings.limits;
         let deadlines = Deadlines {
@@ -132,9 +146,11 @@ impl Connection {
                 // Cannot speak TLS without a certificate; nothing XMPP to say.
                 return;
             };
-            if let Some(mut stream) = self
-                .handshake(&tls.acceptor, socket, deadlines.header)
-                .await
+            // Boxed, here and below: the task's future is as large as its
+            // largest await, and a connection that never gets this far
+            // should not carry a TLS handshake's state.
+            if let Some(mut stream) =
+                Box::pin(self.handshake(&tls.acceptor, socket, deadlines.header)).await
             {
                 let identity = self.identity(&stream);
                 machine = StreamMachine::new_secure(
@@ -142,27 +158,21 @@ impl Connection {
                     identity,
                 );
                 let header = Instant::now() + deadlines.header;
-                self.drive(&mut stream, &mut machine, header, &deadlines)
-                    .await;
+                Box::pin(self.drive(&mut stream, &mut machine, header, &deadlines)).await;
             }
         } else {
-            match self
-                .drive(&mut socket, &mut machine, first_header, &deadlines)
-                .await
-            {
+            match Box::pin(self.drive(&mut socket, &mut machine, first_header, &deadlines)).await {
                 Leg::Closed => {}
                 Leg::StartTls => {
                     let Some(tls) = tls else {
                         return;
                     };
-                    if let Some(mut stream) = self
-                        .handshake(&tls.acceptor, socket, deadlines.header)
-                        .await
+                    if let Some(mut stream) =
+                        Box::pin(self.handshake(&tls.acceptor, socket, deadlines.header)).await
                     {
                         machine.tls_established(self.identity(&stream));
                         let header = Instant::now() + deadlines.header;
-                        self.drive(&mut stream, &mut machine, header, &deadlines)
-                            .await;
+                        Box::pin(self.drive(&mut stream, &mut machine, header, &deadlines)).await;
                     }
                 }
             }
@@ -191,7 +201,7 @@ impl Connection {
         acceptor: &tokio_rustls::TlsAcceptor,
         socket: TcpStream,
         limit: Duration,
-    ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    ) -> Option<Box<tokio_rustls::server::TlsStream<TcpStream>>> {
         let shared = self.shared.clone();
         let metrics = shared.listener_metrics(self.listener);
         let result = tokio::select! {
@@ -214,7 +224,7 @@ impl Connection {
                         "no"
                     },
                 );
-                Some(stream)
+                Some(Box::new(stream))
             }
             Ok(Err(e)) => {
                 inc(&metrics.tls_failed);
@@ -252,7 +262,15 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut buf = vec![0u8; READ_BUFFER];
+        // Small until authenticated: a stranger's connection holds little.
+        let mut buf = vec![
+            0u8;
+            if machine.authenticated().is_some() {
+                READ_BUFFER
+            } else {
+                UNAUTHENTICATED_READ_BUFFER
+            }
+        ];
         let mut header_deadline = header_deadline;
         let mut last_phase = machine.phase();
         let mut directive = if *self.shutdown.borrow() {
@@ -308,16 +326,22 @@ impl Connection {
                 // so `changed` cannot fail while it runs.
                 Ok(()) = self.generations.changed() => self.reconfigure(machine),
             };
-            self.handle_events(machine);
+            self.handle_events(machine).await;
+            if buf.len() < READ_BUFFER && machine.authenticated().is_some() {
+                buf.resize(READ_BUFFER, 0);
+            }
         }
     }
 
-    /// Acts on what the machine decided: counts, logs, relays.
-    fn handle_events(&mut self, machine: &mut StreamMachine) {
+    /// Acts on what the machine decided: counts, logs, relays. Relaying
+    /// waits while the destination's queue is full; nothing more is read
+    /// from this connection meanwhile, which is the backpressure on its peer.
+    async fn handle_events(&mut self, machine: &mut StreamMachine) {
         let stats = &self.shared.relay;
         for stream_event in machine.take_events() {
             match stream_event {
                 StreamEvent::Authenticated { domain } => {
+                    self.pre_auth = None;
                     stats.sasl(self.listener, true);
                     event!(
                         Info,
@@ -344,7 +368,7 @@ impl Connection {
                         ListenerKind::Internal => Direction::Outbound,
                     };
                     stats.stanza(direction, true);
-                    self.router.route(routed);
+                    self.router.route(routed).await;
                 }
                 StreamEvent::Denied {
                     direction,
@@ -364,7 +388,7 @@ impl Connection {
                         reply = reply.as_ref().map_or("none", |_| "error"),
                     );
                     if let Some(reply) = reply {
-                        self.router.route(reply);
+                        self.router.route(reply).await;
                     }
                 }
             }

@@ -1,6 +1,6 @@
 //! The daemon's life: bind, serve, reload on SIGHUP, drain on SIGTERM.
 //!
-//! Modelled on linkerd2-proxy's startup and shutdown (style.md §14): the
+//! Modelled on linkerd2-proxy's startup and shutdown: the
 //! configuration arrives here already validated, certificates loaded;
 //! binding is the first side effect; the PID file is written only once
 //! every socket is bound; a reload builds a complete new generation before

@@ -15,6 +15,11 @@ pub enum Rejection {
     MaxConnections,
     /// The source address's `max_connections_per_ip` was reached.
     MaxConnectionsPerIp,
+    /// The budget of connections not yet authenticated was reached.
+    PreAuthBudget,
+    /// Admin listener: an idle connection (no request yet) closed to make
+    /// room for a new one.
+    IdleEvicted,
 }
 
 impl Rejection {
@@ -23,6 +28,25 @@ impl Rejection {
         match self {
             Rejection::MaxConnections => "max_connections",
             Rejection::MaxConnectionsPerIp => "max_connections_per_ip",
+            Rejection::PreAuthBudget => "pre_auth_budget",
+            Rejection::IdleEvicted => "idle_evicted",
+        }
+    }
+
+    /// Every reason, in exposition order.
+    pub const ALL: [Rejection; 4] = [
+        Rejection::MaxConnections,
+        Rejection::MaxConnectionsPerIp,
+        Rejection::PreAuthBudget,
+        Rejection::IdleEvicted,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            Rejection::MaxConnections => 0,
+            Rejection::MaxConnectionsPerIp => 1,
+            Rejection::PreAuthBudget => 2,
+            Rejection::IdleEvicted => 3,
         }
     }
 }
@@ -32,10 +56,8 @@ impl Rejection {
 pub struct ListenerMetrics {
     /// Connections accepted (and admitted) since start.
     pub connections_total: AtomicU64,
-    /// Refused for `max_connections`.
-    pub rejected_max_connections: AtomicU64,
-    /// Refused for `max_connections_per_ip`.
-    pub rejected_per_ip: AtomicU64,
+    /// Refused (or evicted), indexed by `Rejection::index`.
+    pub rejected: [AtomicU64; Rejection::ALL.len()],
     /// Completed TLS handshakes.
     pub tls_ok: AtomicU64,
     /// Failed or timed-out TLS handshakes.
@@ -50,10 +72,7 @@ pub struct ListenerMetrics {
 impl ListenerMetrics {
     /// Counts a refused connection.
     pub fn rejected(&self, why: Rejection) {
-        match why {
-            Rejection::MaxConnections => inc(&self.rejected_max_connections),
-            Rejection::MaxConnectionsPerIp => inc(&self.rejected_per_ip),
-        }
+        inc(&self.rejected[why.index()]);
     }
 
     /// Counts a stream error sent.
@@ -68,7 +87,7 @@ impl ListenerMetrics {
 
     /// Total refused connections.
     pub fn rejected_total(&self) -> u64 {
-        get(&self.rejected_max_connections) + get(&self.rejected_per_ip)
+        self.rejected.iter().map(get).sum()
     }
 }
 
@@ -182,16 +201,11 @@ impl Metrics {
             &mut out,
             "xfed_gateway_connections_rejected_total",
             "counter",
-            "Connections closed at accept because a limit was reached.",
+            "Connections closed at accept because a limit was reached (admin: also idle ones evicted).",
         );
         for l in listeners {
-            for (why, n) in [
-                (
-                    Rejection::MaxConnections,
-                    &l.metrics.rejected_max_connections,
-                ),
-                (Rejection::MaxConnectionsPerIp, &l.metrics.rejected_per_ip),
-            ] {
+            for why in Rejection::ALL {
+                let n = &l.metrics.rejected[why.index()];
                 let _ = writeln!(
                     out,
                     "xfed_gateway_connections_rejected_total{{listener=\"{}\",reason=\"{}\"}} {}",

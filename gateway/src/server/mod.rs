@@ -6,12 +6,14 @@
 
 mod access;
 mod admin;
+mod admin_waiters;
 mod connection;
 mod daemon;
 mod generation;
 mod limiter;
 mod metrics;
 mod pid_file;
+mod pre_auth;
 mod query;
 mod relay;
 mod s2s_listener;

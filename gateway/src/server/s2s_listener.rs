@@ -3,11 +3,12 @@
 //! Owns admission: each accepted socket is checked against the current
 //! generation's connection caps before a task is spawned, and refused
 //! sockets are closed at once (no TLS, no XML — the cheapest answer to a
-//! flood) and counted. Stops accepting, and closes the listening socket,
+//! flood) and counted; so are sockets over the budget of connections not
+//! yet authenticated (`pre_auth`). Stops accepting, and closes the listening socket,
 //! when shutdown begins.
 
 use super::connection::Connection;
-use super::metrics::inc;
+use super::metrics::{Rejection, inc};
 use super::relay::Router;
 use super::shared::Shared;
 use super::tracker::TaskTracker;
@@ -81,6 +82,19 @@ impl S2sListener {
                     continue;
                 }
             };
+            let budget = generation.config.limits.max_unauthenticated_connections;
+            let Some(pre_auth) = shared.pre_auth_budget(self.kind).try_enter(budget) else {
+                metrics.rejected(Rejection::PreAuthBudget);
+                event!(
+                    Debug,
+                    "connection_rejected",
+                    listener = self.kind.name(),
+                    peer = peer,
+                    reason = Rejection::PreAuthBudget.as_str()
+                );
+                drop(socket);
+                continue;
+            };
             inc(&metrics.connections_total);
             let _ = socket.set_nodelay(true);
             let connection = Connection::new(
@@ -92,7 +106,7 @@ impl S2sListener {
                 self.router.clone(),
                 shutdown.clone(),
             );
-            tokio::spawn(connection.run(socket, permit, tracker.token()));
+            tokio::spawn(connection.run(socket, permit, pre_auth, tracker.token()));
         }
         event!(Info, "listener_closed", listener = self.kind.name());
     }

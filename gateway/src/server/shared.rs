@@ -9,6 +9,7 @@
 use super::generation::Generation;
 use super::limiter::ConnectionLimiter;
 use super::metrics::{ListenerMetrics, Metrics};
+use super::pre_auth::PreAuthBudget;
 use super::relay::RelayStats;
 use crate::config::ListenerKind;
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub struct Shared {
     pub internal_limiter: Arc<ConnectionLimiter>,
     /// Admission control of the admin listener.
     pub admin_limiter: Arc<ConnectionLimiter>,
+    /// Connections not yet authenticated: external, internal.
+    pub pre_auth: [PreAuthBudget; 2],
     /// Addresses actually bound: external, internal, admin.
     pub bound: [SocketAddr; 3],
     /// SHA-256 of the running executable, if readable.
@@ -54,6 +57,7 @@ impl Shared {
             external_limiter: Arc::default(),
             internal_limiter: Arc::default(),
             admin_limiter: Arc::default(),
+            pre_auth: Default::default(),
             bound,
             binary_sha256,
             started_at: crate::clock::unix_now(),
@@ -105,6 +109,14 @@ impl Shared {
         match kind {
             ListenerKind::External => &self.metrics.external,
             ListenerKind::Internal => &self.metrics.internal,
+        }
+    }
+
+    /// Budget of unauthenticated connections of S2S listener `kind`.
+    pub fn pre_auth_budget(&self, kind: ListenerKind) -> &PreAuthBudget {
+        match kind {
+            ListenerKind::External => &self.pre_auth[0],
+            ListenerKind::Internal => &self.pre_auth[1],
         }
     }
 

@@ -1,5 +1,5 @@
 //! Protocol errors of one stream, as a typed enum that maps to the stream
-//! error sent to the peer (style.md §15).
+//! error sent to the peer.
 //!
 //! The `Display` text is for our logs; `peer_text` is what the peer reads,
 //! kept generic so nothing internal leaks across the edge (a refused
@@ -33,6 +33,13 @@ pub enum StreamError {
     /// Nesting exceeded the depth limit.
     #[error("element nesting exceeds depth {limit}")]
     TooDeep {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// A top-level element held more elements than allowed (before
+    /// authentication).
+    #[error("element holds more than {limit} elements")]
+    TooManyElements {
         /// The limit in force.
         limit: usize,
     },
@@ -97,6 +104,7 @@ impl StreamError {
             StreamError::TextAtStreamLevel | StreamError::NotAStream(_) => Condition::BadFormat,
             StreamError::StanzaTooBig { .. }
             | StreamError::TooDeep { .. }
+            | StreamError::TooManyElements { .. }
             | StreamError::TlsRequired(_)
             | StreamError::PipelinedAfterStartTls
             | StreamError::NotPartner { .. } => Condition::PolicyViolation,
@@ -124,7 +132,9 @@ impl StreamError {
     /// An application-specific condition element, if any.
     pub fn app_condition(&self) -> Option<&'static str> {
         match self {
-            StreamError::StanzaTooBig { .. } => Some("<stanza-too-big xmlns='urn:xmpp:errors'/>"),
+            StreamError::StanzaTooBig { .. } | StreamError::TooManyElements { .. } => {
+                Some("<stanza-too-big xmlns='urn:xmpp:errors'/>")
+            }
             _ => None,
         }
     }
@@ -134,6 +144,9 @@ impl StreamError {
         match self {
             StreamError::StanzaTooBig { limit } => format!("element larger than {limit} bytes"),
             StreamError::TooDeep { limit } => format!("elements nested deeper than {limit}"),
+            StreamError::TooManyElements { limit } => {
+                format!("more than {limit} elements in one element before authentication")
+            }
             StreamError::TlsRequired(_) => "STARTTLS is required".to_string(),
             StreamError::PipelinedAfterStartTls => {
                 "data sent after <starttls/> before TLS".to_string()
@@ -175,6 +188,7 @@ impl From<FramingError> for StreamError {
             FramingError::UnsupportedEncoding => StreamError::UnsupportedEncoding,
             FramingError::TooBig { limit } => StreamError::StanzaTooBig { limit },
             FramingError::TooDeep { limit } => StreamError::TooDeep { limit },
+            FramingError::TooManyElements { limit } => StreamError::TooManyElements { limit },
             FramingError::TextAtStreamLevel => StreamError::TextAtStreamLevel,
         }
     }

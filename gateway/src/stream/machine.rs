@@ -3,8 +3,9 @@
 //! Sans-I/O: the connection driver feeds it bytes and events (end of
 //! input, timeout, shutdown, TLS established) and writes out what it
 //! returns; the machine never touches a socket or a clock. That keeps every
-//! protocol rule unit-testable and lets later releases add phases (SASL
-//! EXTERNAL, dialback, relaying) without touching the I/O code.
+//! protocol rule unit-testable: header, STARTTLS, SASL EXTERNAL and the
+//! established phase (each stanza relayed or denied, as events for the
+//! driver) are phases of this one machine.
 //!
 //! A header is answered only once it validates and its peer is admitted by
 //! the listener's peer rule; a refused peer gets our header (naming the
@@ -528,9 +529,10 @@ impl StreamMachine {
 
 fn new_framer(settings: &StreamSettings) -> Framer {
     // Until authenticated, the small limit applies (header included).
-    Framer::new(
+    Framer::unauthenticated(
         settings.limits.max_unauthenticated_stanza_bytes,
         settings.limits.max_depth,
+        settings.limits.max_unauthenticated_elements,
     )
 }
 

@@ -1,9 +1,13 @@
 //! XMPP stream semantics for the gateway's receiving side.
 //!
 //! Owns: header validation, admission by the listener's peer rule (the
-//! external listener's partner allow-list), feature negotiation (STARTTLS
-//! now; SASL EXTERNAL and dialback later), the mapping of every protocol
-//! violation to a stream error. Built on `xml::Framer`; does no I/O (see `machine`).
+//! external listener's partner allow-list), feature negotiation (STARTTLS,
+//! then SASL EXTERNAL for a peer whose certificate is valid for its `from`;
+//! no dialback), the checks on every stanza of an authenticated stream
+//! (addresses, the user's access policy) that decide whether it is relayed
+//! (`StreamEvent::Relay`) or denied, and the mapping of every protocol
+//! violation to a stream error. Built on `xml::Framer`; does no I/O (see
+//! `machine`).
 
 mod condition;
 mod error;

@@ -10,12 +10,11 @@
 //! The rule judges the domain a peer *claims*, so a header that claims
 //! none is admitted: servers of the RFC 3920 era leave `from` out, and so
 //! does `openssl s_client -starttls xmpp-server`, which must be able to show
-//! our certificate; identity is established later, by SASL EXTERNAL or
-//! dialback, not by the header. Such a stream can negotiate TLS and nothing more: after TLS
-//! every stanza is refused with `not-authorized`, because this release
-//! offers no authentication. When authentication lands, the identity a
-//! peer proves there must be judged by this same rule; until then a
-//! `from`-less stream reaches nothing.
+//! our certificate; identity is established by SASL EXTERNAL, not by the
+//! header, and EXTERNAL is offered only for an admitted `from` whose
+//! certificate is valid for it. A `from`-less stream can negotiate TLS and
+//! nothing more: it is never offered EXTERNAL, and every stanza on it is
+//! refused with `not-authorized`, so it reaches nothing.
 
 use super::error::StreamError;
 use super::header::PeerHeader;

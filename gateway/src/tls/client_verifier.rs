@@ -9,7 +9,8 @@
 //! (internal listener with `client_ca`): mutual TLS against our own CA,
 //! accepting either the clientAuth or the serverAuth EKU, because XMPP
 //! servers present their server certificate as client certificate and
-//! public CAs stopped adding clientAuth (notes/xmpp.md §0.7).
+//! public CAs stopped adding clientAuth (Let's Encrypt's default profile
+//! dropped it in February 2026).
 
 use super::provider;
 use std::sync::Arc;

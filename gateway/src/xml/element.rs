@@ -1,7 +1,7 @@
 //! An owned, namespace-resolved XML element: one stanza or nonza.
 //!
 //! Deliberately small: the stream layer needs names, namespaces,
-//! attributes and text to dispatch and (later) to apply policy and relay.
+//! attributes and text to dispatch, to apply policy and to relay.
 //! Namespace URIs are [`Namespace`] handles shared with the declaration
 //! they come from, so a subtree never holds more than one copy of each.
 

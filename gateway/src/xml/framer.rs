@@ -64,6 +64,13 @@ pub enum FramingError {
         /// The limit in force.
         limit: usize,
     },
+    /// A top-level element holding more elements (itself included) than
+    /// the limit.
+    #[error("element holds more than {limit} elements")]
+    TooManyElements {
+        /// The limit in force.
+        limit: usize,
+    },
     /// An XML declaration naming an encoding other than UTF-8.
     #[error("only UTF-8 is allowed")]
     UnsupportedEncoding,
@@ -89,6 +96,10 @@ pub struct Framer {
     pos: usize,
     max_bytes: usize,
     max_depth: usize,
+    /// Most elements in one top-level element (itself included).
+    max_elements: usize,
+    /// Elements of the top-level element being received.
+    unit_elements: usize,
     /// Bytes accounted to the unit being received (header or top-level element).
     unit_bytes: usize,
     /// Bytes consumed by the parser but not yet reported in an event.
@@ -113,9 +124,30 @@ impl Framer {
     /// A parser for a new stream; `max_bytes` bounds each top-level element
     /// and the header, `max_depth` the nesting inside a top-level element.
     pub fn new(max_bytes: usize, max_depth: usize) -> Framer {
+        Framer::with_token_limit(max_bytes, max_depth, token_limit(max_bytes))
+    }
+
+    /// A parser for a stream not yet authenticated: as `new`, and at most
+    /// `max_elements` elements per top-level element, and names and
+    /// attribute values of at most `UNAUTHENTICATED_TOKEN` bytes. Both
+    /// bound the memory a peer can make us hold by what it sent: every
+    /// element costs a node of fixed size whatever its bytes (`<a/>` is 4
+    /// bytes), and the parser reserves its token limit up front for every
+    /// connection that sends a byte.
+    pub fn unauthenticated(max_bytes: usize, max_depth: usize, max_elements: usize) -> Framer {
+        let mut framer = Framer::with_token_limit(
+            max_bytes,
+            max_depth,
+            token_limit(max_bytes).min(UNAUTHENTICATED_TOKEN),
+        );
+        framer.max_elements = max_elements;
+        framer
+    }
+
+    fn with_token_limit(max_bytes: usize, max_depth: usize, token_limit: usize) -> Framer {
         Framer {
-            raw: raw_parser_with_token_limit(token_limit(max_bytes)),
-            token_limit: token_limit(max_bytes),
+            raw: raw_parser_with_token_limit(token_limit),
+            token_limit,
             retune: None,
             fed: false,
             root: None,
@@ -123,6 +155,8 @@ impl Framer {
             pos: 0,
             max_bytes,
             max_depth,
+            max_elements: usize::MAX,
+            unit_elements: 0,
             unit_bytes: 0,
             pending: 0,
             head: None,
@@ -149,6 +183,8 @@ impl Framer {
     /// still refused as `TooBig`.
     pub fn set_max_bytes(&mut self, max_bytes: usize) {
         self.max_bytes = max_bytes;
+        // Authenticated limits: no element count beyond the byte limit.
+        self.max_elements = usize::MAX;
         let limit = token_limit(max_bytes);
         self.retune = (limit != self.token_limit).then_some(limit);
         self.retune_at_boundary();
@@ -212,6 +248,10 @@ impl Framer {
             self.input.drain(..self.pos);
             self.pos = 0;
         }
+        if self.input.is_empty() && self.input.capacity() > data.len() {
+            // Sized by this read, not the largest one ever seen.
+            self.input = Vec::new();
+        }
         self.input.extend_from_slice(data);
     }
 
@@ -255,6 +295,11 @@ impl Framer {
                 Ok(Some(event)) => event,
                 Ok(None) | Err(EndOrError::NeedMoreData) => {
                     self.check_size()?;
+                    if self.pos == self.input.len() {
+                        // All consumed: an idle stream holds no input buffer.
+                        self.input = Vec::new();
+                        self.pos = 0;
+                    }
                     return Ok(None);
                 }
                 Err(EndOrError::Error(e)) => return Err(classify(e, self.max_bytes)),
@@ -294,8 +339,17 @@ impl Framer {
                 if self.scopes.len() == 1 {
                     // A new top-level element starts its own count.
                     self.unit_bytes = 0;
+                    self.unit_elements = 0;
                 }
                 self.unit_bytes += len;
+                if !self.scopes.is_empty() {
+                    self.unit_elements += 1;
+                    if self.unit_elements > self.max_elements {
+                        return Err(FramingError::TooManyElements {
+                            limit: self.max_elements,
+                        });
+                    }
+                }
                 self.head = Some((qname, Vec::new()));
                 // Depth inside a top-level element: the stanza itself is 1.
                 if self.depth() > self.max_depth + 1 {
@@ -330,9 +384,17 @@ impl Framer {
                     self.closed = true;
                     return Ok(Some(Frame::StreamClose));
                 }
-                let Some(element) = self.stack.pop() else {
+                let Some(mut element) = self.stack.pop() else {
                     return Ok(None);
                 };
+                // Complete: no spare capacity kept (a vector grown by
+                // doubling holds up to twice what it needs, per element).
+                element.children.shrink_to_fit();
+                for child in &mut element.children {
+                    if let Node::Text(text) = child {
+                        text.shrink_to_fit();
+                    }
+                }
                 match self.stack.last_mut() {
                     Some(parent) => {
                         parent.children.push(Node::Element(element));
@@ -349,7 +411,15 @@ impl Framer {
                     Some(top) => {
                         self.unit_bytes += len;
                         match top.children.last_mut() {
-                            Some(Node::Text(prev)) => prev.push_str(&text),
+                            Some(Node::Text(prev)) => {
+                                // Grows by an eighth, not double: an
+                                // unfinished text holds little more than
+                                // its bytes, and copies stay linear.
+                                if prev.capacity() - prev.len() < text.len() {
+                                    prev.reserve_exact(text.len().max(prev.len() / 8));
+                                }
+                                prev.push_str(&text);
+                            }
                             _ => top.children.push(Node::Text(text.to_string())),
                         }
                     }
@@ -493,6 +563,12 @@ impl Framer {
 
 /// rxml's token limit for an element limit: a token longer than a whole
 /// element is reported as an oversized element (see `classify`).
+/// The token limit before authentication: the longest domain name (RFC
+/// 7622: 1023 bytes) fits, and before authentication attributes carry
+/// domains (headers, dialback), never full JIDs (stanzas are refused);
+/// text is not limited by it (it is passed on in chunks).
+const UNAUTHENTICATED_TOKEN: usize = 1024;
+
 fn token_limit(max_bytes: usize) -> usize {
     max_bytes.saturating_add(1)
 }

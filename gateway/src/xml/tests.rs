@@ -537,3 +537,66 @@ fn reserialised_top_level_element_declares_its_namespace_when_it_differs() {
         "<message><body>x</body></message>"
     );
 }
+
+#[test]
+fn before_authentication_elements_per_stanza_are_counted_and_limited() {
+    let mut f = Framer::unauthenticated(10_000, 8, 4);
+    open(&mut f);
+    // The stanza itself and three children: at the limit.
+    assert_eq!(feed(&mut f, b"<a><b/><b/><b/></a>").expect("fits").len(), 1);
+    // The count starts again for every stanza; the fifth element is refused
+    // while the stanza is still arriving.
+    assert_eq!(
+        feed(&mut f, b"<a><b/><b/><b/><b/>"),
+        Err(FramingError::TooManyElements { limit: 4 })
+    );
+    // Raising the byte limit (authenticated without a restart) lifts it.
+    let mut f = Framer::unauthenticated(10_000, 8, 4);
+    open(&mut f);
+    f.set_max_bytes(100_000);
+    assert_eq!(
+        feed(&mut f, b"<a>")
+            .and_then(|_| feed(&mut f, "<b/>".repeat(50).as_bytes()))
+            .and_then(|_| feed(&mut f, b"</a>"))
+            .expect("no element limit after authentication")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn before_authentication_a_name_or_value_longer_than_a_domain_is_too_big_but_text_is_not() {
+    let mut f = Framer::unauthenticated(10_000, 8, 32);
+    open(&mut f);
+    let text = format!("<a>{}</a>", "x".repeat(9_000));
+    assert_eq!(feed(&mut f, text.as_bytes()).expect("text fits").len(), 1);
+    let domain = format!("<a to='{}.example'/>", "x".repeat(1_000));
+    assert_eq!(
+        feed(&mut f, domain.as_bytes())
+            .expect("a domain fits")
+            .len(),
+        1
+    );
+    let long = format!("<a id='{}'/>", "x".repeat(1_100));
+    assert_eq!(
+        feed(&mut f, long.as_bytes()),
+        Err(FramingError::TooBig { limit: 10_000 })
+    );
+}
+
+#[test]
+fn a_complete_element_keeps_no_spare_capacity() {
+    let mut f = Framer::new(100_000, 8);
+    open(&mut f);
+    let mut frames = Vec::new();
+    frames.extend(feed(&mut f, b"<a>").expect("parses"));
+    for _ in 0..33 {
+        frames.extend(feed(&mut f, b"<b>x</b>").expect("parses"));
+    }
+    frames.extend(feed(&mut f, b"</a>").expect("parses"));
+    let [Frame::Element(a)] = frames.as_slice() else {
+        panic!("{frames:?}")
+    };
+    assert_eq!(a.children.len(), 33);
+    assert_eq!(a.children.capacity(), 33, "not the 64 doubling left");
+}

@@ -81,6 +81,8 @@ modules_enabled = {{ "disco"; "saslauth"; "tls"; "ping"; "admin_shell"; "posix" 
 modules_disabled = {{ "dialback" }}
 authentication = "internal_hashed"
 storage = "internal"
+-- Bursts of tens of thousands go to one offline store (default 10,000).
+storage_archive_item_limit = 1000000
 s2s_require_encryption = true
 s2s_secure_auth = true
 ssl = {{ cafile = "{cafile}" }}

@@ -12,7 +12,7 @@
 
 use super::handshake::{Authenticated, HandshakeError, establish, stream_error_condition};
 use super::resolve::partner_addresses;
-use super::router::{PairKey, Router};
+use super::router::{BounceReason, PairKey, Router};
 use super::stats::{Leg, OutboundState};
 use crate::config::ServerAddress;
 use crate::event;
@@ -125,8 +125,10 @@ impl Outbound {
         self.router.ended(&self.key, failed);
         queue.close();
         let condition = failed.unwrap_or(StanzaCondition::RemoteServerNotFound);
+        let domains = (self.key.from.clone(), self.key.to.clone());
         while let Ok(stanza) = queue.try_recv() {
-            self.router.bounce(&stanza, condition);
+            self.router
+                .bounce(&domains, &stanza, condition, BounceReason::StreamEnded);
         }
         stats.remove_outbound(&pair, self.leg, failed.is_some());
     }
@@ -192,7 +194,12 @@ impl Outbound {
                     })
                     .await;
                     if !matches!(sent, Ok(Ok(()))) {
-                        self.router.bounce(&stanza, StanzaCondition::RemoteServerNotFound);
+                        self.router.bounce(
+                            &(self.key.from.clone(), self.key.to.clone()),
+                            &stanza,
+                            StanzaCondition::RemoteServerNotFound,
+                            BounceReason::WriteFailed,
+                        );
                         self.lost("write failed");
                         break End::Failed(StanzaCondition::RemoteServerNotFound);
                     }

@@ -5,6 +5,7 @@
 //! touched only when a stream is created, established or ends (never per
 //! stanza).
 
+use super::router::BounceReason;
 use crate::policy::Direction;
 use crate::stream::StanzaCondition;
 use std::collections::BTreeMap;
@@ -70,6 +71,11 @@ pub struct RelayStats {
     stanzas: [[AtomicU64; 2]; 2],
     /// Error replies generated for undeliverable stanzas, by condition.
     bounced: [AtomicU64; 2],
+    /// Undeliverable stanzas by (partner, condition, reason), answered or
+    /// not. Partners come from the configuration, so the map is small.
+    undelivered: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    /// Error replies dropped because their own queue was full or gone.
+    replies_dropped: AtomicU64,
     /// SASL EXTERNAL results by listener (external, internal) and result (success, failure).
     sasl: [[AtomicU64; 2]; 2],
     /// Authenticated inbound streams open now, by listener.
@@ -124,9 +130,31 @@ impl RelayStats {
         inc(&self.stanzas[d][usize::from(!allowed)]);
     }
 
-    /// Counts an error reply for an undeliverable stanza.
-    pub fn bounced(&self, condition: StanzaCondition) {
-        inc(&self.bounced[usize::from(condition == StanzaCondition::RemoteServerTimeout)]);
+    /// Counts an undeliverable stanza to or from `partner`, and its
+    /// error reply when it gets one.
+    pub fn bounced(
+        &self,
+        partner: &str,
+        condition: StanzaCondition,
+        reason: BounceReason,
+        replied: bool,
+    ) {
+        if replied {
+            inc(&self.bounced[usize::from(condition == StanzaCondition::RemoteServerTimeout)]);
+        }
+        *lock(&self.undelivered)
+            .entry((partner.to_string(), condition.as_str(), reason.as_str()))
+            .or_default() += 1;
+    }
+
+    /// Counts an error reply that could not be queued.
+    pub fn reply_dropped(&self) {
+        inc(&self.replies_dropped);
+    }
+
+    /// Undeliverable stanzas counted so far, all partners and causes.
+    pub fn undelivered_total(&self) -> u64 {
+        lock(&self.undelivered).values().sum()
     }
 
     /// Counts a SASL result; a success also opens an authenticated stream.
@@ -227,6 +255,29 @@ impl RelayStats {
                 get(&self.bounced[i])
             );
         }
+        family(
+            out,
+            "xfed_gateway_stanzas_undelivered_total",
+            "counter",
+            "Stanzas that could not be delivered, by partner, condition and reason.",
+        );
+        for ((partner, condition, reason), n) in lock(&self.undelivered).iter() {
+            let _ = writeln!(
+                out,
+                "xfed_gateway_stanzas_undelivered_total{{partner=\"{partner}\",condition=\"{condition}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        family(
+            out,
+            "xfed_gateway_error_replies_dropped_total",
+            "counter",
+            "Error replies for undeliverable stanzas dropped because their own path was full or gone.",
+        );
+        let _ = writeln!(
+            out,
+            "xfed_gateway_error_replies_dropped_total {}",
+            get(&self.replies_dropped)
+        );
         family(
             out,
             "xfed_gateway_sasl_total",

@@ -1,6 +1,7 @@
 //! The pure parts of the relay: SRV target order, "no service", the
 //! fallback without SRV, resolv.conf nameservers, and the metrics families.
 
+use super::router::BounceReason;
 use super::stats::{Leg, OutboundState, RelayStats};
 use super::target::{DEFAULT_PORT, SrvRecord, nameservers, targets};
 use crate::config::ListenerKind;
@@ -72,7 +73,18 @@ fn relay_metrics_count_per_direction_verdict_leg_and_listener() {
     let stats = RelayStats::default();
     stats.stanza(Direction::Inbound, true);
     stats.stanza(Direction::Outbound, false);
-    stats.bounced(StanzaCondition::RemoteServerNotFound);
+    stats.bounced(
+        "partner.example",
+        StanzaCondition::RemoteServerNotFound,
+        BounceReason::RetryDelay,
+        true,
+    );
+    stats.bounced(
+        "partner.example",
+        StanzaCondition::RemoteServerNotFound,
+        BounceReason::RetryDelay,
+        false,
+    );
     stats.sasl(ListenerKind::External, true);
     stats.sasl(ListenerKind::Internal, false);
     stats.set_outbound(
@@ -91,6 +103,8 @@ fn relay_metrics_count_per_direction_verdict_leg_and_listener() {
         "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"} 1",
         "xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"denied\"} 1",
         "xfed_gateway_stanzas_bounced_total{condition=\"remote-server-not-found\"} 1",
+        "xfed_gateway_stanzas_undelivered_total{partner=\"partner.example\",condition=\"remote-server-not-found\",reason=\"retry_delay\"} 2",
+        "xfed_gateway_error_replies_dropped_total 0",
         "xfed_gateway_sasl_total{listener=\"external\",result=\"success\"} 1",
         "xfed_gateway_sasl_total{listener=\"internal\",result=\"failure\"} 1",
         "xfed_gateway_authenticated_streams{listener=\"external\"} 1",
