@@ -938,3 +938,56 @@ fn a_targeted_apply_changes_only_the_targeted_pool() {
     apply_ok(lab, &s);
     assert_in_sync(lab, &s);
 }
+
+/// `gateway.limits.stream_establishment_timeout_secs: 5` reaches the
+/// gateways: a peer that sends a stream header and nothing else is cut
+/// after 5 s, not the gateway's default 30.
+#[test]
+fn the_stream_establishment_timeout_from_the_spec_cuts_a_silent_peer() {
+    use std::io::{Read, Write};
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let s = lab_spec(lab, |t| {
+        t.replace(
+            "gateway:\n  service_manager: direct\n",
+            "gateway:\n  service_manager: direct\n  limits:\n    stream_establishment_timeout_secs: 5\n",
+        )
+    });
+    apply_ok(lab, &s);
+    let ext = lab
+        .host("edge1")
+        .external
+        .clone()
+        .expect("external address");
+    let mut c = std::net::TcpStream::connect((ext.as_str(), 5269)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let start = Instant::now();
+    c.write_all(
+        b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='contoso.example' version='1.0'>",
+    )
+    .expect("header");
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "no close within 20 s: {e}; got {}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    let after = start.elapsed().as_secs_f64();
+    assert!(
+        (4.0..=6.0).contains(&after),
+        "cut after {after:.2} s: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert!(
+        String::from_utf8_lossy(&seen).contains("connection-timeout"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+}

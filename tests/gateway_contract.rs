@@ -201,3 +201,34 @@ fn every_string_of_the_rendered_policy_file_round_trips() {
     );
     assert_eq!(sites[0].1, spec.frontend_pools[0].users);
 }
+
+/// `gateway.limits` (Lync's names) reach the gateway's `[limits]` as the
+/// gateway reads them; limits left out keep the gateway's defaults.
+#[test]
+fn the_edge_limits_in_the_spec_are_the_gateways_limits() {
+    let text = BASE.replacen(
+        "partners:\n",
+        "gateway:\n  limits:\n    connection_limit: 500\n    connection_limit_per_address: 8\n    stream_establishment_timeout_secs: 5\n    stream_inactivity_timeout_secs: 120\n    max_stanza_size_bytes: 65536\npartners:\n",
+        1,
+    );
+    let mut inputs = MapInputs::default();
+    inputs.env.insert("PDNS_API_KEY".into(), "k".into());
+    let spec = match spec::load(&Source::new("spec.yaml", text.as_str()), Arc::new(inputs)) {
+        Ok(loaded) => loaded.spec,
+        Err(e) => panic!("the spec is valid:\n{e}"),
+    };
+    let (main_path, main, policy) = rendered(&spec);
+    let config = Config::parse_with(Path::new(&main_path), main.as_bytes(), &mut |_: &Path| {
+        Ok(policy.clone().into_bytes())
+    })
+    .unwrap_or_else(|e| panic!("the gateway loads what xfed rendered: {e}\n{main}"));
+    let l = &config.limits;
+    assert_eq!(l.max_connections, 500);
+    assert_eq!(l.max_connections_per_ip, 8);
+    assert_eq!(l.negotiation_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(l.idle_timeout, std::time::Duration::from_secs(120));
+    assert_eq!(l.max_stanza_bytes, 65536);
+    let defaults = xfed_gateway::config::Limits::default();
+    assert_eq!(l.max_depth, defaults.max_depth);
+    assert_eq!(l.header_timeout, defaults.header_timeout);
+}

@@ -317,6 +317,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "46:24: Error: 150 is more than all of a pool | expected a percentage from 0 to 100",
     ),
     (
+        "an edge limit the gateway refuses",
+        "partners:\n",
+        "gateway:\n  limits: { connection_limit: 0 }\npartners:\n",
+        "46:31: Error: the gateway refuses 0: `limits.max_connections`: expected an integer from 1 to 1000000, found 0 | hint: the gateway's own bound; see gateway/gateway.example.toml",
+    ),
+    (
         "wrong type for a list",
         "xmpp_domains: [\"{{ domain }}\"]",
         "xmpp_domains: contoso.example",

@@ -435,6 +435,9 @@ pub struct Gateway {
     pub partner_ca: Option<PathBuf>,
     /// Local PEM file of the CAs of the internal XMPP servers.
     pub internal_ca: Option<PathBuf>,
+    /// The gateway's `[limits]` settings the spec sets, by the gateway's
+    /// own name (`max_connections`, …), in a fixed order.
+    pub limits: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -457,6 +457,27 @@ pub struct RawGateway {
     /// XMPP servers' certificates (`frontend_pools[].xmpp_server`);
     /// installed on every gateway as its internal listener's client CA.
     pub internal_ca: Option<String>,
+    /// The edge's limits, named after Lync's `Set-CsXmppGatewayConfiguration`
+    /// settings; each left out keeps the gateway's default.
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// `gateway.limits`: what an edge server accepts.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Concurrent S2S connections per listener (gateway default 10000).
+    pub connection_limit: Option<u64>,
+    /// Concurrent S2S connections from one address per listener (default 64).
+    pub connection_limit_per_address: Option<u64>,
+    /// Seconds from connect until a stream is authenticated (default 30).
+    pub stream_establishment_timeout_secs: Option<u64>,
+    /// Seconds of silence after which an established stream is closed
+    /// (default 600).
+    pub stream_inactivity_timeout_secs: Option<u64>,
+    /// Largest stanza once authenticated, in bytes (default 262144).
+    pub max_stanza_size_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -1479,7 +1479,50 @@ impl<'a> Resolver<'a> {
                 .internal_ca
                 .as_ref()
                 .map(|p| self.path(p, "gateway.internal_ca")),
+            limits: self.limits(&raw.limits),
         }
+    }
+
+    /// `gateway.limits`, mapped to the gateway's `[limits]` and checked with
+    /// the gateway's own bounds, at the spec line.
+    fn limits(&mut self, raw: &RawLimits) -> Vec<(String, u64)> {
+        let settings = [
+            ("connection_limit", "max_connections", raw.connection_limit),
+            (
+                "connection_limit_per_address",
+                "max_connections_per_ip",
+                raw.connection_limit_per_address,
+            ),
+            (
+                "stream_establishment_timeout_secs",
+                "negotiation_timeout_secs",
+                raw.stream_establishment_timeout_secs,
+            ),
+            (
+                "stream_inactivity_timeout_secs",
+                "idle_timeout_secs",
+                raw.stream_inactivity_timeout_secs,
+            ),
+            (
+                "max_stanza_size_bytes",
+                "max_stanza_bytes",
+                raw.max_stanza_size_bytes,
+            ),
+        ];
+        let mut out = Vec::new();
+        for (ours, theirs, value) in settings {
+            let Some(v) = value else { continue };
+            let field = format!("gateway.limits.{ours}");
+            match xfed_gateway::config::check_limit(theirs, v) {
+                Ok(()) => out.push((theirs.to_string(), v)),
+                Err(message) => {
+                    let d = self.error(&field, format!("the gateway refuses {v}: {message}"));
+                    d.hint =
+                        Some("the gateway's own bound; see gateway/gateway.example.toml".into());
+                }
+            }
+        }
+        out
     }
 
     /// A front-end pool with an `xmpp_server` makes the edge pools routed

@@ -56,6 +56,41 @@ impl Default for Limits {
 /// Upper bound for any connection count.
 pub(crate) const MAX_CONNECTIONS: u64 = 1_000_000;
 
+/// Every `[limits]` setting and its bounds, inclusive: one table, read by
+/// the loader and by xfed when it checks a spec (`check_limit`).
+pub const LIMIT_BOUNDS: &[(&str, u64, u64)] = &[
+    ("max_stanza_bytes", 10_000, 16 * 1024 * 1024),
+    ("max_unauthenticated_stanza_bytes", 1_000, 16 * 1024 * 1024),
+    ("max_depth", 2, 1024),
+    ("max_unauthenticated_elements", 4, 100_000),
+    ("max_unauthenticated_connections", 1, MAX_CONNECTIONS),
+    ("header_timeout_secs", 1, 600),
+    ("negotiation_timeout_secs", 1, 3600),
+    ("idle_timeout_secs", 1, 86_400),
+    ("max_connections", 1, MAX_CONNECTIONS),
+    ("max_connections_per_ip", 1, MAX_CONNECTIONS),
+];
+
+/// Whether `value` is allowed for the `[limits]` setting `name`, with the
+/// loader's own message when it is not.
+pub fn check_limit(name: &str, value: u64) -> Result<(), String> {
+    let (min, max) = bounds(name);
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`limits.{name}`: expected an integer from {min} to {max}, found {value}"
+        ))
+    }
+}
+
+fn bounds(name: &str) -> (u64, u64) {
+    LIMIT_BOUNDS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or((0, u64::MAX), |(_, lo, hi)| (*lo, *hi))
+}
+
 impl Limits {
     pub(crate) fn read(fields: Option<Fields<'_>>, out: &mut Vec<Problem>) -> Limits {
         let mut limits = Limits::default();
@@ -63,39 +98,84 @@ impl Limits {
             return limits;
         };
         let secs = |v: u64| Duration::from_secs(v);
-        if let Some(v) = f.integer("max_stanza_bytes", 10_000, 16 * 1024 * 1024, out) {
+        if let Some(v) = f.integer(
+            "max_stanza_bytes",
+            bounds("max_stanza_bytes").0,
+            bounds("max_stanza_bytes").1,
+            out,
+        ) {
             limits.max_stanza_bytes = to_usize(v);
         }
         if let Some(v) = f.integer(
             "max_unauthenticated_stanza_bytes",
-            1_000,
-            16 * 1024 * 1024,
+            bounds("max_unauthenticated_stanza_bytes").0,
+            bounds("max_unauthenticated_stanza_bytes").1,
             out,
         ) {
             limits.max_unauthenticated_stanza_bytes = to_usize(v);
         }
-        if let Some(v) = f.integer("max_depth", 2, 1024, out) {
+        if let Some(v) = f.integer(
+            "max_depth",
+            bounds("max_depth").0,
+            bounds("max_depth").1,
+            out,
+        ) {
             limits.max_depth = to_usize(v);
         }
-        if let Some(v) = f.integer("max_unauthenticated_elements", 4, 100_000, out) {
+        if let Some(v) = f.integer(
+            "max_unauthenticated_elements",
+            bounds("max_unauthenticated_elements").0,
+            bounds("max_unauthenticated_elements").1,
+            out,
+        ) {
             limits.max_unauthenticated_elements = to_usize(v);
         }
-        if let Some(v) = f.integer("max_unauthenticated_connections", 1, MAX_CONNECTIONS, out) {
+        if let Some(v) = f.integer(
+            "max_unauthenticated_connections",
+            bounds("max_unauthenticated_connections").0,
+            bounds("max_unauthenticated_connections").1,
+            out,
+        ) {
             limits.max_unauthenticated_connections = to_u32(v);
         }
-        if let Some(v) = f.integer("header_timeout_secs", 1, 600, out) {
+        if let Some(v) = f.integer(
+            "header_timeout_secs",
+            bounds("header_timeout_secs").0,
+            bounds("header_timeout_secs").1,
+            out,
+        ) {
             limits.header_timeout = secs(v);
         }
-        if let Some(v) = f.integer("negotiation_timeout_secs", 1, 3600, out) {
+        if let Some(v) = f.integer(
+            "negotiation_timeout_secs",
+            bounds("negotiation_timeout_secs").0,
+            bounds("negotiation_timeout_secs").1,
+            out,
+        ) {
             limits.negotiation_timeout = secs(v);
         }
-        if let Some(v) = f.integer("idle_timeout_secs", 1, 86_400, out) {
+        if let Some(v) = f.integer(
+            "idle_timeout_secs",
+            bounds("idle_timeout_secs").0,
+            bounds("idle_timeout_secs").1,
+            out,
+        ) {
             limits.idle_timeout = secs(v);
         }
-        if let Some(v) = f.integer("max_connections", 1, MAX_CONNECTIONS, out) {
+        if let Some(v) = f.integer(
+            "max_connections",
+            bounds("max_connections").0,
+            bounds("max_connections").1,
+            out,
+        ) {
             limits.max_connections = to_u32(v);
         }
-        if let Some(v) = f.integer("max_connections_per_ip", 1, MAX_CONNECTIONS, out) {
+        if let Some(v) = f.integer(
+            "max_connections_per_ip",
+            bounds("max_connections_per_ip").0,
+            bounds("max_connections_per_ip").1,
+            out,
+        ) {
             limits.max_connections_per_ip = to_u32(v);
         }
         if limits.max_unauthenticated_stanza_bytes > limits.max_stanza_bytes {

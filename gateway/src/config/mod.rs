@@ -34,7 +34,7 @@ mod site;
 pub use bare_jid::{BareJid, JidError};
 pub use domain::{normalize_domain, normalize_jid_domain};
 pub use grant::{Grant, Grantees, our_user};
-pub use limits::Limits;
+pub use limits::{LIMIT_BOUNDS, Limits, check_limit};
 pub use listener::{AdminConfig, CertificatePaths, ListenerConfig, ListenerKind};
 pub use name::check_name;
 pub use partner::{Partner, PartnerKind, PartnerTls};
