@@ -205,3 +205,57 @@ print(env.xfed_route_file)"#,
          /etc/xfed/prosody/routes.json\n"
     );
 }
+
+/// On a fresh front-end, the front-end stage writes Prosody's files, puts
+/// its certificate in place, then starts it — in that order, in the stage
+/// that runs before any edge.
+#[test]
+fn the_front_end_stage_writes_certifies_then_starts_prosody() {
+    use xfed::plan::{self, Observed, ServiceFact, ServiceOp};
+    let ca = ca_file();
+    let spec = spec_with(ca.path().to_str().expect("utf-8"), true);
+    let rs = expand(&spec);
+    let fresh: HashMap<String, Observed> = rs
+        .iter()
+        .map(|r| {
+            let o = match &r.desired {
+                Desired::Binary(_) => Observed::Binary(None),
+                Desired::Service(_) => Observed::Service(ServiceFact {
+                    running: false,
+                    pid: None,
+                    running_sha256: None,
+                }),
+                Desired::Listener(_) => Observed::Listener(plan::ListenerFact { listening: false }),
+                Desired::Certificate(_) => Observed::Certificate(Default::default()),
+                _ => Observed::File(None),
+            };
+            (r.address.clone(), o)
+        })
+        .collect();
+    let p = plan::build(&rs, &fresh, &["edge-hq".to_string()], 1);
+    assert_eq!(p.stages[0].name(), "front-end");
+    let fe: Vec<String> = p.stages[0]
+        .changes
+        .iter()
+        .map(|&i| plan::short_address(&p.changes[i].address))
+        .filter(|a| a.contains("prosody") || a.contains("fe-int"))
+        .collect();
+    assert_eq!(
+        fe,
+        [
+            "file:/etc/xfed/prosody/server.cfg.lua",
+            "file:/etc/xfed/prosody/plugins/mod_xfed_route.lua",
+            "file:/etc/xfed/prosody/prosody.cfg.lua",
+            "file:/etc/xfed/prosody/routes.json",
+            "file:/etc/xfed/prosody/internal-ca.crt",
+            "certificate:fe-int",
+            "service:xfed-prosody",
+        ]
+    );
+    let start = p
+        .changes
+        .iter()
+        .find(|c| c.address.ends_with("/service:xfed-prosody"))
+        .expect("service change");
+    assert_eq!(start.service_op, Some(ServiceOp::Start));
+}
