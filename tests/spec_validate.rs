@@ -703,3 +703,17 @@ fn a_front_end_certificate_for_external_use_is_refused() {
         )
     );
 }
+
+#[test]
+fn a_managed_xmpp_server_listens_on_an_ip_address() {
+    let fe = "  - name: fe-int\n    pool: fe-hq\n    usage: internal\n    issuer: { kind: csr }\n";
+    let text = managed(fe).replacen(
+        "      address: 203.0.113.11\n      managed",
+        "      address: xmpp.contoso.example\n      managed",
+        1,
+    );
+    assert_eq!(
+        diagnose(&text, true),
+        vec!["19:16: Error: a managed XMPP server listens on an IP address, not `xmpp.contoso.example` | expected an IPv4 or IPv6 address of the pool's servers".to_string()]
+    );
+}

@@ -454,6 +454,16 @@ impl<'a> Resolver<'a> {
                 let address = self.text(&x.address, &format!("{f}.address"));
                 if address.parse::<IpAddr>().is_err() {
                     self.dns_name(&address, &format!("{f}.address"), false);
+                    // xfed's Prosody binds this address itself.
+                    if x.managed.is_some() {
+                        let d = self.error(
+                            &format!("{f}.address"),
+                            format!(
+                                "a managed XMPP server listens on an IP address, not `{address}`"
+                            ),
+                        );
+                        d.expected = Some("an IPv4 or IPv6 address of the pool's servers".into());
+                    }
                 }
                 XmppServer {
                     address,
