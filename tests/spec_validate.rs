@@ -704,3 +704,81 @@ mod cli {
         assert_eq!(v["additionalProperties"], false);
     }
 }
+
+/// A front-end pool whose XMPP server xfed manages (Prosody): the relay's
+/// trust (the edge's internal certificate, the internal CA) and the
+/// front-end's own internal certificate.
+fn managed(frontend_cert: &str) -> String {
+    let text = edited(
+        "        address: 203.0.113.11\n",
+        "        address: 203.0.113.11\n    xmpp_server:\n      address: 203.0.113.11\n      managed: prosody\n",
+    );
+    let certs = format!(
+        "  - name: edge-int\n    pool: edge-hq\n    usage: internal\n    issuer: {{ kind: csr }}\n{frontend_cert}dns:\n"
+    );
+    assert!(text.contains("dns:\n"));
+    text.replacen("dns:\n", &certs, 1) + "gateway:\n  internal_ca: /pki/ca.crt\n"
+}
+
+#[test]
+fn a_managed_xmpp_server_with_its_certificate_is_valid() {
+    let fe = "  - name: fe-int\n    pool: fe-hq\n    usage: internal\n    issuer: { kind: csr }\n";
+    assert_eq!(diagnose(&managed(fe), true), Vec::<String>::new());
+    let src = Source::new("spec.yaml", managed(fe));
+    let spec = spec::load(&src, inputs(true)).expect("valid").spec;
+    let cert = spec
+        .certificates
+        .iter()
+        .find(|c| c.name == "fe-int")
+        .expect("fe-int");
+    assert_eq!(cert.pool_role, spec::Role::Frontend);
+    // The pool's XMPP domains and its servers, no SIP name.
+    assert_eq!(cert.sans, ["contoso.example", "fe1.contoso.example"]);
+}
+
+#[test]
+fn a_managed_xmpp_server_without_a_certificate_is_refused_at_managed() {
+    assert_eq!(
+        diagnose(&managed(""), true),
+        vec!["20:16: Error: the managed XMPP server of front-end pool `fe-hq` has no certificate | expected a certificate with `pool: fe-hq` and `usage: internal` | hint: the gateways' internal listener requires mutual TLS: the front-end presents this certificate, issued by the internal CA (`issuer: { kind: internal_ca, ... }`)".to_string()]
+    );
+}
+
+#[test]
+fn a_front_end_certificate_for_external_use_is_refused() {
+    let explicit =
+        "  - name: fe-ext\n    pool: fe-hq\n    usage: external\n    issuer: { kind: csr }\n";
+    let implicit = "  - name: fe-ext\n    pool: fe-hq\n    issuer: { kind: csr }\n";
+    let hint = " | expected `usage: internal` for a front-end pool's certificate | hint: a front-end's certificate is its XMPP server's identity towards the gateways' internal listeners: set `usage: internal`";
+    let first = |d: Vec<String>| {
+        d.into_iter()
+            .find(|l| l.contains("fe-ext"))
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        first(diagnose(&managed(explicit), true)),
+        format!(
+            "41:12: Error: certificate `fe-ext` names front-end pool `fe-hq`, which has no external listener{hint}"
+        )
+    );
+    assert_eq!(
+        first(diagnose(&managed(implicit), true)),
+        format!(
+            "40:11: Error: certificate `fe-ext` names front-end pool `fe-hq`, which has no external listener{hint}"
+        )
+    );
+}
+
+#[test]
+fn a_managed_xmpp_server_listens_on_an_ip_address() {
+    let fe = "  - name: fe-int\n    pool: fe-hq\n    usage: internal\n    issuer: { kind: csr }\n";
+    let text = managed(fe).replacen(
+        "      address: 203.0.113.11\n      managed",
+        "      address: xmpp.contoso.example\n      managed",
+        1,
+    );
+    assert_eq!(
+        diagnose(&text, true),
+        vec!["19:16: Error: a managed XMPP server listens on an IP address, not `xmpp.contoso.example` | expected an IPv4 or IPv6 address of the pool's servers".to_string()]
+    );
+}

@@ -92,6 +92,7 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("toml", super::toml_filter::toml);
+    env.add_filter("lua", super::lua_filter::lua);
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
         .trim_blocks(true)
@@ -153,6 +154,7 @@ pub fn expand(
                 "service_manager": manager,
                 "tls": tls_context(spec, t.server.pool),
                 "relay": relay_context(spec, t.server.pool),
+                "xmpp": xmpp_context(spec, t.server.role, t.server.pool),
                 "ca": cas,
             })));
             expand_host(
@@ -189,6 +191,52 @@ fn tls_context(spec: &Spec, pool: &str) -> serde_json::Value {
             .unwrap_or(serde_json::Value::Null)
     };
     json!({ "external": paths(CertUsage::External), "internal": paths(CertUsage::Internal) })
+}
+
+/// Where a front-end pool's managed XMPP server keeps its configuration,
+/// certificate and data.
+pub fn managed_xmpp_dirs(spec: &Spec) -> (String, String) {
+    (
+        format!("{}/prosody", spec.gateway.config_dir),
+        format!("{}/prosody", spec.gateway.state_dir),
+    )
+}
+
+/// Where a front-end's certificate (its managed XMPP server's identity
+/// towards the gateways) lives.
+pub fn frontend_cert_paths(spec: &Spec) -> (String, String) {
+    let (dir, _) = managed_xmpp_dirs(spec);
+    (
+        format!("{dir}/tls/internal.crt"),
+        format!("{dir}/tls/internal.key"),
+    )
+}
+
+/// `xmpp` for the internal-xmpp module: the managed server of the
+/// front-end pool `pool` (dirs, listener, certificate, the route table as
+/// JSON), or null when the pool's server is not managed.
+fn xmpp_context(spec: &Spec, role: &Role, pool: &str) -> serde_json::Value {
+    if *role != Role::Frontend {
+        return serde_json::Value::Null;
+    }
+    let Some(server) = spec
+        .frontend_pool(pool)
+        .and_then(|p| p.xmpp_server.as_ref())
+        .filter(|x| x.managed.is_some())
+    else {
+        return serde_json::Value::Null;
+    };
+    let (dir, data_dir) = managed_xmpp_dirs(spec);
+    let (cert, key) = frontend_cert_paths(spec);
+    json!({
+        "dir": dir,
+        "data_dir": data_dir,
+        "address": server.address,
+        "port": server.port,
+        "cert": cert,
+        "key": key,
+        "routes": crate::topology::RouteTable::build(spec, pool).to_json(),
+    })
 }
 
 /// `relay` for the gateway's template: `internal_server` (`host:port`),
@@ -239,6 +287,10 @@ pub fn certificate_resources(spec: &Spec) -> Vec<Resource> {
 /// in the certificates phase; a changed one reloads the gateway there.
 fn add_certificates(spec: &Spec, out: &mut Vec<Resource>) {
     for c in &spec.certificates {
+        if c.pool_role == Role::Frontend {
+            add_frontend_certificate(spec, c, out);
+            continue;
+        }
         let Some(pool) = spec.edge_pool(&c.pool) else {
             continue;
         };
@@ -283,6 +335,60 @@ fn add_certificates(spec: &Spec, out: &mut Vec<Resource>) {
                 notifies: gateway.map(|g| (g, crate::plan::Notify::Reload)),
             });
         }
+    }
+}
+
+/// A front-end pool's certificate on each of its servers, where its
+/// managed XMPP server reads it; a changed one restarts that server.
+fn add_frontend_certificate(spec: &Spec, c: &crate::spec::Certificate, out: &mut Vec<Resource>) {
+    let Some(pool) = spec.frontend_pool(&c.pool) else {
+        return;
+    };
+    let managed = pool
+        .xmpp_server
+        .as_ref()
+        .is_some_and(|x| x.managed.is_some());
+    // One certificate per server: a second for the same pool is not installed.
+    if !managed
+        || spec
+            .certificates
+            .iter()
+            .find(|x| x.pool == c.pool && x.pool_role == Role::Frontend)
+            .is_some_and(|first| first.name != c.name)
+    {
+        return;
+    }
+    let (cert_path, key_path) = frontend_cert_paths(spec);
+    for s in &pool.servers {
+        let host = &s.fqdn;
+        let server = out.iter().find_map(|r| match &r.desired {
+            Desired::Service(svc) if &r.host == host && svc.name == "xfed-prosody" => {
+                Some(r.address.clone())
+            }
+            _ => None,
+        });
+        out.push(Resource {
+            address: format!("fe/{}/{host}/certificate:{}", pool.name, c.name),
+            host: host.clone(),
+            role: Role::Frontend,
+            pool: pool.name.clone(),
+            phase: Phase::Certificates,
+            desired: Desired::Certificate(Box::new(CertSpec {
+                name: c.name.clone(),
+                usage: c.usage,
+                cert_path: cert_path.clone(),
+                key_path: key_path.clone(),
+                key: c.key,
+                subject: c.subject.clone(),
+                sans: c.sans.clone(),
+                issuer: c.issuer.clone(),
+                renew_before: c.renew_before,
+                exportable: c.exportable,
+                friendly_name: c.friendly_name.clone(),
+            })),
+            origin: c.origin.clone(),
+            notifies: server.map(|g| (g, crate::plan::Notify::Restart)),
+        });
     }
 }
 
@@ -335,6 +441,9 @@ fn targets<'a>(spec: &'a Spec, m: &Manifest) -> Vec<Target<'a>> {
         ManifestRole::Frontend => spec
             .frontend_pools
             .iter()
+            .filter(|p| {
+                !m.only_managed_xmpp || p.xmpp_server.as_ref().is_some_and(|x| x.managed.is_some())
+            })
             .flat_map(|p| p.servers.iter())
             .map(|s| Target {
                 server: ServerCtx {

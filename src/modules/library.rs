@@ -36,10 +36,38 @@ pub const FILES: &[(&str, &str)] = &[
         "xmpp-gateway/xfed-gateway.service.j2",
         include_str!("../../modules/xmpp-gateway/xfed-gateway.service.j2"),
     ),
+    (
+        "internal-xmpp/module.yaml",
+        include_str!("../../modules/internal-xmpp/module.yaml"),
+    ),
+    (
+        "internal-xmpp/server.cfg.lua.j2",
+        include_str!("../../modules/internal-xmpp/server.cfg.lua.j2"),
+    ),
+    (
+        "internal-xmpp/prosody.cfg.lua.j2",
+        include_str!("../../modules/internal-xmpp/prosody.cfg.lua.j2"),
+    ),
+    (
+        "internal-xmpp/mod_xfed_route.lua",
+        include_str!("../../modules/internal-xmpp/mod_xfed_route.lua"),
+    ),
+    (
+        "internal-xmpp/routes.json.j2",
+        include_str!("../../modules/internal-xmpp/routes.json.j2"),
+    ),
+    (
+        "internal-xmpp/internal-ca.crt.j2",
+        include_str!("../../modules/internal-xmpp/internal-ca.crt.j2"),
+    ),
+    (
+        "internal-xmpp/xfed-prosody.service.j2",
+        include_str!("../../modules/internal-xmpp/xfed-prosody.service.j2"),
+    ),
 ];
 
 /// Names of the modules, in the order they expand.
-pub const MODULES: &[&str] = &["frontend", "xmpp-gateway"];
+pub const MODULES: &[&str] = &["frontend", "internal-xmpp", "xmpp-gateway"];
 
 pub fn file(path: &str) -> Option<&'static str> {
     FILES.iter().find(|(p, _)| *p == path).map(|(_, c)| *c)

@@ -15,6 +15,10 @@ pub struct Manifest {
     /// Edge modules: only pools with XMPP federation on.
     #[serde(default)]
     pub only_xmpp_pools: bool,
+    /// Front-end modules: only pools whose XMPP server xfed manages
+    /// (`xmpp_server.managed`).
+    #[serde(default)]
+    pub only_managed_xmpp: bool,
     /// Phase of this module's files and binaries.
     pub phase: Phase,
     pub resources: Vec<ManifestResource>,

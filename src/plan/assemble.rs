@@ -149,11 +149,12 @@ pub fn gone_resources(
                 continue;
             }
             let desired = e.to_gone();
-            // Services stop before their files go.
+            // Services stop before their files go (on a front-end, the
+            // XMPP server xfed managed there).
             let phase = match (&r.role, desired.kind()) {
-                (Role::Frontend, _) => Phase::Frontend,
+                (Role::Frontend, ResourceKind::Service) => Phase::Frontend,
                 (Role::Edge, ResourceKind::Service) => Phase::Edge,
-                (Role::Edge, _) => Phase::Restart,
+                (_, _) => Phase::Restart,
             };
             gone.push(Resource {
                 address: e.address().to_string(),

@@ -218,7 +218,15 @@ fn order(resources: &[Resource], rollout: &[(String, usize)]) -> Vec<Stage> {
         hosts
     };
 
-    let fe = by_phase(&|r| r.role == Role::Frontend && r.phase == Phase::Frontend);
+    // A front-end's files, its certificate, then its managed XMPP
+    // server's restart or reload.
+    let fe = by_phase(&|r| {
+        r.role == Role::Frontend
+            && matches!(
+                r.phase,
+                Phase::Frontend | Phase::Certificates | Phase::Restart
+            )
+    });
     if !fe.is_empty() {
         stages.push(Stage {
             kind: StageKind::Frontend,

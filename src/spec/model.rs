@@ -155,6 +155,15 @@ pub struct FrontendPool {
 pub struct XmppServer {
     pub address: String,
     pub port: u16,
+    /// Set when xfed manages the server (`modules/internal-xmpp`).
+    pub managed: Option<ManagedServer>,
+}
+
+/// Which XMPP server xfed manages on a front-end pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagedServer {
+    Prosody,
 }
 
 impl XmppServer {
@@ -246,6 +255,9 @@ pub enum RenewBefore {
 pub struct Certificate {
     pub name: String,
     pub pool: String,
+    /// Whether `pool` is an edge pool or a front-end pool (the latter only
+    /// with `usage: internal`, for a managed XMPP server).
+    pub pool_role: Role,
     pub usage: CertUsage,
     pub friendly_name: Option<String>,
     pub key: KeySpec,

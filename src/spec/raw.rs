@@ -128,6 +128,16 @@ pub struct RawXmppServer {
     pub address: String,
     /// Server-to-server port (default 5269).
     pub port: Option<u16>,
+    /// Whether xfed manages the server on every front-end of the pool
+    /// (`prosody`: Prosody 0.12, its federation settings and its route to
+    /// the edge); unset, the server is the organisation's own business.
+    pub managed: Option<RawManagedServer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawManagedServer {
+    Prosody,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -195,7 +205,9 @@ pub struct RawExternal {
 #[serde(deny_unknown_fields)]
 pub struct RawCertificate {
     pub name: String,
-    /// The edge pool whose servers get this certificate.
+    /// The edge pool whose servers get this certificate; or, with
+    /// `usage: internal`, a front-end pool whose managed XMPP server
+    /// presents it to the gateways.
     pub pool: String,
     /// Which listener uses it (default `external`).
     pub usage: Option<RawCertUsage>,

@@ -306,7 +306,7 @@ impl<'a> Resolver<'a> {
         let partner_domains: Vec<String> = partners.iter().map(|p| p.domain.clone()).collect();
         let certificates = self.certificates(
             raw,
-            &edge_pools,
+            (&edge_pools, &frontend_pools),
             &sip_domains,
             &xmpp_domains,
             &partner_domains,
@@ -470,10 +470,23 @@ impl<'a> Resolver<'a> {
                 let address = self.text(&x.address, &format!("{f}.address"));
                 if address.parse::<IpAddr>().is_err() {
                     self.dns_name(&address, &format!("{f}.address"), false);
+                    // xfed's Prosody binds this address itself.
+                    if x.managed.is_some() {
+                        let d = self.error(
+                            &format!("{f}.address"),
+                            format!(
+                                "a managed XMPP server listens on an IP address, not `{address}`"
+                            ),
+                        );
+                        d.expected = Some("an IPv4 or IPv6 address of the pool's servers".into());
+                    }
                 }
                 XmppServer {
                     address,
                     port: self.port(x.port, 5269, &format!("{f}.port")),
+                    managed: x.managed.map(|m| match m {
+                        RawManagedServer::Prosody => ManagedServer::Prosody,
+                    }),
                 }
             });
             pools.push(FrontendPool {
@@ -754,7 +767,7 @@ impl<'a> Resolver<'a> {
     fn certificates(
         &mut self,
         raw: &RawSpec,
-        pools: &[EdgePool],
+        (pools, frontend_pools): (&[EdgePool], &[FrontendPool]),
         sip_domains: &[String],
         xmpp_domains: &[String],
         partner_domains: &[String],
@@ -772,17 +785,40 @@ impl<'a> Resolver<'a> {
             let base = format!("certificates[{i}]");
             let name = self.text(&c.name, &format!("{base}.name"));
             let pool_name = self.text(&c.pool, &format!("{base}.pool"));
-            self.reference(
-                &format!("{base}.pool"),
-                "edge pool",
-                &pool_name,
-                &pool_names,
-            );
             let pool = pools.iter().find(|p| p.name == pool_name);
+            // An edge pool first (the common case); else a front-end pool,
+            // whose managed XMPP server presents the certificate.
+            let frontend = match pool {
+                Some(_) => None,
+                None => frontend_pools.iter().find(|p| p.name == pool_name),
+            };
+            if pool.is_none() && frontend.is_none() {
+                self.reference(
+                    &format!("{base}.pool"),
+                    "edge pool",
+                    &pool_name,
+                    &pool_names,
+                );
+            }
             let usage = match c.usage.unwrap_or(RawCertUsage::External) {
                 RawCertUsage::External => CertUsage::External,
                 RawCertUsage::Internal => CertUsage::Internal,
             };
+            if let Some(fe) = frontend
+                && usage == CertUsage::External
+            {
+                let field = if c.usage.is_some() {
+                    format!("{base}.usage")
+                } else {
+                    format!("{base}.pool")
+                };
+                let d = self.error(
+                    &field,
+                    format!("certificate `{name}` names front-end pool `{}`, which has no external listener", fe.name),
+                );
+                d.expected = Some("`usage: internal` for a front-end pool's certificate".into());
+                d.hint = Some("a front-end's certificate is its XMPP server's identity towards the gateways' internal listeners: set `usage: internal`".into());
+            }
 
             let key = match (c.key.algorithm.unwrap_or(RawKeyAlgorithm::Rsa), c.key.bits) {
                 (RawKeyAlgorithm::Rsa, None | Some(2048)) => KeySpec::Rsa2048,
@@ -847,8 +883,16 @@ impl<'a> Resolver<'a> {
                             .cloned(),
                     )
                     .collect(),
+                // A front-end's XMPP server speaks for our domains (the
+                // XMPP domains, below) from each of its servers.
+                (CertUsage::Internal, None) => frontend
+                    .map(|p| p.servers.iter().map(|s| s.fqdn.clone()).collect())
+                    .unwrap_or_default(),
                 _ => Vec::new(),
             };
+            // The gateway authenticates the front-end by the XMPP domain
+            // it claims; SIP names mean nothing there.
+            let sip = if frontend.is_some() { Vec::new() } else { sip };
             let sans = compute_sans(&sip, &xmpp, &externals, &extra);
 
             if let Some(p) = pool
@@ -921,6 +965,11 @@ impl<'a> Resolver<'a> {
             certs.push(Certificate {
                 name,
                 pool: pool_name,
+                pool_role: if frontend.is_some() {
+                    Role::Frontend
+                } else {
+                    Role::Edge
+                },
                 usage,
                 friendly_name: self.opt_text(&c.friendly_name, &format!("{base}.friendly_name")),
                 key,
@@ -1537,20 +1586,39 @@ impl<'a> Resolver<'a> {
         gateway: &Gateway,
     ) {
         for (i, p) in frontend_pools.iter().enumerate() {
-            if p.xmpp_server.is_none() {
+            let Some(server) = &p.xmpp_server else {
                 continue;
-            }
+            };
             let field = format!("frontend_pools[{i}].xmpp_server");
+            if server.managed.is_some()
+                && !certificates.iter().any(|c| {
+                    c.pool == p.name
+                        && c.pool_role == Role::Frontend
+                        && c.usage == CertUsage::Internal
+                })
+            {
+                let d = self.error(
+                    &format!("{field}.managed"),
+                    format!(
+                        "the managed XMPP server of front-end pool `{}` has no certificate",
+                        p.name
+                    ),
+                );
+                d.expected = Some(format!(
+                    "a certificate with `pool: {}` and `usage: internal`",
+                    p.name
+                ));
+                d.hint = Some("the gateways' internal listener requires mutual TLS: the front-end presents this certificate, issued by the internal CA (`issuer: { kind: internal_ca, ... }`)".into());
+            }
             let routed: Vec<&str> = sites
                 .iter()
                 .filter(|s| s.frontend_pool == p.name)
                 .map(|s| s.xmpp_route.as_str())
                 .collect();
             for edge in routed {
-                if !certificates
-                    .iter()
-                    .any(|c| c.pool == edge && c.usage == CertUsage::Internal)
-                {
+                if !certificates.iter().any(|c| {
+                    c.pool == edge && c.pool_role == Role::Edge && c.usage == CertUsage::Internal
+                }) {
                     let d = self.error(
                         &field,
                         format!("edge pool `{edge}` relays to this XMPP server but has no internal certificate"),

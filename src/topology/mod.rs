@@ -6,14 +6,17 @@
 //! Owns the document's shape ([`Topology`], built from a resolved spec,
 //! serialized to JSON for the front-ends and read back by the same type)
 //! and the one computation of a user's effective external access
-//! ([`access`]). Pure: it uses `spec` and nothing else of ours, and never
+//! ([`access`]); and each front-end pool's outbound route to the edge
+//! ([`RouteTable`]), for the XMPP server xfed manages there. Pure: it uses `spec` and nothing else of ours, and never
 //! reads a file or a host; what was published is handed to it as text.
 
 pub mod access;
 pub mod document;
+pub mod route_table;
 
 pub use access::{AccessChange, Effective, Source, access_changes, effective};
 pub use document::{
     EdgePool, EdgeServer, External, FrontendPool, Grant, Partner, Policy, Site, Srv, Topology,
     build,
 };
+pub use route_table::{RouteTable, RouteTarget};
