@@ -75,7 +75,7 @@ pub fn writes(rows: &[Row]) -> Writes {
                     if seen.insert((
                         row.known_hosts.clone(),
                         scan.name.clone(),
-                        k.key.clone().to_base64(),
+                        k.key.to_base64(),
                     )) {
                         new.push((row.known_hosts.clone(), scan.name.clone(), k.key.clone()));
                     }
@@ -295,6 +295,36 @@ mod tests {
         assert!(text.contains("203.0.113.101 (ECDSA)  new\n"), "{text}");
         assert!(
             text.contains("3 hosts: 1 matching, 3 new, 0 changed; known_hosts: `/kh`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_host_is_reported_and_writes_nothing() {
+        let rows = vec![Row {
+            fqdn: "edge3".into(),
+            endpoint: "203.0.113.103:22".into(),
+            known_hosts: "/kh".into(),
+            scan: Err(TransportError::Connect {
+                host: "edge3".into(),
+                address: "203.0.113.103:22".into(),
+                source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            }),
+        }];
+        assert_eq!(
+            writes(&rows),
+            Writes {
+                new: Vec::new(),
+                refused: Vec::new()
+            }
+        );
+        let text = render(&rows);
+        assert!(
+            text.starts_with("edge3  203.0.113.103:22\n  error: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 host: 0 matching, 0 new, 0 changed, 1 unreachable"),
             "{text}"
         );
     }
