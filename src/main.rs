@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xfed::commands::{
     self, ExitStatus, apply::ApplyArgs, cert::CertCommand, doctor::DoctorArgs, drift::DriftArgs,
-    graph::GraphArgs, plan::PlanArgs, ssh_keeper::KeeperCommand, unlock::UnlockArgs,
-    validate::ValidateArgs, verify::VerifyArgs,
+    graph::GraphArgs, hosts::HostsCommand, plan::PlanArgs, ssh_keeper::KeeperCommand,
+    unlock::UnlockArgs, validate::ValidateArgs, verify::VerifyArgs,
 };
 
 #[derive(Parser, Debug)]
@@ -42,6 +42,12 @@ enum Command {
     Doctor(DoctorArgs),
     /// Draw the rollout's step order: Graphviz DOT, or SVG through `dot`.
     Graph(GraphArgs),
+    /// First contact: fetch the servers' SSH host keys, show their
+    /// fingerprints, record them in known_hosts when asked.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+    },
     /// The background process keeping SSH sessions for `ssh.persist_secs`.
     SshKeeper {
         #[command(subcommand)]
@@ -84,6 +90,7 @@ fn run_async(command: Command) -> ExitStatus {
             Command::Cert { command } => commands::cert::run(&command).await,
             Command::Doctor(args) => commands::doctor::run(&args).await,
             Command::Graph(args) => commands::graph::run(&args).await,
+            Command::Hosts { command } => commands::hosts::run(&command).await,
             Command::Validate(_) | Command::Schema | Command::SshKeeper { .. } => {
                 Ok(ExitStatus::Success)
             }

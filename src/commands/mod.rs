@@ -11,6 +11,7 @@ pub mod cert;
 pub mod doctor;
 pub mod drift;
 pub mod graph;
+pub mod hosts;
 pub mod plan;
 pub mod schema;
 pub mod ssh_keeper;

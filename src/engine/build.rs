@@ -37,6 +37,11 @@ pub enum BuildError {
         arch: String,
         local: String,
     },
+    /// Edge servers whose C library cannot run the built gateway.
+    #[error(transparent)]
+    Libc(#[from] super::libc_check::LibcMismatch),
+    #[error("cannot read the C library the built gateway `{path}` needs: {message}")]
+    Elf { path: String, message: String },
 }
 
 /// The workspace root: `$XFED_WORKSPACE`, else the nearest ancestor of the

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod dns;
 pub mod fanout;
 pub mod hosts;
+pub mod libc_check;
 pub mod notices;
 pub mod observe;
 pub mod prepare;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::build::{self, BuildError};
 use super::fanout::fan_out;
 use super::hosts::{ConnectOptions, Host};
+use super::libc_check;
 use super::observe::{ObserveError, observe_host, observe_host_with_facts};
 use super::read::{ReadOptions, Scope, WorldRead, read_world};
 use crate::modules::{self, ExpandError};
@@ -205,7 +206,7 @@ pub async fn prepare(
     if !unreachable.is_empty() {
         return Err(EngineError::Unreachable(unreachable));
     }
-    built?;
+    let built = built?;
     let dns = dns?;
     let mut observed = HashMap::new();
     for (_, o) in per_host {
@@ -217,17 +218,32 @@ pub async fn prepare(
         .filter(|p| p.xmpp_federation)
         .flat_map(|p| p.servers.iter().map(|s| s.server.fqdn.as_str()))
         .collect();
-    for h in edge_hosts {
-        if let Some(f) = facts.get(h)
+    for h in &edge_hosts {
+        if let Some(f) = facts.get(*h)
             && f.arch != build::local_arch()
         {
             return Err(BuildError::Arch {
-                host: h.into(),
+                host: h.to_string(),
                 arch: f.arch.clone(),
                 local: build::local_arch().into(),
             }
             .into());
         }
+    }
+    // The binary must also find a glibc as new as the one it was linked
+    // against, or it fails at its first start behind the health gate.
+    if let Some(artifact) = &built {
+        let needs =
+            libc_check::glibc_needed_by(&artifact.path).map_err(|message| BuildError::Elf {
+                path: artifact.path.display().to_string(),
+                message,
+            })?;
+        let edges: Vec<(String, Option<crate::transport::GlibcVersion>)> = edge_hosts
+            .iter()
+            .filter_map(|h| facts.get(*h).map(|f| (h.to_string(), f.glibc)))
+            .collect();
+        libc_check::check(needs, &artifact.path.display().to_string(), &edges)
+            .map_err(BuildError::from)?;
     }
     let manifest = modules::expand::manifest_path(&spec);
     let gone = assemble::gone_resources(&manifest, &resources, &observed);

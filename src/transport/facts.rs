@@ -1,6 +1,6 @@
 //! `Facts`: the few things about a host that decisions depend on (which OS,
-//! which architecture to build for, whether systemd can manage services),
-//! gathered in one round trip.
+//! which architecture and C library the gateway must run on, whether
+//! systemd can manage services), gathered in one round trip.
 //!
 //! The host only prints raw values; `/etc/os-release` is parsed here rather
 //! than sourced by a shell, so a hostile file cannot run code.
@@ -8,6 +8,7 @@
 use super::Transport;
 use super::command::Command;
 use super::error::TransportError;
+use super::glibc_version::GlibcVersion;
 
 /// OS, architecture, init system and name of a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,11 @@ pub struct Facts {
     pub systemd_pid1: bool,
     /// `uname -n`.
     pub hostname: String,
+    /// The host's glibc (`getconf GNU_LIBC_VERSION`); `None` on a host
+    /// without glibc (musl, …) or whose `getconf` does not say.
+    pub glibc: Option<GlibcVersion>,
+    /// What `getconf GNU_LIBC_VERSION` printed, trimmed (for messages).
+    pub libc_reported: String,
 }
 
 impl Facts {
@@ -37,7 +43,8 @@ impl Facts {
 const MARK: &str = "--xfed-os-release--";
 
 /// Prints the facts with shell builtins alone where the kernel has
-/// `/proc/sys/kernel/arch` (6.1 and later; else one `uname -m`). Other scripts may run it first and parse its
+/// `/proc/sys/kernel/arch` (6.1 and later; else one `uname -m`), and one
+/// `getconf` for the C library (found through the login's `PATH`). Other scripts may run it first and parse its
 /// part of the output with [`parse_facts`] (one round trip for both).
 pub const FACTS_SCRIPT: &str = r#"xfed_arch=
 read -r xfed_arch < /proc/sys/kernel/arch 2>/dev/null || xfed_arch=$(uname -m)
@@ -46,6 +53,7 @@ read -r xfed_hn < /proc/sys/kernel/hostname 2>/dev/null || xfed_hn=
 printf 'hostname=%s\n' "$xfed_hn"
 read -r xfed_pid1 < /proc/1/comm 2>/dev/null || xfed_pid1=
 printf 'pid1=%s\n' "$xfed_pid1"
+printf 'libc=%s\n' "$(getconf GNU_LIBC_VERSION 2>/dev/null)"
 echo '--xfed-os-release--'
 for xfed_f in /etc/os-release /usr/lib/os-release; do
   if [ -r "$xfed_f" ]; then
@@ -104,6 +112,8 @@ fn parse(text: &str) -> Result<Facts, String> {
         arch,
         systemd_pid1: field("pid1") == "systemd",
         hostname: field("hostname"),
+        glibc: GlibcVersion::from_getconf(&field("libc")),
+        libc_reported: field("libc"),
     })
 }
 
@@ -142,7 +152,7 @@ mod tests {
 
     #[test]
     fn parses_debian() {
-        let text = "arch=x86_64\nhostname=edge1.contoso.example\npid1=systemd\n--xfed-os-release--\n\
+        let text = "arch=x86_64\nhostname=edge1.contoso.example\npid1=systemd\nlibc=glibc 2.36\n--xfed-os-release--\n\
             PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n\
             VERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nID=debian\n";
         let f = parse(text).expect("parses");
@@ -152,6 +162,21 @@ mod tests {
         assert_eq!(f.arch, "x86_64");
         assert!(f.systemd_pid1);
         assert_eq!(f.hostname, "edge1.contoso.example");
+        assert_eq!(f.glibc, Some(GlibcVersion::new(2, 36)));
+    }
+
+    #[test]
+    fn a_host_without_glibc_has_none() {
+        // musl's getconf does not know the variable: it prints nothing on
+        // stdout. An old script (no `libc=` line) reads the same.
+        for libc_line in ["libc=\n", ""] {
+            let text = format!(
+                "arch=x86_64\nhostname=h\npid1=sshd\n{libc_line}--xfed-os-release--\nID=alpine\n"
+            );
+            let f = parse_facts(&text).expect("parses");
+            assert_eq!(f.glibc, None);
+            assert_eq!(f.libc_reported, "");
+        }
     }
 
     #[test]

@@ -460,6 +460,15 @@ mod tests {
         assert_eq!(f.arch, String::from_utf8_lossy(&arch.stdout).trim());
         assert!(!f.os_id.is_empty());
         assert!(!f.hostname.is_empty());
+        // The C library, as this machine's own getconf reports it.
+        let libc = std::process::Command::new("getconf")
+            .arg("GNU_LIBC_VERSION")
+            .output()
+            .expect("getconf");
+        let libc = String::from_utf8_lossy(&libc.stdout);
+        assert_eq!(f.libc_reported, libc.trim());
+        assert_eq!(f.glibc, crate::transport::GlibcVersion::from_getconf(&libc));
+        assert!(f.glibc.is_some(), "this machine runs glibc: {libc}");
     }
 
     #[test]

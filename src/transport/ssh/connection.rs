@@ -339,7 +339,7 @@ fn drain(
     Ok(progress)
 }
 
-fn tcp_connect(cfg: &SshConfig) -> Result<TcpStream, TransportError> {
+pub(super) fn tcp_connect(cfg: &SshConfig) -> Result<TcpStream, TransportError> {
     let addrs: Vec<_> = (cfg.address.as_str(), cfg.port)
         .to_socket_addrs()
         .map_err(|source| TransportError::Resolve {

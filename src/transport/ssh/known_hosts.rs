@@ -63,6 +63,21 @@ pub(crate) enum Verdict {
     },
 }
 
+/// Where one key a host offers stands with known_hosts (`xfed hosts scan`):
+/// unlike [`Verdict`], a key of a type not on file for the host is new,
+/// not a mismatch, as the host may offer several types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// On file for this host (on this line).
+    Match { line: usize },
+    /// No key of this type is on file for this host.
+    New,
+    /// Another key of the same type is on file for this host (on this line).
+    Changed { line: usize, on_file: HostKey },
+    /// The key is listed `@revoked` (on this line).
+    Revoked { line: usize },
+}
+
 /// A parsed known_hosts file.
 #[derive(Debug, Clone)]
 pub(crate) struct KnownHosts {
@@ -167,6 +182,28 @@ impl KnownHosts {
             Verdict::Mismatch {
                 lines: for_host.iter().map(|e| e.line).collect(),
             }
+        }
+    }
+
+    /// Where `key`, offered by the host filed as `name`, stands.
+    pub(crate) fn status(&self, sess: &Session, name: &str, key: &HostKey) -> KeyStatus {
+        if let Some(e) = self
+            .entries
+            .iter()
+            .find(|e| e.marker == Marker::Revoked && e.key == *key)
+        {
+            return KeyStatus::Revoked { line: e.line };
+        }
+        let for_host = self.entries_for(sess, name);
+        if let Some(e) = for_host.iter().find(|e| e.key == *key) {
+            return KeyStatus::Match { line: e.line };
+        }
+        match for_host.iter().find(|e| e.key.key_type() == key.key_type()) {
+            Some(e) => KeyStatus::Changed {
+                line: e.line,
+                on_file: e.key.clone(),
+            },
+            None => KeyStatus::New,
         }
     }
 
@@ -370,6 +407,35 @@ mod tests {
             Verdict::Mismatch { lines: vec![1] }
         );
         assert_eq!(k.known_types(&s, "h1"), ["ssh-ed25519"]);
+    }
+
+    #[test]
+    fn scan_statuses_tell_a_new_type_from_a_changed_key() {
+        let s = sess();
+        let k = kh(&format!(
+            "h1 ssh-ed25519 {ED}\nh2 ecdsa-sha2-nistp256 {EC}\n@revoked * ssh-ed25519 {ED}\n"
+        ));
+        assert_eq!(k.status(&s, "h2", &key(EC)), KeyStatus::Match { line: 2 });
+        assert_eq!(k.status(&s, "h3", &key(EC)), KeyStatus::New);
+        // h1 is on file with ed25519 only: its ECDSA key is new, not a mismatch.
+        assert_eq!(k.status(&s, "h1", &key(EC)), KeyStatus::New);
+        assert_eq!(k.status(&s, "h1", &key(ED)), KeyStatus::Revoked { line: 3 });
+        // Another ECDSA key for h2 than the one on file: changed.
+        let other_ec = kh(&format!("h2 ecdsa-sha2-nistp256 {EC}\n"));
+        let swapped = HostKey::from_base64(EC).map(|k| {
+            let mut b = k.blob().to_vec();
+            let last = b.len() - 1;
+            b[last] ^= 1;
+            HostKey::from_blob(&b)
+        });
+        let swapped = swapped.expect("key");
+        assert_eq!(
+            other_ec.status(&s, "h2", &swapped),
+            KeyStatus::Changed {
+                line: 1,
+                on_file: key(EC)
+            }
+        );
     }
 
     #[test]

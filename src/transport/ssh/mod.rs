@@ -11,8 +11,11 @@ mod connection;
 mod host_key;
 pub mod keeper;
 mod known_hosts;
+mod scan;
 mod transport;
 
 pub use config::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, SshAuth, SshConfig};
 pub use host_key::HostKey;
+pub use known_hosts::KeyStatus;
+pub use scan::{HostScan, ScannedKey, record};
 pub use transport::SshTransport;
