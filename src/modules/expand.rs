@@ -306,36 +306,45 @@ fn add_certificates(spec: &Spec, out: &mut Vec<Resource>) {
         let (cert_path, key_path) = cert_paths(spec, c.usage);
         for s in &pool.servers {
             let host = &s.server.fqdn;
-            let gateway = out.iter().find_map(|r| match &r.desired {
-                Desired::Service(svc) if &r.host == host && svc.name == "xfed-gateway" => {
-                    Some(r.address.clone())
-                }
-                _ => None,
-            });
+            let gateway = service_address(out, host, "xfed-gateway");
             out.push(Resource {
                 address: format!("edge/{}/{host}/certificate:{}", pool.name, c.name),
                 host: host.clone(),
                 role: Role::Edge,
                 pool: pool.name.clone(),
                 phase: Phase::Certificates,
-                desired: Desired::Certificate(Box::new(CertSpec {
-                    name: c.name.clone(),
-                    usage: c.usage,
-                    cert_path: cert_path.clone(),
-                    key_path: key_path.clone(),
-                    key: c.key,
-                    subject: c.subject.clone(),
-                    sans: c.sans.clone(),
-                    issuer: c.issuer.clone(),
-                    renew_before: c.renew_before,
-                    exportable: c.exportable,
-                    friendly_name: c.friendly_name.clone(),
-                })),
+                desired: cert_desired(c, &cert_path, &key_path),
                 origin: c.origin.clone(),
                 notifies: gateway.map(|g| (g, crate::plan::Notify::Reload)),
             });
         }
     }
+}
+
+/// The desired state of certificate `c` installed at these paths.
+fn cert_desired(c: &crate::spec::Certificate, cert_path: &str, key_path: &str) -> Desired {
+    Desired::Certificate(Box::new(CertSpec {
+        name: c.name.clone(),
+        usage: c.usage,
+        cert_path: cert_path.to_string(),
+        key_path: key_path.to_string(),
+        key: c.key,
+        subject: c.subject.clone(),
+        sans: c.sans.clone(),
+        issuer: c.issuer.clone(),
+        renew_before: c.renew_before,
+        exportable: c.exportable,
+        friendly_name: c.friendly_name.clone(),
+    }))
+}
+
+/// The address of the service `name` expanded on `host`, if any: what a
+/// certificate installed there notifies.
+fn service_address(out: &[Resource], host: &str, name: &str) -> Option<String> {
+    out.iter().find_map(|r| match &r.desired {
+        Desired::Service(svc) if r.host == host && svc.name == name => Some(r.address.clone()),
+        _ => None,
+    })
 }
 
 /// A front-end pool's certificate on each of its servers, where its
@@ -361,31 +370,14 @@ fn add_frontend_certificate(spec: &Spec, c: &crate::spec::Certificate, out: &mut
     let (cert_path, key_path) = frontend_cert_paths(spec);
     for s in &pool.servers {
         let host = &s.fqdn;
-        let server = out.iter().find_map(|r| match &r.desired {
-            Desired::Service(svc) if &r.host == host && svc.name == "xfed-prosody" => {
-                Some(r.address.clone())
-            }
-            _ => None,
-        });
+        let server = service_address(out, host, "xfed-prosody");
         out.push(Resource {
             address: format!("fe/{}/{host}/certificate:{}", pool.name, c.name),
             host: host.clone(),
             role: Role::Frontend,
             pool: pool.name.clone(),
             phase: Phase::Certificates,
-            desired: Desired::Certificate(Box::new(CertSpec {
-                name: c.name.clone(),
-                usage: c.usage,
-                cert_path: cert_path.clone(),
-                key_path: key_path.clone(),
-                key: c.key,
-                subject: c.subject.clone(),
-                sans: c.sans.clone(),
-                issuer: c.issuer.clone(),
-                renew_before: c.renew_before,
-                exportable: c.exportable,
-                friendly_name: c.friendly_name.clone(),
-            })),
+            desired: cert_desired(c, &cert_path, &key_path),
             origin: c.origin.clone(),
             notifies: server.map(|g| (g, crate::plan::Notify::Restart)),
         });
