@@ -8,12 +8,19 @@ Variables come from the inventory tests/bench/run generates
 (tests/bench/out/pyinfra/inventory.py).
 """
 
+import os
 import shlex
+import sys
+
+from jinja2.ext import Extension
 
 from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from toml_value import toml_value  # noqa: E402
 
 
 class GatewayRunning(FactBase):
@@ -56,10 +63,18 @@ context = dict(
 )
 
 
+class TomlFilter(Extension):
+    """xfed's templates use a `toml` filter (tests/bench/toml_value.py)."""
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        environment.filters["toml"] = toml_value
+
+
 def jinja():
     # xfed renders with trim_blocks, lstrip_blocks and the trailing newline
     # kept (pyinfra keeps it already); a fresh dict each time, pyinfra pops from it
-    return {"trim_blocks": True, "lstrip_blocks": True}
+    return {"trim_blocks": True, "lstrip_blocks": True, "extensions": [TomlFilter]}
 
 
 put_binary = files.put(
