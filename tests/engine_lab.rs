@@ -28,6 +28,12 @@ fn two_pools(text: String) -> String {
         "      - fqdn: edge2.{{ domain }}\n",
         "  - name: edge-dr\n    site: dr\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
     )
+    // edge-dr relays to the front-end's server too: it needs its own
+    // internal certificate, from the same CA as edge-hq's.
+    .replace(
+        "  - name: fe-hq-internal\n",
+        "  - name: edge-dr-internal\n    pool: edge-dr\n    usage: internal\n    key: { algorithm: ecdsa, bits: 256 }\n    issuer:\n      kind: internal_ca\n      ca_cert: \"{{ lab }}/internal/ca.pem\"\n      ca_key: \"{{ file(lab ~ '/internal/ca.key') }}\"\n  - name: fe-hq-internal\n",
+    )
 }
 
 fn edges(lab: &Lab) -> Vec<&Host> {

@@ -17,6 +17,10 @@ fn inputs(with_key: bool) -> Arc<MapInputs> {
         PathBuf::from("/var/lib/xfed-lab/pdns/api-key"),
         "lab-key-1234\n".into(),
     );
+    i.files.insert(
+        PathBuf::from("/var/lib/xfed-lab/internal/ca.key"),
+        "-----BEGIN PRIVATE KEY-----\nlab\n-----END PRIVATE KEY-----\n".into(),
+    );
     Arc::new(i)
 }
 

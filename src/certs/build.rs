@@ -157,3 +157,45 @@ pub fn serial_for(key: &KeyPair, now_nanos: u128) -> [u8; 16] {
     s.copy_from_slice(&d[..16]);
     s
 }
+
+/// A throwaway client identity for a probe: a fresh P-256 key and a
+/// certificate for `domain`, signed by the internal CA, valid for ten
+/// minutes. It stands where a front-end stands (same CA, same domain), so
+/// what a gateway offers it is what it offers the front-end. Returns the
+/// chain (leaf, CA) and the key (PKCS#8), both DER, never written anywhere.
+pub fn probe_identity(
+    ca_cert_pem: &str,
+    ca_key: KeyPair,
+    domain: &str,
+    now: i64,
+    now_nanos: u128,
+) -> Result<(Vec<Vec<u8>>, Vec<u8>), BuildError> {
+    let key = super::key::generate(KeySpec::EcdsaP256)?;
+    let serial = serial_for(&key, now_nanos);
+    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key)?;
+    let subject = Subject {
+        common_name: domain.to_string(),
+        organization: None,
+        organizational_unit: None,
+        locality: None,
+        state: None,
+        country: None,
+    };
+    let p = leaf_params(
+        &subject,
+        &[domain.to_string()],
+        KeySpec::EcdsaP256,
+        now - 300,
+        now + 600,
+        serial,
+    )?;
+    let leaf = p.signed_by(&key, &issuer)?;
+    let mut chain = vec![leaf.der().to_vec()];
+    chain.extend(
+        x509_parser::pem::Pem::iter_from_buffer(ca_cert_pem.as_bytes())
+            .filter_map(Result::ok)
+            .filter(|p| p.label == "CERTIFICATE")
+            .map(|p| p.contents),
+    );
+    Ok((chain, key.serialize_der()))
+}

@@ -9,3 +9,12 @@ pub fn now_unix() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it): for
+/// serial numbers that must differ between two runs in the same second.
+pub fn now_unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}

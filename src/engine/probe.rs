@@ -34,8 +34,27 @@ pub struct XmppProbe {
     /// DNS names of the served certificate (SAN dNSName entries).
     pub cert_names: Vec<String>,
     pub cert_not_after: Option<i64>,
+    /// The listener asked for a client certificate (mutual TLS).
+    pub client_cert_requested: bool,
+    /// With a client identity: whether the stream restarted over TLS
+    /// offered SASL EXTERNAL to it. `None` without one.
+    pub sasl_external: Option<bool>,
     /// What went wrong first, if anything.
     pub error: Option<String>,
+}
+
+/// A certificate chain and its key (DER, PKCS#8) a probe presents, to see
+/// what a listener offers a peer holding them.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    pub chain: Vec<Vec<u8>>,
+    pub key_pkcs8: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientIdentity({} certificates, key hidden)", self.chain.len())
+    }
 }
 
 impl XmppProbe {
@@ -74,6 +93,18 @@ pub async fn xmpp_starttls(
     from: Option<&str>,
     limit: Duration,
 ) -> XmppProbe {
+    xmpp_starttls_as(addr, to, from, None, limit).await
+}
+
+/// The same, presenting `client` in the TLS handshake and then restarting
+/// the stream over TLS to read which SASL mechanisms are offered to it.
+pub async fn xmpp_starttls_as(
+    addr: SocketAddr,
+    to: &str,
+    from: Option<&str>,
+    client: Option<&ClientIdentity>,
+    limit: Duration,
+) -> XmppProbe {
     let empty = XmppProbe {
         tcp: false,
         stream: false,
@@ -81,15 +112,23 @@ pub async fn xmpp_starttls(
         tls: false,
         cert_names: Vec::new(),
         cert_not_after: None,
+        client_cert_requested: false,
+        sasl_external: None,
         error: None,
     };
-    match timeout(limit, probe(addr, to, from, empty.clone())).await {
+    match timeout(limit, probe(addr, to, from, client, empty.clone())).await {
         Ok(p) => p,
         Err(_) => empty.failed(format!("no answer within {}s", limit.as_secs_f32())),
     }
 }
 
-async fn probe(addr: SocketAddr, domain: &str, from: Option<&str>, mut p: XmppProbe) -> XmppProbe {
+async fn probe(
+    addr: SocketAddr,
+    domain: &str,
+    from: Option<&str>,
+    client: Option<&ClientIdentity>,
+    mut p: XmppProbe,
+) -> XmppProbe {
     let mut tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return p.failed(format!("TCP connect: {e}")),
@@ -130,30 +169,103 @@ async fn probe(addr: SocketAddr, domain: &str, from: Option<&str>, mut p: XmppPr
         Err(e) => return p.failed(e),
     }
     let recorder = Arc::new(Recorder::default());
+    let presenter = match ClientPresenter::new(client) {
+        Ok(c) => Arc::new(c),
+        Err(e) => return p.failed(e),
+    };
     let config = rustls::ClientConfig::builder()
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone())
-        .with_no_client_auth();
+        .with_client_cert_resolver(presenter.clone());
     let name = match ServerName::try_from(domain.to_string()) {
         Ok(n) => n,
         Err(e) => return p.failed(format!("`{domain}` as a TLS name: {e}")),
     };
-    match TlsConnector::from(Arc::new(config))
+    let tls = TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
-        .await
-    {
-        Ok(mut tls) => {
-            p.tls = true;
-            let _ = tls.shutdown().await;
-        }
-        Err(e) => return p.failed(format!("TLS handshake: {e}")),
-    }
+        .await;
+    p.client_cert_requested = presenter.asked();
     if let Some(der) = recorder.leaf() {
         let (names, not_after) = cert_names(&der);
         p.cert_names = names;
         p.cert_not_after = not_after;
     }
+    let mut tls = match tls {
+        Ok(tls) => tls,
+        Err(e) => return p.failed(format!("TLS handshake: {e}")),
+    };
+    p.tls = true;
+    if client.is_some() {
+        // RFC 6120 §5.4.3.3: after TLS the initiating entity opens a new
+        // stream; its features say what it may authenticate with.
+        if let Err(e) = tls.write_all(header.as_bytes()).await {
+            return p.failed(format!("send stream header over TLS: {e}"));
+        }
+        match read_until(&mut tls, &["</stream:features>", "</stream:stream>"]).await {
+            Ok(features) => {
+                if let Some(err) = stream_error(&features) {
+                    return p.failed(format!("stream error `{err}` after TLS"));
+                }
+                p.sasl_external = Some(features.contains("<mechanism>EXTERNAL</mechanism>"));
+            }
+            Err(e) => return p.failed(format!("after TLS: {e}")),
+        }
+    }
+    let _ = tls.shutdown().await;
     p
+}
+
+/// Presents the probe's client identity when the listener asks for one,
+/// and remembers that it asked.
+#[derive(Debug)]
+struct ClientPresenter {
+    key: Option<Arc<rustls::sign::CertifiedKey>>,
+    asked: std::sync::atomic::AtomicBool,
+}
+
+impl ClientPresenter {
+    fn new(client: Option<&ClientIdentity>) -> Result<ClientPresenter, String> {
+        let key = match client {
+            None => None,
+            Some(c) => {
+                let der = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
+                    c.key_pkcs8.clone().into(),
+                );
+                let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der)
+                    .map_err(|e| format!("the probe's client key: {e}"))?;
+                let chain = c
+                    .chain
+                    .iter()
+                    .map(|d| CertificateDer::from(d.clone()))
+                    .collect();
+                Some(Arc::new(rustls::sign::CertifiedKey::new(chain, signer)))
+            }
+        };
+        Ok(ClientPresenter {
+            key,
+            asked: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn asked(&self) -> bool {
+        self.asked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl rustls::client::ResolvesClientCert for ClientPresenter {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.key.is_some()
+    }
 }
 
 fn xml_attr(s: &str) -> String {

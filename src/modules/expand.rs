@@ -244,10 +244,8 @@ fn xmpp_context(spec: &Spec, role: &Role, pool: &str) -> serde_json::Value {
 /// routed through `pool` that names one; null when none does (the gateway
 /// then relays nothing).
 fn relay_context(spec: &Spec, pool: &str) -> serde_json::Value {
-    spec.sites
-        .iter()
-        .filter(|s| s.xmpp_route == pool)
-        .find_map(|s| spec.frontend_pool(&s.frontend_pool)?.xmpp_server.as_ref())
+    spec.relay_frontend(pool)
+        .and_then(|f| f.xmpp_server.as_ref())
         .map_or(
             serde_json::Value::Null,
             |x| json!({ "internal_server": x.endpoint() }),

@@ -68,6 +68,17 @@ impl Spec {
         self.frontend_pools.iter().find(|p| p.name == name)
     }
 
+    /// The front-end pool whose XMPP server the edge pool `edge_pool`
+    /// relays to: that of the first site (in spec order) routed through it
+    /// whose front-end pool names an `xmpp_server`. None: it relays nothing.
+    pub fn relay_frontend(&self, edge_pool: &str) -> Option<&FrontendPool> {
+        self.sites
+            .iter()
+            .filter(|s| s.xmpp_route == edge_pool)
+            .filter_map(|s| self.frontend_pool(&s.frontend_pool))
+            .find(|f| f.xmpp_server.is_some())
+    }
+
     /// Every server, front-ends first, in spec order.
     pub fn servers(&self) -> impl Iterator<Item = &Server> {
         self.frontend_pools

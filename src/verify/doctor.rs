@@ -996,6 +996,8 @@ mod tests {
             tls,
             cert_names: names.iter().map(|s| s.to_string()).collect(),
             cert_not_after: not_after,
+            client_cert_requested: false,
+            sasl_external: None,
             error: None,
         }
     }
@@ -1008,6 +1010,8 @@ mod tests {
             tls: false,
             cert_names: Vec::new(),
             cert_not_after: None,
+            client_cert_requested: false,
+            sasl_external: None,
             error: Some("TCP connect: Connection refused (os error 111)".into()),
         }
     }

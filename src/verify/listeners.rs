@@ -6,10 +6,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::engine::hosts::Host;
 use crate::engine::observe::observe_host;
 use crate::engine::{Prepared, fan_out, probe};
+use crate::engine::probe::{ClientIdentity, XmppProbe};
 use crate::plan::{Desired, ListenerKind, Observed, Resource};
+use crate::spec::{CertUsage, Issuer, Role, Spec};
 
 /// One row of the verify table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +39,16 @@ pub struct VerifyRow {
 pub async fn verify_listeners(p: &Prepared, fresh: bool) -> Vec<VerifyRow> {
     let domain = p.spec.xmpp_domains.first().cloned().unwrap_or_default();
     let partner = p.spec.partners.first().map(|x| x.domain.clone());
+    let mut relays: HashMap<String, Arc<RelayProbe>> = HashMap::new();
     let mut jobs = Vec::new();
     for (fqdn, h) in &p.hosts {
+        let relay = match p.spec.servers().find(|s| &s.fqdn == fqdn) {
+            Some(server) if server.role == Role::Edge => relays
+                .entry(server.pool.clone())
+                .or_insert_with(|| Arc::new(RelayProbe::for_pool(&p.spec, &server.pool, &domain)))
+                .clone(),
+            _ => Arc::new(RelayProbe::None),
+        };
         let mine: Vec<Resource> = p
             .resources
             .iter()
@@ -63,8 +75,9 @@ pub async fn verify_listeners(p: &Prepared, fresh: bool) -> Vec<VerifyRow> {
                 _ => None,
             })
             .collect();
-        let job =
-            async move { verify_host(&h, &fqdn, mine, seen, &domain, partner.as_deref()).await };
+        let job = async move {
+            verify_host(&h, &fqdn, mine, seen, &domain, partner.as_deref(), &relay).await
+        };
         jobs.push((key, job));
     }
     let mut out = Vec::new();
@@ -101,6 +114,7 @@ async fn verify_host(
     seen: Option<HashMap<String, Observed>>,
     domain: &str,
     partner: Option<&str>,
+    relay: &RelayProbe,
 ) -> Vec<VerifyRow> {
     let mut out = Vec::new();
     {
@@ -150,6 +164,23 @@ async fn verify_host(
                     }
                     Err(e) => row.state = e,
                 }
+            } else if l.name == ListenerKind::Internal && !matches!(relay, RelayProbe::None) {
+                let (to, from) = probe::stream_addresses(l.name, domain, partner);
+                let identity = match relay {
+                    RelayProbe::Identity { identity, .. } => Some(identity),
+                    _ => None,
+                };
+                let pr = probe::xmpp_starttls_as(
+                    addr,
+                    &to,
+                    from.as_deref(),
+                    identity,
+                    Duration::from_secs(3),
+                )
+                .await;
+                row.cert_names = pr.cert_names.clone();
+                row.cert_not_after = pr.cert_not_after;
+                (row.ok, row.state) = relay.judge(&pr);
             } else {
                 let (to, from) = probe::stream_addresses(l.name, domain, partner);
                 let pr =
@@ -157,6 +188,12 @@ async fn verify_host(
                 row.cert_names = pr.cert_names.clone();
                 row.cert_not_after = pr.cert_not_after;
                 (row.ok, row.state) = match (pr.stream, pr.starttls_offered, pr.tls) {
+                    (true, true, true) if l.name == ListenerKind::Internal => (
+                        true,
+                        "listening, XMPP STARTTLS ok; relays nothing: no front-end pool \
+                         routed here names an xmpp_server"
+                            .into(),
+                    ),
                     (true, true, true) => (true, "listening, XMPP STARTTLS ok".into()),
                     (true, false, _) => (
                         true,
@@ -172,4 +209,103 @@ async fn verify_host(
         }
     }
     out
+}
+
+/// How the internal listener of an edge pool that relays is checked: as
+/// the front-ends reach it, with mutual TLS and SASL EXTERNAL.
+#[derive(Debug)]
+enum RelayProbe {
+    /// The pool relays nothing.
+    None,
+    /// A certificate from the front-ends' internal CA, for our domain:
+    /// the listener must ask for it and offer SASL EXTERNAL to it.
+    Identity {
+        identity: ClientIdentity,
+        ca: String,
+    },
+    /// The pool relays, but the spec holds no CA key to make such a
+    /// certificate with (a CSR-issued one, or secrets not given): only
+    /// that a client certificate is asked for can be checked.
+    NoIdentity { why: String },
+}
+
+impl RelayProbe {
+    fn for_pool(spec: &Spec, pool: &str, domain: &str) -> RelayProbe {
+        let Some(fe) = spec.relay_frontend(pool) else {
+            return RelayProbe::None;
+        };
+        let ca = spec.certificates.iter().find_map(|c| match &c.issuer {
+            Issuer::InternalCa { ca_cert, ca_key, .. }
+                if c.pool == fe.name && c.usage == CertUsage::Internal =>
+            {
+                Some((c.name.clone(), ca_cert.clone(), ca_key.clone()))
+            }
+            _ => None,
+        });
+        let Some((cert, ca_cert, ca_key)) = ca else {
+            return RelayProbe::NoIdentity {
+                why: format!("no certificate of pool {} is issued by an internal CA", fe.name),
+            };
+        };
+        let made = (|| {
+            let pem = std::fs::read_to_string(&ca_cert)
+                .map_err(|e| format!("{}: {e}", ca_cert.display()))?;
+            let key = rcgen::KeyPair::from_pem(ca_key.expose())
+                .map_err(|e| format!("certificates.{cert}.issuer.ca_key: {e}"))?;
+            let now = i64::try_from(crate::engine::clock::now_unix()).unwrap_or(i64::MAX);
+            let nanos = crate::engine::clock::now_unix_nanos();
+            crate::certs::build::probe_identity(&pem, key, domain, now, nanos)
+                .map_err(|e| e.to_string())
+        })();
+        match made {
+            Ok((chain, key_pkcs8)) => RelayProbe::Identity {
+                identity: ClientIdentity { chain, key_pkcs8 },
+                ca: ca_cert.display().to_string(),
+            },
+            Err(why) => RelayProbe::NoIdentity { why },
+        }
+    }
+
+    /// The row's verdict and state from what the probe saw.
+    fn judge(&self, pr: &XmppProbe) -> (bool, String) {
+        if !pr.tls {
+            return (
+                false,
+                pr.error.clone().unwrap_or_else(|| "no XMPP stream".into()),
+            );
+        }
+        if !pr.client_cert_requested {
+            return (
+                false,
+                "listening, TLS without client certificates: the front-ends' streams \
+                 cannot authenticate (gateway.internal_ca not installed?)"
+                    .into(),
+            );
+        }
+        match (self, pr.sasl_external) {
+            (RelayProbe::Identity { ca, .. }, Some(true)) => (
+                true,
+                format!("listening, mutual TLS, SASL EXTERNAL offered to a front-end certificate from {ca}"),
+            ),
+            (RelayProbe::Identity { ca, .. }, _) => (
+                false,
+                format!(
+                    "listening, mutual TLS, but SASL EXTERNAL not offered to a front-end \
+                     certificate from {ca}{}: the front-ends' streams would be refused",
+                    pr.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                ),
+            ),
+            (_, _) => (
+                true,
+                format!(
+                    "listening, mutual TLS (client certificate required); SASL EXTERNAL \
+                     not checked: {}",
+                    match self {
+                        RelayProbe::NoIdentity { why } => why.as_str(),
+                        _ => "",
+                    }
+                ),
+            ),
+        }
+    }
 }

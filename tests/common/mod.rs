@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod internal;
 pub mod lab;
 pub mod partners;
 pub mod pebble;

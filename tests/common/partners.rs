@@ -255,7 +255,7 @@ impl Partner {
 }
 
 /// A Lua string literal for any text.
-fn lua_str(s: &str) -> String {
+pub fn lua_str(s: &str) -> String {
     let mut out = String::from("'");
     for c in s.chars() {
         match c {

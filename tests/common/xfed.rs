@@ -92,14 +92,17 @@ pub fn assert_in_sync(lab: &Lab, spec: &TestSpec) {
     assert!(r.stdout.contains("No changes."), "{r:?}");
 }
 
-/// Every host back to nothing deployed: gateway stopped, xfed dirs empty.
+/// Every host back to nothing deployed: the services xfed started
+/// (the gateway on edges, Prosody on front-ends) stopped, xfed dirs empty.
 pub fn reset(lab: &Lab) {
     for h in &lab.hosts {
         lab.ssh_ok(
             h,
-            "pid=$(cat /var/lib/xfed/run/xfed-gateway.pid 2>/dev/null); \
-             if [ -n \"$pid\" ]; then kill \"$pid\" 2>/dev/null; \
-               for i in $(seq 1 100); do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.05; done; fi; \
+            "for f in /var/lib/xfed/run/xfed-gateway.pid /var/lib/xfed/prosody/xfed-prosody.pid; do \
+               pid=$(cat \"$f\" 2>/dev/null | tr -cd 0-9); [ -n \"$pid\" ] || continue; \
+               kill \"$pid\" 2>/dev/null; \
+               for i in $(seq 1 100); do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.05; done; \
+             done; \
              rm -rf /etc/xfed/* /etc/xfed/.[!.]* /opt/xfed/* /var/lib/xfed/*; true",
         );
     }
@@ -116,4 +119,27 @@ pub fn gateway_pid(lab: &Lab, host: &super::lab::Host) -> String {
 pub fn lab_stdout(lab: &Lab, program: &str, args: &[&str]) -> String {
     let out = lab.command(program).args(args).output().expect(program);
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The sum over every edge of the gateway's `/metrics` lines that start
+/// with `prefix` (a counter and its labels).
+pub fn gateway_metric(lab: &Lab, prefix: &str) -> f64 {
+    lab.hosts_with(super::lab::Role::Edge)
+        .map(|h| {
+            lab_stdout(
+                lab,
+                "curl",
+                &[
+                    "-s",
+                    "--max-time",
+                    "5",
+                    &format!("http://{}:8089/metrics", h.internal),
+                ],
+            )
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+        })
+        .sum()
 }

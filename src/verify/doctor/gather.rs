@@ -137,9 +137,12 @@ pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<W
             pool: s.pool.clone(),
             target: format!("{}@{}:{}", s.ssh.user, s.ssh.host, s.ssh.port),
             known_hosts: s.ssh.known_hosts.display().to_string(),
-            runs_gateway: mine
-                .iter()
-                .any(|r| matches!(r.desired, Desired::Service(_))),
+            // Front-ends run services too (a managed XMPP server); only an
+            // edge's is the gateway.
+            runs_gateway: s.role == Role::Edge
+                && mine
+                    .iter()
+                    .any(|r| matches!(r.desired, Desired::Service(_))),
             reach,
             gateway: None,
             topology: None,
