@@ -53,7 +53,11 @@ pub struct ClientIdentity {
 
 impl std::fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClientIdentity({} certificates, key hidden)", self.chain.len())
+        write!(
+            f,
+            "ClientIdentity({} certificates, key hidden)",
+            self.chain.len()
+        )
     }
 }
 
@@ -258,8 +262,7 @@ impl rustls::client::ResolvesClientCert for ClientPresenter {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        self.asked
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.asked.store(true, std::sync::atomic::Ordering::Relaxed);
         self.key.clone()
     }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crate::engine::hosts::Host;
 use crate::engine::observe::observe_host;
-use crate::engine::{Prepared, fan_out, probe};
 use crate::engine::probe::{ClientIdentity, XmppProbe};
+use crate::engine::{Prepared, fan_out, probe};
 use crate::plan::{Desired, ListenerKind, Observed, Resource};
 use crate::spec::{CertUsage, Issuer, Role, Spec};
 
@@ -235,16 +235,19 @@ impl RelayProbe {
             return RelayProbe::None;
         };
         let ca = spec.certificates.iter().find_map(|c| match &c.issuer {
-            Issuer::InternalCa { ca_cert, ca_key, .. }
-                if c.pool == fe.name && c.usage == CertUsage::Internal =>
-            {
+            Issuer::InternalCa {
+                ca_cert, ca_key, ..
+            } if c.pool == fe.name && c.usage == CertUsage::Internal => {
                 Some((c.name.clone(), ca_cert.clone(), ca_key.clone()))
             }
             _ => None,
         });
         let Some((cert, ca_cert, ca_key)) = ca else {
             return RelayProbe::NoIdentity {
-                why: format!("no certificate of pool {} is issued by an internal CA", fe.name),
+                why: format!(
+                    "no certificate of pool {} is issued by an internal CA",
+                    fe.name
+                ),
             };
         };
         let made = (|| {
@@ -285,14 +288,19 @@ impl RelayProbe {
         match (self, pr.sasl_external) {
             (RelayProbe::Identity { ca, .. }, Some(true)) => (
                 true,
-                format!("listening, mutual TLS, SASL EXTERNAL offered to a front-end certificate from {ca}"),
+                format!(
+                    "listening, mutual TLS, SASL EXTERNAL offered to a front-end certificate from {ca}"
+                ),
             ),
             (RelayProbe::Identity { ca, .. }, _) => (
                 false,
                 format!(
                     "listening, mutual TLS, but SASL EXTERNAL not offered to a front-end \
                      certificate from {ca}{}: the front-ends' streams would be refused",
-                    pr.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    pr.error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 ),
             ),
             (_, _) => (
