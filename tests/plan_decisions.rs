@@ -8,7 +8,7 @@ use xfed::output::{Style, render};
 use xfed::plan::diff::sha256_hex;
 use xfed::plan::{
     self, Action, BinarySpec, Desired, FileFact, FileSpec, ListenerFact, ListenerSpec, Manager,
-    Notify, Observed, Phase, Resource, ServiceFact, ServiceOp, ServiceSpec,
+    Notify, Observed, Phase, Resource, ServiceFact, ServiceOp, ServiceSpec, UserFact,
 };
 use xfed::spec::{Origin, Role};
 
@@ -87,6 +87,7 @@ fn edge(host: &str, pool: &str) -> Vec<Resource> {
                 log_file: "/var/lib/xfed/log/xfed-gateway.log".into(),
                 binary: Some("b".repeat(64)),
                 binary_path: Some("/opt/xfed/bin/xfed-gateway".into()),
+                user: Some("xfed-gateway".into()),
             }),
             None,
         ),
@@ -134,7 +135,9 @@ fn in_sync(resources: &[Resource]) -> HashMap<String, Observed> {
                     running: true,
                     pid: Some(42),
                     running_sha256: s.binary.clone(),
+                    running_user: s.user.clone(),
                 }),
+                Desired::User(_) => Observed::User(UserFact { uid: Some(999) }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: true }),
                 // The fixture's certificate has the csr issuer: in sync is
                 // its request waiting for the CA.
@@ -165,9 +168,11 @@ fn fresh(resources: &[Resource]) -> HashMap<String, Observed> {
                     running: false,
                     pid: None,
                     running_sha256: None,
+                    running_user: None,
                 }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: false }),
                 Desired::Certificate(_) => Observed::Certificate(Default::default()),
+                Desired::User(_) => Observed::User(UserFact { uid: None }),
                 Desired::Gone(_) => Observed::File(None),
             };
             (r.address.clone(), o)
@@ -330,6 +335,7 @@ fn replaced_running_program_and_silent_listener_are_drift() {
             running: true,
             pid: Some(7),
             running_sha256: Some("c".repeat(64)),
+            running_user: None,
         }),
     );
     let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);

@@ -13,10 +13,25 @@ use crate::transport::{Command, Transport, TransportError};
 /// `direct` start: detach the daemon from the SSH session (setsid), log
 /// to its log file, and wait until it has written its pid file — the
 /// gateway writes it only after binding every listener.
+///
+/// With a user (`$4` not empty) the daemon is started as that user by
+/// `setpriv`: real and effective uid and gid, that user's groups only, no
+/// inheritable or bounding capabilities and no_new_privs, all set before
+/// `exec`. So the program never holds root, not even while it reads its
+/// configuration — the same as systemd's `User=` — and needs no code of
+/// its own to drop privileges. The pid file's directory becomes that
+/// user's; the log is opened here, by root, and handed over as stdout.
 const DIRECT_START: &str = r#"
-pidfile=$1; log=$2; wait_s=$3; shift 3
-mkdir -p -- "$(dirname -- "$pidfile")" "$(dirname -- "$log")"
+pidfile=$1; log=$2; wait_s=$3; user=$4; shift 4
+piddir=$(dirname -- "$pidfile")
+mkdir -p -- "$piddir" "$(dirname -- "$log")"
 rm -f -- "$pidfile"
+if [ -n "$user" ]; then
+  chown -- "$user:$user" "$piddir"
+  chmod 0755 -- "$piddir"
+  set -- setpriv --reuid="$user" --regid="$user" --init-groups \
+    --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
+fi
 setsid "$@" >>"$log" 2>&1 </dev/null &
 child=$!
 n=0
@@ -107,6 +122,7 @@ fn direct_start(
             &s.pid_file,
             &s.log_file,
             &secs,
+            s.user.as_deref().unwrap_or(""),
         ])
         .args(s.exec.iter().cloned())
         .timeout(wait + Duration::from_secs(10))
