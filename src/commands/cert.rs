@@ -205,11 +205,11 @@ pub async fn pending_requests(
 }
 
 const INSTALL: &str = r#"
-cert=$1; key=$2; pending=$3; csr=$4; issuer=$5; pidfile=$6
+cert=$1; key=$2; pending=$3; csr=$4; issuer=$5; pidfile=$6; owner=$7; mode=$8
 [ -f "$pending" ] || { echo "the pending key $pending is gone" >&2; exit 3; }
 [ -f "$cert" ] && cp -p -- "$cert" "$cert.xfed-prev"
 [ -f "$key" ] && cp -p -- "$key" "$key.xfed-prev"
-chmod 600 -- "$pending" && mv -f -- "$pending" "$key" && mv -f -- "$cert.xfed-import" "$cert" || exit 4
+chown -- "$owner" "$pending" && chmod "$mode" -- "$pending" && mv -f -- "$pending" "$key" && mv -f -- "$cert.xfed-import" "$cert" || exit 4
 printf 'csr\n' > "$issuer.tmp" && mv -f -- "$issuer.tmp" "$issuer"
 rm -f -- "$csr"
 pid=$(head -c 32 -- "$pidfile" 2>/dev/null | tr -cd 0-9)
@@ -339,6 +339,12 @@ pub async fn import(
                             .arg(c.csr_path())
                             .arg(c.issuer_path())
                             .arg(pidfile)
+                            // The key as apply installs it: readable by the
+                            // gateway's group where it has one.
+                            .args(match &c.key_group {
+                                Some(g) => [format!("root:{g}"), "640".to_string()],
+                                None => ["root:root".to_string(), "600".to_string()],
+                            })
                             .label("cert import")
                             .timeout(Duration::from_secs(30)),
                     )
