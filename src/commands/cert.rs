@@ -213,6 +213,9 @@ chown -- "$owner" "$pending" && chmod "$mode" -- "$pending" && mv -f -- "$pendin
 printf 'csr\n' > "$issuer.tmp" && mv -f -- "$issuer.tmp" "$issuer"
 rm -f -- "$csr"
 pid=$(head -c 32 -- "$pidfile" 2>/dev/null | tr -cd 0-9)
+# a pid file the gateway's user wrote counts only for that user's process
+powner=$(stat -c %u -- "$pidfile" 2>/dev/null) || powner=0
+if [ -n "$pid" ] && [ "$powner" != 0 ] && [ "$(stat -c %u -- "/proc/$pid" 2>/dev/null)" != "$powner" ]; then pid=; fi
 if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -HUP "$pid" && echo reloaded
 elif command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet xfed-gateway 2>/dev/null; then
   systemctl reload xfed-gateway && echo reloaded
