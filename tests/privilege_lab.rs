@@ -189,6 +189,36 @@ fn every_gateway_runs_unprivileged_and_a_second_apply_changes_nothing() {
         );
     }
 
+    // An edge deployed before its gateway ran unprivileged has its keys
+    // 0600 root:root, which the gateway's user cannot read: the plan sets
+    // their access in place (no new certificate), and the restarted
+    // gateway passes its health gate.
+    let edge1 = lab.host("edge1");
+    lab.ssh_ok(
+        edge1,
+        "chown root:root /etc/xfed/tls/*.key && chmod 0600 /etc/xfed/tls/*.key",
+    );
+    let cert_before = lab.ssh_ok(edge1, "sha256sum /etc/xfed/tls/external.crt");
+    let plan = xfed(lab, &["plan", spec.path()]);
+    assert!(
+        plan.stdout.contains(&format!(
+            "the key file is root:root:600, not root:{USER}:640: its access is set in place"
+        )),
+        "{plan:?}"
+    );
+    apply_ok(lab, &spec);
+    let keys = lab.ssh_ok(edge1, "stat -c '%U:%G:%a' /etc/xfed/tls/*.key");
+    assert!(
+        keys.lines().all(|l| l == format!("root:{USER}:640")),
+        "{keys}"
+    );
+    assert_eq!(
+        lab.ssh_ok(edge1, "sha256sum /etc/xfed/tls/external.crt"),
+        cert_before,
+        "the certificate itself was kept"
+    );
+    assert_unprivileged(lab, edge1);
+
     // The user lives in the hosts' own /etc, not in the machine's.
     let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
     assert!(

@@ -395,7 +395,9 @@ async fn apply_host(
     // CA that fails leaves this host as it was.
     let mut issued: HashMap<String, Issued> = HashMap::new();
     for (c, r) in &changed {
-        if let Desired::Certificate(spec) = &r.desired {
+        if let Desired::Certificate(spec) = &r.desired
+            && c.action != Action::Update
+        {
             let placeholder = c.action == Action::Create;
             match issuer::issue(issuing, spec, &h.fqdn, placeholder).await {
                 Ok(m) => {
@@ -452,6 +454,10 @@ async fn apply_host(
                     Desired::Listener(_) => Ok(()),
                     Desired::Certificate(spec) => match issued.remove(&c.address) {
                         Some(m) => install_certificate(t, spec, m, &progress, &host),
+                        // Only the key's owner and mode change.
+                        None if c.action == Action::Update => t
+                            .set_access(&spec.key_path, &key_opts(spec))
+                            .map_err(StepError::from),
                         None => Err(StepError::NotIssued),
                     },
                     Desired::Gone(inner) => remove(t, inner),
@@ -813,6 +819,12 @@ fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), StepError> {
     }
 }
 
+/// How a certificate's key is written: see `CertSpec::key_access`.
+fn key_opts(c: &crate::certs::CertSpec) -> WriteOpts {
+    let (owner, mode) = c.key_owner_mode();
+    file_opts(mode, &owner)
+}
+
 /// Writes what issuing produced: a certificate with its key (key 0600, or
 /// 0640 root:GROUP when the certificate names the group of the service
 /// that reads it; chain 0644; each atomically, key first) and the issuer
@@ -834,10 +846,7 @@ fn install_certificate(
             })
     };
     let public = file_opts(0o644, "root:root");
-    let private = match &c.key_group {
-        Some(g) => file_opts(0o640, &format!("root:{g}")),
-        None => file_opts(0o600, "root:root"),
-    };
+    let private = key_opts(c);
     let w = |t: &mut dyn Transport, path: &str, data: &[u8]| write(t, path, data, &public);
     let wk = |t: &mut dyn Transport, path: &str, data: &[u8]| write(t, path, data, &private);
     match issued {

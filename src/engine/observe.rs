@@ -151,7 +151,8 @@ while [ $# -ge 4 ]; do
     fi
     [ -f "$stem.issuer" ] && iss=$(base64 -w0 -- "$stem.issuer")
     [ -f "$stem.csr" ] && [ -f "$stem.pending.key" ] && csr=$(base64 -w0 -- "$stem.csr")
-    echo "R $i cert $(date +%s) ${c:--} $kp $m ${iss:--} ${csr:--}" ;;
+    ka=; [ "$kp" = 1 ] && ka=$(stat -c '%U:%G:%a' -- "$x" 2>/dev/null)
+    echo "R $i cert $(date +%s) ${c:--} $kp $m ${iss:--} ${csr:--} ${ka:--}" ;;
   user)
     # A system user: its uid, or that there is none.
     if u=$(getent passwd "$v" 2>/dev/null); then
@@ -361,7 +362,7 @@ fn user_fact(f: &[&str]) -> Result<UserFact, String> {
 }
 
 fn cert_fact(f: &[&str]) -> Result<crate::certs::CertFact, String> {
-    let ["cert", now, chain, key, matches, issuer, csr] = f else {
+    let ["cert", now, chain, key, matches, issuer, csr, access] = f else {
         return Err(format!("unexpected answer `{}`", f.join(" ")));
     };
     let text = |b64: &str| -> Result<Option<String>, String> {
@@ -385,6 +386,7 @@ fn cert_fact(f: &[&str]) -> Result<crate::certs::CertFact, String> {
         },
         issuer: text(issuer)?.map(|s| s.trim().to_string()),
         pending_csr: text(csr)?,
+        key_access: (*access != "-").then(|| access.to_string()),
     })
 }
 

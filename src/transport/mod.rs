@@ -89,6 +89,12 @@ pub trait Transport: Send {
         file_ops::write_file(self, path, data, opts)
     }
 
+    /// Sets the owner and mode of the file at `path` in place (its content
+    /// untouched): `opts.owner` and `opts.mode`.
+    fn set_access(&mut self, path: &str, opts: &WriteOpts) -> Result<(), TransportError> {
+        file_ops::set_access(self, path, opts)
+    }
+
     /// Removes the file (or symlink) at `path`; returns whether it existed.
     fn remove_file(&mut self, path: &str) -> Result<bool, TransportError> {
         file_ops::remove_file(self, path)
