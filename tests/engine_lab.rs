@@ -575,7 +575,7 @@ fn a_second_apply_restarts_nothing_and_a_policy_change_only_reloads() {
     let more = lab_spec(lab, |t| {
         t.replace(
             "partners:\n",
-            "partners:\n  - domain: litware.example\n    kind: trusted\n    dialback: true\n",
+            "partners:\n  - domain: litware.example\n    kind: trusted\n    auth: external\n",
         )
     });
     let plan = xfed(lab, &["plan", more.path()]);

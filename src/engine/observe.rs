@@ -83,14 +83,16 @@ dev_ino() { di=${1%:*:*:*}; }
 while [ $# -ge 4 ]; do
   i=$1; k=$2; v=$3; x=$4; shift 4
   case $k in
-  file|binary)
+  file|secret|binary)
     stat_of "$v"
     if [ -f "$v" ] && [ ! -L "$v" ] && [ -n "$st" ]; then
       id=${st##* }; st=${st% *}
-      if [ "$k" = file ]; then
-        # the content only travels when it is not what is wanted
+      if [ "$k" != binary ]; then
+        # the content only travels when it is not what is wanted, and a
+        # secret's never
         sum_of "$v"
         if [ -n "$sum" ] && [ "$sum" = "$x" ]; then echo "R $i present $st $sum ="
+        elif [ "$k" = secret ]; then echo "R $i present $st ${sum:--} ~"
         else b=$(base64 -w0 -- "$v"); echo "R $i present $st ${sum:--} ${b:--}"; fi
       else
         sum=
@@ -194,8 +196,9 @@ fn observe(
     for (i, r) in resources.iter().enumerate() {
         let (kind, value, extra): (&str, &str, String) = match &r.desired {
             // The wanted content's hash: content that has it stays there.
+            // A sensitive file's content never comes back, whatever it is.
             Desired::File(f) => (
-                "file",
+                if f.sensitive { "secret" } else { "file" },
                 f.path.as_str(),
                 crate::digest::sha256_hex(f.content.as_bytes()),
             ),
@@ -291,6 +294,8 @@ fn file_fact(f: &[&str], wanted: Option<&str>) -> Result<Option<FileFact>, Strin
             let content = match (wanted, *b64) {
                 (None, _) => None,
                 (Some(w), "=") => Some(w.to_string()),
+                // A sensitive file that differs: withheld by the host.
+                (Some(_), "~") => None,
                 (Some(_), b64) => {
                     use base64::Engine as _;
                     let bytes = match b64 {
@@ -405,6 +410,17 @@ mod tests {
             Some((0o640, Some("hi\n".to_string())))
         );
         assert!(file_fact(&["notfile"], Some("x")).is_err());
+    }
+
+    #[test]
+    fn a_sensitive_file_that_differs_comes_without_its_content() {
+        let f = file_fact(
+            &["present", "600", "root", "root", "33", "c0ffee", "~"],
+            Some("new-secret\n"),
+        )
+        .expect("parses")
+        .expect("present");
+        assert_eq!((f.sha256.as_str(), f.content), ("c0ffee", None));
     }
 
     #[test]
