@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dialback;
 pub mod log;
 pub mod policy;
 pub mod server;

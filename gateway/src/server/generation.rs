@@ -6,6 +6,7 @@
 //! all. Connections keep the generation they were accepted under.
 
 use crate::config::{Config, ConfigError, ListenerKind, Problem};
+use crate::dialback::Secrets;
 use crate::policy::PolicyIndex;
 use crate::stream::StreamSettings;
 use crate::tls::{ListenerTls, RelayTls};
@@ -38,6 +39,8 @@ pub struct Generation {
     pub policy: Arc<PolicyIndex>,
     /// The relay's client TLS, with `[relay]`.
     pub relay: Option<RelayTls>,
+    /// The dialback secrets, with `[dialback]`.
+    pub dialback: Option<Arc<Secrets>>,
 }
 
 impl Generation {
@@ -90,6 +93,16 @@ impl Generation {
                 peer_roots: None,
             });
         }
+        let dialback = match &config.dialback {
+            None => None,
+            Some(d) => match Secrets::load(d) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(p) => {
+                    problems.extend(p);
+                    None
+                }
+            },
+        };
         let relay = if problems.is_empty() {
             RelayTls::load(&config).unwrap_or_else(|p| {
                 problems.extend(p);
@@ -123,6 +136,7 @@ impl Generation {
             Generation {
                 policy,
                 relay,
+                dialback,
                 config,
                 external,
                 internal,

@@ -58,7 +58,7 @@ impl StreamSettings {
         tls_available: bool,
         policy: Arc<PolicyIndex>,
     ) -> StreamSettings {
-        let partners: Vec<String> = config.partners.iter().map(|p| p.domain.clone()).collect();
+        let partners = config.partner_domains();
         let (local_domains, peer_domains) = match listener {
             ListenerKind::External => (config.domains.clone(), partners),
             ListenerKind::Internal => (partners, config.domains.clone()),

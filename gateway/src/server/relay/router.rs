@@ -232,10 +232,10 @@ impl Router {
                 tls.to_internal.clone(),
             )
         } else {
-            let partner = config.partners.iter().find(|p| &p.domain == to)?;
+            let partner = config.partner_of(to)?;
             let destination = match &partner.proxy {
                 Some(proxy) => Destination::Fixed(proxy.clone()),
-                None => Destination::Srv(partner.domain.clone()),
+                None => Destination::Srv(to.clone()),
             };
             (Leg::Partner, destination, tls.to_partners.clone())
         };
