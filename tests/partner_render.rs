@@ -28,7 +28,9 @@ fn spec_with(partners: &str, gateway: &str) -> spec::Spec {
     let (head, _) = BASE.split_once("partners:\n").expect("base has partners");
     let text = format!("{head}partners:\n{partners}{gateway}");
     let mut inputs = MapInputs::default();
-    inputs.env.insert("PDNS_API_KEY".into(), "pdns-key-1".into());
+    inputs
+        .env
+        .insert("PDNS_API_KEY".into(), "pdns-key-1".into());
     inputs.env.insert("DB_SECRET".into(), SECRET.into());
     inputs.files.insert(
         PathBuf::from("/secrets/dialback.previous"),
@@ -115,7 +117,13 @@ fn the_gateway_files_carry_each_partner_setting_and_only_the_secrets_paths() {
         .content
         .split("[[partners]]")
         .skip(1)
-        .map(|p| p.split("\n\n").next().unwrap_or_default().trim().to_string())
+        .map(|p| {
+            p.split("\n\n")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
         .collect::<Vec<_>>();
     assert_eq!(
         partners,
@@ -224,7 +232,10 @@ fn no_dialback_secret_reaches_a_plan_its_json_or_a_saved_plan() {
         for c in &secret_changes {
             assert!(c.action.is_change(), "{world}: {c:?}");
             let diff = c.diff.as_deref().unwrap_or_default();
-            assert!(diff.contains("(sensitive) content changes"), "{world}: {diff}");
+            assert!(
+                diff.contains("(sensitive) content changes"),
+                "{world}: {diff}"
+            );
         }
         let saved = plan::saved::SavedPlan {
             xfed_plan: plan::saved::FORMAT,
@@ -266,7 +277,13 @@ fn a_partner_setting_changed_is_a_reload_not_a_restart() {
         .changes
         .iter()
         .filter(|c| c.action.is_change() && c.address.starts_with("edge/"))
-        .map(|c| (plan::plan::short_address(&c.address), c.action, c.service_op))
+        .map(|c| {
+            (
+                plan::plan::short_address(&c.address),
+                c.action,
+                c.service_op,
+            )
+        })
         .collect();
     assert_eq!(
         edge,
