@@ -437,6 +437,14 @@ const PARTNER_NEGOTIATION: &[(&str, &str, &str, &[&str])] = &[
         ],
     ),
     (
+        "a keepalive more often than the gateway allows",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\ngateway:\n  limits:\n    keepalive_interval_secs: 5\n",
+        &[
+            "49:30: Error: the gateway refuses 5: `limits.keepalive_interval_secs`: expected an integer from 10 to 3600, found 5 | hint: the gateway's own bound; see gateway/gateway.example.toml",
+        ],
+    ),
+    (
         "a keepalive as late as the idle timeout",
         "  - domain: fabrikam.example\n",
         "  - domain: fabrikam.example\ngateway:\n  limits:\n    stream_inactivity_timeout_secs: 120\n    keepalive_interval_secs: 120\n",
@@ -796,6 +804,7 @@ mod cli {
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("PDNS_API_KEY", "cli-test-key")
+            .env("XFED_DIALBACK_SECRET", "cli-dialback-secret-5e1f0a")
             .output()
             .expect("run xfed");
         (
@@ -813,6 +822,7 @@ mod cli {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("PDNS_API_KEY")
             .env_remove("SSH_KEY_PASSPHRASE")
+            .env_remove("XFED_DIALBACK_SECRET")
             .output()
             .expect("run xfed");
         (
@@ -924,6 +934,30 @@ mod cli {
             xfed(&["validate", "--format", "json", "playbooks/multi-site.yaml"]);
         assert_eq!(code, 0);
         assert!(!stdout.contains("cli-test-key") && !stderr.contains("cli-test-key"));
+    }
+
+    /// The dialback secret: never in `validate`'s output, human or JSON;
+    /// without it, `validate` warns at its field and `--strict` refuses.
+    #[test]
+    fn the_dialback_secret_never_reaches_validate_output() {
+        for format in ["human", "json"] {
+            let (code, stdout, stderr) =
+                xfed(&["validate", "--format", format, "playbooks/partners.yaml"]);
+            assert_eq!(code, 0, "{stdout}{stderr}");
+            assert!(
+                !stdout.contains("cli-dialback-secret") && !stderr.contains("cli-dialback-secret"),
+                "{stdout}{stderr}"
+            );
+        }
+        let (code, _, stderr) = xfed_without_secrets(&["validate", "playbooks/partners.yaml"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("warning: environment variable `XFED_DIALBACK_SECRET` is not set; `gateway.dialback.secret` needs it"),
+            "{stderr}"
+        );
+        let (code, _, stderr) =
+            xfed_without_secrets(&["validate", "--strict", "playbooks/partners.yaml"]);
+        assert_eq!(code, 1, "{stderr}");
     }
 
     #[test]
