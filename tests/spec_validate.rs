@@ -1002,6 +1002,37 @@ fn a_managed_xmpp_server_with_its_certificate_is_valid() {
     assert_eq!(cert.sans, ["contoso.example", "fe1.contoso.example"]);
 }
 
+/// A partner's additional domains are its domains everywhere the gateway
+/// speaks for it: the managed server routes them to the edge, and the
+/// edge's internal certificate (its identity as the partners towards the
+/// internal server) names them.
+#[test]
+fn additional_domains_are_routed_and_in_the_internal_certificate() {
+    let fe = "  - name: fe-int\n    pool: fe-hq\n    usage: internal\n    issuer: { kind: csr }\n";
+    let text = managed(fe).replacen(
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    additional_domains: [conference.fabrikam.example]\n",
+        1,
+    );
+    let spec = load_ok(&text);
+    let edge = spec
+        .certificates
+        .iter()
+        .find(|c| c.name == "edge-int")
+        .expect("edge-int");
+    assert!(
+        edge.sans
+            .contains(&"conference.fabrikam.example".to_string())
+            && edge.sans.contains(&"fabrikam.example".to_string()),
+        "{:?}",
+        edge.sans
+    );
+    assert_eq!(
+        xfed::topology::RouteTable::build(&spec, "fe-hq").partners,
+        ["fabrikam.example", "conference.fabrikam.example"]
+    );
+}
+
 #[test]
 fn a_managed_xmpp_server_without_a_certificate_is_refused_at_managed() {
     assert_eq!(
