@@ -365,6 +365,14 @@ const PARTNER_NEGOTIATION: &[(&str, &str, &str, &[&str])] = &[
         ],
     ),
     (
+        "the old dialback flag on a trusted partner",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    kind: trusted\n    dialback: true\n",
+        &[
+            "48:15: Error: partner `fabrikam.example`: `dialback` is no longer a partner setting | expected `auth: external`, `auth: dialback` or `auth: either` | hint: did you mean `auth:`? write `auth: external` (a `trusted` partner authenticates by certificate) instead",
+        ],
+    ),
+    (
         "a trusted partner by dialback",
         "  - domain: fabrikam.example\n",
         "  - domain: fabrikam.example\n    kind: trusted\n    auth: either\n",

@@ -1430,8 +1430,11 @@ impl<'a> Resolver<'a> {
             let base = format!("partners[{i}]");
             if let Some(old) = &p.dialback {
                 let field = format!("{base}.dialback");
-                let with = match old {
-                    serde_yaml::Value::Bool(true) => "`auth: either` (or `auth: dialback`)",
+                let with = match (old, p.kind) {
+                    (serde_yaml::Value::Bool(true), Some(RawPartnerKind::Trusted)) => {
+                        "`auth: external` (a `trusted` partner authenticates by certificate)"
+                    }
+                    (serde_yaml::Value::Bool(true), _) => "`auth: either` (or `auth: dialback`)",
                     _ => "`auth: external`",
                 };
                 let d = self.error(
