@@ -53,6 +53,16 @@ impl Generation {
         let mut states = Vec::with_capacity(2);
         let now = crate::clock::unix_now();
         let policy = Arc::new(PolicyIndex::new(&config));
+        let dialback = match &config.dialback {
+            None => None,
+            Some(d) => match Secrets::load(d) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(p) => {
+                    problems.extend(p);
+                    None
+                }
+            },
+        };
         for kind in ListenerKind::ALL {
             let listener = config.listener(kind);
             let tls = match ListenerTls::load(listener) {
@@ -81,28 +91,20 @@ impl Generation {
                     }
                 }
             }
-            let settings = Arc::new(StreamSettings::new(
-                &config,
-                kind,
-                tls.is_some(),
-                policy.clone(),
-            ));
+            let settings = Arc::new(
+                StreamSettings::new(&config, kind, tls.is_some(), policy.clone()).with_dialback(
+                    match kind {
+                        ListenerKind::External => dialback.clone(),
+                        ListenerKind::Internal => None,
+                    },
+                ),
+            );
             states.push(ListenerState {
                 settings,
                 tls,
                 peer_roots: None,
             });
         }
-        let dialback = match &config.dialback {
-            None => None,
-            Some(d) => match Secrets::load(d) {
-                Ok(s) => Some(Arc::new(s)),
-                Err(p) => {
-                    problems.extend(p);
-                    None
-                }
-            },
-        };
         let relay = if problems.is_empty() {
             RelayTls::load(&config).unwrap_or_else(|p| {
                 problems.extend(p);

@@ -18,9 +18,12 @@
 
 use super::error::StreamError;
 use super::header::PeerHeader;
-use crate::config::{Config, Limits, ListenerKind};
+use crate::config::{Config, Limits, ListenerKind, PartnerAuth};
+use crate::dialback::Secrets;
 use crate::policy::PolicyIndex;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Per-listener stream settings.
 #[derive(Debug, Clone)]
@@ -44,6 +47,13 @@ pub struct StreamSettings {
     /// Users' effective policies, for the per-stanza decision; a reload
     /// hands open streams the new index with the new settings.
     pub policy: Arc<PolicyIndex>,
+    /// Each partner domain's `auth` and `keepalive` (external listener:
+    /// the peers; internal listener: the domains we stand in for).
+    pub partners: HashMap<String, (PartnerAuth, bool)>,
+    /// The dialback secrets, to answer `db:verify` (external listener).
+    pub dialback: Option<Arc<Secrets>>,
+    /// Whitespace keepalive interval on established streams.
+    pub keepalive_interval: Duration,
 }
 
 impl StreamSettings {
@@ -59,6 +69,15 @@ impl StreamSettings {
         policy: Arc<PolicyIndex>,
     ) -> StreamSettings {
         let partners = config.partner_domains();
+        let partner_rules = config
+            .partners
+            .iter()
+            .flat_map(|p| {
+                p.domains()
+                    .map(|d| (d.to_string(), (p.auth, p.keepalive)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let (local_domains, peer_domains) = match listener {
             ListenerKind::External => (config.domains.clone(), partners),
             ListenerKind::Internal => (partners, config.domains.clone()),
@@ -71,7 +90,26 @@ impl StreamSettings {
             tls_available,
             relay: config.relay.is_some(),
             policy,
+            partners: partner_rules,
+            dialback: None,
+            keepalive_interval: config.limits.keepalive_interval,
         }
+    }
+
+    /// These settings with the dialback secrets that answer `db:verify`.
+    pub fn with_dialback(mut self, secrets: Option<Arc<Secrets>>) -> StreamSettings {
+        self.dialback = secrets;
+        self
+    }
+
+    /// How partner `domain` may authenticate, if it is a partner.
+    pub fn auth_of(&self, domain: &str) -> Option<PartnerAuth> {
+        self.partners.get(domain).map(|(auth, _)| *auth)
+    }
+
+    /// Whether streams with partner `domain` get keepalives.
+    pub fn keepalive_for(&self, domain: &str) -> bool {
+        self.partners.get(domain).is_some_and(|(_, k)| *k)
     }
 
     /// Whether the peer of a validated header may open a stream here.
