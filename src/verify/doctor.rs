@@ -490,9 +490,10 @@ fn listener(h: &HostFacts, g: &GatewayFacts, l: &ListenerFacts) -> Finding {
             }
         }
         Probe::Status(Ok(st)) => Ok(format!(
-            "/status answers: binary {}, topology {}",
+            "/status answers: binary {}, topology {}; partner streams: {}",
             st.binary_sha256.as_deref().map_or("?", short_sha),
-            st.topology_version.as_deref().unwrap_or("?")
+            st.topology_version.as_deref().unwrap_or("?"),
+            st.partner_streams_text()
         )),
         Probe::Status(Err(e)) => Err(e.clone()),
     };
@@ -1160,6 +1161,48 @@ mod tests {
             .find(|x| x.check == check && x.host == host)
             .cloned()
             .unwrap_or_else(|| panic!("no {check:?} finding for {host}: {f:#?}"))
+    }
+
+    /// The admin listener's `/status` says, per partner stream, which way
+    /// it goes and how it was authenticated.
+    #[test]
+    fn the_admin_listener_shows_how_each_partner_stream_was_authenticated() {
+        use crate::engine::probe::{Direction, GatewayStatus, PartnerStream, StreamAuth};
+        let mut w = world();
+        if let Some(g) = w.hosts[1].gateway.as_mut() {
+            g.listeners.push(ListenerFacts {
+                name: ListenerKind::Admin,
+                address: "203.0.113.101:8089".parse().expect("addr"),
+                bound: true,
+                probe: Probe::Status(Ok(GatewayStatus {
+                    binary_sha256: Some("a".repeat(64)),
+                    topology_version: Some("417980d416c3be86".into()),
+                    partner_streams: vec![
+                        PartnerStream {
+                            direction: Direction::Inbound,
+                            domain: "fabrikam.example".into(),
+                            auth: Some(StreamAuth::Dialback),
+                        },
+                        PartnerStream {
+                            direction: Direction::Outbound,
+                            domain: "litware.example".into(),
+                            auth: Some(StreamAuth::External),
+                        },
+                    ],
+                    ..GatewayStatus::default()
+                })),
+            });
+        }
+        let f = judge(&w);
+        let admin = f
+            .iter()
+            .find(|x| x.check == Check::Listener && x.seen.starts_with("admin "))
+            .expect("admin finding");
+        assert_eq!(admin.status, Status::Pass);
+        assert_eq!(
+            admin.seen,
+            "admin 203.0.113.101:8089: bound (ss); from here: /status answers: binary aaaaaaaaaaaa, topology 417980d416c3be86; partner streams: fabrikam.example in by dialback, litware.example out by EXTERNAL"
+        );
     }
 
     #[test]
