@@ -51,7 +51,7 @@ collect() {
   while [ $# -ge 4 ]; do
     k=$2; v=$3; x=$4; shift 4
     case $k in
-    file) sp=$sp$v$nl; hp=$hp$v$nl ;;
+    file|secret) sp=$sp$v$nl; hp=$hp$v$nl ;;
     binary) sp=$sp$v$nl ;;
     pidfile)
       pid=
@@ -410,6 +410,59 @@ mod tests {
             Some((0o640, Some("hi\n".to_string())))
         );
         assert!(file_fact(&["notfile"], Some("x")).is_err());
+    }
+
+    /// The script itself, on this machine: a plain file that differs
+    /// comes back with its content, a sensitive one only with its hash,
+    /// and either, when it is what is wanted, as `=`.
+    #[test]
+    fn the_host_never_sends_a_sensitive_files_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = |name: &str, on_host: &str, wanted: &str, sensitive: bool| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, on_host).expect("write");
+            Resource {
+                address: format!("edge/p/h/file:{name}"),
+                host: "h".into(),
+                role: crate::spec::Role::Edge,
+                pool: "p".into(),
+                phase: crate::plan::Phase::Edge,
+                desired: Desired::File(crate::plan::FileSpec {
+                    path: path.display().to_string(),
+                    content: wanted.into(),
+                    mode: 0o600,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    sensitive,
+                }),
+                origin: crate::spec::Origin {
+                    file: "spec.yaml".into(),
+                    line: 1,
+                    col: 1,
+                    field: String::new(),
+                },
+                notifies: None,
+            }
+        };
+        let rs = [
+            file("plain", "old plain\n", "new plain\n", false),
+            file("secret", "old-secret\n", "new-secret\n", true),
+            file("same", "same-secret\n", "same-secret\n", true),
+        ];
+        let refs: Vec<&Resource> = rs.iter().collect();
+        let mut t = crate::transport::LocalTransport::new();
+        let seen = observe_host(&mut t, &refs).expect("observed");
+        let fact = |name: &str| match &seen[&format!("edge/p/h/file:{name}")] {
+            Observed::File(Some(f)) => f.clone(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(fact("plain").content.as_deref(), Some("old plain\n"));
+        let secret = fact("secret");
+        assert_eq!(
+            (secret.content, secret.sha256),
+            (None, crate::digest::sha256_hex(b"old-secret\n"))
+        );
+        assert_eq!(fact("same").content.as_deref(), Some("same-secret\n"));
     }
 
     #[test]
