@@ -18,9 +18,12 @@ use common::internal::InternalServer;
 use common::lab::{Lab, Role};
 use common::partners::{Partner, lua_str};
 use common::prosody::PROSODYCTL;
-use common::xfed::{TestSpec, apply_ok, assert_in_sync, lab_spec_with, lab_stdout, reset, xfed};
+use common::xfed::{
+    TestSpec, apply_ok, assert_in_sync, gateway_pid, lab_spec_with, lab_stdout, reset, xfed,
+};
 
 const SECRET: &str = "lab-dialback-secret-5b0e7c29a4d1f3";
+const ROTATED: &str = "lab-dialback-secret-rotated-91c4e2";
 
 /// Runs Lua in fabrikam's Prosody (its admin shell).
 fn shell(p: &Partner, lua: &str) -> String {
@@ -160,6 +163,29 @@ fn wait_stream(lab: &Lab, direction: &str, peer: &str) -> String {
     }
 }
 
+/// How many `db:verify` the edges answered `valid` with their current
+/// secret, from their logs.
+fn verify_answers(lab: &Lab) -> usize {
+    lab.hosts_with(Role::Edge)
+        .map(|h| {
+            let log = lab
+                .dir
+                .join("hosts")
+                .join(&h.name)
+                .join("fs/var-lib-xfed/log/xfed-gateway.log");
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| {
+                    l.contains("event=dialback_verify_answered")
+                        && l.contains("result=valid")
+                        && l.contains("secret=current")
+                })
+                .count()
+        })
+        .sum()
+}
+
 /// A body no earlier run can have left in a store.
 fn unique(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -230,4 +256,69 @@ fn fabrikam_federates_by_dialback_through_the_gateways_both_ways() {
         "{verify:?}"
     );
     assert!(!verify.stdout.contains(SECRET) && !verify.stderr.contains(SECRET));
+
+    // A new secret value is a reload: the gateways keep their PIDs and
+    // make and check keys with the new one from then on (fabrikam checks
+    // the key of a fresh stream against whichever edge it reaches).
+    let pids: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| gateway_pid(lab, h))
+        .collect();
+    std::fs::write(
+        spec.dir.path().join("dialback.secret"),
+        format!("{ROTATED}\n"),
+    )
+    .expect("new secret");
+    let plan = xfed(lab, &["plan", spec.path()]);
+    assert!(
+        plan.stdout
+            .contains("service:xfed-gateway will be updated in-place (reload)")
+            && !plan.stdout.contains("(restart)"),
+        "{plan:?}"
+    );
+    let applied = apply_ok(lab, &spec);
+    for run in [&plan, &applied] {
+        for secret in [SECRET, ROTATED] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "a secret in xfed's output:\n{run:?}"
+            );
+        }
+    }
+    let after: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| gateway_pid(lab, h))
+        .collect();
+    assert_eq!(pids, after, "a new dialback secret restarted a gateway");
+    for h in lab.hosts_with(Role::Edge) {
+        let seen = lab.ssh_ok(h, "cat /etc/xfed/dialback.secret");
+        assert_eq!(seen, format!("{ROTATED}\n"), "{}", h.fqdn);
+    }
+    // fabrikam closes its streams with us; the gateway holds off a
+    // partner whose stream just ended for a few seconds (bouncing what it
+    // is given meanwhile), so a message is sent again until one arrives.
+    let answers_before = verify_answers(lab);
+    shell_quiet(fabrikam, "s2s:closeall('contoso.example')");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'delivered: loop {
+        let again = unique("dialback to carol after the new secret");
+        internal.send("alice@contoso.example", "carol@fabrikam.example", &again);
+        let tried = Instant::now();
+        while tried.elapsed() < Duration::from_secs(3) {
+            if fabrikam.received("carol").iter().any(|m| m.body == again) {
+                break 'delivered;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached carol after the new secret; fabrikam's log ends:\n{}",
+            fabrikam.log_tail(20)
+        );
+    }
+    assert_eq!(wait_stream(lab, "outbound", "fabrikam.example"), "dialback");
+    assert!(
+        verify_answers(lab) > answers_before,
+        "no edge answered fabrikam's check of a key after the new secret"
+    );
 }
