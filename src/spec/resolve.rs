@@ -331,7 +331,12 @@ impl<'a> Resolver<'a> {
             .hint = Some("add `xmpp_domains: [contoso.example]`".into());
         }
 
-        self.relay_has_its_trust(&sites, &frontend_pools, &certificates, &gateway);
+        self.relay_has_its_trust(
+            &sites,
+            (&frontend_pools, &edge_pools),
+            &certificates,
+            &gateway,
+        );
 
         let mut diags = self.diags;
         diags.sort();
@@ -1758,14 +1763,14 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    /// A front-end pool with an `xmpp_server` makes the edge pools routed
-    /// to it relay: they then speak TLS to it both ways, which needs the
-    /// internal certificate (their identity as the partners) and the CA
-    /// that vouches for the internal server.
+    /// A front-end pool with an `xmpp_server` makes the edge pools that
+    /// relay to it (`model::relay_frontend`) speak TLS to it both ways,
+    /// which needs the internal certificate (their identity as the
+    /// partners) and the CA that vouches for the internal server.
     fn relay_has_its_trust(
         &mut self,
         sites: &[Site],
-        frontend_pools: &[FrontendPool],
+        (frontend_pools, edge_pools): (&[FrontendPool], &[EdgePool]),
         certificates: &[Certificate],
         gateway: &Gateway,
     ) {
@@ -1794,12 +1799,15 @@ impl<'a> Resolver<'a> {
                 ));
                 d.hint = Some("the gateways' internal listener requires mutual TLS: the front-end presents this certificate, issued by the internal CA (`issuer: { kind: internal_ca, ... }`)".into());
             }
-            let routed: Vec<&str> = sites
+            let relaying: Vec<&str> = edge_pools
                 .iter()
-                .filter(|s| s.frontend_pool == p.name)
-                .map(|s| s.xmpp_route.as_str())
+                .filter(|e| {
+                    super::model::relay_frontend(sites, frontend_pools, e)
+                        .is_some_and(|f| f.name == p.name)
+                })
+                .map(|e| e.name.as_str())
                 .collect();
-            for edge in routed {
+            for edge in relaying {
                 if !certificates.iter().any(|c| {
                     c.pool == edge && c.pool_role == Role::Edge && c.usage == CertUsage::Internal
                 }) {
