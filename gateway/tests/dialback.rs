@@ -615,3 +615,41 @@ async fn keepalives_hold_an_idle_stream_and_silent_peers_still_time_out() {
     // Our own idle timeout still closed the silent peer (40 s).
     assert!(up < Duration::from_secs(55), "{up:?}");
 }
+
+#[test]
+fn unusable_secret_files_are_refused_before_anything_is_bound() {
+    let work = Workdir::new();
+    let secret = work.write("dialback.secret", "a-secret-never-printed\n");
+    let empty = work.write("empty.secret", "\n");
+    let base = config(&work, "", "", "").replace("auth = \"external\"", "auth = \"dialback\"");
+    let cases = [
+        (
+            format!(
+                "{base}[dialback]\nsecret_file = {:?}\n",
+                work.path("missing").display().to_string()
+            ),
+            "dialback.secret_file",
+        ),
+        (
+            format!(
+                "{base}[dialback]\nsecret_file = {:?}\nprevious_secret_file = {:?}\n",
+                secret.display().to_string(),
+                empty.display().to_string()
+            ),
+            "dialback.previous_secret_file",
+        ),
+        (base.clone(), "partners[0].auth"),
+    ];
+    for (text, field) in cases {
+        let path = work.write("gateway.toml", &text);
+        let output = std::process::Command::new(binary())
+            .arg("--check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{stderr}");
+        assert!(stderr.contains(field), "{field}: {stderr}");
+        assert!(!stderr.contains("a-secret-never-printed"), "{stderr}");
+    }
+}
