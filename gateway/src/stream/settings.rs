@@ -119,7 +119,7 @@ impl StreamSettings {
     /// 6120 lets it omit `from`): it may negotiate STARTTLS or TLS and
     /// nothing more, since every stanza after TLS is refused with
     /// `not-authorized` until authentication exists. The identity proved at
-    /// authentication (SASL EXTERNAL, dialback; a later release) must pass
+    /// authentication (SASL EXTERNAL or dialback) must pass
     /// this same rule before anything is relayed.
     pub fn admit(&self, peer: &PeerHeader) -> Result<(), StreamError> {
         let (Some(allowed), Some(from)) = (&self.peer_domains, &peer.from) else {

@@ -6,6 +6,7 @@
 //! Only the child this harness spawned is ever signalled, by its PID.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dns;
 pub mod peers;
 pub mod prosody;
 

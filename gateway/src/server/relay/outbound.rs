@@ -89,6 +89,7 @@ impl Outbound {
         let stats = &router.shared.relay;
         let mut shutdown = self.shutdown.clone();
         stats.set_outbound(&pair, self.leg, OutboundState::Connecting);
+        let started = std::time::Instant::now();
         let end = tokio::select! {
             setup = self.setup() => match setup {
                 Ok(stream) => {
@@ -100,6 +101,7 @@ impl Outbound {
                         to = self.key.to,
                         address = stream.address,
                         auth = stream.mechanism.as_str(),
+                        millis = started.elapsed().as_millis(),
                     );
                     if matches!(self.auth, OutboundAuth::Dialback(_) | OutboundAuth::Either(_))
                         && self.leg == Leg::Partner
