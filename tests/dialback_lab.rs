@@ -256,6 +256,21 @@ fn fabrikam_federates_by_dialback_through_the_gateways_both_ways() {
         "{verify:?}"
     );
     assert!(!verify.stdout.contains(SECRET) && !verify.stderr.contains(SECRET));
+    // doctor: the gateways' dialback results, none failed.
+    let doctor = xfed(lab, &["doctor", spec.path()]);
+    let lines: Vec<&str> = doctor
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" dialback "))
+        .collect();
+    assert_eq!(lines.len(), 2, "one dialback line per edge:\n{doctor:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("PASS") && l.ends_with("no failure"))
+            && lines.iter().any(|l| !l.contains("0 partner keys verified")),
+        "{doctor:?}"
+    );
 
     // A new secret value is a reload: the gateways keep their PIDs and
     // make and check keys with the new one from then on (fabrikam checks

@@ -492,13 +492,14 @@ fn partner_streams(v: &serde_json::Value) -> Vec<PartnerStream> {
     out
 }
 
-/// `GET /status` on the admin listener (plain HTTP/1.1, internal network).
-pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<GatewayStatus, String> {
+/// `GET path` on the admin listener (plain HTTP/1.1, internal network):
+/// the body of a 200 answer.
+async fn admin_get(addr: SocketAddr, path: &str, limit: Duration) -> Result<String, String> {
     let fetch = async {
         let mut s = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
-        let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
@@ -512,10 +513,67 @@ pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<Gateway
     let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
         return Err(format!(
-            "/status answered `{}`",
+            "{path} answered `{}`",
             head.lines().next().unwrap_or_default()
         ));
     }
+    Ok(body.to_string())
+}
+
+/// Server dialback results a gateway counted since it started, from its
+/// `/metrics`: `[valid, invalid, error]` per direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialbackCounts {
+    /// Our checks of partners' keys with their authoritative servers.
+    pub inbound: [u64; 3],
+    /// Partners' answers to our keys.
+    pub outbound: [u64; 3],
+    /// `db:verify` we answered `invalid` (a key no gateway of ours issued
+    /// with the secret this one has).
+    pub answered_invalid: u64,
+}
+
+impl DialbackCounts {
+    /// Reads the counters out of the Prometheus text; absent ones are 0.
+    pub fn parse(metrics: &str) -> DialbackCounts {
+        let mut c = DialbackCounts::default();
+        for line in metrics.lines() {
+            let Some((key, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(n) = value.trim().parse::<u64>() else {
+                continue;
+            };
+            let result = ["valid", "invalid", "error"]
+                .iter()
+                .position(|r| key.contains(&format!("result=\"{r}\"")));
+            if key.starts_with("xfed_gateway_dialback_total{")
+                && let Some(i) = result
+            {
+                if key.contains("direction=\"inbound\"") {
+                    c.inbound[i] = n;
+                } else if key.contains("direction=\"outbound\"") {
+                    c.outbound[i] = n;
+                }
+            } else if key == "xfed_gateway_dialback_verify_answered_total{result=\"invalid\"}" {
+                c.answered_invalid = n;
+            }
+        }
+        c
+    }
+}
+
+/// `GET /metrics` on the admin listener: the dialback counters.
+pub async fn gateway_dialback(addr: SocketAddr, limit: Duration) -> Result<DialbackCounts, String> {
+    admin_get(addr, "/metrics", limit)
+        .await
+        .map(|text| DialbackCounts::parse(&text))
+}
+
+/// `GET /status` on the admin listener (plain HTTP/1.1, internal network).
+pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<GatewayStatus, String> {
+    let body = admin_get(addr, "/status", limit).await?;
+    let body = body.as_str();
     let v: serde_json::Value =
         serde_json::from_str(body).map_err(|e| format!("/status is not JSON: {e}"))?;
     let s = |k: &str| v[k].as_str().map(str::to_string);
@@ -534,6 +592,28 @@ pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<Gateway
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dialback_counters_are_read_from_metrics() {
+        let text = "# TYPE xfed_gateway_dialback_total counter\n\
+            xfed_gateway_dialback_total{direction=\"inbound\",result=\"valid\"} 7\n\
+            xfed_gateway_dialback_total{direction=\"inbound\",result=\"invalid\"} 1\n\
+            xfed_gateway_dialback_total{direction=\"inbound\",result=\"error\"} 2\n\
+            xfed_gateway_dialback_total{direction=\"outbound\",result=\"valid\"} 5\n\
+            xfed_gateway_dialback_total{direction=\"outbound\",result=\"invalid\"} 0\n\
+            xfed_gateway_dialback_total{direction=\"outbound\",result=\"error\"} 3\n\
+            xfed_gateway_dialback_verify_answered_total{result=\"valid\"} 9\n\
+            xfed_gateway_dialback_verify_answered_total{result=\"invalid\"} 4\n";
+        assert_eq!(
+            DialbackCounts::parse(text),
+            DialbackCounts {
+                inbound: [7, 1, 2],
+                outbound: [5, 0, 3],
+                answered_invalid: 4,
+            }
+        );
+        assert_eq!(DialbackCounts::parse(""), DialbackCounts::default());
+    }
 
     #[test]
     fn partner_streams_and_how_each_was_authenticated_are_read_from_status() {
