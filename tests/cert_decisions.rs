@@ -45,6 +45,7 @@ fn cert_spec(sans: &[&str]) -> CertSpec {
         renew_before: RenewBefore::Fraction(1.0 / 3.0),
         exportable: false,
         friendly_name: None,
+        key_group: None,
     }
 }
 

@@ -2,8 +2,9 @@
 //! partner: the lab's fabrikam (Prosody) with its `mod_dialback` loaded,
 //! and `auth: dialback` for it in the spec, so neither side may use its
 //! certificate to authenticate. xfed renders the organisation's dialback
-//! secret to every gateway (a root-only file whose content no output of
-//! xfed shows); fabrikam's messages reach our internal server through the
+//! secret to every gateway (root's file, readable by the gateway's group
+//! only, whose content no output of xfed shows); fabrikam's messages reach
+//! our internal server through the
 //! gateways, ours reach fabrikam, and `/status` and `xfed verify` say both
 //! streams were authenticated by dialback.
 //!
@@ -221,13 +222,19 @@ fn fabrikam_federates_by_dialback_through_the_gateways_both_ways() {
         plan.stdout.contains("(sensitive) content changes"),
         "{plan:?}"
     );
-    // Every gateway has the organisation's one secret, root only.
+    // Every gateway has the organisation's one secret, readable by root and
+    // the gateway's group only.
     for h in lab.hosts_with(Role::Edge) {
         let seen = lab.ssh_ok(
             h,
-            "stat -c '%a %U' /etc/xfed/dialback.secret && cat /etc/xfed/dialback.secret",
+            "stat -c '%a %U %G' /etc/xfed/dialback.secret && cat /etc/xfed/dialback.secret",
         );
-        assert_eq!(seen, format!("600 root\n{SECRET}\n"), "{}", h.fqdn);
+        assert_eq!(
+            seen,
+            format!("640 root xfed-gateway\n{SECRET}\n"),
+            "{}",
+            h.fqdn
+        );
     }
 
     // fabrikam → alice: fabrikam's server authenticates its stream by

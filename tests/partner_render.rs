@@ -1,8 +1,9 @@
 //! Lync's partner negotiation settings as the gateways get them, without a
 //! network: what expansion renders for `auth`, `additional_domains`,
-//! `keepalive` and `gateway.dialback`, that the dialback secrets are
-//! root-only files whose content no plan, JSON plan or saved plan shows,
-//! and that a partner setting changed is a reload, not a restart.
+//! `keepalive` and `gateway.dialback`, that the dialback secrets are files
+//! only root and the gateway's group read, whose content no plan, JSON plan
+//! or saved plan shows, and that a partner setting changed is a reload, not
+//! a restart.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use xfed::output::{Style, render};
 use xfed::plan::diff::sha256_hex;
 use xfed::plan::{
     self, Action, Desired, FileFact, ListenerFact, Notify, Observed, Resource, ServiceFact,
-    ServiceOp,
+    ServiceOp, UserFact,
 };
 use xfed::spec::{self, MapInputs, Role, Source};
 
@@ -86,7 +87,11 @@ fn in_sync(rs: &[Resource]) -> HashMap<String, Observed> {
     rs.iter()
         .map(|r| {
             let o = match &r.desired {
-                Desired::File(f) => Observed::File(Some(fact(&f.content, f.mode))),
+                Desired::File(f) => Observed::File(Some(FileFact {
+                    owner: f.owner.clone(),
+                    group: f.group.clone(),
+                    ..fact(&f.content, f.mode)
+                })),
                 Desired::Binary(b) => Observed::Binary(Some(FileFact {
                     mode: b.mode,
                     owner: "root".into(),
@@ -99,8 +104,10 @@ fn in_sync(rs: &[Resource]) -> HashMap<String, Observed> {
                     running: true,
                     pid: Some(42),
                     running_sha256: s.binary.clone(),
+                    running_user: s.user.clone(),
                 }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: true }),
+                Desired::User(_) => Observed::User(UserFact { uid: Some(999) }),
                 Desired::Certificate(_) | Desired::Gone(_) => Observed::File(None),
             };
             (r.address.clone(), o)
@@ -153,7 +160,7 @@ fn the_gateway_files_carry_each_partner_setting_and_only_the_secrets_paths() {
 }
 
 #[test]
-fn dialback_secrets_are_root_only_sensitive_files_that_reload_the_gateway() {
+fn dialback_secrets_are_sensitive_files_only_the_gateway_reads_that_reload_it() {
     let spec = spec_with(PARTNERS, DIALBACK);
     let rs = expand(&spec);
     for (path, value) in [
@@ -163,8 +170,8 @@ fn dialback_secrets_are_root_only_sensitive_files_that_reload_the_gateway() {
         let (r, f) = edge_file(&rs, path).unwrap_or_else(|| panic!("{path} is rendered"));
         assert_eq!(f.content, format!("{value}\n"), "{path}");
         assert_eq!(
-            (f.mode, f.owner.as_str(), f.sensitive),
-            (0o600, "root", true),
+            (f.mode, f.owner.as_str(), f.group.as_str(), f.sensitive),
+            (0o640, "root", spec.gateway.user.as_str(), true),
             "{path}"
         );
         let (service, how) = r.notifies.clone().expect("notifies the gateway");
@@ -203,8 +210,10 @@ fn no_dialback_secret_reaches_a_plan_its_json_or_a_saved_plan() {
                     running: false,
                     pid: None,
                     running_sha256: None,
+                    running_user: None,
                 }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: false }),
+                Desired::User(_) => Observed::User(UserFact { uid: None }),
                 _ => Observed::File(None),
             };
             (r.address.clone(), o)
@@ -253,11 +262,26 @@ fn no_dialback_secret_reaches_a_plan_its_json_or_a_saved_plan() {
             assert!(!text.contains(secret), "{world}: {secret} in\n{text}");
         }
         if world == "rotated" {
-            let modes: Vec<&str> = secret_changes
+            // The host's files were world-readable and root's group's: the
+            // plan says so, and what they become.
+            let attrs: Vec<(&str, &str, &str)> = secret_changes
                 .iter()
-                .flat_map(|c| c.attrs.iter().map(|a| a.after.as_str()))
+                .flat_map(|c| {
+                    c.attrs
+                        .iter()
+                        .map(|a| (a.name.as_str(), a.before.as_str(), a.after.as_str()))
+                })
                 .collect();
-            assert_eq!(modes, vec!["0600", "0600"], "{world}");
+            assert_eq!(
+                attrs,
+                vec![
+                    ("mode", "0644", "0640"),
+                    ("group", "root", "xfed-gateway"),
+                    ("mode", "0644", "0640"),
+                    ("group", "root", "xfed-gateway"),
+                ],
+                "{world}"
+            );
         }
     }
 }

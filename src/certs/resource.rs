@@ -26,6 +26,9 @@ pub struct CertSpec {
     pub renew_before: RenewBefore,
     pub exportable: bool,
     pub friendly_name: Option<String>,
+    /// The group whose service reads the key (the gateway's user): the
+    /// key is then 0640 root:GROUP instead of 0600 root:root.
+    pub key_group: Option<String>,
 }
 
 impl CertSpec {

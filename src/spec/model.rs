@@ -525,6 +525,11 @@ pub struct Gateway {
     pub state_dir: String,
     pub service_manager: ServiceManager,
     pub admin_port: u16,
+    /// The system user (and group of the same name) the gateway runs as.
+    pub user: String,
+    /// `MemoryMax=` of the gateway's systemd unit, as systemd spells it
+    /// (`1G`, `512M`, a number of bytes).
+    pub memory_max: String,
     /// Local PEM file of partners' CAs, installed on the gateways.
     pub partner_ca: Option<PathBuf>,
     /// Local PEM file of the CAs of the internal XMPP servers.

@@ -30,6 +30,10 @@ const MIN_DIALBACK_SECRET: usize = 16;
 pub const DEFAULT_INTERNAL_PORT: u16 = 23456;
 pub const DEFAULT_EXTERNAL_PORT: u16 = 5269;
 pub const DEFAULT_ADMIN_PORT: u16 = 8089;
+/// The system user the gateway runs as unless `gateway.user` says otherwise.
+pub const DEFAULT_GATEWAY_USER: &str = "xfed-gateway";
+/// The gateway's memory limit under systemd unless `gateway.memory_max` says.
+pub const DEFAULT_MEMORY_MAX: &str = "1G";
 
 pub(super) struct Resolver<'a> {
     src: &'a Source,
@@ -1631,6 +1635,8 @@ impl<'a> Resolver<'a> {
                 RawServiceManager::Direct => ServiceManager::Direct,
             },
             admin_port: self.port(raw.admin_port, DEFAULT_ADMIN_PORT, "gateway.admin_port"),
+            user: self.gateway_user(&raw.user),
+            memory_max: self.memory_max(&raw.memory_max),
             partner_ca: raw
                 .partner_ca
                 .as_ref()
@@ -1695,6 +1701,66 @@ impl<'a> Resolver<'a> {
             secret,
             previous_secret,
         }
+    }
+
+    /// `gateway.user`: a name `useradd` accepts and nothing can misread
+    /// (it goes into the unit's `User=` and `chown`): lower-case letters,
+    /// digits, `_` and `-`, starting with a letter or `_`, at most 32
+    /// characters; never `root`, which would defeat its purpose.
+    fn gateway_user(&mut self, raw: &Option<String>) -> String {
+        let Some(name) = self.opt_text(raw, "gateway.user") else {
+            return DEFAULT_GATEWAY_USER.into();
+        };
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if name == "root" || name == "0" {
+            let e = self.error(
+                "gateway.user",
+                "the gateway must not run as `root`: it parses XML from the whole internet",
+            );
+            e.expected = Some("an unprivileged system user's name".into());
+            e.hint = Some(format!("leave it out for `{DEFAULT_GATEWAY_USER}`"));
+        } else if !valid {
+            let e = self.error(
+                "gateway.user",
+                format!("`{}` is not a system user name", name.escape_debug()),
+            );
+            e.expected = Some(
+                "lower-case letters, digits, `_` and `-`, starting with a letter, at most 32 characters"
+                    .into(),
+            );
+        }
+        name
+    }
+
+    /// `gateway.memory_max`: what systemd's `MemoryMax=` reads as a size.
+    fn memory_max(&mut self, raw: &Option<String>) -> String {
+        let Some(v) = self.opt_text(raw, "gateway.memory_max") else {
+            return DEFAULT_MEMORY_MAX.into();
+        };
+        let digits = v.trim_end_matches(['K', 'M', 'G', 'T']);
+        let ok = !digits.is_empty()
+            && digits.len() + 1 >= v.len()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits.parse::<u64>().is_ok_and(|n| n > 0);
+        if !ok {
+            let e = self.error(
+                "gateway.memory_max",
+                format!("`{}` is not a memory size", v.escape_debug()),
+            );
+            e.expected = Some(
+                "a number of bytes with an optional `K`, `M`, `G` or `T` suffix, such as `512M`"
+                    .into(),
+            );
+        }
+        v
     }
 
     /// `gateway.limits`, mapped to the gateway's `[limits]` and checked with

@@ -30,6 +30,7 @@ mod local;
 mod output;
 pub mod quote;
 pub mod ssh;
+mod user_ops;
 mod write_opts;
 
 pub use become_method::Become;
@@ -91,5 +92,11 @@ pub trait Transport: Send {
     /// Removes the file (or symlink) at `path`; returns whether it existed.
     fn remove_file(&mut self, path: &str) -> Result<bool, TransportError> {
         file_ops::remove_file(self, path)
+    }
+
+    /// Creates system user `name` with a group of the same name, no login
+    /// and `home` as its (uncreated) home, unless the user exists.
+    fn ensure_system_user(&mut self, name: &str, home: &str) -> Result<(), TransportError> {
+        user_ops::ensure_system_user(self, name, home)
     }
 }
