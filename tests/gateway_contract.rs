@@ -39,11 +39,18 @@ fn hostile_spec() -> spec::Spec {
         )
         .replacen(
             "  - domain: fabrikam.example\n",
-            "  - domain: fabrikam.example\n    proxy: \"[2001:db8::7]:5269\"\n    kind: public_verified\n    dialback: true\n",
+            "  - domain: fabrikam.example\n    proxy: \"[2001:db8::7]:5269\"\n    kind: public_verified\n    auth: either\n    additional_domains: [\"Conference.Fabrikam.example.\", muc.fabrikam.example]\n    keepalive: false\n  - { domain: litware.example, kind: public_unverified }\n  - { domain: tailspin.example, kind: trusted }\ngateway:\n  dialback:\n    secret: \"{{ env('DIALBACK') }}\"\n    previous_secret: \"{{ env('DIALBACK_BEFORE') }}\"\n  limits:\n    stream_inactivity_timeout_secs: 300\n    keepalive_interval_secs: 299\n",
             1,
         );
     let mut inputs = MapInputs::default();
     inputs.env.insert("PDNS_API_KEY".into(), "k".into());
+    inputs
+        .env
+        .insert("DIALBACK".into(), "\"dialback\\secret\" = 1 # ]]".into());
+    inputs.env.insert(
+        "DIALBACK_BEFORE".into(),
+        "dialback-secret-before-rotation".into(),
+    );
     match spec::load(&Source::new("spec.yaml", text.as_str()), Arc::new(inputs)) {
         Ok(loaded) => loaded.spec,
         Err(e) => panic!("the hostile spec is valid:\n{e}\n{text}"),
@@ -77,6 +84,46 @@ fn rendered(spec: &spec::Spec) -> (String, String, String) {
     (main_path, main, policy)
 }
 
+/// Every sensitive file rendered for the edge server: (path, content).
+fn secret_files(spec: &spec::Spec) -> Vec<(String, String)> {
+    let artifacts = HashMap::from([(
+        "gateway".to_string(),
+        Artifact {
+            path: PathBuf::from("target/release/xfed-gateway"),
+            sha256: "0".repeat(64),
+            size: 1,
+        },
+    )]);
+    let mut files: Vec<(String, String)> = modules::expand(spec, &artifacts, &HashMap::new())
+        .expect("expands")
+        .into_iter()
+        .filter_map(|r| match r.desired {
+            Desired::File(f) if f.sensitive && r.role == spec::Role::Edge => {
+                Some((f.path, f.content))
+            }
+            _ => None,
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The spec's way a partner authenticates is the gateway's, value for
+/// value: a name xfed writes is one the gateway reads as the same thing.
+#[test]
+fn each_partner_auth_of_the_spec_is_the_gateways() {
+    use xfed_gateway::config::PartnerAuth as Gateway;
+    for (ours, theirs) in [
+        (spec::PartnerAuth::External, Gateway::External),
+        (spec::PartnerAuth::Dialback, Gateway::Dialback),
+        (spec::PartnerAuth::Either, Gateway::Either),
+    ] {
+        assert_eq!(Gateway::parse(ours.as_str()), Some(theirs));
+        assert_eq!(ours.may_dialback(), theirs.allows_dialback());
+    }
+    assert_eq!(Gateway::ALL.len(), 3, "a way the spec cannot write");
+}
+
 #[test]
 fn every_string_of_the_rendered_policy_file_round_trips() {
     let spec = hostile_spec();
@@ -92,7 +139,8 @@ fn every_string_of_the_rendered_policy_file_round_trips() {
         Some(xfed::topology::build(&spec).version.as_str())
     );
 
-    let partners: Vec<(String, String, bool, Option<String>)> = config
+    type Row = (String, String, String, Vec<String>, bool, Option<String>);
+    let partners: Vec<Row> = config
         .partners
         .iter()
         .map(|p| {
@@ -100,20 +148,80 @@ fn every_string_of_the_rendered_policy_file_round_trips() {
             (
                 p.domain.clone(),
                 p.kind.as_str().to_string(),
-                p.dialback,
+                p.auth.as_str().to_string(),
+                p.additional_domains.clone(),
+                p.keepalive,
                 proxy,
             )
         })
         .collect();
+    let want: Vec<Row> = spec
+        .partners
+        .iter()
+        .map(|p| {
+            (
+                p.domain.clone(),
+                p.kind.as_str().to_string(),
+                p.auth.as_str().to_string(),
+                p.additional_domains.clone(),
+                p.keepalive,
+                p.proxy.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(partners, want);
     assert_eq!(
-        partners,
-        vec![(
+        partners[0],
+        (
             "fabrikam.example".to_string(),
             "public_verified".to_string(),
-            true,
+            "either".to_string(),
+            vec![
+                "conference.fabrikam.example".to_string(),
+                "muc.fabrikam.example".to_string()
+            ],
+            false,
             Some("[2001:db8::7]:5269".to_string())
-        )]
+        )
     );
+    assert_eq!(
+        (partners[1].2.as_str(), partners[2].2.as_str()),
+        ("either", "external"),
+        "Lync's defaults by kind"
+    );
+    assert_eq!(
+        config.limits.keepalive_interval,
+        std::time::Duration::from_secs(299)
+    );
+
+    // The secrets' files, as named; their content is what the spec gave
+    // (the gateway reads the first line), and nowhere else.
+    let dialback = config.dialback.as_ref().expect("[dialback]");
+    assert_eq!(
+        (
+            dialback.secret_file.as_path(),
+            dialback.previous_secret_file.as_deref()
+        ),
+        (
+            Path::new("/etc/xfed/dialback.secret"),
+            Some(Path::new("/etc/xfed/dialback.previous"))
+        )
+    );
+    let files = secret_files(&spec);
+    assert_eq!(
+        files,
+        vec![
+            (
+                "/etc/xfed/dialback.previous".to_string(),
+                "dialback-secret-before-rotation\n".to_string()
+            ),
+            (
+                "/etc/xfed/dialback.secret".to_string(),
+                "\"dialback\\secret\" = 1 # ]]\n".to_string()
+            ),
+        ]
+    );
+    assert!(!main.contains("dialback\\secret") && !policy.contains("dialback\\secret"));
 
     let policies: Vec<(String, GatewayScope, bool, bool, bool)> = config
         .policies

@@ -12,7 +12,12 @@ fn inputs(with_key: bool) -> Arc<MapInputs> {
     let mut i = MapInputs::default();
     if with_key {
         i.env.insert("PDNS_API_KEY".into(), "pdns-test-key".into());
+        i.env.insert(
+            "XFED_DIALBACK_SECRET".into(),
+            "dialback-secret-0123456789abcdef".into(),
+        );
     }
+    i.env.insert("SHORT_SECRET".into(), "hunter2hunter2".into());
     i.files.insert(
         PathBuf::from("/var/lib/xfed-lab/pdns/api-key"),
         "lab-key-1234\n".into(),
@@ -276,7 +281,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "duplicate partner",
         "  - domain: fabrikam.example\n",
         "  - domain: fabrikam.example\n  - domain: Fabrikam.example\n",
-        "47:13: Error: duplicate partner `Fabrikam.example` | hint: `Fabrikam.example` is already declared at line 46; names must be unique",
+        "47:13: Error: partner domain `fabrikam.example` is listed twice | hint: `fabrikam.example` is already listed at line 46 (`partners[0].domain`); a domain belongs to one partner, once",
     ),
     (
         "second grant to all users",
@@ -333,6 +338,245 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "5:15: Error: `xmpp_domains`: invalid type: string \"contoso.example\" | expected a list",
     ),
 ];
+
+/// A dialback secret for the cases that need one.
+const DIALBACK: &str =
+    "\ngateway:\n  dialback:\n    secret: \"{{ env('XFED_DIALBACK_SECRET') }}\"\n";
+
+/// Lync's partner negotiation settings (`auth`, `tls`,
+/// `additional_domains`, `keepalive`, `gateway.dialback`): what cannot
+/// work is refused at its line. (case, text to replace, replacement,
+/// every diagnostic expected)
+const PARTNER_NEGOTIATION: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "the old dialback flag",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    dialback: true\n",
+        &[
+            "47:15: Error: partner `fabrikam.example`: `dialback` is no longer a partner setting | expected `auth: external`, `auth: dialback` or `auth: either` | hint: did you mean `auth:`? write `auth: either` (or `auth: dialback`) instead",
+        ],
+    ),
+    (
+        "the old dialback flag, off",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    dialback: false\n",
+        &[
+            "47:15: Error: partner `fabrikam.example`: `dialback` is no longer a partner setting | expected `auth: external`, `auth: dialback` or `auth: either` | hint: did you mean `auth:`? write `auth: external` instead",
+        ],
+    ),
+    (
+        "the old dialback flag on a trusted partner",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    kind: trusted\n    dialback: true\n",
+        &[
+            "48:15: Error: partner `fabrikam.example`: `dialback` is no longer a partner setting | expected `auth: external`, `auth: dialback` or `auth: either` | hint: did you mean `auth:`? write `auth: external` (a `trusted` partner authenticates by certificate) instead",
+        ],
+    ),
+    (
+        "a trusted partner by dialback",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    kind: trusted\n    auth: either\n",
+        &[
+            "48:11: Error: partner `fabrikam.example` is `trusted` and may not authenticate by dialback | expected `auth: external` for a `trusted` partner | hint: trust beyond federation needs the partner's certificate (SASL EXTERNAL); dialback only proves control of its DNS: use `kind: federated` or `public_unverified` for a partner without a certificate we trust",
+        ],
+    ),
+    (
+        "dialback without a secret",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    auth: dialback\n",
+        &[
+            "47:11: Error: partner `fabrikam.example` may use dialback (`auth: dialback`), but no dialback secret is set | expected `gateway.dialback.secret` | hint: add `gateway: { dialback: { secret: \"{{ env('XFED_DIALBACK_SECRET') }}\" } }`, or set `auth: external` for a partner with a certificate we trust",
+        ],
+    ),
+    (
+        "a public unverified partner (dialback by default) without a secret",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    kind: public_unverified\n",
+        &[
+            "46:5: Error: partner `fabrikam.example` may use dialback (`auth: either` (the default for `public_unverified`)), but no dialback secret is set | expected `gateway.dialback.secret` | hint: add `gateway: { dialback: { secret: \"{{ env('XFED_DIALBACK_SECRET') }}\" } }`, or set `auth: external` for a partner with a certificate we trust",
+        ],
+    ),
+    (
+        "a domain in two partners' lists",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    additional_domains: [conference.fabrikam.example]\n  - domain: litware.example\n    additional_domains: [chat.litware.example, Conference.Fabrikam.example]\n",
+        &[
+            "49:48: Error: partner domain `conference.fabrikam.example` is listed twice | hint: `conference.fabrikam.example` is already listed at line 47 (`partners[0].additional_domains[0]`); a domain belongs to one partner, once",
+        ],
+    ),
+    (
+        "an additional domain that is ours",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    additional_domains: [contoso.example]\n",
+        &[
+            "47:26: Error: `contoso.example` is one of our own `xmpp_domains` | hint: a partner is an outside domain",
+        ],
+    ),
+    (
+        "tls optional",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    tls: optional\n",
+        &[
+            "47:10: Error: partner `fabrikam.example`: `tls: optional` is not supported | expected `tls: required` | hint: the gateway never sends server-to-server traffic in the clear; partners without TLS cannot federate",
+        ],
+    ),
+    (
+        "a misspelt auth",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    auth: dialbak\n",
+        &[
+            "47:11: Error: unknown value `dialbak` in `partners[0].auth` | expected one of `external`, `dialback`, `either` | hint: did you mean `dialback`?",
+        ],
+    ),
+    (
+        "a dialback secret in plain text",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    auth: dialback\ngateway:\n  dialback:\n    secret: 0123456789abcdef0123\n",
+        &[
+            "50:13: Error: `gateway.dialback.secret` is a secret and is written in the spec as plain text | expected a value from `env(\"NAME\")` or `file(\"PATH\")` | hint: write `secret: \"{{ env('XFED_DIALBACK_SECRET') }}\"`",
+        ],
+    ),
+    (
+        "a short dialback secret",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\ngateway:\n  dialback:\n    secret: \"{{ env('XFED_DIALBACK_SECRET') }}\"\n    previous_secret: \"{{ env('SHORT_SECRET') }}\"\n",
+        &[
+            "50:22: Error: the dialback secret is too short to be a secret | expected one line of at least 16 characters, without white space at either end | hint: every gateway makes and checks dialback keys with it; e.g. `openssl rand -hex 32`",
+        ],
+    ),
+    (
+        "a keepalive more often than the gateway allows",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\ngateway:\n  limits:\n    keepalive_interval_secs: 5\n",
+        &[
+            "49:30: Error: the gateway refuses 5: `limits.keepalive_interval_secs`: expected an integer from 10 to 3600, found 5 | hint: the gateway's own bound; see gateway/gateway.example.toml",
+        ],
+    ),
+    (
+        "a keepalive as late as the idle timeout",
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\ngateway:\n  limits:\n    stream_inactivity_timeout_secs: 120\n    keepalive_interval_secs: 120\n",
+        &[
+            "50:30: Error: a keepalive every 120 s comes too late for streams closed after 120 s of silence | expected less than `stream_inactivity_timeout_secs` (120) | hint: partners with the same idle timeout close the stream before the keepalive is sent",
+        ],
+    ),
+];
+
+#[test]
+fn partner_negotiation_that_cannot_work_is_refused_at_its_line() {
+    let mut failures = Vec::new();
+    for (name, from, to, expected) in PARTNER_NEGOTIATION {
+        let got = diagnose(&edited(from, to), true);
+        if std::env::var_os("XFED_DUMP_CASES").is_some() {
+            println!("CASE {name}\n  {}", got.join("\n  "));
+        }
+        if got != *expected {
+            failures.push(format!(
+                "{name}:\n  expected: {expected:?}\n  got:      {got:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        PARTNER_NEGOTIATION.len(),
+        failures.join("\n")
+    );
+}
+
+fn load_ok(text: &str) -> xfed::spec::Spec {
+    let src = Source::new("spec.yaml", text);
+    match spec::load(&src, inputs(true)) {
+        Ok(loaded) => {
+            assert_eq!(loaded.warnings.0, vec![], "warnings");
+            loaded.spec
+        }
+        Err(e) => panic!("does not load:\n{e}"),
+    }
+}
+
+/// Lync's defaults: a public unverified partner may use dialback (it is
+/// what such servers do), every other kind authenticates by certificate;
+/// keepalives are on.
+#[test]
+fn partner_auth_defaults_follow_the_kind_as_lync() {
+    let text = edited(
+        "  - domain: fabrikam.example\n",
+        &format!(
+            "  - domain: fabrikam.example\n  - {{ domain: litware.example, kind: trusted }}\n  - {{ domain: tailspin.example, kind: public_verified }}\n  - {{ domain: adatum.example, kind: public_unverified, keepalive: false }}\n  - {{ domain: wingtip.example, kind: federated, auth: either, additional_domains: [conference.wingtip.example] }}\n{DIALBACK}"
+        ),
+    );
+    let spec = load_ok(&text);
+    let got: Vec<(&str, &str, bool, Vec<&str>)> = spec
+        .partners
+        .iter()
+        .map(|p| {
+            (
+                p.domain.as_str(),
+                p.auth.as_str(),
+                p.keepalive,
+                p.additional_domains.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("fabrikam.example", "external", true, vec![]),
+            ("litware.example", "external", true, vec![]),
+            ("tailspin.example", "external", true, vec![]),
+            ("adatum.example", "either", false, vec![]),
+            (
+                "wingtip.example",
+                "either",
+                true,
+                vec!["conference.wingtip.example"]
+            ),
+        ]
+    );
+    let d = spec.gateway.dialback.as_ref().expect("dialback");
+    assert_eq!(d.secret.expose(), "dialback-secret-0123456789abcdef");
+    assert_eq!(d.previous_secret, None);
+    let shown = format!("{:?}", spec.gateway);
+    assert!(
+        !shown.contains("dialback-secret") && shown.contains("(sensitive)"),
+        "{shown}"
+    );
+}
+
+/// `validate` where the dialback secret is not (a CI lint job): a warning
+/// at the field, as for every other secret; `plan` refuses.
+#[test]
+fn a_dialback_secret_not_there_is_a_warning_for_validate() {
+    let text = edited(
+        "  - domain: fabrikam.example\n",
+        &format!("  - domain: fabrikam.example\n    auth: dialback\n{DIALBACK}"),
+    );
+    let src = Source::new("spec.yaml", text);
+    let loaded = spec::load_with(&src, inputs(false), spec::MissingSecrets::Warn).expect("loads");
+    let got: Vec<String> = loaded
+        .warnings
+        .0
+        .iter()
+        .map(|d| format!("{}:{}: {:?}: {}", d.line, d.col, d.severity, d.message))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "36:14: Warning: environment variable `PDNS_API_KEY` is not set; `dns.provider.api_key` needs it",
+            "51:13: Warning: environment variable `XFED_DIALBACK_SECRET` is not set; `gateway.dialback.secret` needs it",
+        ]
+    );
+    match spec::load(&src, inputs(false)) {
+        Err(LoadError::Invalid(d)) => assert!(
+            d.0.iter().any(|d| d.line == 51
+                && d.message == "environment variable `XFED_DIALBACK_SECRET` is not set"),
+            "{d:?}"
+        ),
+        other => panic!("plan would run without the secret: {other:?}"),
+    }
+}
 
 /// Values the gateway refuses when it loads its configuration: `validate`
 /// refuses each at its spec line with the gateway's own message (the rules
@@ -590,6 +834,7 @@ mod cli {
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("PDNS_API_KEY", "cli-test-key")
+            .env("XFED_DIALBACK_SECRET", "cli-dialback-secret-5e1f0a")
             .output()
             .expect("run xfed");
         (
@@ -607,6 +852,7 @@ mod cli {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("PDNS_API_KEY")
             .env_remove("SSH_KEY_PASSPHRASE")
+            .env_remove("XFED_DIALBACK_SECRET")
             .output()
             .expect("run xfed");
         (
@@ -720,6 +966,30 @@ mod cli {
         assert!(!stdout.contains("cli-test-key") && !stderr.contains("cli-test-key"));
     }
 
+    /// The dialback secret: never in `validate`'s output, human or JSON;
+    /// without it, `validate` warns at its field and `--strict` refuses.
+    #[test]
+    fn the_dialback_secret_never_reaches_validate_output() {
+        for format in ["human", "json"] {
+            let (code, stdout, stderr) =
+                xfed(&["validate", "--format", format, "playbooks/partners.yaml"]);
+            assert_eq!(code, 0, "{stdout}{stderr}");
+            assert!(
+                !stdout.contains("cli-dialback-secret") && !stderr.contains("cli-dialback-secret"),
+                "{stdout}{stderr}"
+            );
+        }
+        let (code, _, stderr) = xfed_without_secrets(&["validate", "playbooks/partners.yaml"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("warning: environment variable `XFED_DIALBACK_SECRET` is not set; `gateway.dialback.secret` needs it"),
+            "{stderr}"
+        );
+        let (code, _, stderr) =
+            xfed_without_secrets(&["validate", "--strict", "playbooks/partners.yaml"]);
+        assert_eq!(code, 1, "{stderr}");
+    }
+
     #[test]
     fn schema_is_json_schema_of_the_spec() {
         let (code, stdout, _) = xfed(&["schema"]);
@@ -760,6 +1030,37 @@ fn a_managed_xmpp_server_with_its_certificate_is_valid() {
     assert_eq!(cert.pool_role, spec::Role::Frontend);
     // The pool's XMPP domains and its servers, no SIP name.
     assert_eq!(cert.sans, ["contoso.example", "fe1.contoso.example"]);
+}
+
+/// A partner's additional domains are its domains everywhere the gateway
+/// speaks for it: the managed server routes them to the edge, and the
+/// edge's internal certificate (its identity as the partners towards the
+/// internal server) names them.
+#[test]
+fn additional_domains_are_routed_and_in_the_internal_certificate() {
+    let fe = "  - name: fe-int\n    pool: fe-hq\n    usage: internal\n    issuer: { kind: csr }\n";
+    let text = managed(fe).replacen(
+        "  - domain: fabrikam.example\n",
+        "  - domain: fabrikam.example\n    additional_domains: [conference.fabrikam.example]\n",
+        1,
+    );
+    let spec = load_ok(&text);
+    let edge = spec
+        .certificates
+        .iter()
+        .find(|c| c.name == "edge-int")
+        .expect("edge-int");
+    assert!(
+        edge.sans
+            .contains(&"conference.fabrikam.example".to_string())
+            && edge.sans.contains(&"fabrikam.example".to_string()),
+        "{:?}",
+        edge.sans
+    );
+    assert_eq!(
+        xfed::topology::RouteTable::build(&spec, "fe-hq").partners,
+        ["fabrikam.example", "conference.fabrikam.example"]
+    );
 }
 
 #[test]

@@ -11,14 +11,16 @@
 //! The protocol core (`xml`, `stream`) and `policy` do no I/O: it is fed bytes and
 //! returns bytes, directives and events, so every protocol rule is
 //! unit-tested without a socket. Streams are terminated on both sides of
-//! the edge: TLS, SASL EXTERNAL, then each stanza checked against the
-//! stream's authenticated domains and the user's access policy before it
-//! is relayed. Dialback is not implemented.
+//! the edge: TLS, SASL EXTERNAL or server dialback (`dialback`: the
+//! organisation's secrets and XEP-0185 keys), then each stanza checked
+//! against the stream's authenticated domain and the user's access policy
+//! before it is relayed.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dialback;
 pub mod log;
 pub mod policy;
 pub mod server;

@@ -545,7 +545,7 @@ fn policy_file(partners: &[(&str, &str)]) -> String {
     let mut text = String::from("# Managed by xfed.\n");
     for (domain, kind) in partners {
         text.push_str(&format!(
-            "\n[[partners]]\ndomain = \"{domain}\"\nkind = \"{kind}\"\ntls = \"required\"\ndialback = true\n"
+            "\n[[partners]]\ndomain = \"{domain}\"\nkind = \"{kind}\"\ntls = \"required\"\nauth = \"external\"\n"
         ));
     }
     text.push_str(

@@ -53,7 +53,7 @@ collect() {
   while [ $# -ge 4 ]; do
     k=$2; v=$3; x=$4; shift 4
     case $k in
-    file) sp=$sp$v$nl; hp=$hp$v$nl ;;
+    file|secret) sp=$sp$v$nl; hp=$hp$v$nl ;;
     binary) sp=$sp$v$nl ;;
     pidfile)
       pid=
@@ -85,14 +85,16 @@ dev_ino() { di=${1%:*:*:*}; }
 while [ $# -ge 4 ]; do
   i=$1; k=$2; v=$3; x=$4; shift 4
   case $k in
-  file|binary)
+  file|secret|binary)
     stat_of "$v"
     if [ -f "$v" ] && [ ! -L "$v" ] && [ -n "$st" ]; then
       id=${st##* }; st=${st% *}
-      if [ "$k" = file ]; then
-        # the content only travels when it is not what is wanted
+      if [ "$k" != binary ]; then
+        # the content only travels when it is not what is wanted, and a
+        # secret's never
         sum_of "$v"
         if [ -n "$sum" ] && [ "$sum" = "$x" ]; then echo "R $i present $st $sum ="
+        elif [ "$k" = secret ]; then echo "R $i present $st ${sum:--} ~"
         else b=$(base64 -w0 -- "$v"); echo "R $i present $st ${sum:--} ${b:--}"; fi
       else
         sum=
@@ -205,8 +207,9 @@ fn observe(
     for (i, r) in resources.iter().enumerate() {
         let (kind, value, extra): (&str, &str, String) = match &r.desired {
             // The wanted content's hash: content that has it stays there.
+            // A sensitive file's content never comes back, whatever it is.
             Desired::File(f) => (
-                "file",
+                if f.sensitive { "secret" } else { "file" },
                 f.path.as_str(),
                 crate::digest::sha256_hex(f.content.as_bytes()),
             ),
@@ -304,6 +307,8 @@ fn file_fact(f: &[&str], wanted: Option<&str>) -> Result<Option<FileFact>, Strin
             let content = match (wanted, *b64) {
                 (None, _) => None,
                 (Some(w), "=") => Some(w.to_string()),
+                // A sensitive file that differs: withheld by the host.
+                (Some(_), "~") => None,
                 (Some(_), b64) => {
                     use base64::Engine as _;
                     let bytes = match b64 {
@@ -432,6 +437,70 @@ mod tests {
             Some((0o640, Some("hi\n".to_string())))
         );
         assert!(file_fact(&["notfile"], Some("x")).is_err());
+    }
+
+    /// The script itself, on this machine: a plain file that differs
+    /// comes back with its content, a sensitive one only with its hash,
+    /// and either, when it is what is wanted, as `=`.
+    #[test]
+    fn the_host_never_sends_a_sensitive_files_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = |name: &str, on_host: &str, wanted: &str, sensitive: bool| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, on_host).expect("write");
+            Resource {
+                address: format!("edge/p/h/file:{name}"),
+                host: "h".into(),
+                role: crate::spec::Role::Edge,
+                pool: "p".into(),
+                phase: crate::plan::Phase::Edge,
+                desired: Desired::File(crate::plan::FileSpec {
+                    path: path.display().to_string(),
+                    content: wanted.into(),
+                    mode: 0o600,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    sensitive,
+                }),
+                origin: crate::spec::Origin {
+                    file: "spec.yaml".into(),
+                    line: 1,
+                    col: 1,
+                    field: String::new(),
+                },
+                notifies: None,
+            }
+        };
+        let rs = [
+            file("plain", "old plain\n", "new plain\n", false),
+            file("secret", "old-secret\n", "new-secret\n", true),
+            file("same", "same-secret\n", "same-secret\n", true),
+        ];
+        let refs: Vec<&Resource> = rs.iter().collect();
+        let mut t = crate::transport::LocalTransport::new();
+        let seen = observe_host(&mut t, &refs).expect("observed");
+        let fact = |name: &str| match &seen[&format!("edge/p/h/file:{name}")] {
+            Observed::File(Some(f)) => f.clone(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(fact("plain").content.as_deref(), Some("old plain\n"));
+        let secret = fact("secret");
+        assert_eq!(
+            (secret.content, secret.sha256),
+            (None, crate::digest::sha256_hex(b"old-secret\n"))
+        );
+        assert_eq!(fact("same").content.as_deref(), Some("same-secret\n"));
+    }
+
+    #[test]
+    fn a_sensitive_file_that_differs_comes_without_its_content() {
+        let f = file_fact(
+            &["present", "600", "root", "root", "33", "c0ffee", "~"],
+            Some("new-secret\n"),
+        )
+        .expect("parses")
+        .expect("present");
+        assert_eq!((f.sha256.as_str(), f.content), ("c0ffee", None));
     }
 
     #[test]

@@ -388,15 +388,118 @@ pub struct GatewayStatus {
     pub policy_sha256: Option<String>,
     pub topology_version: Option<String>,
     pub pid: Option<u64>,
+    /// The relay's S2S streams with partners, as `/status` lists them.
+    pub partner_streams: Vec<PartnerStream>,
 }
 
-/// `GET /status` on the admin listener (plain HTTP/1.1, internal network).
-pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<GatewayStatus, String> {
+/// Which way a stream was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The partner connected to the gateway.
+    Inbound,
+    /// The gateway connected to the partner.
+    Outbound,
+}
+
+/// How a stream was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamAuth {
+    /// SASL EXTERNAL with a certificate.
+    External,
+    /// Server dialback (XEP-0220).
+    Dialback,
+}
+
+impl StreamAuth {
+    fn parse(s: &str) -> Option<StreamAuth> {
+        match s {
+            "external" => Some(StreamAuth::External),
+            "dialback" => Some(StreamAuth::Dialback),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamAuth::External => "EXTERNAL",
+            StreamAuth::Dialback => "dialback",
+        }
+    }
+}
+
+/// One S2S stream between a gateway and a partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerStream {
+    pub direction: Direction,
+    /// The partner's domain.
+    pub domain: String,
+    /// `None` while it is not authenticated yet.
+    pub auth: Option<StreamAuth>,
+}
+
+impl GatewayStatus {
+    /// `fabrikam.example in by dialback, litware.example out by EXTERNAL`,
+    /// or `none`.
+    pub fn partner_streams_text(&self) -> String {
+        if self.partner_streams.is_empty() {
+            return "none".into();
+        }
+        self.partner_streams
+            .iter()
+            .map(|s| {
+                let way = match s.direction {
+                    Direction::Inbound => "in",
+                    Direction::Outbound => "out",
+                };
+                let how = s.auth.map_or("not authenticated yet", StreamAuth::as_str);
+                if s.auth.is_some() {
+                    format!("{} {way} by {how}", s.domain)
+                } else {
+                    format!("{} {way}, {how}", s.domain)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The partner streams of a `/status` document: inbound streams on the
+/// external listener, outbound streams of the partner leg (`from->to`).
+fn partner_streams(v: &serde_json::Value) -> Vec<PartnerStream> {
+    let relay = &v["relay"];
+    let list = |k: &str| relay[k].as_array().cloned().unwrap_or_default();
+    let auth = |s: &serde_json::Value| s["auth"].as_str().and_then(StreamAuth::parse);
+    let inbound = list("inbound").into_iter().filter_map(|s| {
+        (s["listener"].as_str() == Some("external")).then(|| PartnerStream {
+            direction: Direction::Inbound,
+            domain: s["domain"].as_str().unwrap_or_default().to_string(),
+            auth: auth(&s),
+        })
+    });
+    let outbound = list("outbound").into_iter().filter_map(|s| {
+        let to = s["pair"].as_str()?.split_once("->")?.1.to_string();
+        (s["leg"].as_str() == Some("partner")).then(|| PartnerStream {
+            direction: Direction::Outbound,
+            domain: to,
+            auth: auth(&s),
+        })
+    });
+    let mut out: Vec<PartnerStream> = inbound.chain(outbound).collect();
+    out.sort_by(|a, b| {
+        (&a.domain, a.direction == Direction::Outbound)
+            .cmp(&(&b.domain, b.direction == Direction::Outbound))
+    });
+    out
+}
+
+/// `GET path` on the admin listener (plain HTTP/1.1, internal network):
+/// the body of a 200 answer.
+async fn admin_get(addr: SocketAddr, path: &str, limit: Duration) -> Result<String, String> {
     let fetch = async {
         let mut s = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
-        let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
@@ -410,10 +513,67 @@ pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<Gateway
     let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
         return Err(format!(
-            "/status answered `{}`",
+            "{path} answered `{}`",
             head.lines().next().unwrap_or_default()
         ));
     }
+    Ok(body.to_string())
+}
+
+/// Server dialback results a gateway counted since it started, from its
+/// `/metrics`: `[valid, invalid, error]` per direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialbackCounts {
+    /// Our checks of partners' keys with their authoritative servers.
+    pub inbound: [u64; 3],
+    /// Partners' answers to our keys.
+    pub outbound: [u64; 3],
+    /// `db:verify` we answered `invalid` (a key no gateway of ours issued
+    /// with the secret this one has).
+    pub answered_invalid: u64,
+}
+
+impl DialbackCounts {
+    /// Reads the counters out of the Prometheus text; absent ones are 0.
+    pub fn parse(metrics: &str) -> DialbackCounts {
+        let mut c = DialbackCounts::default();
+        for line in metrics.lines() {
+            let Some((key, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(n) = value.trim().parse::<u64>() else {
+                continue;
+            };
+            let result = ["valid", "invalid", "error"]
+                .iter()
+                .position(|r| key.contains(&format!("result=\"{r}\"")));
+            if key.starts_with("xfed_gateway_dialback_total{")
+                && let Some(i) = result
+            {
+                if key.contains("direction=\"inbound\"") {
+                    c.inbound[i] = n;
+                } else if key.contains("direction=\"outbound\"") {
+                    c.outbound[i] = n;
+                }
+            } else if key == "xfed_gateway_dialback_verify_answered_total{result=\"invalid\"}" {
+                c.answered_invalid = n;
+            }
+        }
+        c
+    }
+}
+
+/// `GET /metrics` on the admin listener: the dialback counters.
+pub async fn gateway_dialback(addr: SocketAddr, limit: Duration) -> Result<DialbackCounts, String> {
+    admin_get(addr, "/metrics", limit)
+        .await
+        .map(|text| DialbackCounts::parse(&text))
+}
+
+/// `GET /status` on the admin listener (plain HTTP/1.1, internal network).
+pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<GatewayStatus, String> {
+    let body = admin_get(addr, "/status", limit).await?;
+    let body = body.as_str();
     let v: serde_json::Value =
         serde_json::from_str(body).map_err(|e| format!("/status is not JSON: {e}"))?;
     let s = |k: &str| v[k].as_str().map(str::to_string);
@@ -425,12 +585,66 @@ pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<Gateway
         policy_sha256: s("policy_sha256"),
         topology_version: s("topology_version"),
         pid: v["pid"].as_u64(),
+        partner_streams: partner_streams(&v),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dialback_counters_are_read_from_metrics() {
+        let text = "# TYPE xfed_gateway_dialback_total counter\n\
+            xfed_gateway_dialback_total{direction=\"inbound\",result=\"valid\"} 7\n\
+            xfed_gateway_dialback_total{direction=\"inbound\",result=\"invalid\"} 1\n\
+            xfed_gateway_dialback_total{direction=\"inbound\",result=\"error\"} 2\n\
+            xfed_gateway_dialback_total{direction=\"outbound\",result=\"valid\"} 5\n\
+            xfed_gateway_dialback_total{direction=\"outbound\",result=\"invalid\"} 0\n\
+            xfed_gateway_dialback_total{direction=\"outbound\",result=\"error\"} 3\n\
+            xfed_gateway_dialback_verify_answered_total{result=\"valid\"} 9\n\
+            xfed_gateway_dialback_verify_answered_total{result=\"invalid\"} 4\n";
+        assert_eq!(
+            DialbackCounts::parse(text),
+            DialbackCounts {
+                inbound: [7, 1, 2],
+                outbound: [5, 0, 3],
+                answered_invalid: 4,
+            }
+        );
+        assert_eq!(DialbackCounts::parse(""), DialbackCounts::default());
+    }
+
+    #[test]
+    fn partner_streams_and_how_each_was_authenticated_are_read_from_status() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"relay": {
+                "inbound": [
+                    {"direction": "inbound", "listener": "external", "domain": "fabrikam.example", "auth": "dialback"},
+                    {"direction": "inbound", "listener": "internal", "domain": "contoso.example", "auth": "external"}
+                ],
+                "outbound": [
+                    {"pair": "contoso.example->litware.example", "leg": "partner", "state": "established", "direction": "outbound", "auth": "external"},
+                    {"pair": "contoso.example->fabrikam.example", "leg": "partner", "state": "connecting", "direction": "outbound", "auth": null},
+                    {"pair": "fabrikam.example->contoso.example", "leg": "internal", "state": "established", "direction": "outbound", "auth": "external"}
+                ]
+            }}"#,
+        )
+        .expect("json");
+        let status = GatewayStatus {
+            partner_streams: partner_streams(&v),
+            ..GatewayStatus::default()
+        };
+        assert_eq!(
+            status.partner_streams_text(),
+            "fabrikam.example in by dialback, fabrikam.example out, not authenticated yet, litware.example out by EXTERNAL"
+        );
+        assert_eq!(
+            partner_streams(&serde_json::json!({"relay": null})),
+            Vec::new()
+        );
+        assert_eq!(GatewayStatus::default().partner_streams_text(), "none");
+    }
 
     #[test]
     fn stream_errors_are_named() {

@@ -156,9 +156,18 @@ pub fn expand(
                 "relay": relay_context(spec, t.server.pool),
                 "xmpp": xmpp_context(spec, t.server.role, t.server.pool),
                 "ca": cas,
+                "dialback": dialback_context(spec),
             })));
             expand_host(
-                &env, &manifest, name, &t, &ctx, artifacts, manager, &mut out,
+                &env,
+                &manifest,
+                name,
+                &t,
+                &ctx,
+                artifacts,
+                manager,
+                &spec.redactor,
+                &mut out,
             )?;
         }
     }
@@ -250,6 +259,32 @@ fn relay_context(spec: &Spec, pool: &str) -> serde_json::Value {
             serde_json::Value::Null,
             |x| json!({ "internal_server": x.endpoint() }),
         )
+}
+
+/// Where the gateways keep the dialback secrets: (current, previous).
+pub fn dialback_paths(spec: &Spec) -> (String, String) {
+    let dir = &spec.gateway.config_dir;
+    (
+        format!("{dir}/dialback.secret"),
+        format!("{dir}/dialback.previous"),
+    )
+}
+
+/// `dialback` for the gateway's templates: the secret files' paths
+/// (`secret_file`, `previous_secret_file` or null) and, for the secret
+/// files' own templates only, their values; null without
+/// `gateway.dialback`. The files these values go into are sensitive.
+fn dialback_context(spec: &Spec) -> serde_json::Value {
+    let Some(d) = &spec.gateway.dialback else {
+        return serde_json::Value::Null;
+    };
+    let (current, previous) = dialback_paths(spec);
+    json!({
+        "secret_file": current,
+        "secret": d.secret.expose(),
+        "previous_secret_file": d.previous_secret.as_ref().map(|_| previous),
+        "previous_secret": d.previous_secret.as_ref().map(|s| s.expose()),
+    })
 }
 
 /// `ca.internal` / `ca.partner`: the CA bundles the gateways trust for the
@@ -498,6 +533,7 @@ fn expand_host(
     ctx: &Value,
     artifacts: &HashMap<String, Artifact>,
     manager: Manager,
+    redactor: &crate::secret::Redactor,
     out: &mut Vec<Resource>,
 ) -> Result<(), ExpandError> {
     let host = t.server.fqdn;
@@ -582,6 +618,7 @@ fn expand_host(
                 notify,
                 when,
                 check,
+                sensitive,
             } => {
                 if let Some(cond) = when
                     && !env
@@ -601,16 +638,18 @@ fn expand_host(
                 if let Some(check) = check {
                     checks.push((*check, path.clone()));
                 }
+                let content = render_file(template)?;
+                let sensitive = *sensitive || redactor.contains_secret(&content);
                 out.push(resource(
                     format!("{prefix}/file:{path}"),
                     m.phase,
                     Desired::File(FileSpec {
                         path,
-                        content: render_file(template)?,
+                        content,
                         mode: mode(m_)?,
                         owner: render(owner, "owner")?,
                         group: render(group, "group")?,
-                        sensitive: false,
+                        sensitive,
                     }),
                     notify_target(notify)?,
                 ));

@@ -33,6 +33,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../modules/xmpp-gateway/partner-ca.crt.j2"),
     ),
     (
+        "xmpp-gateway/dialback.secret.j2",
+        include_str!("../../modules/xmpp-gateway/dialback.secret.j2"),
+    ),
+    (
+        "xmpp-gateway/dialback.previous.j2",
+        include_str!("../../modules/xmpp-gateway/dialback.previous.j2"),
+    ),
+    (
         "xmpp-gateway/xfed-gateway.service.j2",
         include_str!("../../modules/xmpp-gateway/xfed-gateway.service.j2"),
     ),

@@ -90,6 +90,11 @@ pub enum ManifestResource {
         /// The consumer's own loader, run on the rendered text before the
         /// file is planned (`check: gateway_config`).
         check: Option<FileCheck>,
+        /// Rendered from a secret: its content is never shown in a plan,
+        /// a diff or a log. A file whose rendered text holds a secret of
+        /// the spec is sensitive whether or not this says so.
+        #[serde(default)]
+        sensitive: bool,
     },
     Binary {
         path: String,

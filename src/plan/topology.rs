@@ -70,14 +70,22 @@ pub fn objects(doc: &Topology) -> Vec<TopologyObject> {
         });
     }
     for p in &doc.partners {
+        let mut a = attrs([
+            ("kind", p.kind.as_str().to_string()),
+            ("tls", p.tls.as_str().to_string()),
+            ("auth", p.auth.as_str().to_string()),
+            ("keepalive", p.keepalive.to_string()),
+        ]);
+        if !p.additional_domains.is_empty() {
+            a.insert("additional_domains".into(), p.additional_domains.join(", "));
+        }
+        if let Some(proxy) = &p.proxy {
+            a.insert("proxy".into(), proxy.clone());
+        }
         out.push(TopologyObject {
             kind: ResourceKind::Partner,
             key: p.domain.clone(),
-            attrs: attrs([
-                ("kind", p.kind.as_str().to_string()),
-                ("tls", p.tls.as_str().to_string()),
-                ("dialback", p.dialback.to_string()),
-            ]),
+            attrs: a,
         });
     }
     for s in &doc.sites {
@@ -143,14 +151,17 @@ pub fn decide_objects(
             ));
             continue;
         };
-        let attrs: Vec<AttrChange> = w
-            .attrs
-            .iter()
-            .filter(|(k, v)| h.attrs.get(*k) != Some(*v))
-            .map(|(k, v)| AttrChange {
+        // An attribute only one side has (a proxy set or removed) is a
+        // change from or to nothing.
+        let names: std::collections::BTreeSet<&String> =
+            w.attrs.keys().chain(h.attrs.keys()).collect();
+        let attrs: Vec<AttrChange> = names
+            .into_iter()
+            .filter(|k| h.attrs.get(*k) != w.attrs.get(*k))
+            .map(|k| AttrChange {
                 name: k.clone(),
                 before: h.attrs.get(k).cloned().unwrap_or_default(),
-                after: v.clone(),
+                after: w.attrs.get(k).cloned().unwrap_or_default(),
             })
             .collect();
         if attrs.is_empty() {
@@ -233,7 +244,7 @@ pub fn plan_topology(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{PartnerKind, PolicyScope, TlsRequirement};
+    use crate::spec::{PartnerAuth, PartnerKind, PolicyScope, TlsRequirement};
     use crate::topology::{FrontendPool, Grant, Partner, Policy, Site};
 
     fn partner(domain: &str) -> Partner {
@@ -241,7 +252,9 @@ mod tests {
             domain: domain.into(),
             kind: PartnerKind::Federated,
             tls: TlsRequirement::Required,
-            dialback: false,
+            auth: PartnerAuth::External,
+            additional_domains: Vec::new(),
+            keepalive: true,
             proxy: None,
         }
     }
@@ -341,5 +354,65 @@ mod tests {
             changes.iter().all(|c| c.action == Action::Create),
             "{changes:#?}"
         );
+    }
+
+    #[test]
+    fn a_partner_auth_change_is_an_update_of_that_attribute() {
+        let mut want = doc(true, "edge-hq");
+        want.partners[0].auth = PartnerAuth::Either;
+        want.partners[0].additional_domains = vec!["conference.fabrikam.example".into()];
+        let changes = decide_objects(&want, Some(&doc(true, "edge-hq")), &Origins::new());
+        let partner = changes
+            .iter()
+            .find(|c| c.address == "topology/partner:fabrikam.example")
+            .expect("partner");
+        assert_eq!(partner.action, Action::Update);
+        let attrs: Vec<(&str, &str, &str)> = partner
+            .attrs
+            .iter()
+            .map(|a| (a.name.as_str(), a.before.as_str(), a.after.as_str()))
+            .collect();
+        assert_eq!(
+            attrs,
+            vec![
+                ("additional_domains", "", "conference.fabrikam.example"),
+                ("auth", "external", "either"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_removed_proxy_is_a_change_to_nothing() {
+        let mut live = doc(true, "edge-hq");
+        live.partners[0].proxy = Some("xmpp.fabrikam.example:5269".into());
+        let changes = decide_objects(&doc(true, "edge-hq"), Some(&live), &Origins::new());
+        let partner = changes
+            .iter()
+            .find(|c| c.address == "topology/partner:fabrikam.example")
+            .expect("partner");
+        assert_eq!(partner.action, Action::Update);
+        assert_eq!(
+            partner.attrs,
+            vec![AttrChange {
+                name: "proxy".into(),
+                before: "xmpp.fabrikam.example:5269".into(),
+                after: String::new(),
+            }]
+        );
+    }
+
+    /// A document published before partners had `auth` (with the
+    /// `dialback` flag no gateway enforced) reads as what the gateways did:
+    /// EXTERNAL only, keepalives on.
+    #[test]
+    fn a_document_published_with_the_old_dialback_flag_reads_as_external() {
+        let mut value = doc(true, "edge-hq").to_value();
+        let partner = &mut value["partners"][0];
+        let p = partner.as_object_mut().expect("a partner is an object");
+        p.remove("auth");
+        p.remove("keepalive");
+        p.insert("dialback".into(), serde_json::Value::Bool(true));
+        let old = Topology::parse(&value.to_string()).expect("parses");
+        assert_eq!(old.partners[0], doc(true, "edge-hq").partners[0]);
     }
 }

@@ -447,15 +447,66 @@ impl TlsRequirement {
     }
 }
 
+/// How a partner's S2S streams authenticate (Lync's SaslNegotiation and
+/// SupportDialbackNegotiation together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartnerAuth {
+    /// SASL EXTERNAL with a certificate the partner trust vouches for.
+    #[default]
+    External,
+    /// Server dialback (XEP-0220), after TLS.
+    Dialback,
+    /// EXTERNAL when it works, else dialback.
+    Either,
+}
+
+impl PartnerAuth {
+    /// The spec's (and the gateway's) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerAuth::External => "external",
+            PartnerAuth::Dialback => "dialback",
+            PartnerAuth::Either => "either",
+        }
+    }
+
+    /// Whether the partner may authenticate by dialback, which needs the
+    /// organisation's dialback secret.
+    pub fn may_dialback(self) -> bool {
+        self != PartnerAuth::External
+    }
+
+    /// Lync's default for a kind: public unverified partners are exactly
+    /// the servers that authenticate by dialback.
+    pub fn default_for(kind: PartnerKind) -> PartnerAuth {
+        match kind {
+            PartnerKind::PublicUnverified => PartnerAuth::Either,
+            _ => PartnerAuth::External,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Partner {
     pub domain: String,
+    /// More domains of the same partner, lower case.
+    pub additional_domains: Vec<String>,
     pub kind: PartnerKind,
     pub tls: TlsRequirement,
-    pub dialback: bool,
+    pub auth: PartnerAuth,
+    /// Whitespace keepalives on idle streams.
+    pub keepalive: bool,
     /// `host:port` instead of SRV resolution.
     pub proxy: Option<String>,
     pub origin: Origin,
+}
+
+impl Partner {
+    /// `domain`, then the additional domains.
+    pub fn domains(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.domain).chain(&self.additional_domains)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -486,6 +537,15 @@ pub struct Gateway {
     /// The gateway's `[limits]` settings the spec sets, by the gateway's
     /// own name (`max_connections`, …), in a fixed order.
     pub limits: Vec<(String, u64)>,
+    /// The organisation's dialback secrets, when set.
+    pub dialback: Option<DialbackSecrets>,
+}
+
+/// `gateway.dialback`: rendered into a file per secret on every gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DialbackSecrets {
+    pub secret: Secret,
+    pub previous_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -414,20 +414,43 @@ pub enum RawUsers {
     List(Vec<String>),
 }
 
+/// A federated partner: Lync's `New-CsXmppAllowedPartner`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPartner {
     pub domain: String,
+    /// More domains of the same partner (its `conference.` MUC service,
+    /// …), admitted as `domain` is (Lync's AdditionalDomains).
+    #[serde(default)]
+    pub additional_domains: Vec<String>,
     /// Default `federated`.
     pub kind: Option<RawPartnerKind>,
-    /// Default `required`.
+    /// Default `required`, the only value the gateway accepts.
     pub tls: Option<RawTls>,
-    /// Accept server dialback (XEP-0220) from this partner (default false).
-    #[serde(default)]
-    pub dialback: bool,
+    /// How the partner's streams authenticate: `external` (SASL EXTERNAL
+    /// with a certificate from `gateway.partner_ca`), `dialback`
+    /// (XEP-0220), or `either` (EXTERNAL where it works, else dialback).
+    /// Default by kind, as Lync's: `either` for `public_unverified`,
+    /// `external` for the others.
+    pub auth: Option<RawPartnerAuth>,
+    /// Send whitespace keepalives on idle streams with this partner
+    /// (default true; the interval is `gateway.limits.keepalive_interval_secs`).
+    pub keepalive: Option<bool>,
     /// `host:port` the gateways connect to for this partner instead of its
     /// `_xmpp-server._tcp` SRV records (Lync's ProxyFqdn).
     pub proxy: Option<String>,
+    /// The key of an older spec format, replaced by `auth`: read only to
+    /// refuse it at its line with the replacement.
+    #[schemars(skip)]
+    pub dialback: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPartnerAuth {
+    External,
+    Dialback,
+    Either,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -480,6 +503,20 @@ pub struct RawGateway {
     /// settings; each left out keeps the gateway's default.
     #[serde(default)]
     pub limits: RawLimits,
+    /// The organisation's server dialback (XEP-0220) secret, shared by
+    /// every gateway; required when a partner may use dialback.
+    pub dialback: Option<RawDialback>,
+}
+
+/// `gateway.dialback`: the secret dialback keys are made from (XEP-0185).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDialback {
+    /// The current secret; must come from `env()` or `file()`.
+    pub secret: String,
+    /// The secret before the current one, while partners may still hold
+    /// keys made with it (rotation); must come from `env()` or `file()`.
+    pub previous_secret: Option<String>,
 }
 
 /// `gateway.limits`: what an edge server accepts.
@@ -497,6 +534,10 @@ pub struct RawLimits {
     pub stream_inactivity_timeout_secs: Option<u64>,
     /// Largest stanza once authenticated, in bytes (default 262144).
     pub max_stanza_size_bytes: Option<u64>,
+    /// Seconds of silence after which a whitespace keepalive is sent to a
+    /// partner with `keepalive: true` (default 60); below the inactivity
+    /// timeout.
+    pub keepalive_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

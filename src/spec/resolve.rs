@@ -23,6 +23,10 @@ use xfed_gateway::config as gateway;
 /// away; an hour covers a working session of plans and applies.
 const MAX_PERSIST_SECS: u64 = 3600;
 
+/// Shortest dialback secret: keys made from a guessable one can be forged
+/// by anyone (XEP-0185).
+const MIN_DIALBACK_SECRET: usize = 16;
+
 pub const DEFAULT_INTERNAL_PORT: u16 = 23456;
 pub const DEFAULT_EXTERNAL_PORT: u16 = 5269;
 pub const DEFAULT_ADMIN_PORT: u16 = 8089;
@@ -307,7 +311,8 @@ impl<'a> Resolver<'a> {
         let sites = self.sites(raw, &frontend_pools, &edge_pools);
         self.all_servers_unique(&frontend_pools, &edge_pools);
         let partners = self.partners(raw);
-        let partner_domains: Vec<String> = partners.iter().map(|p| p.domain.clone()).collect();
+        let partner_domains: Vec<String> =
+            partners.iter().flat_map(|p| p.domains()).cloned().collect();
         let certificates = self.certificates(
             raw,
             (&edge_pools, &frontend_pools),
@@ -319,6 +324,7 @@ impl<'a> Resolver<'a> {
         let policies = self.policies(raw, &sites);
         let grants = self.grants(raw, &policies);
         let gateway = self.gateway(&raw.gateway);
+        self.dialback_has_its_secret(raw, &partners, &gateway);
         let rollout = self.rollout(&raw.rollout);
 
         if raw.edge_pools.iter().any(|p| p.xmpp_federation) && xmpp_domains.is_empty() {
@@ -1428,16 +1434,28 @@ impl<'a> Resolver<'a> {
     }
 
     fn partners(&mut self, raw: &RawSpec) -> Vec<Partner> {
-        self.duplicates(
-            "partner",
-            raw.partners
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (format!("partners[{i}].domain"), p.domain.as_str())),
-        );
         let mut out = Vec::new();
         for (i, p) in raw.partners.iter().enumerate() {
             let base = format!("partners[{i}]");
+            if let Some(old) = &p.dialback {
+                let field = format!("{base}.dialback");
+                let with = match (old, p.kind) {
+                    (serde_yaml::Value::Bool(true), Some(RawPartnerKind::Trusted)) => {
+                        "`auth: external` (a `trusted` partner authenticates by certificate)"
+                    }
+                    (serde_yaml::Value::Bool(true), _) => "`auth: either` (or `auth: dialback`)",
+                    _ => "`auth: external`",
+                };
+                let d = self.error(
+                    &field,
+                    format!(
+                        "partner `{}`: `dialback` is no longer a partner setting",
+                        p.domain
+                    ),
+                );
+                d.expected = Some("`auth: external`, `auth: dialback` or `auth: either`".into());
+                d.hint = Some(format!("did you mean `auth:`? write {with} instead"));
+            }
             let tls = match p.tls.unwrap_or(RawTls::Required) {
                 RawTls::Required => TlsRequirement::Required,
                 RawTls::Optional => {
@@ -1450,16 +1468,43 @@ impl<'a> Resolver<'a> {
                     TlsRequirement::Optional
                 }
             };
+            let kind = match p.kind.unwrap_or(RawPartnerKind::Federated) {
+                RawPartnerKind::Federated => PartnerKind::Federated,
+                RawPartnerKind::Trusted => PartnerKind::Trusted,
+                RawPartnerKind::PublicVerified => PartnerKind::PublicVerified,
+                RawPartnerKind::PublicUnverified => PartnerKind::PublicUnverified,
+            };
+            let auth = match p.auth {
+                None => PartnerAuth::default_for(kind),
+                Some(RawPartnerAuth::External) => PartnerAuth::External,
+                Some(RawPartnerAuth::Dialback) => PartnerAuth::Dialback,
+                Some(RawPartnerAuth::Either) => PartnerAuth::Either,
+            };
+            if kind == PartnerKind::Trusted && auth.may_dialback() {
+                let d = self.error(
+                    &format!("{base}.auth"),
+                    format!(
+                        "partner `{}` is `trusted` and may not authenticate by dialback",
+                        p.domain
+                    ),
+                );
+                d.expected = Some("`auth: external` for a `trusted` partner".into());
+                d.hint = Some("trust beyond federation needs the partner's certificate (SASL EXTERNAL); dialback only proves control of its DNS: use `kind: federated` or `public_unverified` for a partner without a certificate we trust".into());
+            }
+            let domain = self.partner_domain(&p.domain, &format!("{base}.domain"));
+            let additional_domains = p
+                .additional_domains
+                .iter()
+                .enumerate()
+                .map(|(j, d)| self.partner_domain(d, &format!("{base}.additional_domains[{j}]")))
+                .collect();
             out.push(Partner {
-                domain: self.partner_domain(&p.domain, &format!("{base}.domain")),
-                kind: match p.kind.unwrap_or(RawPartnerKind::Federated) {
-                    RawPartnerKind::Federated => PartnerKind::Federated,
-                    RawPartnerKind::Trusted => PartnerKind::Trusted,
-                    RawPartnerKind::PublicVerified => PartnerKind::PublicVerified,
-                    RawPartnerKind::PublicUnverified => PartnerKind::PublicUnverified,
-                },
+                domain,
+                additional_domains,
+                kind,
                 tls,
-                dialback: p.dialback,
+                auth,
+                keepalive: p.keepalive.unwrap_or(true),
                 proxy: p
                     .proxy
                     .as_ref()
@@ -1467,7 +1512,68 @@ impl<'a> Resolver<'a> {
                 origin: self.origin(&base),
             });
         }
+        self.partner_domains_unique(&out);
         out
+    }
+
+    /// A domain belongs to one partner, once: the gateway decides by it
+    /// which partner's rules apply to a stream.
+    fn partner_domains_unique(&mut self, partners: &[Partner]) {
+        let mut seen: HashMap<&str, String> = HashMap::new();
+        for (i, p) in partners.iter().enumerate() {
+            let fields = std::iter::once(format!("partners[{i}].domain")).chain(
+                (0..p.additional_domains.len())
+                    .map(|j| format!("partners[{i}].additional_domains[{j}]")),
+            );
+            for (field, domain) in fields.zip(p.domains()) {
+                if let Some(first) = seen.get(domain.as_str()) {
+                    let line = self.src.value_pos(first).line;
+                    self.error(&field, format!("partner domain `{domain}` is listed twice"))
+                        .hint = Some(format!(
+                        "`{domain}` is already listed at line {line} (`{first}`); a domain belongs to one partner, once"
+                    ));
+                } else {
+                    seen.insert(domain, field);
+                }
+            }
+        }
+    }
+
+    /// Every partner that may use dialback needs the organisation's
+    /// dialback secret: refused at the partner, which is what changes.
+    fn dialback_has_its_secret(&mut self, raw: &RawSpec, partners: &[Partner], gateway: &Gateway) {
+        if gateway.dialback.is_some() {
+            return;
+        }
+        for (i, p) in partners.iter().enumerate() {
+            // A trusted partner's dialback is refused already.
+            if !p.auth.may_dialback() || p.kind == PartnerKind::Trusted {
+                continue;
+            }
+            let field = if raw.partners[i].auth.is_some() {
+                format!("partners[{i}].auth")
+            } else {
+                format!("partners[{i}]")
+            };
+            let how = if raw.partners[i].auth.is_some() {
+                format!("`auth: {}`", p.auth.as_str())
+            } else {
+                format!(
+                    "`auth: {}` (the default for `{}`)",
+                    p.auth.as_str(),
+                    p.kind.as_str()
+                )
+            };
+            let d = self.error(
+                &field,
+                format!(
+                    "partner `{}` may use dialback ({how}), but no dialback secret is set",
+                    p.domain
+                ),
+            );
+            d.expected = Some("`gateway.dialback.secret`".into());
+            d.hint = Some("add `gateway: { dialback: { secret: \"{{ env('XFED_DIALBACK_SECRET') }}\" } }`, or set `auth: external` for a partner with a certificate we trust".into());
+        }
     }
 
     /// A partner's domain: an XMPP domain that is not one of ours (the
@@ -1540,6 +1646,60 @@ impl<'a> Resolver<'a> {
                 .as_ref()
                 .map(|p| self.path(p, "gateway.internal_ca")),
             limits: self.limits(&raw.limits),
+            dialback: raw.dialback.as_ref().map(|d| self.dialback(d)),
+        }
+    }
+
+    /// `gateway.dialback`: the secrets, each from `env()` or `file()`, one
+    /// line the gateway reads back from its file.
+    fn dialback(&mut self, raw: &RawDialback) -> DialbackSecrets {
+        let one = |this: &mut Self, value: &str, key: &str, name: &str| {
+            let field = format!("gateway.dialback.{key}");
+            let before = this.diags.0.len();
+            let secret = this.secret(
+                value,
+                &field,
+                &format!("{key}: \"{{{{ env('{name}') }}}}\""),
+            );
+            if this.diags.0.len() == before {
+                let v = secret.expose();
+                let problem = if v.contains(['\n', '\r']) {
+                    Some("has a line break")
+                } else if v.trim() != v {
+                    Some("begins or ends with white space")
+                } else if v.len() < MIN_DIALBACK_SECRET {
+                    Some("is too short to be a secret")
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    let d = this.error(&field, format!("the dialback secret {problem}"));
+                    d.expected = Some(format!(
+                        "one line of at least {MIN_DIALBACK_SECRET} characters, without white space at either end"
+                    ));
+                    d.hint = Some("every gateway makes and checks dialback keys with it; e.g. `openssl rand -hex 32`".into());
+                }
+            }
+            secret
+        };
+        let secret = one(self, &raw.secret, "secret", "XFED_DIALBACK_SECRET");
+        let previous_secret = raw
+            .previous_secret
+            .as_ref()
+            .map(|p| one(self, p, "previous_secret", "XFED_DIALBACK_PREVIOUS_SECRET"));
+        if let Some(previous) = &previous_secret
+            && previous == &secret
+            && secret.expose() != super::template::UNSET_SECRET
+        {
+            let d = self.warning(
+                "gateway.dialback.previous_secret",
+                "the previous dialback secret is the current one",
+            );
+            d.hint = Some("name the secret before the rotation, or remove `previous_secret` once the rotation is over".into());
+        }
+        DialbackSecrets {
+            secret,
+            previous_secret,
         }
     }
 
@@ -1628,6 +1788,11 @@ impl<'a> Resolver<'a> {
                 "max_stanza_bytes",
                 raw.max_stanza_size_bytes,
             ),
+            (
+                "keepalive_interval_secs",
+                "keepalive_interval_secs",
+                raw.keepalive_interval_secs,
+            ),
         ];
         let mut out = Vec::new();
         for (ours, theirs, value) in settings {
@@ -1640,6 +1805,25 @@ impl<'a> Resolver<'a> {
                     d.hint =
                         Some("the gateway's own bound; see gateway/gateway.example.toml".into());
                 }
+            }
+        }
+        if let Some(interval) = raw.keepalive_interval_secs {
+            let idle = raw.stream_inactivity_timeout_secs.unwrap_or_else(|| {
+                xfed_gateway::config::Limits::default()
+                    .idle_timeout
+                    .as_secs()
+            });
+            if interval >= idle {
+                let d = self.error(
+                    "gateway.limits.keepalive_interval_secs",
+                    format!(
+                        "a keepalive every {interval} s comes too late for streams closed after {idle} s of silence"
+                    ),
+                );
+                d.expected = Some(format!(
+                    "less than `stream_inactivity_timeout_secs` ({idle})"
+                ));
+                d.hint = Some("partners with the same idle timeout close the stream before the keepalive is sent".into());
             }
         }
         out

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::spec::{PartnerKind, PolicyScope, Spec, TlsRequirement, Users};
+use crate::spec::{PartnerAuth, PartnerKind, PolicyScope, Spec, TlsRequirement, Users};
 
 /// The published topology.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,10 +107,23 @@ pub struct Partner {
     pub domain: String,
     pub kind: PartnerKind,
     pub tls: TlsRequirement,
-    pub dialback: bool,
+    /// How its streams authenticate. A document published before this
+    /// field existed had no enforced authentication but EXTERNAL.
+    #[serde(default)]
+    pub auth: PartnerAuth,
+    /// More domains of the partner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_domains: Vec<String>,
+    /// Whitespace keepalives on idle streams.
+    #[serde(default = "keepalive_default")]
+    pub keepalive: bool,
     /// `host:port` the relay connects to instead of resolving SRV.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+}
+
+fn keepalive_default() -> bool {
+    true
 }
 
 /// The topology a spec publishes, versioned by its content.
@@ -189,7 +202,9 @@ pub fn build(spec: &Spec) -> Topology {
                 domain: p.domain.clone(),
                 kind: p.kind,
                 tls: p.tls,
-                dialback: p.dialback,
+                auth: p.auth,
+                additional_domains: p.additional_domains.clone(),
+                keepalive: p.keepalive,
                 proxy: p.proxy.clone(),
             })
             .collect(),

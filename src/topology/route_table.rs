@@ -75,7 +75,12 @@ impl RouteTable {
             })
             .collect();
         RouteTable {
-            partners: spec.partners.iter().map(|p| p.domain.clone()).collect(),
+            partners: spec
+                .partners
+                .iter()
+                .flat_map(|p| p.domains())
+                .cloned()
+                .collect(),
             targets,
         }
     }

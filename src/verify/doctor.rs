@@ -16,7 +16,9 @@
 //!    spec gives;
 //! 8. `certificate` — the one the external listener serves covers every
 //!    XMPP domain and is neither expired nor inside its renewal window;
-//! 9. `dns` — `_xmpp-server._tcp.<domain>` SRV answers as specified.
+//! 9. `dialback` — where a partner may use server dialback, the gateway's
+//!    dialback results since it started: failures explained, with the fix;
+//! 10. `dns` — `_xmpp-server._tcp.<domain>` SRV answers as specified.
 //!
 //! This file owns the judging, and it is pure: facts in ([`World`]),
 //! findings out ([`judge`]), so every verdict is tested without a network.
@@ -37,7 +39,7 @@ use serde::Serialize;
 
 use crate::certs::parse::CertInfo;
 use crate::digest::sha256_hex;
-use crate::engine::probe::{GatewayStatus, XmppProbe};
+use crate::engine::probe::{DialbackCounts, GatewayStatus, XmppProbe};
 use crate::plan::ListenerKind;
 use crate::plan::{FileFact, Manager, ServiceFact};
 use crate::spec::{RenewBefore, Role};
@@ -64,6 +66,8 @@ pub enum Check {
     Topology,
     #[serde(rename = "certificate")]
     Certificate,
+    #[serde(rename = "dialback")]
+    Dialback,
     #[serde(rename = "dns")]
     Dns,
 }
@@ -79,6 +83,7 @@ impl Check {
             Check::Route => "xmpp route",
             Check::Topology => "topology",
             Check::Certificate => "certificate",
+            Check::Dialback => "dialback",
             Check::Dns => "dns",
         }
     }
@@ -172,6 +177,9 @@ pub struct World {
     pub hosts: Vec<HostFacts>,
     /// `verify::dns` rows; `None` when the spec has no `dns` section.
     pub dns: Option<Vec<VerifyRow>>,
+    /// The partners that may authenticate by dialback (`auth` dialback or
+    /// either); none: the dialback check is not made.
+    pub dialback_partners: Vec<String>,
 }
 
 /// A site of the spec and the edge pool it routes XMPP federation to.
@@ -234,6 +242,9 @@ pub struct GatewayFacts {
     pub listeners: Vec<ListenerFacts>,
     /// The pool's external certificate, when the spec has one.
     pub certificate: Option<CertFacts>,
+    /// Its dialback counters (`/metrics`), read when a partner may use
+    /// dialback.
+    pub dialback: Option<Result<DialbackCounts, String>>,
     /// What the running gateway holds, read only while it runs.
     pub privilege: Option<Result<PrivilegeFacts, String>>,
     /// The user the spec has the gateway run as.
@@ -360,8 +371,91 @@ pub fn judge(w: &World) -> Vec<Finding> {
     for h in w.hosts.iter().filter(|h| h.runs_gateway) {
         out.push(per_gateway(h, Check::Certificate, |g| certificate(w, h, g)));
     }
+    if !w.dialback_partners.is_empty() {
+        for h in w.hosts.iter().filter(|h| h.runs_gateway) {
+            out.push(per_gateway(h, Check::Dialback, |g| dialback(w, h, g)));
+        }
+    }
     out.extend(dns(w));
     out
+}
+
+/// The gateway's dialback results since it started. Counters only grow
+/// until a restart, so a failure is a warning: it happened, and says what
+/// to look at, but the next stream may well work.
+fn dialback(w: &World, h: &HostFacts, g: &GatewayFacts) -> Finding {
+    let c = match &g.dialback {
+        Some(Ok(c)) => *c,
+        Some(Err(e)) => {
+            return Finding::fail(
+                Check::Dialback,
+                &h.fqdn,
+                format!("cannot read the gateway's /metrics: {e}"),
+                "see the `listener` check of its admin listener",
+            );
+        }
+        None => {
+            return Finding::new(
+                Check::Dialback,
+                &h.fqdn,
+                Status::Skip,
+                "not checked: the gateway's admin listener was not probed",
+            );
+        }
+    };
+    let [in_ok, in_invalid, in_error] = c.inbound;
+    let [out_ok, out_invalid, out_error] = c.outbound;
+    let ours = w
+        .xmpp_domains
+        .first()
+        .map_or("<our domain>", String::as_str);
+    let mut seen = Vec::new();
+    let mut fix = Vec::new();
+    if in_error > 0 {
+        seen.push(format!(
+            "{} could not be checked with the partner's authoritative server (unreachable, no `_xmpp-server._tcp` SRV record, or no answer)",
+            plural(in_error as usize, "partner key")
+        ));
+        fix.push(format!(
+            "from the edge, `dig SRV _xmpp-server._tcp.<partner domain>` must answer and port 5269 of its target be reachable (partners that may use dialback: {})",
+            w.dialback_partners.join(", ")
+        ));
+    }
+    if in_invalid > 0 {
+        seen.push(format!(
+            "{} refused: the partner's own server says it did not issue it (a forged `db:result`, or the partner changed its secret mid-stream)",
+            plural(in_invalid as usize, "partner key")
+        ));
+        fix.push("nothing on our side if it was forged; otherwise the partner must check its dialback secret".into());
+    }
+    if out_invalid > 0 || c.answered_invalid > 0 {
+        seen.push(format!(
+            "partners refused {} of our keys and {} `db:verify` got `invalid` here",
+            out_invalid, c.answered_invalid
+        ));
+        fix.push(format!(
+            "every server behind `_xmpp-server._tcp.{ours}` must be one of these gateways with the same dialback secret: {APPLY}, and see the `dns` check for other SRV targets"
+        ));
+    }
+    if out_error > 0 {
+        seen.push(format!(
+            "partners could not check {out_error} of our keys (they could not reach us to verify)"
+        ));
+        fix.push(format!(
+            "`_xmpp-server._tcp.{ours}` must be published (see `dns`) and port 5269 of every edge reachable from outside"
+        ));
+    }
+    let counts = format!("since start: {in_ok} partner keys verified, {out_ok} of ours accepted");
+    if seen.is_empty() {
+        Finding::pass(Check::Dialback, &h.fqdn, format!("{counts}, no failure"))
+    } else {
+        Finding::warn(
+            Check::Dialback,
+            &h.fqdn,
+            format!("{counts}; {}", seen.join("; ")),
+            fix.join("; "),
+        )
+    }
 }
 
 fn skipped(h: &HostFacts, check: Check) -> Finding {
@@ -618,9 +712,10 @@ fn listener(h: &HostFacts, g: &GatewayFacts, l: &ListenerFacts) -> Finding {
             }
         }
         Probe::Status(Ok(st)) => Ok(format!(
-            "/status answers: binary {}, topology {}",
+            "/status answers: binary {}, topology {}; partner streams: {}",
             st.binary_sha256.as_deref().map_or("?", short_sha),
-            st.topology_version.as_deref().unwrap_or("?")
+            st.topology_version.as_deref().unwrap_or("?"),
+            st.partner_streams_text()
         )),
         Probe::Status(Err(e)) => Err(e.clone()),
     };
@@ -1223,6 +1318,7 @@ mod tests {
                 renew_before: RenewBefore::Fraction(1.0 / 3.0),
                 installed: Ok(leaf(NOW - 65 * DAY, not_after)),
             }),
+            dialback: None,
             privilege: running.then(|| Ok(unprivileged())),
             user: Some("xfed-gateway".into()),
         }
@@ -1371,6 +1467,7 @@ mod tests {
                 ok: true,
                 detail: "10 100 5269 xmpp1.contoso.example. (ttl 300)".into(),
             }]),
+            dialback_partners: Vec::new(),
         }
     }
 
@@ -1379,6 +1476,96 @@ mod tests {
             .find(|x| x.check == check && x.host == host)
             .cloned()
             .unwrap_or_else(|| panic!("no {check:?} finding for {host}: {f:#?}"))
+    }
+
+    /// The admin listener's `/status` says, per partner stream, which way
+    /// it goes and how it was authenticated.
+    #[test]
+    fn the_admin_listener_shows_how_each_partner_stream_was_authenticated() {
+        use crate::engine::probe::{Direction, GatewayStatus, PartnerStream, StreamAuth};
+        let mut w = world();
+        if let Some(g) = w.hosts[1].gateway.as_mut() {
+            g.listeners.push(ListenerFacts {
+                name: ListenerKind::Admin,
+                address: "203.0.113.101:8089".parse().expect("addr"),
+                bound: true,
+                probe: Probe::Status(Ok(GatewayStatus {
+                    binary_sha256: Some("a".repeat(64)),
+                    topology_version: Some("417980d416c3be86".into()),
+                    partner_streams: vec![
+                        PartnerStream {
+                            direction: Direction::Inbound,
+                            domain: "fabrikam.example".into(),
+                            auth: Some(StreamAuth::Dialback),
+                        },
+                        PartnerStream {
+                            direction: Direction::Outbound,
+                            domain: "litware.example".into(),
+                            auth: Some(StreamAuth::External),
+                        },
+                    ],
+                    ..GatewayStatus::default()
+                })),
+            });
+        }
+        let f = judge(&w);
+        let admin = f
+            .iter()
+            .find(|x| x.check == Check::Listener && x.seen.starts_with("admin "))
+            .expect("admin finding");
+        assert_eq!(admin.status, Status::Pass);
+        assert_eq!(
+            admin.seen,
+            "admin 203.0.113.101:8089: bound (ss); from here: /status answers: binary aaaaaaaaaaaa, topology 417980d416c3be86; partner streams: fabrikam.example in by dialback, litware.example out by EXTERNAL"
+        );
+    }
+
+    /// Dialback failures counted by the gateway, each explained with what
+    /// to do; none is a pass; no partner by dialback, no check.
+    #[test]
+    fn dialback_failures_are_explained_with_the_fix() {
+        let mut w = world();
+        assert!(!judge(&w).iter().any(|f| f.check == Check::Dialback));
+        w.dialback_partners = vec!["fabrikam.example".into()];
+        if let Some(g) = w.hosts[1].gateway.as_mut() {
+            g.dialback = Some(Ok(DialbackCounts {
+                inbound: [3, 0, 0],
+                outbound: [2, 0, 0],
+                answered_invalid: 0,
+            }));
+        }
+        let ok = find(&judge(&w), Check::Dialback, "edge1.contoso.example");
+        assert_eq!(ok.status, Status::Pass);
+        assert_eq!(
+            ok.seen,
+            "since start: 3 partner keys verified, 2 of ours accepted, no failure"
+        );
+        if let Some(g) = w.hosts[1].gateway.as_mut() {
+            g.dialback = Some(Ok(DialbackCounts {
+                inbound: [3, 0, 2],
+                outbound: [2, 1, 0],
+                answered_invalid: 0,
+            }));
+        }
+        let f = find(&judge(&w), Check::Dialback, "edge1.contoso.example");
+        assert_eq!(f.status, Status::Warn);
+        assert_eq!(
+            f.seen,
+            "since start: 3 partner keys verified, 2 of ours accepted; 2 partner keys could not be checked with the partner's authoritative server (unreachable, no `_xmpp-server._tcp` SRV record, or no answer); partners refused 1 of our keys and 0 `db:verify` got `invalid` here"
+        );
+        assert_eq!(
+            f.fix.as_deref(),
+            Some(
+                "from the edge, `dig SRV _xmpp-server._tcp.<partner domain>` must answer and port 5269 of its target be reachable (partners that may use dialback: fabrikam.example); every server behind `_xmpp-server._tcp.contoso.example` must be one of these gateways with the same dialback secret: run `xfed apply`, and see the `dns` check for other SRV targets"
+            )
+        );
+        let order: Vec<Check> = judge(&w).iter().map(|x| x.check).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(
+            order, sorted,
+            "dialback comes after certificate, before dns"
+        );
     }
 
     #[test]

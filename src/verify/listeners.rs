@@ -156,10 +156,11 @@ async fn verify_host(
                         row.ok = true;
                         row.topology_version = st.topology_version.clone();
                         row.state = format!(
-                            "listening, /status: binary {}",
+                            "listening, /status: binary {}; partner streams: {}",
                             st.binary_sha256
                                 .as_deref()
-                                .map_or("?", |b| &b[..b.len().min(12)])
+                                .map_or("?", |b| &b[..b.len().min(12)]),
+                            st.partner_streams_text()
                         );
                     }
                     Err(e) => row.state = e,

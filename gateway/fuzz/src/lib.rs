@@ -10,7 +10,11 @@
 //!   bit 2: no certificate installed (`tls_available = false`); with one,
 //!   relaying is on and the peer's TLS client certificate is valid for the
 //!   listener's peer domain, so SASL EXTERNAL and the established phase
-//!   are reached;
+//!   are reached; the partner's `auth` is `either`, so dialback is reached
+//!   too: a `db:result` is answered at once with valid, invalid or error
+//!   (chosen by bits 4-5 and the read's length) as the driver would after
+//!   asking the authoritative server, and `db:verify` is answered from a
+//!   fixed secret (a seed holds a key made with it);
 //!   bit 3: do *not* complete TLS after `Directive::StartTls` (the next read
 //!   then arrives while the handshake is pending);
 //!   bits 4-5: what ends the input: nothing, end of input, a timeout, or
@@ -26,7 +30,9 @@
 //! by `</stream:stream>` at the very end of the output; directives agree
 //! with the phase; a closed machine writes nothing more; every element the
 //! framer delivers fits the byte and depth limits; nothing is relayed or
-//! denied before SASL EXTERNAL succeeded; framing errors are
+//! denied before SASL EXTERNAL or dialback succeeded; dialback only after
+//! TLS, one verification at a time, and a valid answer authenticates that
+//! domain, an invalid one closes the stream; framing errors are
 //! sticky; the framer's input buffer never holds more than the last read;
 //! and the heap held while a connection is processed stays within
 //! [`HEAP_FACTOR`] × the byte limit (measured by [`CountingAlloc`]).
@@ -34,9 +40,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
-use xfed_gateway::config::{Limits, ListenerKind};
+use xfed_gateway::config::{Limits, ListenerKind, PartnerAuth};
+use xfed_gateway::dialback::Secrets;
 use xfed_gateway::stream::{Condition, Directive, NS_SERVER, NS_STREAMS, Phase, StreamMachine};
-use xfed_gateway::stream::{NS_SASL, NS_TLS, StreamEvent, StreamSettings};
+use xfed_gateway::stream::{
+    DialbackOutcome, Mechanism, NS_SASL, NS_TLS, StreamEvent, StreamSettings,
+};
 use xfed_gateway::tls::PeerIdentity;
 use xfed_gateway::xml::{Element, Frame, Framer, FramingError, Node};
 
@@ -379,8 +388,23 @@ fn settings(plan: &Plan, listener: ListenerKind) -> Arc<StreamSettings> {
         tls_available: plan.tls_available,
         relay: plan.tls_available,
         policy: Arc::default(),
+        // The partner may use EXTERNAL or dialback, so both `db:result`
+        // (answered below) and `db:verify` (answered from this secret)
+        // are reached.
+        partners: [(PARTNER.to_string(), (PartnerAuth::Either, true))]
+            .into_iter()
+            .collect(),
+        dialback: Some(Arc::new(Secrets::from_bytes(
+            FUZZ_DIALBACK_SECRET,
+            Some(b"fuzz-previous"),
+        ))),
+        keepalive_interval: std::time::Duration::from_secs(60),
     })
 }
+
+/// The dialback secret of the fuzzed streams (a seed holds a key made
+/// with it, so `db:verify` reaches the `valid` answer too).
+const FUZZ_DIALBACK_SECRET: &[u8] = b"fuzz-secret";
 
 /// What the peer's client certificate proves: its listener's peer domain.
 fn identity(listener: ListenerKind) -> Option<PeerIdentity> {
@@ -413,6 +437,7 @@ fn drive_machine(plan: &Plan, reads: &[&[u8]], listener: ListenerKind, direct_tl
             out.len()
         );
         peer.read(&out);
+        let mut verify = None;
         for event in machine.take_events() {
             if matches!(event, StreamEvent::Relay(_) | StreamEvent::Denied { .. }) {
                 assert!(
@@ -420,7 +445,41 @@ fn drive_machine(plan: &Plan, reads: &[&[u8]], listener: ListenerKind, direct_tl
                     "a stanza decided before authentication"
                 );
             }
+            if let StreamEvent::VerifyDialback { from, .. } = event {
+                assert!(machine.is_secure(), "dialback in the clear");
+                assert!(verify.is_none(), "two verifications from one read");
+                verify = Some(from);
+            }
         }
+        // The authoritative server's answer, as the driver reports it:
+        // chosen by the input (the ending bits and the read's length).
+        let directive = match verify {
+            Some(from) if directive == Directive::Continue => {
+                let outcome = DialbackOutcome::ALL[(usize::from(plan.end) + read.len()) % 3];
+                let answered = machine.dialback_verified(&from, outcome);
+                let out = machine.take_output();
+                peer.read(&out);
+                match outcome {
+                    DialbackOutcome::Valid => {
+                        assert_eq!(answered, Directive::Continue);
+                        assert_eq!(machine.authenticated(), Some(from.as_str()));
+                        assert_eq!(machine.mechanism(), Some(Mechanism::Dialback));
+                        assert_eq!(machine.phase(), Phase::Established);
+                    }
+                    DialbackOutcome::Invalid => {
+                        assert_eq!(answered, Directive::Close);
+                        assert_eq!(machine.authenticated(), None);
+                    }
+                    DialbackOutcome::Error => {
+                        assert_eq!(answered, Directive::Continue);
+                        assert_eq!(machine.authenticated(), None);
+                    }
+                }
+                machine.take_events();
+                answered
+            }
+            _ => directive,
+        };
         match directive {
             Directive::Continue => {
                 assert!(

@@ -30,6 +30,11 @@ pub struct Limits {
     pub negotiation_timeout: Duration,
     /// Longest silence on an established stream before it is closed.
     pub idle_timeout: Duration,
+    /// Silence after which the gateway sends a whitespace keepalive on an
+    /// established S2S stream (both directions) with a partner whose
+    /// `keepalive` is on; below `idle_timeout`. Not written, it is 60 s, or
+    /// half of `idle_timeout` when that is shorter.
+    pub keepalive_interval: Duration,
     /// Concurrent connections per S2S listener (listeners may override).
     pub max_connections: u32,
     /// Concurrent connections per source IP per S2S listener (listeners may override).
@@ -47,6 +52,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(15),
             negotiation_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
+            keepalive_interval: Duration::from_secs(60),
             max_connections: 10_000,
             max_connections_per_ip: 64,
         }
@@ -67,6 +73,7 @@ pub const LIMIT_BOUNDS: &[(&str, u64, u64)] = &[
     ("header_timeout_secs", 1, 600),
     ("negotiation_timeout_secs", 1, 3600),
     ("idle_timeout_secs", 1, 86_400),
+    ("keepalive_interval_secs", 10, 3600),
     ("max_connections", 1, MAX_CONNECTIONS),
     ("max_connections_per_ip", 1, MAX_CONNECTIONS),
 ];
@@ -162,6 +169,12 @@ impl Limits {
         ) {
             limits.idle_timeout = secs(v);
         }
+        let keepalive = f.integer(
+            "keepalive_interval_secs",
+            bounds("keepalive_interval_secs").0,
+            bounds("keepalive_interval_secs").1,
+            out,
+        );
         if let Some(v) = f.integer(
             "max_connections",
             bounds("max_connections").0,
@@ -188,6 +201,25 @@ impl Limits {
                     ),
                 )
                 .hint("the limit before authentication is the smaller one"),
+            );
+        }
+        match keepalive {
+            Some(v) => limits.keepalive_interval = secs(v),
+            None => {
+                limits.keepalive_interval = limits.keepalive_interval.min(limits.idle_timeout / 2);
+            }
+        }
+        if keepalive.is_some() && limits.keepalive_interval >= limits.idle_timeout {
+            out.push(
+                Problem::new(
+                    f.path_of("keepalive_interval_secs"),
+                    format!(
+                        "is {} but must be below `limits.idle_timeout_secs` ({})",
+                        limits.keepalive_interval.as_secs(),
+                        limits.idle_timeout.as_secs()
+                    ),
+                )
+                .hint("a keepalive keeps a stream from looking idle only if it comes first"),
             );
         }
         f.finish(out);

@@ -19,12 +19,14 @@
 //! pushes them, so a value this module refuses is refused at `xfed validate`.
 
 mod bare_jid;
+mod dialback;
 mod domain;
 mod grant;
 mod limits;
 mod listener;
 mod name;
 mod partner;
+mod partner_auth;
 mod policy;
 mod problem;
 mod reader;
@@ -32,12 +34,14 @@ mod relay;
 mod site;
 
 pub use bare_jid::{BareJid, JidError};
+pub use dialback::DialbackConfig;
 pub use domain::{normalize_domain, normalize_jid_domain};
 pub use grant::{Grant, Grantees, our_user};
 pub use limits::{LIMIT_BOUNDS, Limits, check_limit};
 pub use listener::{AdminConfig, CertificatePaths, ListenerConfig, ListenerKind};
 pub use name::check_name;
 pub use partner::{Partner, PartnerKind, PartnerTls};
+pub use partner_auth::PartnerAuth;
 pub use policy::{Policy, PolicyScope};
 pub use problem::{ConfigError, Problem};
 pub use relay::{RelayConfig, ServerAddress};
@@ -93,6 +97,8 @@ pub struct Config {
     /// Relaying between partners and the internal server; `None` = this
     /// release's relay is off (streams end after TLS, as before).
     pub relay: Option<RelayConfig>,
+    /// Where the dialback secrets are; required when a partner may use dialback.
+    pub dialback: Option<DialbackConfig>,
     /// Federated partner domains (from the policy file when set).
     pub partners: Vec<Partner>,
     /// External access policies.
@@ -196,6 +202,7 @@ impl Config {
         );
         let admin = AdminConfig::read(f.table("admin", out), internal.as_ref(), out);
         let relay = RelayConfig::read(f.table("relay", out), out);
+        let dialback = DialbackConfig::read(f.table("dialback", out), out);
         if let (Some(relay), Some(internal)) = (&relay, &internal) {
             check_relay_identity(relay, internal, out);
         }
@@ -243,6 +250,14 @@ impl Config {
             }
         };
         f.finish(out);
+        let prefix = if policy_file.is_some() {
+            POLICY_FILE_PREFIX
+        } else {
+            ""
+        };
+        if !out.iter().any(|p| p.field.starts_with("dialback")) {
+            check_dialback(&sections.partners, dialback.as_ref(), prefix, out);
+        }
 
         if let (Some(e), Some(i), Some(a)) = (&external, &internal, &admin) {
             check_addresses(e, i, a, out);
@@ -257,6 +272,7 @@ impl Config {
             admin: admin?,
             limits,
             relay,
+            dialback,
             partners: sections.partners,
             policies: sections.policies,
             grants: sections.grants,
@@ -266,6 +282,20 @@ impl Config {
             drain,
             log_level: log_level?,
         })
+    }
+
+    /// The partner one of whose domains is `domain` (normalised).
+    pub fn partner_of(&self, domain: &str) -> Option<&Partner> {
+        self.partners.iter().find(|p| p.covers(domain))
+    }
+
+    /// Every partner domain (`domain` and `additional_domains`), in order.
+    pub fn partner_domains(&self) -> Vec<String> {
+        self.partners
+            .iter()
+            .flat_map(Partner::domains)
+            .map(str::to_string)
+            .collect()
     }
 
     /// The listener section of `kind`.
@@ -423,21 +453,62 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
 }
 
 fn check_partners(partners: &[Partner], domains: &[String], prefix: &str, out: &mut Vec<Problem>) {
+    // Every domain of every partner, with the field that names it.
+    let mut seen: Vec<(&str, String)> = Vec::new();
     for (i, p) in partners.iter().enumerate() {
-        if domains.contains(&p.domain) {
+        let fields = std::iter::once((p.domain.as_str(), format!("{prefix}partners[{i}].domain")))
+            .chain(p.additional_domains.iter().enumerate().map(|(k, d)| {
+                (
+                    d.as_str(),
+                    format!("{prefix}partners[{i}].additional_domains[{k}]"),
+                )
+            }));
+        for (domain, field) in fields {
+            if domains.iter().any(|d| d == domain) {
+                out.push(
+                    Problem::new(field, format!("`{domain}` is one of our own `domains`"))
+                        .hint("a partner is an outside domain"),
+                );
+                continue;
+            }
+            if let Some((_, first)) = seen.iter().find(|(d, _)| *d == domain) {
+                out.push(
+                    Problem::new(field, format!("`{domain}` is listed twice")).hint(format!(
+                        "it is already `{first}`; a domain belongs to one partner"
+                    )),
+                );
+                continue;
+            }
+            seen.push((domain, field));
+        }
+    }
+}
+
+/// A partner that may use dialback needs `[dialback]`.
+fn check_dialback(
+    partners: &[Partner],
+    dialback: Option<&DialbackConfig>,
+    prefix: &str,
+    out: &mut Vec<Problem>,
+) {
+    if dialback.is_some() {
+        return;
+    }
+    for (i, p) in partners.iter().enumerate() {
+        if p.auth.allows_dialback() {
             out.push(
                 Problem::new(
-                    format!("{prefix}partners[{i}].domain"),
-                    format!("`{}` is one of our own `domains`", p.domain),
+                    format!("{prefix}partners[{i}].auth"),
+                    format!(
+                        "`{}` allows dialback but the main config has no `[dialback]`",
+                        p.auth.as_str()
+                    ),
                 )
-                .hint("a partner is an outside domain"),
+                .hint(
+                    "add [dialback] with secret_file = \"/etc/xfed/dialback.secret\" (the \
+                     organisation's dialback secret), or use auth = \"external\"",
+                ),
             );
-        }
-        if partners[..i].iter().any(|q| q.domain == p.domain) {
-            out.push(Problem::new(
-                format!("{prefix}partners[{i}].domain"),
-                format!("`{}` is listed twice", p.domain),
-            ));
         }
     }
 }

@@ -1,11 +1,12 @@
 //! `[[partners]]`: the outside XMPP domains the organisation federates with.
 //!
-//! Their domains are the external listener's allow-list (enforced by
-//! `stream::StreamSettings::admit`); the per-partner authentication rules
-//! (kind, dialback) are loaded and reported now and enforced when
-//! authentication lands.
+//! Their domains (`domain` and `additional_domains`) are the external
+//! listener's allow-list (enforced by `stream::StreamSettings::admit`);
+//! `auth` says how their streams authenticate (SASL EXTERNAL, dialback or
+//! either), `keepalive` whether idle streams with them get whitespace.
 
 use super::domain::normalize_domain;
+use super::partner_auth::PartnerAuth;
 use super::problem::Problem;
 use super::reader::Fields;
 use super::relay::ServerAddress;
@@ -66,8 +67,14 @@ pub struct Partner {
     pub kind: PartnerKind,
     /// TLS requirement.
     pub tls: PartnerTls,
-    /// Whether server dialback (XEP-0220) is accepted from this partner.
-    pub dialback: bool,
+    /// How its streams authenticate, both directions.
+    pub auth: PartnerAuth,
+    /// Other domains of the same partner (e.g. its `conference.` MUC
+    /// service), lowercase, under the same rules as `domain`.
+    pub additional_domains: Vec<String>,
+    /// Whether idle streams with this partner get whitespace keepalives
+    /// every `limits.keepalive_interval_secs`.
+    pub keepalive: bool,
     /// Where the relay connects for this partner instead of resolving its
     /// `_xmpp-server._tcp` SRV record.
     pub proxy: Option<ServerAddress>,
@@ -106,7 +113,43 @@ impl Partner {
                 None
             }
         };
-        let dialback = f.bool("dialback", out).unwrap_or(false);
+        if f.present("dialback") {
+            out.push(
+                Problem::new(f.path_of("dialback"), "was replaced by `auth`").hint(
+                    "use auth = \"dialback\" or auth = \"either\" (EXTERNAL preferred) for \
+                     `dialback = true`, auth = \"external\" for `dialback = false`",
+                ),
+            );
+        }
+        let auth = match f.string("auth", out) {
+            None => Some(PartnerAuth::External),
+            Some(raw) => {
+                let auth = PartnerAuth::parse(&raw);
+                if auth.is_none() {
+                    out.push(
+                        Problem::new(f.path_of("auth"), format!("`{raw}` is not a way to authenticate"))
+                            .hint("use \"external\" (SASL EXTERNAL), \"dialback\" (XEP-0220) or \"either\""),
+                    );
+                }
+                auth
+            }
+        };
+        let mut additional_domains = Vec::new();
+        for (i, raw) in f
+            .string_list("additional_domains", out)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            match normalize_domain(raw) {
+                Ok(d) => additional_domains.push(d),
+                Err(e) => out.push(Problem::new(
+                    format!("{}[{i}]", f.path_of("additional_domains")),
+                    e,
+                )),
+            }
+        }
+        let keepalive = f.bool("keepalive", out).unwrap_or(true);
         let proxy = f.string("proxy", out).and_then(|raw| {
             ServerAddress::parse(&raw)
                 .map_err(|e| {
@@ -122,8 +165,21 @@ impl Partner {
             domain: domain?,
             kind: kind?,
             tls: tls?,
-            dialback,
+            auth: auth?,
+            additional_domains,
+            keepalive,
             proxy,
         })
+    }
+
+    /// `domain` then `additional_domains`.
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.domain.as_str())
+            .chain(self.additional_domains.iter().map(String::as_str))
+    }
+
+    /// Whether `domain` (normalised) is one of this partner's domains.
+    pub fn covers(&self, domain: &str) -> bool {
+        self.domains().any(|d| d == domain)
     }
 }

@@ -13,7 +13,7 @@ address = "127.0.0.1"
 address = "127.0.0.2"
 [[partners]]
 domain = "partner.example"
-dialback = true
+keepalive = true
 [[policies]]
 identity = "Global"
 scope = "global"
@@ -62,7 +62,14 @@ fn valid_config_resolves_defaults() {
     assert_eq!(c.drain, std::time::Duration::from_secs(10));
     assert_eq!(c.topology_version.as_deref(), Some("v7"));
     assert_eq!(c.partners[0].domain, "partner.example");
-    assert!(c.partners[0].dialback);
+    assert_eq!(c.partners[0].auth, PartnerAuth::External);
+    assert!(c.partners[0].keepalive);
+    assert!(c.partners[0].additional_domains.is_empty());
+    assert_eq!(c.dialback, None);
+    assert_eq!(
+        c.limits.keepalive_interval,
+        std::time::Duration::from_secs(60)
+    );
     assert_eq!(c.grants[0].grantees, Grantees::All);
     assert_eq!(c.partners[0].kind, PartnerKind::Federated);
     assert_eq!(c.policies[0].scope, PolicyScope::Global);
@@ -328,19 +335,19 @@ fn each_bad_field_is_named() {
         (
             with(
                 "",
-                &[("dialback = true", "dialback = true\ntls = \"optional\"")],
+                &[("keepalive = true", "keepalive = true\ntls = \"optional\"")],
             ),
             "partners[0].tls",
         ),
         (
-            with("", &[("dialback = true", "dialback = \"yes\"")]),
+            with("", &[("keepalive = true", "dialback = \"yes\"")]),
             "partners[0].dialback",
         ),
         (
             with(
                 "",
                 &[(
-                    "dialback = true",
+                    "keepalive = true",
                     "[[partners]]\ndomain = \"partner.example\"",
                 )],
             ),
@@ -438,8 +445,8 @@ fn partner_kind_is_read_with_federated_as_default() {
     let c = parse(&with(
         "",
         &[(
-            "dialback = true",
-            "dialback = true\nkind = \"public_verified\"",
+            "keepalive = true",
+            "keepalive = true\nkind = \"public_verified\"",
         )],
     ))
     .expect("valid");
@@ -448,15 +455,15 @@ fn partner_kind_is_read_with_federated_as_default() {
         let text = with(
             "",
             &[(
-                "dialback = true",
-                &format!("dialback = true\nkind = \"{}\"", kind.as_str()),
+                "keepalive = true",
+                &format!("keepalive = true\nkind = \"{}\"", kind.as_str()),
             )],
         );
         assert_eq!(parse(&text).expect("valid").partners[0].kind, kind);
     }
     let text = with(
         "",
-        &[("dialback = true", "dialback = true\nkind = \"friendly\"")],
+        &[("keepalive = true", "keepalive = true\nkind = \"friendly\"")],
     );
     assert_eq!(bad_fields(&text), vec!["partners[0].kind"]);
 }
@@ -581,7 +588,7 @@ domain = "fabrikam.example"
 kind = "trusted"
 [[partners]]
 domain = "partner.example"
-dialback = true
+keepalive = true
 [[policies]]
 identity = "global"
 scope = "global"
@@ -724,7 +731,7 @@ fn problems_in_the_policy_file_are_prefixed_with_policy_file() {
             "policy_file:partners[0].kind",
         ),
         (
-            POLICY.replace("dialback = true", "tls = \"optional\""),
+            POLICY.replace("keepalive = true", "tls = \"optional\""),
             "policy_file:partners[1].tls",
         ),
         (
@@ -795,6 +802,13 @@ port = 23456
 [admin]
 address = "192.0.2.101"
 port = 8089
+
+[limits]
+keepalive_interval_secs = 60
+
+[dialback]
+secret_file = "/etc/xfed/dialback.secret"
+previous_secret_file = "/etc/xfed/dialback.previous"
 "#;
 
 const XFED_POLICY_TOML: &str = r#"# Federated partners and external access policies (topology 2026-11-25.1).
@@ -804,25 +818,29 @@ const XFED_POLICY_TOML: &str = r#"# Federated partners and external access polic
 domain = "fabrikam.example"
 kind = "federated"
 tls = "required"
-dialback = false
+auth = "external"
+additional_domains = ["conference.fabrikam.example"]
+keepalive = true
+proxy = "xmpp-gw.fabrikam.example:5269"
 
 [[partners]]
 domain = "litware.example"
 kind = "trusted"
 tls = "required"
-dialback = true
+auth = "external"
+keepalive = false
 
 [[partners]]
 domain = "chat.tailspin.example"
 kind = "public_verified"
 tls = "required"
-dialback = false
+auth = "either"
 
 [[partners]]
 domain = "adatum.example"
 kind = "public_unverified"
 tls = "required"
-dialback = true
+auth = "dialback"
 
 [[policies]]
 identity = "global"
@@ -1216,4 +1234,208 @@ fn each_bad_relay_field_is_named() {
             "{field} not in {fields:?} for\n{text}"
         );
     }
+}
+
+// ---- partner negotiation: auth, additional domains, keepalive, dialback ----
+
+const DIALBACK_SECTION: &str = "[dialback]\nsecret_file = \"/etc/xfed/dialback.secret\"\n";
+
+#[test]
+fn auth_values_and_their_default() {
+    for auth in PartnerAuth::ALL {
+        let text = with(
+            "",
+            &[("keepalive = true", &format!("auth = \"{}\"", auth.as_str()))],
+        ) + DIALBACK_SECTION;
+        let c = parse(&text).expect("valid");
+        assert_eq!(c.partners[0].auth, auth);
+        assert_eq!(
+            c.dialback.as_ref().map(|d| d.secret_file.clone()),
+            Some("/etc/xfed/dialback.secret".into())
+        );
+        assert_eq!(
+            c.dialback
+                .as_ref()
+                .expect("dialback section")
+                .previous_secret_file,
+            None
+        );
+    }
+    let text = with("", &[("keepalive = true", "auth = \"sasl\"")]);
+    assert_eq!(bad_fields(&text), vec!["partners[0].auth"]);
+}
+
+#[test]
+fn old_dialback_key_is_refused_with_a_hint() {
+    for old in ["dialback = true", "dialback = false"] {
+        let Err(ConfigError::Invalid { problems, .. }) =
+            parse(&with("", &[("keepalive = true", old)]))
+        else {
+            panic!("accepted {old}");
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "partners[0].dialback");
+        assert!(
+            problems[0]
+                .hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("auth = "),
+            "{problems:?}"
+        );
+    }
+}
+
+#[test]
+fn dialback_needs_the_dialback_section() {
+    for auth in ["dialback", "either"] {
+        let text = with("", &[("keepalive = true", &format!("auth = \"{auth}\""))]);
+        assert_eq!(bad_fields(&text), vec!["partners[0].auth"]);
+    }
+    // In the policy file, the problem is named there.
+    let policy = POLICY.replace("keepalive = true", "auth = \"either\"");
+    assert_eq!(
+        pair_fields(MAIN_WITH_POLICY_FILE, &policy),
+        vec!["policy_file:partners[1].auth"]
+    );
+    let main = format!("{MAIN_WITH_POLICY_FILE}{DIALBACK_SECTION}");
+    let c = parse_pair(&main, &policy).expect("valid");
+    assert_eq!(c.partners[1].auth, PartnerAuth::Either);
+}
+
+#[test]
+fn dialback_section_fields_are_checked() {
+    let cases = [
+        ("[dialback]\n", "dialback.secret_file"),
+        ("[dialback]\nsecret_file = \"\"\n", "dialback.secret_file"),
+        (
+            "[dialback]\nsecret_file = \"/a\"\nprevious_secret_file = \"/a\"\n",
+            "dialback.previous_secret_file",
+        ),
+        (
+            "[dialback]\nsecret_file = \"/a\"\nsecret = \"x\"\n",
+            "dialback.secret",
+        ),
+    ];
+    for (section, field) in cases {
+        let text = format!("{VALID}{section}");
+        assert_eq!(bad_fields(&text), vec![field], "{section}");
+    }
+    let text = format!("{VALID}[dialback]\nsecret_file = \"/a\"\nprevious_secret_file = \"/b\"\n");
+    let c = parse(&text).expect("valid");
+    assert_eq!(
+        c.dialback,
+        Some(DialbackConfig {
+            secret_file: "/a".into(),
+            previous_secret_file: Some("/b".into()),
+        })
+    );
+}
+
+#[test]
+fn additional_domains_are_partner_domains() {
+    let text = with(
+        "",
+        &[(
+            "keepalive = true",
+            "additional_domains = [\"Conference.Partner.Example\"]",
+        )],
+    );
+    let c = parse(&text).expect("valid");
+    assert_eq!(
+        c.partners[0].additional_domains,
+        vec!["conference.partner.example"]
+    );
+    assert_eq!(
+        c.partner_domains(),
+        vec!["partner.example", "conference.partner.example"]
+    );
+    assert_eq!(
+        c.partner_of("conference.partner.example")
+            .map(|p| p.domain.as_str()),
+        Some("partner.example")
+    );
+    let cases = [
+        (
+            "additional_domains = [\"partner.example\"]",
+            "partners[0].additional_domains[0]",
+        ),
+        (
+            "additional_domains = [\"contoso.example\"]",
+            "partners[0].additional_domains[0]",
+        ),
+        (
+            "additional_domains = [\"bad domain\"]",
+            "partners[0].additional_domains[0]",
+        ),
+        (
+            "additional_domains = \"muc.partner.example\"",
+            "partners[0].additional_domains",
+        ),
+        (
+            "additional_domains = [\"muc.partner.example\"]\n[[partners]]\ndomain = \"muc.partner.example\"",
+            "partners[1].domain",
+        ),
+    ];
+    for (line, field) in cases {
+        let text = with("", &[("keepalive = true", line)]);
+        assert_eq!(bad_fields(&text), vec![field], "{line}");
+    }
+}
+
+#[test]
+fn keepalive_flag_and_interval() {
+    let c = parse(&with("", &[("keepalive = true", "keepalive = false")])).expect("valid");
+    assert!(!c.partners[0].keepalive);
+    let limits = |body: &str| {
+        with(
+            "",
+            &[("[internal]", &format!("[limits]\n{body}\n[internal]"))],
+        )
+    };
+    let c = parse(&limits("keepalive_interval_secs = 10")).expect("valid");
+    assert_eq!(
+        c.limits.keepalive_interval,
+        std::time::Duration::from_secs(10)
+    );
+    // Not written: 60 s, or half a shorter idle timeout.
+    let c = parse(&limits("idle_timeout_secs = 30")).expect("valid");
+    assert_eq!(
+        c.limits.keepalive_interval,
+        std::time::Duration::from_secs(15)
+    );
+    for body in [
+        "keepalive_interval_secs = 9",
+        "keepalive_interval_secs = 3601",
+        "keepalive_interval_secs = 30\nidle_timeout_secs = 30",
+    ] {
+        assert_eq!(
+            bad_fields(&limits(body)),
+            vec!["limits.keepalive_interval_secs"],
+            "{body}"
+        );
+    }
+    assert!(check_limit("keepalive_interval_secs", 10).is_ok());
+    assert!(check_limit("keepalive_interval_secs", 5).is_err());
+}
+
+#[test]
+fn xfed_rendering_carries_partner_negotiation() {
+    let c = parse_pair(XFED_GATEWAY_TOML, XFED_POLICY_TOML).expect("valid");
+    let auths: Vec<PartnerAuth> = c.partners.iter().map(|p| p.auth).collect();
+    assert_eq!(
+        auths,
+        vec![
+            PartnerAuth::External,
+            PartnerAuth::External,
+            PartnerAuth::Either,
+            PartnerAuth::Dialback
+        ]
+    );
+    assert_eq!(
+        c.partners[0].additional_domains,
+        vec!["conference.fabrikam.example"]
+    );
+    assert!(!c.partners[1].keepalive);
+    assert!(c.dialback.is_some());
 }

@@ -17,13 +17,16 @@ use super::generation::Generation;
 use super::limiter::Permit;
 use super::metrics::inc;
 use super::pre_auth::PreAuthPermit;
-use super::relay::Router;
+use super::relay::{InboundStream, Router, VerifyRequest};
 use super::shared::Shared;
 use super::tracker::TaskToken;
 use crate::config::ListenerKind;
+use crate::dialback::KeyCheck;
 use crate::event;
 use crate::policy::Direction;
-use crate::stream::{Directive, Phase, StreamError, StreamEvent, StreamMachine};
+use crate::stream::{
+    DialbackOutcome, Directive, Mechanism, Phase, StreamError, StreamEvent, StreamMachine,
+};
 use crate::tls::PeerIdentity;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +67,21 @@ pub struct Connection {
     recorded: bool,
     /// Its place in the unauthenticated budget, until authenticated.
     pre_auth: Option<PreAuthPermit>,
+    /// Its entry in `/status` once authenticated.
+    inbound_id: Option<u64>,
+    /// The dialback verification in progress: the partner domain and the
+    /// task asking its authoritative server.
+    verifying: Option<(String, AbortOnDrop)>,
+}
+
+/// A spawned verification, aborted if the connection ends first.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<DialbackOutcome>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How one leg of the connection (plain or TLS) ended.
@@ -76,6 +94,7 @@ struct Deadlines {
     header: Duration,
     negotiation: Instant,
     idle: Duration,
+    keepalive: Duration,
 }
 
 impl Connection {
@@ -101,6 +120,8 @@ impl Connection {
             revoked: false,
             recorded: false,
             pre_auth: None,
+            inbound_id: None,
+            verifying: None,
         }
     }
 
@@ -120,6 +141,7 @@ impl Connection {
             header: limits.header_timeout,
             negotiation: Instant::now() + limits.negotiation_timeout,
             idle: limits.idle_timeout,
+            keepalive: limits.keepalive_interval,
         };
         let tls = state.tls.clone();
         let mut machine = StreamMachine::new(state.settings.clone());
@@ -273,6 +295,9 @@ impl Connection {
         ];
         let mut header_deadline = header_deadline;
         let mut last_phase = machine.phase();
+        // Idle is silence from the peer: our own keepalives do not count.
+        let mut last_read = Instant::now();
+        let mut last_write = Instant::now();
         let mut directive = if *self.shutdown.borrow() {
             machine.shut_down()
         } else {
@@ -293,6 +318,7 @@ impl Connection {
                 if !matches!(timeout(deadlines.header, write).await, Ok(Ok(()))) {
                     return Leg::Closed;
                 }
+                last_write = Instant::now();
             }
             match directive {
                 Directive::StartTls => return Leg::StartTls,
@@ -310,16 +336,51 @@ impl Connection {
             last_phase = phase;
             let deadline = match phase {
                 Phase::AwaitHeader => header_deadline,
-                Phase::Established => Instant::now() + deadlines.idle,
+                Phase::Established => last_read + deadlines.idle,
                 // Until authenticated the negotiation deadline applies;
                 // idle applies on top.
-                _ => deadlines.negotiation.min(Instant::now() + deadlines.idle),
+                _ => deadlines.negotiation.min(last_read + deadlines.idle),
             };
+            // Whitespace keepalives to a partner whose entry asks for them,
+            // on an established external stream.
+            let keepalive_at = (phase == Phase::Established
+                && self.listener == ListenerKind::External
+                && machine.keepalive())
+            .then_some(last_write + deadlines.keepalive);
             directive = tokio::select! {
                 read = io.read(&mut buf) => match read {
                     Ok(0) | Err(_) => machine.end_of_input(),
-                    Ok(n) => self.receive(machine, &buf[..n]),
+                    Ok(n) => {
+                        last_read = Instant::now();
+                        self.receive(machine, &buf[..n])
+                    }
                 },
+                outcome = async {
+                    match self.verifying.as_mut() {
+                        Some((_, task)) => (&mut task.0).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let (from, _) = self.verifying.take().unzip();
+                    let outcome = outcome.unwrap_or(DialbackOutcome::Error);
+                    machine.dialback_verified(&from.unwrap_or_default(), outcome)
+                }
+                () = async {
+                    match keepalive_at {
+                        Some(at) => sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let write = async {
+                        io.write_all(b" ").await?;
+                        io.flush().await
+                    };
+                    if !matches!(timeout(deadlines.header, write).await, Ok(Ok(()))) {
+                        return Leg::Closed;
+                    }
+                    last_write = Instant::now();
+                    Directive::Continue
+                }
                 () = sleep_until(deadline) => machine.timed_out(),
                 _ = self.shutdown.changed() => machine.shut_down(),
                 // The sender lives in `Shared`, which this connection holds,
@@ -340,16 +401,86 @@ impl Connection {
         let stats = &self.shared.relay;
         for stream_event in machine.take_events() {
             match stream_event {
-                StreamEvent::Authenticated { domain } => {
+                StreamEvent::Authenticated { domain, mechanism } => {
                     self.pre_auth = None;
-                    stats.sasl(self.listener, true);
+                    match mechanism {
+                        Mechanism::External => stats.sasl(self.listener, true),
+                        Mechanism::Dialback => stats.authenticated_opened(self.listener),
+                    }
                     event!(
                         Info,
                         "stream_authenticated",
                         listener = self.listener.name(),
                         peer = self.peer,
                         domain = domain,
-                        mechanism = "EXTERNAL",
+                        mechanism = match mechanism {
+                            Mechanism::External => "EXTERNAL",
+                            Mechanism::Dialback => "dialback",
+                        },
+                    );
+                    self.inbound_id = Some(stats.inbound_opened(InboundStream {
+                        listener: self.listener,
+                        domain,
+                        auth: mechanism,
+                    }));
+                }
+                StreamEvent::VerifyDialback {
+                    from,
+                    to,
+                    stream_id,
+                    key,
+                } => {
+                    event!(
+                        Info,
+                        "dialback_requested",
+                        listener = self.listener.name(),
+                        peer = self.peer,
+                        from = from,
+                        to = to,
+                    );
+                    let router = self.router.clone();
+                    let request = VerifyRequest {
+                        from: from.clone(),
+                        to,
+                        stream_id,
+                        key,
+                    };
+                    let task = tokio::spawn(async move { router.verify_dialback(request).await });
+                    self.verifying = Some((from, AbortOnDrop(task)));
+                }
+                StreamEvent::DialbackAnswered { from, outcome } => {
+                    event!(
+                        Info,
+                        if outcome == DialbackOutcome::Valid {
+                            "dialback_accepted"
+                        } else {
+                            "dialback_refused"
+                        },
+                        listener = self.listener.name(),
+                        peer = self.peer,
+                        from = from,
+                        result = outcome.as_str(),
+                    );
+                }
+                StreamEvent::VerifyAnswered { from, to, check } => {
+                    stats.verify_answered(check != KeyCheck::Invalid);
+                    event!(
+                        Info,
+                        "dialback_verify_answered",
+                        listener = self.listener.name(),
+                        peer = self.peer,
+                        from = from,
+                        to = to,
+                        result = if check == KeyCheck::Invalid {
+                            "invalid"
+                        } else {
+                            "valid"
+                        },
+                        secret = match check {
+                            KeyCheck::Current => "current",
+                            KeyCheck::Previous => "previous",
+                            KeyCheck::Invalid => "none",
+                        },
                     );
                 }
                 StreamEvent::AuthFailed { reason } => {
@@ -449,6 +580,19 @@ impl Connection {
                     reason = refusal,
                 );
             }
+            if let StreamError::DialbackRefused(why) = error {
+                event!(
+                    Info,
+                    "dialback_refused",
+                    listener = self.listener.name(),
+                    peer = self.peer,
+                    from = machine
+                        .peer()
+                        .and_then(|p| p.from.as_deref())
+                        .unwrap_or("-"),
+                    reason = why,
+                );
+            }
             event!(
                 Debug,
                 "stream_error",
@@ -464,6 +608,9 @@ impl Connection {
         self.record(machine);
         if machine.authenticated().is_some() {
             self.shared.relay.authenticated_closed(self.listener);
+        }
+        if let Some(id) = self.inbound_id.take() {
+            self.shared.relay.inbound_closed(id);
         }
         event!(
             Debug,

@@ -6,6 +6,7 @@
 //! all. Connections keep the generation they were accepted under.
 
 use crate::config::{Config, ConfigError, ListenerKind, Problem};
+use crate::dialback::Secrets;
 use crate::policy::PolicyIndex;
 use crate::stream::StreamSettings;
 use crate::tls::{ListenerTls, RelayTls};
@@ -38,6 +39,8 @@ pub struct Generation {
     pub policy: Arc<PolicyIndex>,
     /// The relay's client TLS, with `[relay]`.
     pub relay: Option<RelayTls>,
+    /// The dialback secrets, with `[dialback]`.
+    pub dialback: Option<Arc<Secrets>>,
 }
 
 impl Generation {
@@ -50,6 +53,16 @@ impl Generation {
         let mut states = Vec::with_capacity(2);
         let now = crate::clock::unix_now();
         let policy = Arc::new(PolicyIndex::new(&config));
+        let dialback = match &config.dialback {
+            None => None,
+            Some(d) => match Secrets::load(d) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(p) => {
+                    problems.extend(p);
+                    None
+                }
+            },
+        };
         for kind in ListenerKind::ALL {
             let listener = config.listener(kind);
             let tls = match ListenerTls::load(listener) {
@@ -78,12 +91,14 @@ impl Generation {
                     }
                 }
             }
-            let settings = Arc::new(StreamSettings::new(
-                &config,
-                kind,
-                tls.is_some(),
-                policy.clone(),
-            ));
+            let settings = Arc::new(
+                StreamSettings::new(&config, kind, tls.is_some(), policy.clone()).with_dialback(
+                    match kind {
+                        ListenerKind::External => dialback.clone(),
+                        ListenerKind::Internal => None,
+                    },
+                ),
+            );
             states.push(ListenerState {
                 settings,
                 tls,
@@ -123,6 +138,7 @@ impl Generation {
             Generation {
                 policy,
                 relay,
+                dialback,
                 config,
                 external,
                 internal,

@@ -69,6 +69,21 @@ pub struct RelayStatus {
     pub outbound: Vec<OutboundStatus>,
     /// Authenticated inbound streams, by listener.
     pub authenticated_streams: BTreeMap<&'static str, u64>,
+    /// Each authenticated inbound stream: listener, peer domain, how.
+    pub inbound: Vec<InboundStatus>,
+}
+
+/// One authenticated inbound stream in `/status`.
+#[derive(Debug, Serialize)]
+pub struct InboundStatus {
+    /// Always `inbound`.
+    pub direction: &'static str,
+    /// `external` or `internal`.
+    pub listener: &'static str,
+    /// The authenticated peer domain.
+    pub domain: String,
+    /// `external` (SASL EXTERNAL) or `dialback`.
+    pub auth: &'static str,
 }
 
 /// One outbound stream in `/status`.
@@ -80,6 +95,10 @@ pub struct OutboundStatus {
     pub leg: &'static str,
     /// `connecting` or `established`.
     pub state: &'static str,
+    /// Always `outbound`.
+    pub direction: &'static str,
+    /// `external` (SASL EXTERNAL) or `dialback`, once established.
+    pub auth: Option<&'static str>,
 }
 
 /// One listener in `/status`.
@@ -199,9 +218,11 @@ impl Status {
                     .outbound()
                     .into_iter()
                     .map(|(pair, (leg, state))| OutboundStatus {
+                        auth: shared.relay.outbound_auth(&pair).map(|m| m.as_str()),
                         pair,
                         leg: leg.as_str(),
                         state: state.as_str(),
+                        direction: "outbound",
                     })
                     .collect();
                 RelayStatus {
@@ -211,6 +232,17 @@ impl Status {
                     authenticated_streams: ListenerKind::ALL
                         .into_iter()
                         .map(|kind| (kind.name(), shared.relay.authenticated(kind)))
+                        .collect(),
+                    inbound: shared
+                        .relay
+                        .inbound()
+                        .into_iter()
+                        .map(|s| InboundStatus {
+                            direction: "inbound",
+                            listener: s.listener.name(),
+                            domain: s.domain,
+                            auth: s.auth.as_str(),
+                        })
                         .collect(),
                 }
             }),

@@ -77,6 +77,11 @@ pub enum StreamError {
     /// A stanza on a stream that is not authenticated.
     #[error("stanza `{0}` before authentication")]
     NotAuthorized(String),
+    /// A dialback element this stream may not send (before TLS is the
+    /// TLS rule's; unsolicited, repeated, for a partner that must use SASL
+    /// EXTERNAL, or a key the authoritative server did not confirm).
+    #[error("dialback refused: {0}")]
+    DialbackRefused(String),
     /// A stanza between servers without `to` or `from`.
     #[error("`{0}` without `to` or `from`")]
     ImproperAddressing(String),
@@ -112,7 +117,9 @@ impl StreamError {
             StreamError::UnsupportedVersion(_) => Condition::UnsupportedVersion,
             StreamError::HostUnknown(_) => Condition::HostUnknown,
             StreamError::InvalidFrom(_) => Condition::InvalidFrom,
-            StreamError::NotAuthorized(_) => Condition::NotAuthorized,
+            StreamError::NotAuthorized(_) | StreamError::DialbackRefused(_) => {
+                Condition::NotAuthorized
+            }
             StreamError::ImproperAddressing(_) => Condition::ImproperAddressing,
             StreamError::UnsupportedStanzaType(_) => Condition::UnsupportedStanzaType,
             StreamError::NoCertificate => Condition::InternalServerError,
@@ -152,6 +159,7 @@ impl StreamError {
                 "data sent after <starttls/> before TLS".to_string()
             }
             StreamError::NotAuthorized(_) => "stream is not authenticated".to_string(),
+            StreamError::DialbackRefused(_) => "dialback is not accepted here".to_string(),
             StreamError::NoCertificate => "no certificate installed".to_string(),
             StreamError::HostUnknown(None) => "the stream header names no domain".to_string(),
             StreamError::HostUnknown(Some(d)) => format!("this service does not serve {d}"),

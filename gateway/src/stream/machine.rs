@@ -24,7 +24,21 @@
 //! SASL EXTERNAL (RFC 6120 §6, XEP-0178) is offered only when relaying is
 //! configured, the driver handed over a client certificate that chains to
 //! the listener's trust anchors (`PeerIdentity`), the header names a `from`
-//! the listener's peer rule admits, and the certificate is valid for it.
+//! the listener's peer rule admits, the certificate is valid for it and the
+//! partner's `auth` allows EXTERNAL.
+//!
+//! Dialback (XEP-0220), external listener only and only after TLS: a
+//! `db:result` from a partner whose `auth` allows dialback becomes
+//! [`StreamEvent::VerifyDialback`]; the driver asks the partner's
+//! authoritative server and reports back with [`StreamMachine::dialback_verified`],
+//! which answers the pending request (and only it) and, when valid,
+//! authenticates the domain on this stream without a restart. A second
+//! `db:result`, one for a partner that must use EXTERNAL, or any typed
+//! (answer) element arriving on a receiving stream is refused with
+//! `not-authorized`. A `db:verify` (we are the authoritative server for a
+//! key the gateway issued) is answered at once from the secrets:
+//! `valid` for a key made with the current or the previous secret,
+//! `invalid` otherwise. `db:*` elements are never relayed.
 //! In `Established` every stanza's addresses are checked against the
 //! authenticated pair, then the per-user policy decides (README, "Per-user
 //! policy"); what to relay or answer is handed to the driver as
@@ -32,22 +46,28 @@
 
 use super::condition::Condition;
 use super::error::StreamError;
-use super::header::{NS_SERVER, PeerHeader, response_header};
+use super::header::{NS_DIALBACK, NS_SERVER, PeerHeader, response_header};
+use super::mechanism::{DialbackOutcome, Mechanism};
 use super::settings::StreamSettings;
 use super::stanza::{
     Routed, StanzaCondition, check_addresses, error_reply, expects_error_reply, with_lang,
 };
 use super::stream_id::StreamId;
-use crate::config::{ListenerKind, normalize_jid_domain};
+use crate::config::{ListenerKind, normalize_domain, normalize_jid_domain};
+use crate::dialback::{DialbackKey, KeyCheck};
 use crate::policy::{DenialReply, Direction, Verdict, decide};
 use crate::tls::PeerIdentity;
-use crate::xml::{Element, Frame, Framer, escape_text};
+use crate::xml::{Element, Frame, Framer, escape_attr, escape_text};
 use std::sync::Arc;
 
 /// `urn:ietf:params:xml:ns:xmpp-tls`
 pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 /// `urn:ietf:params:xml:ns:xmpp-sasl`
 pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+/// `urn:xmpp:features:dialback`, the dialback stream feature.
+pub const NS_DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";
+/// Longest dialback key accepted (XEP-0185 keys are 64 hex digits).
+const MAX_KEY_BYTES: usize = 1024;
 const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 /// The language stamped on stanzas when neither they nor the stream name one.
 const DEFAULT_LANG: &str = "en";
@@ -84,10 +104,40 @@ pub enum Directive {
 /// What happened on the stream that the driver must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
-    /// SASL EXTERNAL succeeded for `domain`.
+    /// The stream is authenticated for `domain`.
     Authenticated {
         /// The peer's proven domain.
         domain: String,
+        /// How.
+        mechanism: Mechanism,
+    },
+    /// A `db:result` to verify with `from`'s authoritative server; answer
+    /// with [`StreamMachine::dialback_verified`].
+    VerifyDialback {
+        /// The originating (partner) domain.
+        from: String,
+        /// Our domain it wants to reach.
+        to: String,
+        /// The id of this stream, which the key is bound to.
+        stream_id: String,
+        /// The key to verify.
+        key: String,
+    },
+    /// The pending `db:result` was answered.
+    DialbackAnswered {
+        /// The partner domain.
+        from: String,
+        /// What the authoritative server said.
+        outcome: DialbackOutcome,
+    },
+    /// A `db:verify` was answered (we are the authoritative server).
+    VerifyAnswered {
+        /// The receiving server asking.
+        from: String,
+        /// Our domain the key claims.
+        to: String,
+        /// Whether a key of ours, and made with which secret.
+        check: KeyCheck,
     },
     /// SASL EXTERNAL failed (the stream is closing).
     AuthFailed {
@@ -127,9 +177,24 @@ pub struct StreamMachine {
     identity: Option<PeerIdentity>,
     /// Whether EXTERNAL was offered on the current stream.
     external_offered: bool,
-    /// The domain SASL EXTERNAL proved.
+    /// The domain SASL EXTERNAL or dialback proved.
     authenticated: Option<String>,
+    /// How it was proved.
+    mechanism: Option<Mechanism>,
+    /// The inbound dialback request: none yet, pending, or answered.
+    dialback: DialbackState,
     events: Vec<StreamEvent>,
+}
+
+/// Where a receiving stream's one dialback request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DialbackState {
+    /// No `db:result` received.
+    None,
+    /// Being verified: (from, to).
+    Pending(String, String),
+    /// Answered (valid, invalid or error); another is refused.
+    Answered,
 }
 
 impl StreamMachine {
@@ -150,6 +215,8 @@ impl StreamMachine {
             identity: None,
             external_offered: false,
             authenticated: None,
+            mechanism: None,
+            dialback: DialbackState::None,
             events: Vec::new(),
         }
     }
@@ -169,6 +236,86 @@ impl StreamMachine {
     /// The domain the stream authenticated, once SASL succeeded.
     pub fn authenticated(&self) -> Option<&str> {
         self.authenticated.as_deref()
+    }
+
+    /// How the stream was authenticated, once it is.
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        self.mechanism
+    }
+
+    /// Whether the authenticated peer's partner entry asks for keepalives.
+    pub fn keepalive(&self) -> bool {
+        self.authenticated
+            .as_deref()
+            .is_some_and(|d| self.admission.keepalive_for(d))
+    }
+
+    /// The listener's settings this stream started with.
+    pub fn settings(&self) -> &Arc<StreamSettings> {
+        &self.settings
+    }
+
+    /// The driver verified the pending `db:result` for `from` with its
+    /// authoritative server: answers it (XEP-0220 §2.4 step 4). Valid
+    /// authenticates `from` on this stream; invalid refuses the stream;
+    /// error leaves it unauthenticated but open (§2.4: a dialback error
+    /// is not a stream error). Ignored if no request for `from` is pending.
+    pub fn dialback_verified(&mut self, from: &str, outcome: DialbackOutcome) -> Directive {
+        let DialbackState::Pending(pending_from, to) = &self.dialback else {
+            return if self.phase == Phase::Closed {
+                Directive::Close
+            } else {
+                Directive::Continue
+            };
+        };
+        if pending_from != from || self.phase == Phase::Closed {
+            return Directive::Continue;
+        }
+        let (from, to) = (pending_from.clone(), to.clone());
+        self.dialback = DialbackState::Answered;
+        self.events.push(StreamEvent::DialbackAnswered {
+            from: from.clone(),
+            outcome,
+        });
+        let attrs = format!(
+            "from='{}' to='{}' type='{}'",
+            escape_attr(&to),
+            escape_attr(&from),
+            outcome.as_str()
+        );
+        match outcome {
+            DialbackOutcome::Valid => {
+                self.out
+                    .extend_from_slice(format!("<db:result {attrs}/>").as_bytes());
+                self.framer
+                    .set_max_bytes(self.settings.limits.max_stanza_bytes);
+                self.events.push(StreamEvent::Authenticated {
+                    domain: from.clone(),
+                    mechanism: Mechanism::Dialback,
+                });
+                self.authenticated = Some(from);
+                self.mechanism = Some(Mechanism::Dialback);
+                self.phase = Phase::Established;
+                Directive::Continue
+            }
+            DialbackOutcome::Invalid => {
+                self.out
+                    .extend_from_slice(format!("<db:result {attrs}/>").as_bytes());
+                self.fail(StreamError::DialbackRefused(format!(
+                    "the authoritative server of `{from}` did not confirm the key"
+                )))
+            }
+            DialbackOutcome::Error => {
+                self.out.extend_from_slice(
+                    format!(
+                        "<db:result {attrs}><error type='cancel'><remote-server-not-found \
+                         xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>"
+                    )
+                    .as_bytes(),
+                );
+                Directive::Continue
+            }
+        }
     }
 
     /// Takes what the driver must act on (relays, denials, auth results).
@@ -308,6 +455,16 @@ impl StreamMachine {
                 None => self.fail(StreamError::TlsRequired(e.name)),
             },
             (Phase::Negotiating, Frame::Element(e)) if e.is(NS_SASL, "auth") => self.sasl_auth(&e),
+            (Phase::Negotiating | Phase::Established, Frame::Element(e))
+                if e.is(NS_DIALBACK, "result") =>
+            {
+                self.db_result(&e)
+            }
+            (Phase::Negotiating | Phase::Established, Frame::Element(e))
+                if e.is(NS_DIALBACK, "verify") =>
+            {
+                self.db_verify(&e)
+            }
             (Phase::Negotiating, Frame::Element(e)) => match client_namespace(&e) {
                 Some(err) => self.fail(err),
                 None if is_stanza(&e) => self.fail(StreamError::NotAuthorized(e.name)),
@@ -336,15 +493,22 @@ impl StreamMachine {
             return Directive::Continue;
         }
         if self.secure {
-            // Dialback would join EXTERNAL here (a later release).
             self.external_offered = self.can_offer_external();
+            let mut features = String::from("<stream:features>");
             if self.external_offered {
-                self.out.extend_from_slice(
-                    format!("<stream:features><mechanisms xmlns='{NS_SASL}'><mechanism>EXTERNAL</mechanism></mechanisms></stream:features>").as_bytes(),
-                );
-            } else {
-                self.out.extend_from_slice(b"<stream:features/>");
+                features.push_str(&format!(
+                    "<mechanisms xmlns='{NS_SASL}'><mechanism>EXTERNAL</mechanism></mechanisms>"
+                ));
             }
+            if self.can_offer_dialback() {
+                features.push_str(&format!("<dialback xmlns='{NS_DIALBACK_FEATURE}'/>"));
+            }
+            if features.len() == "<stream:features>".len() {
+                features = String::from("<stream:features/>");
+            } else {
+                features.push_str("</stream:features>");
+            }
+            self.out.extend_from_slice(features.as_bytes());
             self.phase = Phase::Negotiating;
             return Directive::Continue;
         }
@@ -367,7 +531,146 @@ impl StreamMachine {
         ) else {
             return false;
         };
-        self.settings.relay && identity.covers(from)
+        self.settings.relay
+            && identity.covers(from)
+            && (self.settings.listener == ListenerKind::Internal
+                || self
+                    .admission
+                    .auth_of(from)
+                    .is_some_and(|a| a.allows_external()))
+    }
+
+    /// Dialback is offered on the external listener with relaying on, to a
+    /// header whose `from` is a partner allowed to use it.
+    fn can_offer_dialback(&self) -> bool {
+        let Some(from) = self.peer.as_ref().and_then(|p| p.from.as_deref()) else {
+            return false;
+        };
+        self.settings.listener == ListenerKind::External
+            && self.settings.relay
+            && self
+                .admission
+                .auth_of(from)
+                .is_some_and(|a| a.allows_dialback())
+    }
+
+    /// `<db:result/>` (XEP-0220 §2.1.1): a partner asks to be authenticated.
+    fn db_result(&mut self, e: &Element) -> Directive {
+        if e.attr("type").is_some() {
+            return self.fail(StreamError::DialbackRefused(
+                "a dialback answer on a receiving stream (unsolicited)".into(),
+            ));
+        }
+        if self.settings.listener != ListenerKind::External || !self.settings.relay {
+            return self.fail(StreamError::UnsupportedStanzaType(e.name.clone()));
+        }
+        if self.dialback != DialbackState::None || self.authenticated.is_some() {
+            return self.fail(StreamError::DialbackRefused(
+                "a second db:result on one stream".into(),
+            ));
+        }
+        let (Some(from), Some(to)) = (
+            e.attr("from").and_then(|d| normalize_domain(d).ok()),
+            e.attr("to").and_then(|d| normalize_domain(d).ok()),
+        ) else {
+            return self.fail(StreamError::ImproperAddressing(e.name.clone()));
+        };
+        if !self.settings.local_domains.contains(&to) {
+            return self.fail(StreamError::HostUnknown(Some(to)));
+        }
+        let header_from = self.peer.as_ref().and_then(|p| p.from.clone());
+        if header_from.as_ref().is_some_and(|h| *h != from) {
+            return self.fail(StreamError::InvalidFrom(format!(
+                "db:result from `{from}` on a stream from another domain"
+            )));
+        }
+        match self.admission.auth_of(&from) {
+            None => {
+                return self.fail(StreamError::NotPartner {
+                    from,
+                    to: to.clone(),
+                });
+            }
+            Some(auth) if !auth.allows_dialback() => {
+                return self.fail(StreamError::DialbackRefused(format!(
+                    "partner `{from}` has auth = \"{}\": it must authenticate with SASL EXTERNAL",
+                    auth.as_str()
+                )));
+            }
+            Some(_) => {}
+        }
+        let key = text_of(e).trim().to_string();
+        if key.is_empty() || key.len() > MAX_KEY_BYTES {
+            return self.fail(StreamError::DialbackRefused(
+                "an empty or oversized key".into(),
+            ));
+        }
+        let Some(stream_id) = self.stream_id.as_ref().map(|id| id.as_str().to_string()) else {
+            return self.fail(StreamError::NotWellFormed("no stream header".into()));
+        };
+        self.dialback = DialbackState::Pending(from.clone(), to.clone());
+        self.events.push(StreamEvent::VerifyDialback {
+            from,
+            to,
+            stream_id,
+            key,
+        });
+        Directive::Continue
+    }
+
+    /// `<db:verify/>` (XEP-0220 §2.1.2): a receiving server asks whether
+    /// we issued a key. Answered from the secrets, on this stream.
+    fn db_verify(&mut self, e: &Element) -> Directive {
+        if e.attr("type").is_some() {
+            return self.fail(StreamError::DialbackRefused(
+                "a db:verify answer on a receiving stream (unsolicited)".into(),
+            ));
+        }
+        if self.settings.listener != ListenerKind::External {
+            return self.fail(StreamError::UnsupportedStanzaType(e.name.clone()));
+        }
+        let (Some(from), Some(to), Some(id)) = (
+            e.attr("from").and_then(|d| normalize_domain(d).ok()),
+            e.attr("to").and_then(|d| normalize_domain(d).ok()),
+            e.attr("id"),
+        ) else {
+            return self.fail(StreamError::ImproperAddressing(e.name.clone()));
+        };
+        let key = text_of(e);
+        let check = match &self.settings.dialback {
+            Some(secrets)
+                if self.settings.local_domains.contains(&to)
+                    && self.admission.auth_of(&from).is_some()
+                    && key.len() <= MAX_KEY_BYTES =>
+            {
+                secrets.check(
+                    &DialbackKey {
+                        receiving: &from,
+                        originating: &to,
+                        stream_id: id,
+                    },
+                    &key,
+                )
+            }
+            _ => KeyCheck::Invalid,
+        };
+        let verdict = if check == KeyCheck::Invalid {
+            "invalid"
+        } else {
+            "valid"
+        };
+        self.out.extend_from_slice(
+            format!(
+                "<db:verify from='{}' to='{}' id='{}' type='{verdict}'/>",
+                escape_attr(&to),
+                escape_attr(&from),
+                escape_attr(id)
+            )
+            .as_bytes(),
+        );
+        self.events
+            .push(StreamEvent::VerifyAnswered { from, to, check });
+        Directive::Continue
     }
 
     /// `<auth/>`: success for EXTERNAL with an empty (`=`) authzid or one
@@ -391,8 +694,10 @@ impl StreamMachine {
                     .extend_from_slice(format!("<success xmlns='{NS_SASL}'/>").as_bytes());
                 self.events.push(StreamEvent::Authenticated {
                     domain: domain.clone(),
+                    mechanism: Mechanism::External,
                 });
                 self.authenticated = Some(domain);
+                self.mechanism = Some(Mechanism::External);
                 // The stream restarts, now with the authenticated limits.
                 self.header_sent = false;
                 self.peer = None;

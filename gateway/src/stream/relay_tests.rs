@@ -207,7 +207,8 @@ fn auth_with_empty_or_matching_authzid_succeeds_and_restarts() {
         assert_eq!(
             m.take_events(),
             vec![StreamEvent::Authenticated {
-                domain: "partner.example".into()
+                domain: "partner.example".into(),
+                mechanism: Mechanism::External,
             }]
         );
         assert_eq!(m.phase(), Phase::AwaitHeader);
@@ -358,8 +359,9 @@ fn established_address_violations_are_stream_errors() {
             Condition::InvalidNamespace,
         ),
         (
+            // Dialback on a stream already authenticated: refused.
             "<db:result xmlns:db='jabber:server:dialback' from='partner.example' to='contoso.example'>k</db:result>",
-            Condition::UnsupportedStanzaType,
+            Condition::NotAuthorized,
         ),
     ];
     for (stanza, condition) in cases {

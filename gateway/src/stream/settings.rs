@@ -18,9 +18,12 @@
 
 use super::error::StreamError;
 use super::header::PeerHeader;
-use crate::config::{Config, Limits, ListenerKind};
+use crate::config::{Config, Limits, ListenerKind, PartnerAuth};
+use crate::dialback::Secrets;
 use crate::policy::PolicyIndex;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Per-listener stream settings.
 #[derive(Debug, Clone)]
@@ -44,6 +47,13 @@ pub struct StreamSettings {
     /// Users' effective policies, for the per-stanza decision; a reload
     /// hands open streams the new index with the new settings.
     pub policy: Arc<PolicyIndex>,
+    /// Each partner domain's `auth` and `keepalive` (external listener:
+    /// the peers; internal listener: the domains we stand in for).
+    pub partners: HashMap<String, (PartnerAuth, bool)>,
+    /// The dialback secrets, to answer `db:verify` (external listener).
+    pub dialback: Option<Arc<Secrets>>,
+    /// Whitespace keepalive interval on established streams.
+    pub keepalive_interval: Duration,
 }
 
 impl StreamSettings {
@@ -58,7 +68,16 @@ impl StreamSettings {
         tls_available: bool,
         policy: Arc<PolicyIndex>,
     ) -> StreamSettings {
-        let partners: Vec<String> = config.partners.iter().map(|p| p.domain.clone()).collect();
+        let partners = config.partner_domains();
+        let partner_rules = config
+            .partners
+            .iter()
+            .flat_map(|p| {
+                p.domains()
+                    .map(|d| (d.to_string(), (p.auth, p.keepalive)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let (local_domains, peer_domains) = match listener {
             ListenerKind::External => (config.domains.clone(), partners),
             ListenerKind::Internal => (partners, config.domains.clone()),
@@ -71,7 +90,26 @@ impl StreamSettings {
             tls_available,
             relay: config.relay.is_some(),
             policy,
+            partners: partner_rules,
+            dialback: None,
+            keepalive_interval: config.limits.keepalive_interval,
         }
+    }
+
+    /// These settings with the dialback secrets that answer `db:verify`.
+    pub fn with_dialback(mut self, secrets: Option<Arc<Secrets>>) -> StreamSettings {
+        self.dialback = secrets;
+        self
+    }
+
+    /// How partner `domain` may authenticate, if it is a partner.
+    pub fn auth_of(&self, domain: &str) -> Option<PartnerAuth> {
+        self.partners.get(domain).map(|(auth, _)| *auth)
+    }
+
+    /// Whether streams with partner `domain` get keepalives.
+    pub fn keepalive_for(&self, domain: &str) -> bool {
+        self.partners.get(domain).is_some_and(|(_, k)| *k)
     }
 
     /// Whether the peer of a validated header may open a stream here.
@@ -81,7 +119,7 @@ impl StreamSettings {
     /// 6120 lets it omit `from`): it may negotiate STARTTLS or TLS and
     /// nothing more, since every stanza after TLS is refused with
     /// `not-authorized` until authentication exists. The identity proved at
-    /// authentication (SASL EXTERNAL, dialback; a later release) must pass
+    /// authentication (SASL EXTERNAL or dialback) must pass
     /// this same rule before anything is relayed.
     pub fn admit(&self, peer: &PeerHeader) -> Result<(), StreamError> {
         let (Some(allowed), Some(from)) = (&self.peer_domains, &peer.from) else {

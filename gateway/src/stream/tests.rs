@@ -33,6 +33,9 @@ fn settings(listener: ListenerKind, tls_available: bool) -> Arc<StreamSettings> 
         tls_available,
         relay: false,
         policy: Arc::default(),
+        partners: std::collections::HashMap::new(),
+        dialback: None,
+        keepalive_interval: std::time::Duration::from_secs(60),
     })
 }
 

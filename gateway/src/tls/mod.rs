@@ -12,6 +12,7 @@ mod client_verifier;
 mod listener_tls;
 mod peer_identity;
 mod relay_tls;
+mod unverified_server;
 
 pub use certificate::Certificate;
 pub use certificate_info::CertificateInfo;

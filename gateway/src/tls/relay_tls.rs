@@ -24,6 +24,10 @@ pub struct RelayTls {
     pub to_internal: TlsConnector,
     /// Gateway → partner (speaking for one of our domains).
     pub to_partners: TlsConnector,
+    /// Gateway → a partner that authenticates by dialback, and → a
+    /// partner's authoritative server to verify its key: encrypted, the
+    /// server certificate not judged (see `unverified_server`).
+    pub to_dialback_partners: TlsConnector,
     /// `relay.partner_ca`: verifies partners' client certificates inbound.
     pub partner_roots: Arc<RootCertStore>,
     /// `internal.client_ca`: verifies the internal server's client certificate.
@@ -78,7 +82,15 @@ impl RelayTls {
                     format!("cannot be used as a TLS client certificate: {e}"),
                 )]
             })?;
+        let to_dialback_partners =
+            unverified_client_config(external_cert.as_ref()).map_err(|e| {
+                vec![Problem::new(
+                    "external.cert",
+                    format!("cannot be used as a TLS client certificate: {e}"),
+                )]
+            })?;
         Ok(Some(RelayTls {
+            to_dialback_partners: TlsConnector::from(Arc::new(to_dialback_partners)),
             to_internal: TlsConnector::from(Arc::new(to_internal)),
             to_partners: TlsConnector::from(Arc::new(to_partners)),
             partner_roots: Arc::new(partner_roots),
@@ -94,6 +106,23 @@ fn client_config(
     let builder = ClientConfig::builder_with_provider(super::provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
+    Ok(match certificate {
+        Some(certificate) => {
+            builder.with_client_cert_resolver(Arc::new(FixedClientCert(certificate.key.clone())))
+        }
+        None => builder.with_no_client_auth(),
+    })
+}
+
+fn unverified_client_config(
+    certificate: Option<&Certificate>,
+) -> Result<ClientConfig, tokio_rustls::rustls::Error> {
+    let builder = ClientConfig::builder_with_provider(super::provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(super::unverified_server::UnverifiedServer(
+            super::provider(),
+        )));
     Ok(match certificate {
         Some(certificate) => {
             builder.with_client_cert_resolver(Arc::new(FixedClientCert(certificate.key.clone())))

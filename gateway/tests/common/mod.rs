@@ -6,6 +6,7 @@
 //! Only the child this harness spawned is ever signalled, by its PID.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dns;
 pub mod peers;
 pub mod prosody;
 
@@ -148,7 +149,7 @@ pub fn config(work: &Workdir, external_tls: &str, internal_tls: &str, extra: &st
          [external]\naddress = \"127.0.0.1\"\nport = 0\n{external_tls}\n\
          [internal]\naddress = \"127.0.0.1\"\nport = 0\n{internal_tls}\n\
          [admin]\naddress = \"127.0.0.1\"\nport = 0\n\
-         [[partners]]\ndomain = \"{PARTNER}\"\ntls = \"required\"\ndialback = true\n\
+         [[partners]]\ndomain = \"{PARTNER}\"\ntls = \"required\"\nauth = \"external\"\n\
          [[policies]]\nidentity = \"Global\"\nscope = \"global\"\nenable_xmpp_access = true\n",
         pid = work.path("gateway.pid").display().to_string(),
     )

@@ -37,6 +37,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// How a test Prosody differs from the default internal server.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Dialback on, keys from this secret (default: dialback off).
+    pub dialback_secret: Option<String>,
+    /// `s2s_secure_auth = false` (default true).
+    pub insecure: bool,
+    /// More global lines (e.g. the resolver).
+    pub extra: String,
+    /// More hosts served.
+    pub more_hosts: Vec<String>,
+}
+
 /// A running Prosody serving `domain`.
 pub struct Prosody {
     pub child: Child,
@@ -50,6 +63,18 @@ impl Prosody {
     /// Starts Prosody for `domain` with `leaf` as its certificate, trusting
     /// `ca_pem`; waits until its S2S port accepts connections.
     pub fn start(dir: &Path, domain: &str, leaf: &Leaf, ca_pem: &str, users: &[&str]) -> Prosody {
+        Prosody::start_with(dir, domain, leaf, ca_pem, users, &Options::default())
+    }
+
+    /// As `start`, with `options`.
+    pub fn start_with(
+        dir: &Path,
+        domain: &str,
+        leaf: &Leaf,
+        ca_pem: &str,
+        users: &[&str],
+        options: &Options,
+    ) -> Prosody {
         let certs = dir.join("certs");
         std::fs::create_dir_all(&certs).unwrap();
         std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -77,18 +102,40 @@ c2s_ports = {{ {c2s_port} }}
 s2s_ports = {{ {s2s_port} }}
 c2s_direct_tls_ports = {{ }}
 s2s_direct_tls_ports = {{ }}
-modules_enabled = {{ "disco"; "saslauth"; "tls"; "ping"; "admin_shell"; "posix" }}
-modules_disabled = {{ "dialback" }}
+modules_enabled = {{ "disco"; "saslauth"; "tls"; "ping"; "admin_shell"; "posix"{dialback_module} }}
+{dialback}
 authentication = "internal_hashed"
 storage = "internal"
 -- Bursts of tens of thousands go to one offline store (default 10,000).
 storage_archive_item_limit = 1000000
 s2s_require_encryption = true
-s2s_secure_auth = true
+s2s_secure_auth = {secure_auth}
 ssl = {{ cafile = "{cafile}" }}
+{extra}
 VirtualHost "{domain}"
+{hosts}
 "#,
-                cafile = cafile.display()
+                cafile = cafile.display(),
+                dialback = if options.dialback_secret.is_some() {
+                    format!(
+                        "dialback_secret = {:?}",
+                        options.dialback_secret.as_deref().unwrap_or_default()
+                    )
+                } else {
+                    "modules_disabled = { \"dialback\" }".to_string()
+                },
+                dialback_module = if options.dialback_secret.is_some() {
+                    "; \"dialback\""
+                } else {
+                    ""
+                },
+                secure_auth = !options.insecure,
+                extra = options.extra,
+                hosts = options
+                    .more_hosts
+                    .iter()
+                    .map(|h| format!("VirtualHost \"{h}\"\n"))
+                    .collect::<String>(),
             ),
         )
         .unwrap();

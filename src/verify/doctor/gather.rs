@@ -24,7 +24,7 @@ use super::{
 };
 use crate::engine::EngineError;
 use crate::engine::hosts::{ConnectOptions, Host};
-use crate::engine::probe::{gateway_status, stream_addresses, xmpp_starttls};
+use crate::engine::probe::{gateway_dialback, gateway_status, stream_addresses, xmpp_starttls};
 use crate::engine::{ReadOptions, Scope, WorldRead, fan_out, read_world};
 use crate::output::Progress;
 use crate::plan::{Desired, ListenerKind, Manager, Observed, Resource};
@@ -114,6 +114,7 @@ pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<W
         .into_iter()
         .map(|(h, e)| (h, e.to_string()))
         .collect();
+    let want_dialback = !dialback_partners(spec).is_empty();
     let mut jobs = Vec::new();
     for s in spec.servers() {
         let mine: Vec<Resource> = resources
@@ -158,8 +159,8 @@ pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<W
                 mine,
                 seen,
                 &topology_path,
-                &domain,
-                partner.as_deref(),
+                (&domain, partner.as_deref()),
+                want_dialback,
             )
             .await
         };
@@ -202,7 +203,17 @@ pub async fn gather(spec: &Spec, opts: Options, progress: &Progress) -> Result<W
         built,
         hosts: facts,
         dns,
+        dialback_partners: dialback_partners(spec),
     })
+}
+
+/// The partners that may authenticate by dialback.
+fn dialback_partners(spec: &Spec) -> Vec<String> {
+    spec.partners
+        .iter()
+        .filter(|p| p.auth.may_dialback())
+        .map(|p| p.domain.clone())
+        .collect()
 }
 
 /// What doctor reads of a host: the gateway's pieces, and the topology.
@@ -223,8 +234,8 @@ async fn complete(
     mine: Vec<Resource>,
     seen: HashMap<String, Observed>,
     topology_path: &str,
-    domain: &str,
-    partner: Option<&str>,
+    (domain, partner): (&str, Option<&str>),
+    want_dialback: bool,
 ) -> HostFacts {
     let Some(host) = host.filter(|_| h.reach == Reach::Ok) else {
         return h;
@@ -244,7 +255,7 @@ async fn complete(
             });
     }
     if h.runs_gateway {
-        h.gateway = gateway_facts(&host, &mine, &seen, domain, partner).await;
+        h.gateway = gateway_facts(&host, &mine, &seen, (domain, partner), want_dialback).await;
     }
     h
 }
@@ -253,8 +264,8 @@ async fn gateway_facts(
     host: &Host,
     mine: &[Resource],
     seen: &HashMap<String, Observed>,
-    domain: &str,
-    partner: Option<&str>,
+    (domain, partner): (&str, Option<&str>),
+    want_dialback: bool,
 ) -> Option<GatewayFacts> {
     let (service, running) =
         mine.iter()
@@ -293,6 +304,7 @@ async fn gateway_facts(
         None => None,
     };
     let mut listeners = Vec::new();
+    let mut dialback = None;
     for r in mine {
         let (Desired::Listener(l), Some(Observed::Listener(f))) =
             (&r.desired, seen.get(&r.address))
@@ -301,6 +313,9 @@ async fn gateway_facts(
         };
         let address = SocketAddr::new(l.address, l.port);
         let probe = if l.name == ListenerKind::Admin {
+            if want_dialback {
+                dialback = Some(gateway_dialback(address, PROBE_LIMIT).await);
+            }
             Probe::Status(gateway_status(address, PROBE_LIMIT).await)
         } else {
             let (to, from) = stream_addresses(l.name, domain, partner);
@@ -324,6 +339,7 @@ async fn gateway_facts(
         log,
         listeners,
         certificate,
+        dialback,
         privilege,
         user: service.user.clone(),
     })
@@ -341,7 +357,8 @@ fn config_dir(exec: &[String]) -> String {
 
 /// Reads the running gateway's credentials (`/proc/PID/status`: `Uid`,
 /// `CapPrm`, `CapEff`) and the owner and mode of its configuration
-/// (`DIR/*.toml`) and keys (`DIR/tls/*.key`). Values are arguments.
+/// (`DIR/*.toml`), keys (`DIR/tls/*.key`) and dialback secrets
+/// (`DIR/dialback.*`). Values are arguments.
 const PRIVILEGE: &str = r#"pid=$1; dir=$2
 [ -r "/proc/$pid/status" ] || { echo "process $pid is gone" >&2; exit 3; }
 uid=
@@ -353,7 +370,7 @@ while IFS= read -r l; do
 done < "/proc/$pid/status"
 e=$(getent passwd "$uid" 2>/dev/null) && printf 'Name: %s\n' "${e%%:*}"
 [ -n "$dir" ] || exit 0
-for f in "$dir"/*.toml "$dir"/tls/*.key; do
+for f in "$dir"/*.toml "$dir"/tls/*.key "$dir"/dialback.*; do
   [ -f "$f" ] && stat -c 'File: %a %U %G %n' -- "$f"
 done
 exit 0"#;

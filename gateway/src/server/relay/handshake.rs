@@ -1,6 +1,9 @@
-//! The initiating side of one S2S stream: header, STARTTLS, SASL EXTERNAL,
-//! restart (RFC 6120 §4–6, XEP-0178), as the relay speaks it to the
-//! internal server and to partners.
+//! The initiating side of one S2S stream: header, STARTTLS, then SASL
+//! EXTERNAL and a restart (RFC 6120 §4–6, XEP-0178) or dialback (XEP-0220:
+//! `db:result` with a key from the organisation's secret, answered by the
+//! receiving server once it verified the key with our authoritative
+//! server, i.e. an edge's external listener), as the relay speaks it to
+//! the internal server and to partners.
 //!
 //! Owns the client's view of negotiation and nothing else: it fails closed
 //! (no STARTTLS offered, no EXTERNAL offered, any `<stream:error>` or
@@ -9,10 +12,13 @@
 //! final `<stream:features/>`. Headers, ids and features are this hop's
 //! own; nothing here comes from the stream whose stanzas will ride on it.
 
-use crate::stream::{NS_SASL, NS_STREAMS, NS_TLS};
+use crate::config::PartnerAuth;
+use crate::dialback::{DialbackKey, Secrets};
+use crate::stream::{Mechanism, NS_DIALBACK, NS_SASL, NS_STREAMS, NS_TLS};
 use crate::xml::{Element, Frame, Framer, escape_attr};
 use base64::Engine as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
@@ -53,6 +59,39 @@ pub enum HandshakeError {
     /// SASL EXTERNAL was not offered or was refused.
     #[error("SASL EXTERNAL {0}")]
     Auth(&'static str),
+    /// The receiving server did not confirm our dialback key.
+    #[error("dialback: the receiving server answered `{0}`")]
+    Dialback(String),
+}
+
+/// How an outbound stream authenticates.
+#[derive(Debug, Clone)]
+pub enum OutboundAuth {
+    /// SASL EXTERNAL only.
+    External,
+    /// Dialback only, keys from these secrets.
+    Dialback(Arc<Secrets>),
+    /// EXTERNAL when offered, else dialback.
+    Either(Arc<Secrets>),
+}
+
+impl OutboundAuth {
+    /// The partner's `auth` with the secrets (without them, EXTERNAL only:
+    /// the loader refuses dialback without `[dialback]`).
+    pub fn of(auth: PartnerAuth, secrets: Option<&Arc<Secrets>>) -> OutboundAuth {
+        match (auth, secrets) {
+            (PartnerAuth::Dialback, Some(s)) => OutboundAuth::Dialback(s.clone()),
+            (PartnerAuth::Either, Some(s)) => OutboundAuth::Either(s.clone()),
+            _ => OutboundAuth::External,
+        }
+    }
+
+    fn secrets(&self) -> Option<&Arc<Secrets>> {
+        match self {
+            OutboundAuth::External => None,
+            OutboundAuth::Dialback(s) | OutboundAuth::Either(s) => Some(s),
+        }
+    }
 }
 
 impl HandshakeError {
@@ -133,12 +172,26 @@ impl FrameReader {
         io: &mut S,
         deadline: Instant,
     ) -> Result<Element, HandshakeError> {
-        match self.expect(io, deadline, "the stream header").await? {
-            Frame::StreamOpen(open) if open.element.is(NS_STREAMS, "stream") => {}
+        self.header_id_and_features(io, deadline)
+            .await
+            .map(|(_, features)| features)
+    }
+
+    /// Reads the receiving server's header (returning its stream id) and
+    /// then its features.
+    pub async fn header_id_and_features<S: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut S,
+        deadline: Instant,
+    ) -> Result<(String, Element), HandshakeError> {
+        let id = match self.expect(io, deadline, "the stream header").await? {
+            Frame::StreamOpen(open) if open.element.is(NS_STREAMS, "stream") => {
+                open.element.attr("id").unwrap_or_default().to_string()
+            }
             _ => return Err(HandshakeError::Protocol("no stream header".into())),
-        }
+        };
         match self.expect(io, deadline, "the stream features").await? {
-            Frame::Element(e) if e.is(NS_STREAMS, "features") => Ok(e),
+            Frame::Element(e) if e.is(NS_STREAMS, "features") => Ok((id, e)),
             Frame::Element(e) => Err(HandshakeError::Protocol(format!(
                 "expected <stream:features/>, got `{}`",
                 e.name
@@ -168,7 +221,7 @@ pub fn stream_error_condition(error: &Element) -> String {
 pub fn initiating_header(from: &str, to: &str) -> String {
     format!(
         "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='{NS_STREAMS}' \
-         from='{}' to='{}' version='1.0' xml:lang='en'>",
+         xmlns:db='{NS_DIALBACK}' from='{}' to='{}' version='1.0' xml:lang='en'>",
         escape_attr(from),
         escape_attr(to)
     )
@@ -183,74 +236,82 @@ pub struct Authenticated {
     pub reader: FrameReader,
     /// The address connected to.
     pub address: SocketAddr,
+    /// How it authenticated.
+    pub mechanism: Mechanism,
 }
 
 /// Connects to the first of `addresses` that answers (each within
-/// `timeout`), then negotiates `from` → `to`, again within `timeout`.
+/// `timeout`), then negotiates `from` → `to` with `auth`, again within
+/// `timeout` (and dialback's verification within one more).
 pub async fn establish(
     addresses: &[SocketAddr],
     from: &str,
     to: &str,
     connector: &TlsConnector,
     timeout: std::time::Duration,
+    auth: &OutboundAuth,
 ) -> Result<Authenticated, HandshakeError> {
-    let mut last = String::from("no address");
-    let mut tcp = None;
-    for address in addresses {
-        match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-            Ok(Ok(socket)) => {
-                tcp = Some((socket, *address));
-                break;
-            }
-            Ok(Err(e)) => last = e.to_string(),
-            Err(_) => last = "timed out".to_string(),
-        }
-    }
-    let Some((mut tcp, address)) = tcp else {
-        let addresses = addresses
-            .iter()
-            .map(SocketAddr::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(if last == "timed out" {
-            HandshakeError::Timeout("connect")
-        } else {
-            HandshakeError::Connect { addresses, last }
-        });
-    };
-    let _ = tcp.set_nodelay(true);
+    let (tcp, address) = connect(addresses, timeout).await?;
     let deadline = Instant::now() + timeout;
     let header = initiating_header(from, to);
-
-    let mut reader = FrameReader::new();
-    write(&mut tcp, &header, deadline).await?;
-    let features = reader.header_and_features(&mut tcp, deadline).await?;
-    if !features.child_elements().any(|c| c.is(NS_TLS, "starttls")) {
-        return Err(HandshakeError::NoStartTls);
-    }
-    write(&mut tcp, &format!("<starttls xmlns='{NS_TLS}'/>"), deadline).await?;
-    match reader.expect(&mut tcp, deadline, "STARTTLS").await? {
-        Frame::Element(e) if e.is(NS_TLS, "proceed") => {}
-        _ => return Err(HandshakeError::NoStartTls),
-    }
-    let name = ServerName::try_from(to.to_string())
-        .map_err(|e| HandshakeError::Protocol(format!("`{to}` is not a server name: {e}")))?;
-    let mut tls = match timeout_at(deadline, connector.connect(name, tcp)).await {
-        Err(_) => return Err(HandshakeError::Timeout("the TLS handshake")),
-        Ok(Err(e)) => return Err(HandshakeError::Tls(e)),
-        Ok(Ok(tls)) => tls,
-    };
+    let mut tls = start_tls(tcp, &header, to, connector, deadline).await?;
 
     let mut reader = FrameReader::new();
     write(&mut tls, &header, deadline).await?;
-    let features = reader.header_and_features(&mut tls, deadline).await?;
+    let (stream_id, features) = reader.header_id_and_features(&mut tls, deadline).await?;
     let external = features
         .child_elements()
         .filter(|c| c.is(NS_SASL, "mechanisms"))
         .flat_map(Element::child_elements)
         .any(|m| m.is(NS_SASL, "mechanism") && text(m).trim() == "EXTERNAL");
-    if !external {
-        return Err(HandshakeError::Auth("is not offered"));
+    let secrets = match (auth, external) {
+        (OutboundAuth::External | OutboundAuth::Either(_), true) => None,
+        (OutboundAuth::External, false) => return Err(HandshakeError::Auth("is not offered")),
+        (_, _) => auth.secrets(),
+    };
+    if let Some(secrets) = secrets {
+        let key = secrets.issue(&DialbackKey {
+            receiving: to,
+            originating: from,
+            stream_id: &stream_id,
+        });
+        write(
+            &mut tls,
+            &format!(
+                "<db:result from='{}' to='{}'>{key}</db:result>",
+                escape_attr(from),
+                escape_attr(to)
+            ),
+            deadline,
+        )
+        .await?;
+        // The receiving server now asks our authoritative server (an
+        // edge's external listener): allow it one more `timeout`.
+        let verdict_deadline = Instant::now() + timeout;
+        loop {
+            match reader
+                .expect(&mut tls, verdict_deadline, "dialback verification")
+                .await?
+            {
+                Frame::Element(e) if e.is(NS_DIALBACK, "result") => match e.attr("type") {
+                    Some("valid") => break,
+                    other => {
+                        return Err(HandshakeError::Dialback(
+                            other.unwrap_or("(no type)").to_string(),
+                        ));
+                    }
+                },
+                // Nothing else is expected here; a receiving server's
+                // other elements are not ours to act on.
+                _ => {}
+            }
+        }
+        return Ok(Authenticated {
+            tls,
+            reader,
+            address,
+            mechanism: Mechanism::Dialback,
+        });
     }
     let authzid = base64::engine::general_purpose::STANDARD.encode(from);
     write(
@@ -271,7 +332,79 @@ pub async fn establish(
         tls,
         reader,
         address,
+        mechanism: Mechanism::External,
     })
+}
+
+/// Connects to the first of `addresses` that answers within `timeout`.
+pub async fn connect(
+    addresses: &[SocketAddr],
+    timeout: std::time::Duration,
+) -> Result<(TcpStream, SocketAddr), HandshakeError> {
+    let mut last = String::from("no address");
+    let mut tcp = None;
+    for address in addresses {
+        match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(Ok(socket)) => {
+                tcp = Some((socket, *address));
+                break;
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "timed out".to_string(),
+        }
+    }
+    let Some((tcp, address)) = tcp else {
+        let addresses = addresses
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(if last == "timed out" {
+            HandshakeError::Timeout("connect")
+        } else {
+            HandshakeError::Connect { addresses, last }
+        });
+    };
+    let _ = tcp.set_nodelay(true);
+    Ok((tcp, address))
+}
+
+/// Sends `header` in the clear, requires STARTTLS and runs the TLS
+/// handshake for `to`.
+pub async fn start_tls(
+    mut tcp: TcpStream,
+    header: &str,
+    to: &str,
+    connector: &TlsConnector,
+    deadline: Instant,
+) -> Result<TlsStream<TcpStream>, HandshakeError> {
+    let mut reader = FrameReader::new();
+    write(&mut tcp, header, deadline).await?;
+    let features = reader.header_and_features(&mut tcp, deadline).await?;
+    if !features.child_elements().any(|c| c.is(NS_TLS, "starttls")) {
+        return Err(HandshakeError::NoStartTls);
+    }
+    write(&mut tcp, &format!("<starttls xmlns='{NS_TLS}'/>"), deadline).await?;
+    match reader.expect(&mut tcp, deadline, "STARTTLS").await? {
+        Frame::Element(e) if e.is(NS_TLS, "proceed") => {}
+        _ => return Err(HandshakeError::NoStartTls),
+    }
+    let name = ServerName::try_from(to.to_string())
+        .map_err(|e| HandshakeError::Protocol(format!("`{to}` is not a server name: {e}")))?;
+    match timeout_at(deadline, connector.connect(name, tcp)).await {
+        Err(_) => Err(HandshakeError::Timeout("the TLS handshake")),
+        Ok(Err(e)) => Err(HandshakeError::Tls(e)),
+        Ok(Ok(tls)) => Ok(tls),
+    }
+}
+
+/// Writes `data` before `deadline`.
+pub async fn write_str<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    data: &str,
+    deadline: Instant,
+) -> Result<(), HandshakeError> {
+    write(io, data, deadline).await
 }
 
 async fn write<S: AsyncWrite + Unpin>(

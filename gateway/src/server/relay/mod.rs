@@ -12,9 +12,11 @@ mod retry;
 mod router;
 mod stats;
 mod target;
+mod verify;
 
 pub use router::Router;
-pub use stats::RelayStats;
+pub use stats::{InboundStream, RelayStats};
+pub use verify::VerifyRequest;
 
 #[cfg(test)]
 mod tests;

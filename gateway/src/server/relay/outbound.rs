@@ -10,7 +10,9 @@
 //! attempt per stream; after a failure the router waits (`retry`) before
 //! it starts another for the pair.
 
-use super::handshake::{Authenticated, HandshakeError, establish, stream_error_condition};
+use super::handshake::{
+    Authenticated, HandshakeError, OutboundAuth, establish, stream_error_condition,
+};
 use super::resolve::partner_addresses;
 use super::router::{BounceReason, PairKey, Router};
 use super::stats::{Leg, OutboundState};
@@ -47,6 +49,10 @@ pub struct Outbound {
     pub destination: Destination,
     /// TLS client configuration for this leg.
     pub connector: tokio_rustls::TlsConnector,
+    /// How the stream authenticates.
+    pub auth: OutboundAuth,
+    /// Whitespace after this long without writing, if set.
+    pub keepalive: Option<Duration>,
     /// `relay.connect_timeout_secs`.
     pub connect_timeout: Duration,
     /// Close after this long without a stanza.
@@ -83,6 +89,7 @@ impl Outbound {
         let stats = &router.shared.relay;
         let mut shutdown = self.shutdown.clone();
         stats.set_outbound(&pair, self.leg, OutboundState::Connecting);
+        let started = std::time::Instant::now();
         let end = tokio::select! {
             setup = self.setup() => match setup {
                 Ok(stream) => {
@@ -93,12 +100,31 @@ impl Outbound {
                         from = self.key.from,
                         to = self.key.to,
                         address = stream.address,
+                        auth = stream.mechanism.as_str(),
+                        millis = started.elapsed().as_millis(),
                     );
+                    if matches!(self.auth, OutboundAuth::Dialback(_) | OutboundAuth::Either(_))
+                        && self.leg == Leg::Partner
+                        && stream.mechanism == crate::stream::Mechanism::Dialback
+                    {
+                        stats.dialback(true, crate::stream::DialbackOutcome::Valid);
+                    }
+                    stats.set_outbound_auth(&pair, stream.mechanism);
                     stats.set_outbound(&pair, self.leg, OutboundState::Established);
                     router.established(&self.key);
                     self.pump(stream, &mut queue).await
                 }
                 Err(e) => {
+                    if let HandshakeError::Dialback(answer) = &e {
+                        stats.dialback(
+                            true,
+                            if answer == "invalid" {
+                                crate::stream::DialbackOutcome::Invalid
+                            } else {
+                                crate::stream::DialbackOutcome::Error
+                            },
+                        );
+                    }
                     event!(
                         Info,
                         "outbound_failed",
@@ -141,39 +167,13 @@ impl Outbound {
             &self.key.to,
             &self.connector,
             self.connect_timeout,
+            &self.auth,
         )
         .await
     }
 
     async fn addresses(&self) -> Result<Vec<SocketAddr>, HandshakeError> {
-        let found = match &self.destination {
-            Destination::Fixed(address) => {
-                let lookup = tokio::net::lookup_host((address.host.as_str(), address.port));
-                match timeout(self.connect_timeout, lookup).await {
-                    Err(_) => return Err(HandshakeError::Timeout("resolving")),
-                    Ok(Err(e)) => {
-                        return Err(HandshakeError::Connect {
-                            addresses: address.to_string(),
-                            last: e.to_string(),
-                        });
-                    }
-                    Ok(Ok(found)) => found.collect(),
-                }
-            }
-            Destination::Srv(domain) => {
-                match timeout(self.connect_timeout, partner_addresses(domain)).await {
-                    Err(_) => return Err(HandshakeError::Timeout("resolving")),
-                    Ok(Err(e)) => {
-                        return Err(HandshakeError::Connect {
-                            addresses: domain.clone(),
-                            last: e.to_string(),
-                        });
-                    }
-                    Ok(Ok(found)) => found,
-                }
-            }
-        };
-        Ok(found)
+        addresses_of(&self.destination, self.connect_timeout).await
     }
 
     /// Writes queued stanzas until idle, drain or failure.
@@ -183,6 +183,9 @@ impl Outbound {
         } = stream;
         let (mut read, mut write) = split(tls);
         let mut idle_until = Instant::now() + self.idle;
+        // Far in the future when keepalives are off.
+        let keepalive = self.keepalive.unwrap_or(Duration::from_secs(86_400 * 365));
+        let mut keepalive_at = Instant::now() + keepalive;
         let end = loop {
             tokio::select! {
                 stanza = queue.recv() => {
@@ -204,6 +207,19 @@ impl Outbound {
                         break End::Failed(StanzaCondition::RemoteServerNotFound);
                     }
                     idle_until = Instant::now() + self.idle;
+                    keepalive_at = Instant::now() + keepalive;
+                }
+                () = sleep_until(keepalive_at) => {
+                    let sent = timeout(self.write_timeout, async {
+                        write.write_all(b" ").await?;
+                        write.flush().await
+                    })
+                    .await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        self.lost("keepalive write failed");
+                        break End::Failed(StanzaCondition::RemoteServerNotFound);
+                    }
+                    keepalive_at = Instant::now() + keepalive;
                 }
                 frame = reader.next(&mut read) => match frame {
                     Ok(Some(Frame::Element(e))) if e.is(NS_STREAMS, "error") => {
@@ -252,4 +268,38 @@ impl Outbound {
             error = why,
         );
     }
+}
+
+/// The addresses to try for `destination`, resolved within `timeout`.
+pub async fn addresses_of(
+    destination: &Destination,
+    timeout_after: Duration,
+) -> Result<Vec<SocketAddr>, HandshakeError> {
+    let timeout_ = timeout_after;
+    let found = match destination {
+        Destination::Fixed(address) => {
+            let lookup = tokio::net::lookup_host((address.host.as_str(), address.port));
+            match timeout(timeout_, lookup).await {
+                Err(_) => return Err(HandshakeError::Timeout("resolving")),
+                Ok(Err(e)) => {
+                    return Err(HandshakeError::Connect {
+                        addresses: address.to_string(),
+                        last: e.to_string(),
+                    });
+                }
+                Ok(Ok(found)) => found.collect(),
+            }
+        }
+        Destination::Srv(domain) => match timeout(timeout_, partner_addresses(domain)).await {
+            Err(_) => return Err(HandshakeError::Timeout("resolving")),
+            Ok(Err(e)) => {
+                return Err(HandshakeError::Connect {
+                    addresses: domain.clone(),
+                    last: e.to_string(),
+                });
+            }
+            Ok(Ok(found)) => found,
+        },
+    };
+    Ok(found)
 }

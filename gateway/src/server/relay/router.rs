@@ -13,6 +13,7 @@
 //! error stanzas never are, so bounces cannot loop. Which leg a pair takes is decided from the current generation: to
 //! one of our domains → the internal server; to a partner → that partner.
 
+use super::handshake::OutboundAuth;
 use super::outbound::{Destination, Outbound};
 use super::stats::Leg;
 use crate::event;
@@ -225,19 +226,33 @@ impl Router {
         let config = &generation.config;
         let (relay, tls) = (config.relay.as_ref()?, generation.relay.as_ref()?);
         let (from, to) = pair;
-        let (leg, destination, connector) = if config.domains.contains(to) {
+        let (leg, destination, connector, auth, keepalive) = if config.domains.contains(to) {
             (
                 Leg::Internal,
                 Destination::Fixed(relay.internal_server.clone()),
                 tls.to_internal.clone(),
+                OutboundAuth::External,
+                None,
             )
         } else {
-            let partner = config.partners.iter().find(|p| &p.domain == to)?;
+            let partner = config.partner_of(to)?;
             let destination = match &partner.proxy {
                 Some(proxy) => Destination::Fixed(proxy.clone()),
-                None => Destination::Srv(partner.domain.clone()),
+                None => Destination::Srv(to.clone()),
             };
-            (Leg::Partner, destination, tls.to_partners.clone())
+            let auth = OutboundAuth::of(partner.auth, generation.dialback.as_ref());
+            // A partner that may use dialback is not held to
+            // `relay.partner_ca`: dialback authenticates through DNS.
+            let connector = match auth {
+                OutboundAuth::External => tls.to_partners.clone(),
+                OutboundAuth::Dialback(_) | OutboundAuth::Either(_) => {
+                    tls.to_dialback_partners.clone()
+                }
+            };
+            let keepalive = partner
+                .keepalive
+                .then_some(config.limits.keepalive_interval);
+            (Leg::Partner, destination, connector, auth, keepalive)
         };
         let outbound = Outbound {
             router: self.clone(),
@@ -249,6 +264,8 @@ impl Router {
             leg,
             destination,
             connector,
+            auth,
+            keepalive,
             connect_timeout: relay.connect_timeout,
             idle: config.limits.idle_timeout,
             write_timeout: config.limits.header_timeout,

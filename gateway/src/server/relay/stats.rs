@@ -80,6 +80,27 @@ pub struct RelayStats {
     sasl: [[AtomicU64; 2]; 2],
     /// Authenticated inbound streams open now, by listener.
     authenticated: [AtomicU64; 2],
+    /// Dialback results, [inbound (we verified), outbound (we were
+    /// answered)][valid, invalid, error].
+    dialback: [[AtomicU64; 3]; 2],
+    /// `db:verify` answered as authoritative server, [valid, invalid].
+    verify_answered: [AtomicU64; 2],
+    /// How each outbound stream authenticated, by pair.
+    outbound_auth: Mutex<BTreeMap<String, crate::stream::Mechanism>>,
+    /// Authenticated inbound streams: id → (listener, peer domain, how).
+    inbound: Mutex<BTreeMap<u64, InboundStream>>,
+    inbound_ids: AtomicU64,
+}
+
+/// An authenticated inbound stream, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundStream {
+    /// The listener it arrived on.
+    pub listener: crate::config::ListenerKind,
+    /// The authenticated peer domain.
+    pub domain: String,
+    /// How it authenticated.
+    pub auth: crate::stream::Mechanism,
 }
 
 fn inc(c: &AtomicU64) {
@@ -112,8 +133,51 @@ impl RelayStats {
     }
 
     /// The outbound stream `pair` ended; `failed` when it did not end by our choice.
+    /// Records how the outbound stream of `pair` authenticated.
+    pub fn set_outbound_auth(&self, pair: &str, mechanism: crate::stream::Mechanism) {
+        lock(&self.outbound_auth).insert(pair.to_string(), mechanism);
+    }
+
+    /// How the outbound stream of `pair` authenticated, once it did.
+    pub fn outbound_auth(&self, pair: &str) -> Option<crate::stream::Mechanism> {
+        lock(&self.outbound_auth).get(pair).copied()
+    }
+
+    /// Counts a dialback result: `outbound` = the answer to our
+    /// `db:result`; else our verification of a partner's.
+    pub fn dialback(&self, outbound: bool, outcome: crate::stream::DialbackOutcome) {
+        let o = crate::stream::DialbackOutcome::ALL
+            .iter()
+            .position(|x| *x == outcome)
+            .unwrap_or(2);
+        inc(&self.dialback[usize::from(outbound)][o]);
+    }
+
+    /// Counts a `db:verify` we answered.
+    pub fn verify_answered(&self, valid: bool) {
+        inc(&self.verify_answered[usize::from(!valid)]);
+    }
+
+    /// Registers an authenticated inbound stream; returns its id.
+    pub fn inbound_opened(&self, stream: InboundStream) -> u64 {
+        let id = self.inbound_ids.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inbound).insert(id, stream);
+        id
+    }
+
+    /// Forgets an inbound stream.
+    pub fn inbound_closed(&self, id: u64) {
+        lock(&self.inbound).remove(&id);
+    }
+
+    /// The authenticated inbound streams.
+    pub fn inbound(&self) -> Vec<InboundStream> {
+        lock(&self.inbound).values().cloned().collect()
+    }
+
     pub fn remove_outbound(&self, pair: &str, leg: Leg, failed: bool) {
         lock(&self.outbound).remove(pair);
+        lock(&self.outbound_auth).remove(pair);
         if failed {
             inc(&self.failed[leg.index()]);
         }
@@ -167,6 +231,11 @@ impl RelayStats {
     }
 
     /// An authenticated inbound stream on `listener` ended.
+    /// A stream authenticated other than by SASL EXTERNAL (dialback).
+    pub fn authenticated_opened(&self, listener: crate::config::ListenerKind) {
+        inc(&self.authenticated[listener_index(listener)]);
+    }
+
     pub fn authenticated_closed(&self, listener: crate::config::ListenerKind) {
         self.authenticated[listener_index(listener)].fetch_sub(1, Ordering::Relaxed);
     }
@@ -217,6 +286,36 @@ impl RelayStats {
                     get(&n[leg.index()])
                 );
             }
+        }
+        family(
+            out,
+            "xfed_gateway_dialback_total",
+            "counter",
+            "Dialback results: inbound = our verification of a partner's key with its \
+             authoritative server, outbound = the partner's answer to our key.",
+        );
+        for (d, direction) in ["inbound", "outbound"].iter().enumerate() {
+            for (o, outcome) in crate::stream::DialbackOutcome::ALL.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "xfed_gateway_dialback_total{{direction=\"{direction}\",result=\"{}\"}} {}",
+                    outcome.as_str(),
+                    get(&self.dialback[d][o])
+                );
+            }
+        }
+        family(
+            out,
+            "xfed_gateway_dialback_verify_answered_total",
+            "counter",
+            "db:verify requests answered as the authoritative server, by answer.",
+        );
+        for (i, answer) in ["valid", "invalid"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "xfed_gateway_dialback_verify_answered_total{{result=\"{answer}\"}} {}",
+                get(&self.verify_answered[i])
+            );
         }
         family(
             out,

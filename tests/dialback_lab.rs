@@ -1,0 +1,346 @@
+//! Dialback (XEP-0220) through the gateways xfed deploys, with a real
+//! partner: the lab's fabrikam (Prosody) with its `mod_dialback` loaded,
+//! and `auth: dialback` for it in the spec, so neither side may use its
+//! certificate to authenticate. xfed renders the organisation's dialback
+//! secret to every gateway (root's file, readable by the gateway's group
+//! only, whose content no output of xfed shows); fabrikam's messages reach
+//! our internal server through the
+//! gateways, ours reach fabrikam, and `/status` and `xfed verify` say both
+//! streams were authenticated by dialback.
+//!
+//!   XFED_LAB=1 tests/lab/lab exec -- cargo test --test dialback_lab
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::internal::InternalServer;
+use common::lab::{Lab, Role};
+use common::partners::{Partner, lua_str};
+use common::prosody::PROSODYCTL;
+use common::xfed::{
+    TestSpec, apply_ok, assert_in_sync, gateway_pid, lab_spec_with, lab_stdout, reset, xfed,
+};
+
+const SECRET: &str = "lab-dialback-secret-5b0e7c29a4d1f3";
+const ROTATED: &str = "lab-dialback-secret-rotated-91c4e2";
+
+/// Runs Lua in fabrikam's Prosody (its admin shell).
+fn shell(p: &Partner, lua: &str) -> String {
+    let out = Command::new(PROSODYCTL)
+        .arg("--config")
+        .arg(&p.config)
+        .arg("shell")
+        .arg(lua)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: cannot run prosodyctl: {e}", p.domain));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}: `{lua}` failed:\n{text}",
+        p.domain
+    );
+    text
+}
+
+/// Runs Lua in the partner's Prosody whatever comes of it (closing
+/// sessions that may not exist, unloading a module that may not be loaded).
+fn shell_quiet(p: &Partner, lua: &str) {
+    let _ = Command::new(PROSODYCTL)
+        .arg("--config")
+        .arg(&p.config)
+        .arg("shell")
+        .arg(lua)
+        .output();
+}
+
+/// fabrikam with dialback for as long as this lives; its S2S streams to
+/// us closed on both edges of the change, so each test starts afresh.
+struct DialbackOn<'a>(&'a Partner);
+
+impl<'a> DialbackOn<'a> {
+    fn new(p: &'a Partner) -> DialbackOn<'a> {
+        let unload = format!("module:unload('dialback', {})", lua_str(&p.domain));
+        shell_quiet(p, &unload);
+        let loaded = shell(
+            p,
+            &format!("module:load('dialback', {})", lua_str(&p.domain)),
+        );
+        assert!(loaded.contains("OK"), "{loaded}");
+        shell_quiet(p, "s2s:closeall('contoso.example')");
+        DialbackOn(p)
+    }
+}
+
+impl Drop for DialbackOn<'_> {
+    fn drop(&mut self) {
+        let p = self.0;
+        shell_quiet(
+            p,
+            &format!("module:unload('dialback', {})", lua_str(&p.domain)),
+        );
+        shell_quiet(p, "s2s:closeall('contoso.example')");
+    }
+}
+
+/// playbooks/lab.yaml with fabrikam by dialback and the secret from a
+/// file beside the spec.
+fn dialback_spec(lab: &Lab) -> TestSpec {
+    lab_spec_with(lab, |text, dir| {
+        std::fs::write(dir.join("dialback.secret"), format!("{SECRET}\n")).expect("secret");
+        let fabrikam = "  - domain: fabrikam.example\n    kind: federated\n    tls: required\n    auth: external\n";
+        let gateway = "gateway:\n  service_manager: direct\n";
+        assert!(
+            text.contains(fabrikam) && text.contains(gateway),
+            "playbooks/lab.yaml changed"
+        );
+        text.replacen(
+            fabrikam,
+            &fabrikam.replace("auth: external", "auth: dialback"),
+            1,
+        )
+        .replacen(
+            gateway,
+            &format!("{gateway}  dialback:\n    secret: \"{{{{ file('dialback.secret') }}}}\"\n"),
+            1,
+        )
+    })
+}
+
+/// Every edge's `/status` relay streams: (edge, direction, peer, auth).
+fn streams(lab: &Lab) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for h in lab.hosts_with(Role::Edge) {
+        let text = lab_stdout(
+            lab,
+            "curl",
+            &[
+                "-s",
+                "--max-time",
+                "5",
+                &format!("http://{}:8089/status", h.internal),
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        for s in v["relay"]["inbound"].as_array().into_iter().flatten() {
+            out.push((
+                h.fqdn.clone(),
+                "inbound".into(),
+                s["domain"].as_str().unwrap_or_default().into(),
+                s["auth"].as_str().unwrap_or_default().into(),
+            ));
+        }
+        for s in v["relay"]["outbound"].as_array().into_iter().flatten() {
+            let to = s["pair"]
+                .as_str()
+                .and_then(|p| p.split_once("->"))
+                .map(|(_, to)| to.to_string())
+                .unwrap_or_default();
+            out.push((
+                h.fqdn.clone(),
+                "outbound".into(),
+                to,
+                s["auth"].as_str().unwrap_or_default().into(),
+            ));
+        }
+    }
+    out
+}
+
+fn wait_stream(lab: &Lab, direction: &str, peer: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = streams(lab);
+        if let Some(s) = all.iter().find(|s| s.1 == direction && s.2 == peer) {
+            return s.3.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {direction} stream with {peer} in /status: {all:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How many `db:verify` the edges answered `valid` with their current
+/// secret, from their logs.
+fn verify_answers(lab: &Lab) -> usize {
+    lab.hosts_with(Role::Edge)
+        .map(|h| {
+            let log = lab
+                .dir
+                .join("hosts")
+                .join(&h.name)
+                .join("fs/var-lib-xfed/log/xfed-gateway.log");
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| {
+                    l.contains("event=dialback_verify_answered")
+                        && l.contains("result=valid")
+                        && l.contains("secret=current")
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// A body no earlier run can have left in a store.
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{tag} {nanos}")
+}
+
+#[test]
+fn fabrikam_federates_by_dialback_through_the_gateways_both_ways() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let fabrikam = lab.partner("fabrikam");
+    let _dialback = DialbackOn::new(fabrikam);
+
+    let spec = dialback_spec(lab);
+    let plan = xfed(lab, &["plan", spec.path()]);
+    assert!(
+        plan.stdout.contains("auth: (none) → dialback"),
+        "the plan shows the partner's auth:\n{plan:?}"
+    );
+    let applied = apply_ok(lab, &spec);
+    assert_in_sync(lab, &spec);
+    for run in [&plan, &applied] {
+        assert!(
+            !run.stdout.contains(SECRET) && !run.stderr.contains(SECRET),
+            "the secret in xfed's output:\n{run:?}"
+        );
+    }
+    assert!(
+        plan.stdout.contains("(sensitive) content changes"),
+        "{plan:?}"
+    );
+    // Every gateway has the organisation's one secret, readable by root and
+    // the gateway's group only.
+    for h in lab.hosts_with(Role::Edge) {
+        let seen = lab.ssh_ok(
+            h,
+            "stat -c '%a %U %G' /etc/xfed/dialback.secret && cat /etc/xfed/dialback.secret",
+        );
+        assert_eq!(
+            seen,
+            format!("640 root xfed-gateway\n{SECRET}\n"),
+            "{}",
+            h.fqdn
+        );
+    }
+
+    // fabrikam → alice: fabrikam's server authenticates its stream by
+    // dialback (the gateway verifies its key with fabrikam's own server).
+    let internal = InternalServer::of(lab);
+    internal.register("alice");
+    let to_alice = unique("dialback to alice");
+    fabrikam.send("carol", "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains("carol@fabrikam.example"), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", "fabrikam.example"), "dialback");
+
+    // alice → fabrikam: the gateway authenticates by dialback, fabrikam
+    // checks the key with whichever edge its SRV lookup of contoso.example
+    // gives, which answers with the same secret.
+    let to_carol = unique("dialback to carol");
+    internal.send("alice@contoso.example", "carol@fabrikam.example", &to_carol);
+    let got = fabrikam.wait_received("carol", &to_carol);
+    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
+    assert_eq!(wait_stream(lab, "outbound", "fabrikam.example"), "dialback");
+
+    // What the operator sees: verify names each partner stream and how.
+    let verify = xfed(lab, &["verify", spec.path()]);
+    assert!(
+        verify.stdout.contains("fabrikam.example in by dialback"),
+        "{verify:?}"
+    );
+    assert!(!verify.stdout.contains(SECRET) && !verify.stderr.contains(SECRET));
+    // doctor: the gateways' dialback results, none failed.
+    let doctor = xfed(lab, &["doctor", spec.path()]);
+    let lines: Vec<&str> = doctor
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" dialback "))
+        .collect();
+    assert_eq!(lines.len(), 2, "one dialback line per edge:\n{doctor:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("PASS") && l.ends_with("no failure"))
+            && lines.iter().any(|l| !l.contains("0 partner keys verified")),
+        "{doctor:?}"
+    );
+
+    // A new secret value is a reload: the gateways keep their PIDs and
+    // make and check keys with the new one from then on (fabrikam checks
+    // the key of a fresh stream against whichever edge it reaches).
+    let pids: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| gateway_pid(lab, h))
+        .collect();
+    std::fs::write(
+        spec.dir.path().join("dialback.secret"),
+        format!("{ROTATED}\n"),
+    )
+    .expect("new secret");
+    let plan = xfed(lab, &["plan", spec.path()]);
+    assert!(
+        plan.stdout
+            .contains("service:xfed-gateway will be updated in-place (reload)")
+            && !plan.stdout.contains("(restart)"),
+        "{plan:?}"
+    );
+    let applied = apply_ok(lab, &spec);
+    for run in [&plan, &applied] {
+        for secret in [SECRET, ROTATED] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "a secret in xfed's output:\n{run:?}"
+            );
+        }
+    }
+    let after: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| gateway_pid(lab, h))
+        .collect();
+    assert_eq!(pids, after, "a new dialback secret restarted a gateway");
+    for h in lab.hosts_with(Role::Edge) {
+        let seen = lab.ssh_ok(h, "cat /etc/xfed/dialback.secret");
+        assert_eq!(seen, format!("{ROTATED}\n"), "{}", h.fqdn);
+    }
+    // fabrikam closes its streams with us; the gateway holds off a
+    // partner whose stream just ended for a few seconds (bouncing what it
+    // is given meanwhile), so a message is sent again until one arrives.
+    let answers_before = verify_answers(lab);
+    shell_quiet(fabrikam, "s2s:closeall('contoso.example')");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'delivered: loop {
+        let again = unique("dialback to carol after the new secret");
+        internal.send("alice@contoso.example", "carol@fabrikam.example", &again);
+        let tried = Instant::now();
+        while tried.elapsed() < Duration::from_secs(3) {
+            if fabrikam.received("carol").iter().any(|m| m.body == again) {
+                break 'delivered;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached carol after the new secret; fabrikam's log ends:\n{}",
+            fabrikam.log_tail(20)
+        );
+    }
+    assert_eq!(wait_stream(lab, "outbound", "fabrikam.example"), "dialback");
+    assert!(
+        verify_answers(lab) > answers_before,
+        "no edge answered fabrikam's check of a key after the new secret"
+    );
+}
