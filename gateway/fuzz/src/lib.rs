@@ -44,7 +44,7 @@ use xfed_gateway::config::{Limits, ListenerKind, PartnerAuth};
 use xfed_gateway::dialback::Secrets;
 use xfed_gateway::stream::{Condition, Directive, NS_SERVER, NS_STREAMS, Phase, StreamMachine};
 use xfed_gateway::stream::{
-    DialbackOutcome, Mechanism, NS_SASL, NS_TLS, StreamEvent, StreamSettings,
+    DialbackOutcome, Mechanism, NS_DIALBACK, NS_SASL, NS_TLS, StreamEvent, StreamSettings,
 };
 use xfed_gateway::tls::PeerIdentity;
 use xfed_gateway::xml::{Element, Frame, Framer, FramingError, Node};
@@ -698,6 +698,23 @@ impl PeerView {
                     assert!(self.error.is_none(), "an element after <stream:error>");
                     if e.is(NS_STREAMS, "error") {
                         self.error = Some(stream_error_condition(&e));
+                    } else if e.is(NS_DIALBACK, "result") || e.is(NS_DIALBACK, "verify") {
+                        // Our dialback answers: typed, addressed, no key echoed.
+                        let kinds: &[&str] = if e.name == "result" {
+                            &["valid", "invalid", "error"]
+                        } else {
+                            &["valid", "invalid"]
+                        };
+                        assert!(
+                            e.attr("type").is_some_and(|t| kinds.contains(&t)),
+                            "dialback answer of type {:?}",
+                            e.attr("type")
+                        );
+                        assert!(e.attr("from").is_some() && e.attr("to").is_some());
+                        assert!(
+                            !e.children.iter().any(|c| matches!(c, Node::Text(_))),
+                            "a dialback answer with text"
+                        );
                     } else {
                         assert!(
                             e.is(NS_STREAMS, "features")
