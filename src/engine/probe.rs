@@ -390,6 +390,9 @@ pub struct GatewayStatus {
     pub pid: Option<u64>,
     /// The relay's S2S streams with partners, as `/status` lists them.
     pub partner_streams: Vec<PartnerStream>,
+    /// Authenticated streams from our own XMPP server (the internal
+    /// listener): the front-end's route arriving at this gateway.
+    pub frontend_streams: usize,
 }
 
 /// Which way a stream was opened.
@@ -586,6 +589,11 @@ pub async fn gateway_status(addr: SocketAddr, limit: Duration) -> Result<Gateway
         topology_version: s("topology_version"),
         pid: v["pid"].as_u64(),
         partner_streams: partner_streams(&v),
+        frontend_streams: v["relay"]["inbound"].as_array().map_or(0, |l| {
+            l.iter()
+                .filter(|s| s["listener"].as_str() == Some("internal"))
+                .count()
+        }),
     })
 }
 

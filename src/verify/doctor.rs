@@ -767,6 +767,40 @@ fn listener(h: &HostFacts, g: &GatewayFacts, l: &ListenerFacts) -> Finding {
     }
 }
 
+/// What the gateways of one edge pool carry, from their `/status`.
+struct Carried {
+    /// Streams from our own XMPP server (the front-ends' route).
+    frontend: usize,
+    /// `fabrikam.example in by EXTERNAL`, one per partner stream.
+    partners: Vec<String>,
+}
+
+/// `None` when no gateway of `pool` answered `/status`.
+fn carried(w: &World, pool: &str) -> Option<Carried> {
+    let statuses: Vec<&GatewayStatus> = w
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::Edge && h.pool == pool)
+        .filter_map(|h| h.gateway.as_ref())
+        .flat_map(|g| g.listeners.iter())
+        .filter_map(|l| match &l.probe {
+            Probe::Status(Ok(s)) => Some(s),
+            _ => None,
+        })
+        .collect();
+    if statuses.is_empty() {
+        return None;
+    }
+    Some(Carried {
+        frontend: statuses.iter().map(|s| s.frontend_streams).sum(),
+        partners: statuses
+            .iter()
+            .filter(|s| !s.partner_streams.is_empty())
+            .map(|s| s.partner_streams_text())
+            .collect(),
+    })
+}
+
 /// A published topology document, read as far as the route check needs.
 fn parse_topology(text: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
@@ -889,14 +923,40 @@ fn route(w: &World, site: &SiteRoute, h: &HostFacts) -> Finding {
             ),
             publish,
         ),
-        Some(p) => Finding::pass(
-            Check::Route,
-            &h.fqdn,
-            format!(
+        Some(p) => {
+            let routed = format!(
                 "site `{name}` → edge pool `{got}` (XMPP federation, {})",
                 plural(servers(p), "server")
-            ),
-        ),
+            );
+            match carried(w, got) {
+                // No gateway of the pool answered /status: the listener
+                // checks say why; the route itself is as the spec says.
+                None => Finding::pass(Check::Route, &h.fqdn, routed),
+                Some(c) if c.frontend > 0 || !c.partners.is_empty() => Finding::pass(
+                    Check::Route,
+                    &h.fqdn,
+                    format!(
+                        "{routed}; carrying now: {} from our server, partner streams: {}",
+                        plural(c.frontend, "stream"),
+                        if c.partners.is_empty() {
+                            "none".to_string()
+                        } else {
+                            c.partners.join(", ")
+                        }
+                    ),
+                ),
+                Some(_) => Finding::warn(
+                    Check::Route,
+                    &h.fqdn,
+                    format!(
+                        "{routed}, but the route carries nothing now: no gateway of `{got}` has a stream from our XMPP server or with a partner"
+                    ),
+                    format!(
+                        "send a message from a user of site `{name}` to a partner and run doctor again (idle streams close by themselves); if the route still carries nothing, the front-end's server does not use it: check its route table (`routes.json` beside its config, for a server xfed manages) and its log for `mod_xfed_route`"
+                    ),
+                ),
+            }
+        }
     }
 }
 
@@ -1517,6 +1577,56 @@ mod tests {
         assert_eq!(
             admin.seen,
             "admin 203.0.113.101:8089: bound (ss); from here: /status answers: binary aaaaaaaaaaaa, topology 417980d416c3be86; partner streams: fabrikam.example in by dialback, litware.example out by EXTERNAL"
+        );
+    }
+
+    /// The route check says what the routed pool carries, from its
+    /// gateways' `/status`, and explains a route that carries nothing.
+    #[test]
+    fn a_route_that_carries_nothing_is_explained_and_one_that_carries_is_shown() {
+        use crate::engine::probe::{Direction, GatewayStatus, PartnerStream, StreamAuth};
+        let with_status = |status: GatewayStatus| {
+            let mut w = world();
+            if let Some(g) = w.hosts[1].gateway.as_mut() {
+                g.listeners.push(ListenerFacts {
+                    name: ListenerKind::Admin,
+                    address: "203.0.113.101:8089".parse().expect("addr"),
+                    bound: true,
+                    probe: Probe::Status(Ok(status)),
+                });
+            }
+            find(&judge(&w), Check::Route, "fe1.contoso.example")
+        };
+        // No /status from the pool: the route as the spec has it.
+        let f = find(&judge(&world()), Check::Route, "fe1.contoso.example");
+        assert_eq!(f.status, Status::Pass, "{f:?}");
+
+        let idle = with_status(GatewayStatus::default());
+        assert_eq!(idle.status, Status::Warn, "{idle:?}");
+        assert!(
+            idle.seen.ends_with("but the route carries nothing now: no gateway of `edge-hq` has a stream from our XMPP server or with a partner"),
+            "{idle:?}"
+        );
+        assert!(
+            idle.fix.as_deref().is_some_and(
+                |f| f.starts_with("send a message from a user of site `hq` to a partner")
+            ),
+            "{idle:?}"
+        );
+
+        let busy = with_status(GatewayStatus {
+            frontend_streams: 1,
+            partner_streams: vec![PartnerStream {
+                direction: Direction::Outbound,
+                domain: "fabrikam.example".into(),
+                auth: Some(StreamAuth::External),
+            }],
+            ..GatewayStatus::default()
+        });
+        assert_eq!(busy.status, Status::Pass, "{busy:?}");
+        assert_eq!(
+            busy.seen,
+            "site `hq` → edge pool `edge-hq` (XMPP federation, 2 servers); carrying now: 1 stream from our server, partner streams: fabrikam.example out by EXTERNAL"
         );
     }
 
