@@ -1,0 +1,506 @@
+//! DNS through RFC 2136 (dynamic update) and AXFR signed with TSIG, against
+//! the lab's real BIND 9 and Knot (tests/lab/README.md): every test runs on
+//! both servers. Records are checked by resolution — with hickory (xfed's
+//! verifier) and with `dig` — and hand edits are made with `nsupdate`, tools
+//! we did not write.
+//!
+//! Each test works in a zone of its own (`r<N>.contoso.example.`, which both
+//! servers serve), emptied of everything but its SOA and NS first; the
+//! servers differ, so the BIND and Knot halves never meet.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::lab::{Lab, Rfc2136Server};
+use xfed::apply::dns::apply_dns;
+use xfed::dns::rrset::{RRset, RRsetOp};
+use xfed::engine::dns::read_and_plan as plan_dns;
+use xfed::plan::Action;
+use xfed::plan::dns_plan::DnsPlan;
+use xfed::providers::dns::{DnsError, DnsProvider, ProviderError};
+use xfed::spec::{self, MapInputs, Source, Spec};
+use xfed::verify::dns::verify_dns;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio: {e}"))
+}
+
+/// A spec for `domain` (zone and XMPP domain) with one federation pool of
+/// two edges and `records` under `dns.records`, writing through `server`
+/// with `secret` as its TSIG key.
+fn spec_for(server: &Rfc2136Server, domain: &str, records: &str, secret: &str) -> Spec {
+    spec_with(server, domain, records, secret, 2)
+}
+
+/// [`spec_for`] with `edges` edges (1 or 2).
+fn spec_with(server: &Rfc2136Server, domain: &str, records: &str, secret: &str, edges: u8) -> Spec {
+    let edges: String = (1..=edges)
+        .map(|n| {
+            format!(
+                "      - fqdn: edge{n}.{domain}\n        internal: {{ address: 203.0.113.{} }}\n        external: {{ fqdn: xmpp{n}.{domain}, address: 198.51.100.{} }}\n",
+                100 + n,
+                100 + n
+            )
+        })
+        .collect();
+    let text = format!(
+        r#"version: 1
+sip_domains: [{domain}]
+xmpp_domains: [{domain}]
+ssh: {{ identity_file: /keys/id_ed25519, known_hosts: /keys/known_hosts }}
+sites:
+  - {{ name: hq, frontend_pool: fe, xmpp_route: edge-hq }}
+frontend_pools:
+  - name: fe
+    servers: [{{ fqdn: fe1.{domain}, address: 203.0.113.11 }}]
+edge_pools:
+  - name: edge-hq
+    site: hq
+    xmpp_federation: true
+    srv: {{ priority: 10, weight: 100, ttl: 120 }}
+    servers:
+{edges}dns:
+  provider:
+    kind: rfc2136
+    servers: ["{ext}:53"]
+    tsig:
+      name: {key}
+      algorithm: {alg}
+      secret: "{{{{ env('TSIG_SECRET') }}}}"
+  zones:
+    - {{ name: {domain}, nameservers: ["{ext}"] }}
+{records}"#,
+        ext = server.external,
+        key = server.tsig.name,
+        alg = server.tsig.algorithm,
+    );
+    let mut inputs = MapInputs::default();
+    inputs.env.insert("TSIG_SECRET".into(), secret.into());
+    match spec::load(
+        &Source::new(format!("{domain}.yaml"), text),
+        Arc::new(inputs),
+    ) {
+        Ok(l) => l.spec,
+        Err(e) => panic!("spec does not load:\n{e}"),
+    }
+}
+
+fn lab_spec(server: &Rfc2136Server, domain: &str, records: &str) -> Spec {
+    spec_for(server, domain, records, &server.tsig.secret())
+}
+
+fn provider_of(spec: &Spec) -> Box<dyn DnsProvider> {
+    let dns = spec.dns.as_ref().expect("dns");
+    xfed::providers::dns::provider_for(&dns.provider).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn plan(spec: &Spec, p: &dyn DnsProvider) -> DnsPlan {
+    rt().block_on(plan_dns(spec, p))
+        .unwrap_or_else(|e| panic!("plan: {e}"))
+}
+
+fn apply(spec: &Spec, p: &dyn DnsProvider) -> DnsPlan {
+    let plan = plan(spec, p);
+    rt().block_on(apply_dns(p, &plan, false))
+        .unwrap_or_else(|e| panic!("apply: {e}"));
+    plan
+}
+
+fn read(p: &dyn DnsProvider, zone: &str) -> Vec<RRset> {
+    rt().block_on(p.read_zone(zone))
+        .unwrap_or_else(|e| panic!("read {zone}: {e}"))
+        .unwrap_or_else(|| panic!("zone {zone} is not served"))
+}
+
+/// Everything but the apex SOA and NS, as the lab wrote the zone.
+fn empty_zone(p: &dyn DnsProvider, zone: &str) {
+    let ops: Vec<RRsetOp> = read(p, zone)
+        .into_iter()
+        .filter(|r| !(r.name == zone && (r.rtype == "SOA" || r.rtype == "NS")))
+        .map(|r| RRsetOp::Delete {
+            name: r.name,
+            rtype: r.rtype,
+        })
+        .collect();
+    rt().block_on(p.apply(zone, &ops))
+        .unwrap_or_else(|e| panic!("empty {zone}: {e}"));
+}
+
+/// `dig +short +norec @SERVER TYPE NAME`, sorted lines.
+fn dig(lab: &Lab, server: &Rfc2136Server, rtype: &str, name: &str) -> Vec<String> {
+    let out = lab
+        .command("dig")
+        .args([
+            "+short",
+            "+norec",
+            "+time=2",
+            "+tries=1",
+            &format!("@{}", server.external),
+            rtype,
+            name,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("dig: {e}"));
+    assert!(out.status.success(), "dig {rtype} {name}: {out:?}");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A hand edit, as an operator makes one: `nsupdate` with the server's key.
+fn nsupdate(lab: &Lab, server: &Rfc2136Server, zone: &str, lines: &[&str]) {
+    let script = format!(
+        "server {}\nzone {zone}\n{}\nsend\n",
+        server.external,
+        lines.join("\n")
+    );
+    let key = format!(
+        "{}:{}:{}",
+        server.tsig.algorithm,
+        server.tsig.name,
+        server.tsig.secret()
+    );
+    let mut child = lab
+        .command("nsupdate")
+        .args(["-y", &key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("nsupdate: {e}"));
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("nsupdate");
+    assert!(out.status.success(), "nsupdate {script}: {out:?}");
+}
+
+fn servers(lab: &Lab) -> Vec<&Rfc2136Server> {
+    assert_eq!(
+        lab.rfc2136
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["bind", "knot"],
+        "the lab has BIND and Knot (tests/lab/lab up)"
+    );
+    lab.rfc2136.iter().collect()
+}
+
+fn changed(plan: &DnsPlan) -> Vec<(String, Action)> {
+    plan.changes()
+        .into_iter()
+        .filter(|c| c.action.is_change())
+        .map(|c| (c.address, c.action))
+        .collect()
+}
+
+#[test]
+fn apply_publishes_srv_and_a_by_update_and_a_second_plan_is_empty() {
+    let Some(lab) = Lab::get() else { return };
+    for server in servers(lab) {
+        let (domain, zone) = ("r1.contoso.example", "r1.contoso.example.");
+        let spec = lab_spec(server, domain, "");
+        let p = provider_of(&spec);
+        empty_zone(p.as_ref(), zone);
+        let first = apply(&spec, p.as_ref());
+        assert!(
+            changed(&first).iter().any(|(a, act)| a
+                .ends_with("SRV:_xmpp-server._tcp.r1.contoso.example.")
+                && *act == Action::Create),
+            "{}: {:?}",
+            server.name,
+            changed(&first)
+        );
+        assert_eq!(
+            dig(lab, server, "SRV", "_xmpp-server._tcp.r1.contoso.example"),
+            vec![
+                "10 100 5269 xmpp1.r1.contoso.example.",
+                "10 100 5269 xmpp2.r1.contoso.example."
+            ],
+            "{}",
+            server.name
+        );
+        assert_eq!(
+            dig(lab, server, "A", "xmpp2.r1.contoso.example"),
+            vec!["198.51.100.102"]
+        );
+        // ownership markers went in the same UPDATE
+        assert_eq!(
+            dig(
+                lab,
+                server,
+                "TXT",
+                "_xfed-owner._xmpp-server._tcp.r1.contoso.example"
+            ),
+            vec!["\"xfed-managed type=SRV\""]
+        );
+        // xfed's verifier agrees
+        let rows = rt().block_on(verify_dns(&spec));
+        let bad: Vec<_> = rows.iter().filter(|r| !r.ok).collect();
+        assert!(
+            !rows.is_empty() && bad.is_empty(),
+            "{}: {bad:?}",
+            server.name
+        );
+        // read back by AXFR, nothing differs
+        let second = plan(&spec, p.as_ref());
+        assert!(
+            !second.has_changes(),
+            "{}: {:?}",
+            server.name,
+            changed(&second)
+        );
+    }
+}
+
+#[test]
+fn a_hand_added_record_survives_and_a_hand_edit_is_drift_that_apply_repairs() {
+    let Some(lab) = Lab::get() else { return };
+    for server in servers(lab) {
+        let zone = "r2.contoso.example.";
+        let spec = lab_spec(server, "r2.contoso.example", "");
+        let p = provider_of(&spec);
+        empty_zone(p.as_ref(), zone);
+        apply(&spec, p.as_ref());
+
+        nsupdate(
+            lab,
+            server,
+            zone,
+            &[
+                "update add mail.r2.contoso.example. 600 IN A 192.0.2.25",
+                "update delete xmpp1.r2.contoso.example. A",
+                "update add xmpp1.r2.contoso.example. 300 IN A 192.0.2.66",
+            ],
+        );
+        let drift = plan(&spec, p.as_ref());
+        assert_eq!(
+            changed(&drift),
+            vec![(
+                "dns/r2.contoso.example./A:xmpp1.r2.contoso.example.".to_string(),
+                Action::Update
+            )],
+            "{}",
+            server.name
+        );
+        assert!(
+            drift
+                .unmanaged()
+                .iter()
+                .any(|(_, r)| r.name == "mail.r2.contoso.example."),
+            "{}: the hand-made record is reported as unmanaged",
+            server.name
+        );
+        rt().block_on(apply_dns(p.as_ref(), &drift, false))
+            .unwrap_or_else(|e| panic!("{}: {e}", server.name));
+        assert_eq!(
+            dig(lab, server, "A", "xmpp1.r2.contoso.example"),
+            vec!["198.51.100.101"],
+            "{}: repaired",
+            server.name
+        );
+        assert_eq!(
+            dig(lab, server, "A", "mail.r2.contoso.example"),
+            vec!["192.0.2.25"],
+            "{}: the unrelated record survives",
+            server.name
+        );
+        assert!(!plan(&spec, p.as_ref()).has_changes(), "{}", server.name);
+    }
+}
+
+#[test]
+fn the_mass_change_guard_trips_and_nothing_is_written() {
+    let Some(lab) = Lab::get() else { return };
+    for server in servers(lab) {
+        let zone = "r3.contoso.example.";
+        let records: String = (1..=12)
+            .map(|i| {
+                format!(
+                    "    - {{ zone: r3.contoso.example, name: h{i}, type: A, value: 192.0.2.{i} }}\n"
+                )
+            })
+            .collect();
+        let full = lab_spec(
+            server,
+            "r3.contoso.example",
+            &format!("  records:\n{records}"),
+        );
+        let p = provider_of(&full);
+        empty_zone(p.as_ref(), zone);
+        apply(&full, p.as_ref());
+        let before = read(p.as_ref(), zone);
+
+        let bare = lab_spec(server, "r3.contoso.example", "");
+        let risky = plan(&bare, p.as_ref());
+        let reasons = risky.refusals(false);
+        assert_eq!(reasons.len(), 1, "{}: {reasons:?}", server.name);
+        assert!(
+            reasons[0].contains("deletes 12 of the 15 record sets"),
+            "{}",
+            reasons[0]
+        );
+        let err = rt().block_on(apply_dns(p.as_ref(), &risky, false)).err();
+        assert!(matches!(err, Some(DnsError::Refused { .. })), "{err:?}");
+        assert_eq!(
+            read(p.as_ref(), zone),
+            before,
+            "{}: nothing written",
+            server.name
+        );
+        assert_eq!(
+            dig(lab, server, "A", "h1.r3.contoso.example"),
+            vec!["192.0.2.1"]
+        );
+        rt().block_on(apply_dns(p.as_ref(), &risky, true))
+            .unwrap_or_else(|e| panic!("{}: {e}", server.name));
+        assert!(dig(lab, server, "A", "h1.r3.contoso.example").is_empty());
+        assert!(!plan(&bare, p.as_ref()).has_changes());
+    }
+}
+
+#[test]
+fn a_record_changed_after_the_read_fails_the_updates_prerequisite_and_nothing_is_written() {
+    let Some(lab) = Lab::get() else { return };
+    for server in servers(lab) {
+        let zone = "r4.contoso.example.";
+        let spec = lab_spec(server, "r4.contoso.example", "");
+        let p = provider_of(&spec);
+        empty_zone(p.as_ref(), zone);
+        apply(&spec, p.as_ref());
+
+        // The plan drops edge2; then someone edits xmpp1 behind xfed's back.
+        let spec2 = spec_with(server, "r4.contoso.example", "", &server.tsig.secret(), 1);
+        let old = plan(&spec2, p.as_ref());
+        let read_then = read(p.as_ref(), zone);
+        assert!(old.has_changes());
+        nsupdate(
+            lab,
+            server,
+            zone,
+            &[
+                "update delete _xmpp-server._tcp.r4.contoso.example. SRV",
+                "update add _xmpp-server._tcp.r4.contoso.example. 120 IN SRV 10 100 5269 other.example.",
+            ],
+        );
+        let after_edit = read(p.as_ref(), zone);
+
+        // The server itself refuses the UPDATE made from the older read.
+        let z = &old.zones[0];
+        let expected: Vec<RRset> = read_then
+            .into_iter()
+            .filter(|r| z.touched.contains(&r.name))
+            .collect();
+        let err = rt()
+            .block_on(p.apply_expecting(zone, &z.decision.ops, &expected))
+            .err();
+        assert!(
+            matches!(err, Some(ProviderError::PrerequisiteFailed { .. })),
+            "{}: {err:?}",
+            server.name
+        );
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("NXRRSET") && text.contains("nothing was written"),
+            "{text}"
+        );
+        assert_eq!(
+            read(p.as_ref(), zone),
+            after_edit,
+            "{}: nothing written",
+            server.name
+        );
+
+        // Through apply, the re-read sees the edit first: a stale plan.
+        let err = rt().block_on(apply_dns(p.as_ref(), &old, false)).err();
+        assert!(matches!(err, Some(DnsError::Stale { .. })), "{err:?}");
+        assert_eq!(
+            dig(lab, server, "A", "xmpp2.r4.contoso.example"),
+            vec!["198.51.100.102"],
+            "{}: nothing written",
+            server.name
+        );
+    }
+}
+
+#[test]
+fn a_wrong_tsig_secret_is_named_by_the_servers_codes_masked_and_writes_nothing() {
+    let Some(lab) = Lab::get() else { return };
+    for server in servers(lab) {
+        let zone = "r5.contoso.example.";
+        let good = lab_spec(server, "r5.contoso.example", "");
+        let gp = provider_of(&good);
+        empty_zone(gp.as_ref(), zone);
+        let before = read(gp.as_ref(), zone);
+
+        // a well-formed key of the right length that the server does not have
+        let wrong = if server.tsig.algorithm == "hmac-sha512" {
+            "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
+        } else {
+            "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
+        };
+        let bad = spec_for(server, "r5.contoso.example", "", wrong);
+        let bp = provider_of(&bad);
+        let err = rt()
+            .block_on(plan_dns(&bad, bp.as_ref()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("{}: a wrong key read the zone", server.name));
+        assert!(
+            err.contains("NOTAUTH/BADSIG") && err.contains(&server.tsig.name),
+            "{}: {err}",
+            server.name
+        );
+        assert!(!err.contains(wrong) && !err.contains(&server.tsig.secret()));
+
+        let op = RRsetOp::Replace(RRset::new(
+            "evil.r5.contoso.example.",
+            "A",
+            300,
+            vec!["192.0.2.66".into()],
+        ));
+        let err = rt()
+            .block_on(bp.apply(zone, &[op]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("{}: a wrong key wrote", server.name));
+        assert!(err.contains("NOTAUTH/BADSIG"), "{}: {err}", server.name);
+        assert!(!err.contains(wrong));
+        assert_eq!(
+            read(gp.as_ref(), zone),
+            before,
+            "{}: nothing written",
+            server.name
+        );
+        assert!(dig(lab, server, "A", "evil.r5.contoso.example").is_empty());
+        // the provider's Debug never shows the key either
+        assert!(!format!("{bp:?}").contains(wrong));
+    }
+}
+
+#[test]
+fn a_zone_the_server_does_not_serve_is_missing_not_an_error_of_the_key() {
+    let Some(lab) = Lab::get() else { return };
+    for server in servers(lab) {
+        let spec = lab_spec(server, "nowhere.contoso.example", "");
+        let p = provider_of(&spec);
+        let err = rt().block_on(plan_dns(&spec, p.as_ref())).err();
+        assert!(
+            matches!(err, Some(DnsError::ZoneMissing { .. })),
+            "{}: {err:?}",
+            server.name
+        );
+    }
+}
