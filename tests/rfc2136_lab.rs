@@ -504,3 +504,183 @@ fn a_zone_the_server_does_not_serve_is_missing_not_an_error_of_the_key() {
         );
     }
 }
+
+/// ACME DNS-01 with the challenge published by UPDATE in a BIND zone: the
+/// lab's second pebble validates by asking BIND, and issues.
+#[test]
+fn pebble_issues_through_dns01_records_written_into_bind() {
+    use xfed::providers::issuer::acme::{AcmeOrder, ProviderTxt, ZoneRef, issue_dns01};
+    let Some(lab) = Lab::get() else { return };
+    let server = servers(lab)[0];
+    let acme = server
+        .acme
+        .as_ref()
+        .expect("the lab's BIND has a pebble (tests/lab/lab up)");
+    let zone = "r6.contoso.example.";
+    let spec = lab_spec(server, "r6.contoso.example", "");
+    let p = provider_of(&spec);
+    empty_zone(p.as_ref(), zone);
+
+    let names = vec![
+        "sip.r6.contoso.example".to_string(),
+        "xmpp1.r6.contoso.example".to_string(),
+    ];
+    let key = rcgen::KeyPair::generate().expect("key");
+    let csr = rcgen::CertificateParams::new(names.clone())
+        .expect("params")
+        .serialize_request(&key)
+        .expect("csr");
+    let zones = vec![ZoneRef {
+        name: zone.into(),
+        nameservers: vec![format!("{}:53", server.external).parse().expect("addr")],
+    }];
+    let order = AcmeOrder {
+        directory: &acme.directory,
+        ca_bundle: Some(&acme.ca_bundle),
+        contact: &[],
+        names: &names,
+        csr_der: csr.der(),
+        zones: &zones,
+        propagation_timeout: std::time::Duration::from_secs(20),
+        host: "edge1",
+    };
+    let txt = ProviderTxt {
+        provider: p.as_ref(),
+        create_zones: false,
+    };
+    let chain = rt()
+        .block_on(issue_dns01(&order, &txt))
+        .unwrap_or_else(|e| panic!("ACME through BIND: {e}"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let pem = dir.path().join("chain.pem");
+    std::fs::write(&pem, &chain).expect("write");
+    let text = common::pki::openssl(&[
+        "x509",
+        "-in",
+        pem.to_str().expect("utf-8"),
+        "-noout",
+        "-text",
+    ]);
+    assert!(
+        text.contains("Issuer: CN = Pebble Intermediate CA"),
+        "{text}"
+    );
+    assert!(text.contains("DNS:sip.r6.contoso.example"), "{text}");
+    assert!(text.contains("DNS:xmpp1.r6.contoso.example"), "{text}");
+    // the challenge records are gone again
+    assert!(dig(lab, server, "TXT", "_acme-challenge.sip.r6.contoso.example").is_empty());
+    assert!(
+        !read(p.as_ref(), zone)
+            .iter()
+            .any(|r| r.name.starts_with("_acme-challenge")),
+        "challenge records left in the zone"
+    );
+}
+
+/// Median of `runs` timings of `f`, in milliseconds.
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[runs / 2]
+}
+
+/// The zone's 1,000 unrelated A records (`b<i>.<zone>`), and 50 changes to
+/// them (`round` picks their addresses).
+fn bench_records(zone: &str, round: u8) -> (Vec<RRset>, Vec<RRsetOp>) {
+    let rec = |i: u32, last: u8| {
+        RRset::new(
+            &format!("b{i}.{zone}"),
+            "A",
+            300,
+            vec![format!("10.{}.{}.{last}", i / 256, i % 256)],
+        )
+    };
+    let all = (0..1000).map(|i| rec(i, 1)).collect();
+    let changes = (0..50)
+        .map(|i| RRsetOp::Replace(rec(i * 20, 2 + round)))
+        .collect();
+    (all, changes)
+}
+
+/// Figures for tests/bench/dns-axfr, not a test: reading a zone of 1,000
+/// records and writing 50 changes to it in one request, through BIND and
+/// Knot (AXFR + UPDATE with TSIG) and PowerDNS (HTTP API), medians of 7.
+#[test]
+#[ignore = "a benchmark: tests/bench/dns-axfr runs it"]
+fn dns_provider_figures() {
+    let Some(lab) = Lab::get() else { return };
+    let runs = 7;
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    // PowerDNS first: the reference the ratios are taken against.
+    {
+        let _serial = lab.lock();
+        let zone = "bench.contoso.example.";
+        let p = xfed::providers::dns::PowerDns::new(
+            &lab.dns.api,
+            &xfed::secret::Secret::new(lab.dns.api_key()),
+            "localhost",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        rt().block_on(p.delete_zone(zone)).expect("delete");
+        let (all, _) = bench_records(zone, 0);
+        rt().block_on(p.create_zone(zone, &all)).expect("create");
+        assert!(read(&p, zone).len() >= 1000);
+        let read_ms = median_ms(runs, || {
+            read(&p, zone);
+        });
+        let mut round = 0;
+        let write_ms = median_ms(runs, || {
+            round += 1;
+            let (_, changes) = bench_records(zone, round);
+            rt().block_on(p.apply(zone, &changes)).expect("write");
+        });
+        rt().block_on(p.delete_zone(zone)).expect("delete");
+        rows.push(("PowerDNS (HTTP API)".into(), read_ms, write_ms));
+    }
+    for server in servers(lab) {
+        let zone = "r7.contoso.example.";
+        let spec = lab_spec(server, "r7.contoso.example", "");
+        let p = provider_of(&spec);
+        empty_zone(p.as_ref(), zone);
+        let (all, _) = bench_records(zone, 0);
+        let ops: Vec<RRsetOp> = all.into_iter().map(RRsetOp::Replace).collect();
+        rt().block_on(p.apply(zone, &ops)).expect("load");
+        assert!(read(p.as_ref(), zone).len() >= 1000);
+        let read_ms = median_ms(runs, || {
+            read(p.as_ref(), zone);
+        });
+        let mut round = 0;
+        let write_ms = median_ms(runs, || {
+            round += 1;
+            let (_, changes) = bench_records(zone, round);
+            rt().block_on(p.apply(zone, &changes)).expect("write");
+        });
+        empty_zone(p.as_ref(), zone);
+        rows.push((
+            format!(
+                "{} (AXFR + UPDATE, TSIG {})",
+                server.name, server.tsig.algorithm
+            ),
+            read_ms,
+            write_ms,
+        ));
+    }
+    let (base_read, base_write) = (rows[0].1, rows[0].2);
+    println!(
+        "FIGURES {:<40} {:>14} {:>8} {:>16} {:>8}",
+        "provider", "read 1000 (ms)", "ratio", "write 50 (ms)", "ratio"
+    );
+    for (name, r, w) in &rows {
+        println!(
+            "FIGURES {name:<40} {r:>14.1} {:>8.2} {w:>16.1} {:>8.2}",
+            r / base_read,
+            w / base_write
+        );
+    }
+}

@@ -137,6 +137,17 @@ pub struct Rfc2136Server {
     /// Absolute zone names it serves: the organisation's and `r1`..`r8`.
     pub zones: Vec<String>,
     pub tsig: TsigKey,
+    /// An ACME test CA (pebble) that validates DNS-01 by asking this server.
+    #[serde(default)]
+    pub acme: Option<AcmeCa>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AcmeCa {
+    /// `https://203.0.113.57:14000/dir`
+    pub directory: String,
+    /// The CA of its HTTPS listener.
+    pub ca_bundle: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
