@@ -17,6 +17,12 @@ fn inputs(with_key: bool) -> Arc<MapInputs> {
         PathBuf::from("/var/lib/xfed-lab/pdns/api-key"),
         "lab-key-1234\n".into(),
     );
+    for server in ["bind", "knot"] {
+        i.files.insert(
+            PathBuf::from(format!("/var/lib/xfed-lab/rfc2136/{server}/tsig.secret")),
+            "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY3OA==\n".into(),
+        );
+    }
     i.files.insert(
         PathBuf::from("/var/lib/xfed-lab/internal/ca.key"),
         "-----BEGIN PRIVATE KEY-----\nlab\n-----END PRIVATE KEY-----\n".into(),
@@ -496,7 +502,14 @@ fn missing_env_secret_is_an_error_at_the_field() {
 
 #[test]
 fn every_playbook_loads() {
-    for name in ["lab", "single-site", "multi-site", "partners"] {
+    for name in [
+        "lab",
+        "single-site",
+        "multi-site",
+        "partners",
+        "bind",
+        "knot",
+    ] {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("playbooks/{name}.yaml"));
         let text = std::fs::read_to_string(&path).expect("playbook");
         let src = Source::new(&path, text);
