@@ -10,6 +10,11 @@
 //! one row (records and TTL). Zones without `nameservers` cannot be
 //! verified and say so in a failing row.
 //!
+//! A zone with several name servers also gets one row saying whether they
+//! all serve the same SOA serial: a secondary that missed a transfer, or a
+//! second primary nobody writes to, answers something else than the server
+//! xfed wrote.
+//!
 //! The resolver is `providers::dns::resolver`: no cache, one server.
 
 use std::collections::BTreeSet;
@@ -252,6 +257,62 @@ async fn verify_target(t: &TargetExpectation) -> VerifyRow {
     }
 }
 
+/// The SOA serial `ns` serves for `zone`; `None` when it has no SOA there.
+pub async fn soa_serial(ns: SocketAddr, zone: &str) -> Result<Option<u32>, String> {
+    let resolver = resolver_for(ns);
+    match resolver
+        .lookup(normalise_name(zone).as_str(), RecordType::SOA)
+        .await
+    {
+        Ok(lookup) => Ok(lookup.answers().iter().find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })),
+        Err(e) if e.is_no_records_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The row saying whether every name server of `zone` serves the same SOA
+/// serial, from what each answered. Pure.
+pub fn serial_agreement(
+    zone: &str,
+    answers: &[(SocketAddr, Result<Option<u32>, String>)],
+) -> VerifyRow {
+    let servers: Vec<String> = answers.iter().map(|(ns, _)| ns.to_string()).collect();
+    let shown: Vec<String> = answers
+        .iter()
+        .map(|(ns, a)| match a {
+            Ok(Some(serial)) => format!("{ns} {serial}"),
+            Ok(None) => format!("{ns} no SOA (not authoritative: a lame server)"),
+            Err(e) => format!("{ns} failed: {e}"),
+        })
+        .collect();
+    let serials: BTreeSet<Option<u32>> = answers
+        .iter()
+        .map(|(_, a)| a.as_ref().ok().copied().flatten())
+        .collect();
+    let agree = serials.len() == 1 && serials.iter().all(Option::is_some);
+    VerifyRow {
+        check: format!("SOA serial {zone}"),
+        server: servers.join(", "),
+        ok: agree,
+        detail: if agree {
+            format!(
+                "all {} name servers serve serial {}",
+                answers.len(),
+                serials.iter().flatten().next().copied().unwrap_or_default()
+            )
+        } else {
+            format!(
+                "the name servers do not serve the same zone: {}\n  hint: a secondary that \
+                 missed a transfer, or a server nobody writes to; partners may get either answer",
+                shown.join("; ")
+            )
+        },
+    }
+}
+
 /// Verifies every desired record of every declared zone at each of the
 /// zone's name servers.
 pub async fn verify_dns(spec: &Spec) -> Vec<VerifyRow> {
@@ -269,6 +330,13 @@ pub async fn verify_dns(spec: &Spec) -> Vec<VerifyRow> {
                     .into(),
             });
             continue;
+        }
+        if zone.nameservers.len() > 1 {
+            let mut answers = Vec::new();
+            for &ns in &zone.nameservers {
+                answers.push((ns, soa_serial(ns, &zone.zone).await));
+            }
+            rows.push(serial_agreement(&zone.zone, &answers));
         }
         for &ns in &zone.nameservers {
             for d in &zone.rrsets {
@@ -332,5 +400,54 @@ fn srv_expectation(
     SrvExpectation {
         rrset: srv.clone(),
         targets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(last: u8) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, last], 53))
+    }
+
+    #[test]
+    fn name_servers_agree_only_when_all_serve_one_serial() {
+        let same = serial_agreement(
+            "contoso.example.",
+            &[(ns(55), Ok(Some(7))), (ns(56), Ok(Some(7)))],
+        );
+        assert!(same.ok);
+        assert_eq!(same.detail, "all 2 name servers serve serial 7");
+        assert_eq!(same.server, "198.51.100.55:53, 198.51.100.56:53");
+
+        let apart = serial_agreement(
+            "contoso.example.",
+            &[(ns(55), Ok(Some(7))), (ns(56), Ok(Some(3)))],
+        );
+        assert!(!apart.ok);
+        assert!(
+            apart
+                .detail
+                .contains("198.51.100.55:53 7; 198.51.100.56:53 3"),
+            "{}",
+            apart.detail
+        );
+
+        let lame = serial_agreement(
+            "contoso.example.",
+            &[(ns(55), Ok(Some(7))), (ns(56), Ok(None))],
+        );
+        assert!(!lame.ok);
+        assert!(lame.detail.contains("a lame server"), "{}", lame.detail);
+
+        let failed = serial_agreement(
+            "contoso.example.",
+            &[
+                (ns(55), Err("timed out".into())),
+                (ns(56), Err("timed out".into())),
+            ],
+        );
+        assert!(!failed.ok, "two failures are no agreement");
     }
 }
