@@ -954,12 +954,21 @@ fn dns(w: &World) -> Vec<Finding> {
     };
     let mut out: Vec<Finding> = rows
         .iter()
-        .filter(|r| r.check.starts_with("SRV ") || r.check.starts_with("zone "))
+        .filter(|r| {
+            r.check.starts_with("SRV ")
+                || r.check.starts_with("zone ")
+                || r.check.starts_with("SOA serial ")
+        })
         .map(|r| {
-            let seen = format!("{}: {}", r.check, r.detail.replace('\n', " "));
+            let seen = format!(
+                "{}: {}",
+                r.check,
+                r.detail.replace("\n  hint: ", "\nhint: ")
+            );
             if r.ok {
-                Finding::pass(Check::Dns, &r.server, seen)
+                Finding::pass(Check::Dns, &r.server, seen.replace('\n', " "))
             } else {
+                // verify's own hint, when it has one, is the fix
                 let (seen, hint) = split_hint(&seen);
                 Finding::fail(
                     Check::Dns,
@@ -1396,6 +1405,20 @@ mod tests {
             "{}",
             d.seen
         );
+        // Name servers that serve different zones: a lame or stale server.
+        w.dns = Some(vec![crate::verify::dns::serial_agreement(
+            "contoso.example.",
+            &[
+                ("198.51.100.55:53".parse().expect("addr"), Ok(Some(7))),
+                ("198.51.100.56:53".parse().expect("addr"), Ok(None)),
+            ],
+        )]);
+        let f = judge(&w);
+        let d = find(&f, Check::Dns, "198.51.100.55:53, 198.51.100.56:53");
+        assert_eq!(d.status, Status::Fail);
+        assert!(d.seen.contains("a lame server"), "{}", d.seen);
+        let fix = d.fix.clone().unwrap_or_default();
+        assert!(fix.contains("missed a transfer"), "{fix}");
         w.dns = Some(Vec::new());
         let d = find(&judge(&w), Check::Dns, "");
         assert_eq!(d.status, Status::Warn);
