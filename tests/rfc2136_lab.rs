@@ -38,6 +38,11 @@ fn spec_for(server: &Rfc2136Server, domain: &str, records: &str, secret: &str) -
 
 /// [`spec_for`] with `edges` edges (1 or 2).
 fn spec_with(server: &Rfc2136Server, domain: &str, records: &str, secret: &str, edges: u8) -> Spec {
+    load(domain, spec_text(server, domain, records, edges), secret)
+}
+
+/// The spec's text, its TSIG secret from `env('TSIG_SECRET')`.
+fn spec_text(server: &Rfc2136Server, domain: &str, records: &str, edges: u8) -> String {
     let edges: String = (1..=edges)
         .map(|n| {
             format!(
@@ -47,7 +52,7 @@ fn spec_with(server: &Rfc2136Server, domain: &str, records: &str, secret: &str, 
             )
         })
         .collect();
-    let text = format!(
+    format!(
         r#"version: 1
 sip_domains: [{domain}]
 xmpp_domains: [{domain}]
@@ -77,7 +82,11 @@ edge_pools:
         ext = server.external,
         key = server.tsig.name,
         alg = server.tsig.algorithm,
-    );
+    )
+}
+
+/// `text` loaded with `secret` as `TSIG_SECRET`.
+fn load(domain: &str, text: String, secret: &str) -> Spec {
     let mut inputs = MapInputs::default();
     inputs.env.insert("TSIG_SECRET".into(), secret.into());
     match spec::load(
@@ -683,4 +692,215 @@ fn dns_provider_figures() {
             w / base_write
         );
     }
+}
+
+/// playbooks/lab.yaml with its DNS in the lab's BIND (both zones) and its
+/// ACME CA the pebble that validates through BIND; `secret` is the TSIG
+/// secret's template (`file(…)` or `env(…)`).
+fn lab_playbook_on_bind(lab: &Lab, secret: &str) -> common::xfed::TestSpec {
+    let bind = servers(lab)[0];
+    let acme = bind.acme.as_ref().expect("the lab's BIND has a pebble");
+    let provider = "    kind: powerdns\n    api_url: http://203.0.113.53:8081\n    api_key: \"{{ file(lab ~ '/pdns/api-key') }}\"\n    create_zones: true\n";
+    let directory = "directory: https://203.0.113.54:14000/dir";
+    let secret = secret.to_string();
+    let (ext, int) = (bind.external.clone(), bind.internal.clone());
+    let (key, alg, dir) = (
+        bind.tsig.name.clone(),
+        bind.tsig.algorithm.clone(),
+        acme.directory.clone(),
+    );
+    common::xfed::lab_spec(lab, move |text| {
+        for part in [
+            provider,
+            directory,
+            "[\"198.51.100.53\"]",
+            "[\"203.0.113.53\"]",
+        ] {
+            assert!(text.contains(part), "playbooks/lab.yaml changed: {part}");
+        }
+        text.replace(
+            provider,
+            &format!(
+                "    kind: rfc2136\n    servers: [\"{ext}\"]\n    tsig:\n      name: {key}\n      algorithm: {alg}\n      secret: \"{secret}\"\n"
+            ),
+        )
+        .replace(directory, &format!("directory: {dir}"))
+        .replace("[\"198.51.100.53\"]", &format!("[\"{ext}\"]"))
+        .replace("[\"203.0.113.53\"]", &format!("[\"{int}\"]"))
+    })
+}
+
+/// The whole lab deployment with BIND as its DNS, through the real `xfed`
+/// binary: apply publishes the records by UPDATE and gets the edge
+/// certificate from pebble by DNS-01 through BIND; a second plan is empty;
+/// a wrong key exits 1 naming the server's codes with the secret masked;
+/// a plan saved before a hand edit is refused as stale and writes nothing.
+#[test]
+fn the_lab_playbook_on_bind_applies_issues_by_acme_and_guards_its_writes() {
+    use common::xfed::{reset, xfed};
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let bind = servers(lab)[0];
+    let file = "{{ file(lab ~ '/rfc2136/bind/tsig.secret') }}";
+    let s = lab_playbook_on_bind(lab, file);
+    // both zones as the server started them
+    let probe = lab_spec(bind, "contoso.example", "");
+    let p = provider_of(&probe);
+    empty_zone(p.as_ref(), "contoso.example.");
+    empty_zone(p.as_ref(), "internal.contoso.example.");
+
+    let r = xfed(lab, &["apply", "--auto-approve", s.path()]);
+    assert_eq!(r.code, 0, "apply failed: {r:?}");
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("dns: wrote contoso.example."),
+        "{r:?}"
+    );
+    assert_eq!(
+        dig(lab, bind, "SRV", "_xmpp-server._tcp.contoso.example"),
+        vec![
+            "10 100 5269 xmpp1.contoso.example.",
+            "10 100 5269 xmpp2.contoso.example."
+        ]
+    );
+    assert!(dig(lab, bind, "TXT", "_acme-challenge.contoso.example").is_empty());
+    let edge = lab.hosts.iter().find(|h| h.name == "edge1").expect("edge1");
+    let issuer = lab.ssh_ok(
+        edge,
+        "openssl x509 -in /etc/xfed/tls/external.crt -noout -issuer",
+    );
+    assert!(issuer.contains("Pebble Intermediate CA"), "{issuer}");
+    let again = xfed(lab, &["plan", "--detailed-exitcode", s.path()]);
+    assert_eq!(again.code, 0, "expected no changes: {again:?}");
+
+    // A wrong key: exit 1, the server's codes named, the secret nowhere.
+    let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=";
+    let bad = lab_playbook_on_bind(lab, "{{ env('XFED_TEST_TSIG') }}");
+    let out = common::xfed::xfed_command(lab, &["plan", bad.path()])
+        .env("XFED_TEST_TSIG", wrong)
+        .output()
+        .expect("xfed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("NOTAUTH/BADSIG"), "{text}");
+    assert!(
+        !text.contains(wrong) && !text.contains(&bind.tsig.secret()),
+        "{text}"
+    );
+
+    // A plan saved before a hand edit is stale; nothing is written.
+    let smaller = lab_playbook_on_bind(lab, file);
+    let yaml = std::fs::read_to_string(smaller.path()).expect("read");
+    let srv = "srv: { priority: 10, weight: 100 }";
+    assert!(yaml.contains(srv), "playbooks/lab.yaml changed");
+    std::fs::write(
+        smaller.path(),
+        yaml.replace(srv, "srv: { priority: 10, weight: 50 }"),
+    )
+    .expect("write");
+    let saved = smaller.dir.path().join("plan.json");
+    let planned = xfed(
+        lab,
+        &[
+            "plan",
+            "--out",
+            saved.to_str().expect("utf-8"),
+            smaller.path(),
+        ],
+    );
+    assert!(planned.code == 0 || planned.code == 2, "{planned:?}");
+    nsupdate(
+        lab,
+        bind,
+        "contoso.example.",
+        &[
+            "update delete xmpp2.contoso.example. A",
+            "update add xmpp2.contoso.example. 300 IN A 192.0.2.77",
+        ],
+    );
+    let before = read(p.as_ref(), "contoso.example.");
+    let stale = xfed(
+        lab,
+        &["apply", "--auto-approve", saved.to_str().expect("utf-8")],
+    );
+    assert_ne!(stale.code, 0, "{stale:?}");
+    assert!(
+        format!("{}{}", stale.stdout, stale.stderr).contains("stale plan"),
+        "{stale:?}"
+    );
+    assert_eq!(
+        read(p.as_ref(), "contoso.example."),
+        before,
+        "nothing written"
+    );
+    // repaired by the next apply of the spec
+    let r = xfed(lab, &["apply", "--auto-approve", s.path()]);
+    assert_eq!(r.code, 0, "apply failed: {r:?}");
+    assert_eq!(
+        dig(lab, bind, "A", "xmpp2.contoso.example"),
+        vec!["198.51.100.102"]
+    );
+}
+
+/// `verify` asks every name server of a zone for its SOA serial: BIND on
+/// both its addresses agrees with itself; BIND and Knot each serving the
+/// zone on their own (nobody transfers between them) do not, and verify
+/// says which serves what.
+#[test]
+fn verify_reports_whether_every_name_server_serves_the_same_serial() {
+    let Some(lab) = Lab::get() else { return };
+    let (bind, knot) = (servers(lab)[0], servers(lab)[1]);
+    let zone = "r8.contoso.example.";
+    let spec = lab_spec(bind, "r8.contoso.example", "");
+    let p = provider_of(&spec);
+    empty_zone(p.as_ref(), zone);
+    let kspec = lab_spec(knot, "r8.contoso.example", "");
+    empty_zone(provider_of(&kspec).as_ref(), zone);
+    apply(&spec, p.as_ref());
+    let serial = |s: &Rfc2136Server| {
+        rt().block_on(xfed::verify::dns::soa_serial(
+            format!("{}:53", s.external).parse().expect("addr"),
+            zone,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("{} has no SOA for {zone}", s.name))
+    };
+    // one more write on BIND if the serials happen to be equal
+    if serial(bind) == serial(knot) {
+        nsupdate(
+            lab,
+            bind,
+            zone,
+            &["update add x.r8.contoso.example. 300 IN A 192.0.2.8"],
+        );
+    }
+    let row = |nameservers: &str| {
+        let text = spec_text(bind, "r8.contoso.example", "", 2).replace(
+            &format!("nameservers: [\"{}\"]", bind.external),
+            &format!("nameservers: [{nameservers}]"),
+        );
+        let spec = load("r8.contoso.example", text, &bind.tsig.secret());
+        rt().block_on(verify_dns(&spec))
+            .into_iter()
+            .find(|r| r.check == format!("SOA serial {zone}"))
+            .unwrap_or_else(|| panic!("no SOA row for {nameservers}"))
+    };
+    let same = row(&format!("\"{}\", \"{}\"", bind.external, bind.internal));
+    assert!(same.ok, "{same:?}");
+    let apart = row(&format!("\"{}\", \"{}\"", bind.external, knot.external));
+    assert!(!apart.ok, "{apart:?}");
+    assert!(
+        apart
+            .detail
+            .contains(&format!("{}:53 {}", bind.external, serial(bind)))
+            && apart
+                .detail
+                .contains(&format!("{}:53 {}", knot.external, serial(knot))),
+        "{}",
+        apart.detail
+    );
 }

@@ -134,7 +134,8 @@ pub struct Rfc2136Server {
     pub internal: String,
     pub external: String,
     pub pid: u32,
-    /// Absolute zone names it serves: the organisation's and `r1`..`r8`.
+    /// Absolute zone names it serves: the organisation's two (`contoso.example.`,
+    /// `internal.contoso.example.`) and `r1`..`r8`.
     pub zones: Vec<String>,
     pub tsig: TsigKey,
     /// An ACME test CA (pebble) that validates DNS-01 by asking this server.
