@@ -457,6 +457,18 @@ impl Rfc2136 {
             return Ok(());
         }
         let msg = update_message(zone, ops, expected)?;
+        // One UPDATE is one DNS message, 64 KiB at most (with its
+        // signature); splitting it would lose all-or-nothing.
+        if msg.to_vec().map_or(true, |wire| wire.len() > 65_535 - 512) {
+            return Err(ProviderError::Config {
+                detail: format!(
+                    "the {} changes to zone `{zone}` do not fit in one UPDATE message (64 KiB), \
+                     and xfed does not split a zone's changes: they would no longer be all or \
+                     nothing\n  hint: apply the spec in steps (fewer records at a time)",
+                    ops.len()
+                ),
+            });
+        }
         let (server, exchange) = self.connect(&self.servers).await?;
         let what = format!("UPDATE of `{zone}`");
         let Answer::Signed(answers) = self
