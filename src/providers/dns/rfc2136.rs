@@ -73,12 +73,6 @@ impl fmt::Debug for Rfc2136 {
     }
 }
 
-/// What one exchange with the server came to.
-enum Answer {
-    /// The server's answer: every message with data verified.
-    Signed(Vec<DnsResponse>),
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -303,7 +297,9 @@ impl Rfc2136 {
     }
 
     /// Signs `msg`, sends it to `server` and collects the answer's messages
-    /// until `done` says the answer is complete, each verified.
+    /// until `done` says the answer is complete: every message with data
+    /// verified; an unsigned error without data (Knot's NOTAUTH for a zone
+    /// it does not serve) ends the answer as it is.
     async fn exchange(
         &self,
         server: SocketAddr,
@@ -311,7 +307,7 @@ impl Rfc2136 {
         mut msg: Message,
         what: &str,
         done: impl Fn(&[DnsResponse]) -> bool,
-    ) -> Result<Answer, ProviderError> {
+    ) -> Result<Vec<DnsResponse>, ProviderError> {
         let verifier: Option<TSigVerifier> =
             msg.finalize(&self.signer, now())
                 .map_err(|e| ProviderError::Config {
@@ -359,7 +355,7 @@ impl Rfc2136 {
                 // zone it does not serve. It changes nothing and is taken
                 // as the answer; data is only ever taken signed.
                 answers.push(resp);
-                return Ok(Answer::Signed(answers));
+                return Ok(answers);
             }
             let verified = verifier.verify(resp.as_buffer()).map_err(|e| {
                 self.tsig_rejected(
@@ -371,11 +367,11 @@ impl Rfc2136 {
             })?;
             if rcode != ResponseCode::NoError {
                 answers.push(verified);
-                return Ok(Answer::Signed(answers));
+                return Ok(answers);
             }
             answers.push(verified);
             if done(&answers) {
-                return Ok(Answer::Signed(answers));
+                return Ok(answers);
             }
         }
     }
@@ -415,7 +411,7 @@ impl Rfc2136 {
                 .count()
                 >= 2
         };
-        let Answer::Signed(answers) = self
+        let answers = self
             .exchange(server, &exchange, msg, &format!("AXFR of `{zone}`"), done)
             .await?;
         let rcode = answers
@@ -471,7 +467,7 @@ impl Rfc2136 {
         }
         let (server, exchange) = self.connect(&self.servers).await?;
         let what = format!("UPDATE of `{zone}`");
-        let Answer::Signed(answers) = self
+        let answers = self
             .exchange(server, &exchange, msg, &what, |_| true)
             .await?;
         let rcode = answers
