@@ -105,6 +105,7 @@ impl Instance {
             files.push(dir.join("server.pid"));
             files.push(dir.join("pebble.pid"));
         }
+        files.push(self.dir.join("rfc2136/unbound/server.pid"));
         files
             .into_iter()
             .filter_map(|f| {
@@ -281,7 +282,8 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
             "xfedt-fe1",
             "xfedt-knot",
             "xfedt-lab",
-            "xfedt-litware"
+            "xfedt-litware",
+            "xfedt-res"
         ]
     );
     let routes = stdout(&in_controller(&lab, "ip", &["-4", "route", "show"]));
@@ -557,7 +559,8 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
             "xfedt-edge1",
             "xfedt-fe1",
             "xfedt-knot",
-            "xfedt-lab"
+            "xfedt-lab",
+            "xfedt-res"
         ]
     );
     for partner in ["fabrikam", "litware"] {

@@ -916,3 +916,117 @@ fn verify_reports_whether_every_name_server_serves_the_same_serial() {
         apart.detail
     );
 }
+
+/// `dns.resolver`: verify also asks the lab's unbound, a validating
+/// recursive resolver, as a partner's server would. The zone Knot signs
+/// answers validated (AD) through its DS in the signed parent; its SRV
+/// written by UPDATE is re-signed by Knot. A DS that no longer matches the
+/// child's key makes the answer bogus, and verify says so.
+#[test]
+fn verify_through_the_validating_resolver_reports_the_signed_zones_answer_as_validated() {
+    let Some(lab) = Lab::get() else { return };
+    let Some(rec) = lab.recursive.as_ref() else {
+        panic!("the lab has no recursive resolver (tests/lab/lab up)")
+    };
+    let knot = servers(lab)[1];
+    let zone = rec.signed_zone.as_str();
+    let domain = zone.trim_end_matches('.');
+    let text = spec_text(knot, domain, "", 2).replace(
+        "dns:\n",
+        &format!("dns:\n  resolver: \"{}\"\n", rec.external),
+    );
+    let spec = load(domain, text, &knot.tsig.secret());
+    let p = provider_of(&spec);
+    empty_zone(p.as_ref(), zone);
+    apply(&spec, p.as_ref());
+    let rows = rt().block_on(verify_dns(&spec));
+    let via = rows
+        .iter()
+        .find(|r| r.check.ends_with("via resolver"))
+        .unwrap_or_else(|| panic!("no row through the resolver: {rows:?}"));
+    assert!(via.ok, "{via:?}");
+    assert!(via.detail.ends_with("; validated (AD)"), "{via:?}");
+    assert!(
+        via.detail.contains(&format!("10 100 5269 xmpp1.{domain}.")),
+        "{via:?}"
+    );
+    // dig agrees: the resolver sets AD on the answer
+    let out = lab
+        .command("dig")
+        .args([
+            "+dnssec",
+            "+time=2",
+            "+tries=1",
+            &format!("@{}", rec.external),
+            "SRV",
+            &format!("_xmpp-server._tcp.{domain}"),
+        ])
+        .output()
+        .expect("dig");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(";; flags:") && l.contains(" ad")),
+        "{text}"
+    );
+
+    // Break the chain: the DS in the parent no longer matches the child's
+    // key. The resolver's answer is bogus (SERVFAIL), and verify says so.
+    let parent = rec.parent_zone.as_str();
+    let pspec = lab_spec(knot, parent.trim_end_matches('.'), "");
+    let pp = provider_of(&pspec);
+    let ds = read(pp.as_ref(), parent)
+        .into_iter()
+        .find(|r| r.name == zone && r.rtype == "DS")
+        .unwrap_or_else(|| panic!("no DS for {zone} in {parent}"));
+    let mut wrong = ds.clone();
+    wrong.records = ds
+        .records
+        .iter()
+        .map(|c| {
+            let mut f: Vec<String> = c.split_whitespace().map(str::to_string).collect();
+            let digest = f.last_mut().expect("digest");
+            *digest = "00".repeat(digest.len() / 2);
+            f.join(" ")
+        })
+        .collect();
+    rt().block_on(pp.apply(parent, &[RRsetOp::Replace(wrong)]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The resolver may still hold the child's key it validated a moment
+    // ago: ask until it notices (bounded).
+    let via_row = |rows: &[xfed::verify::dns::VerifyRow]| {
+        rows.iter()
+            .find(|r| r.check.ends_with("via resolver"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no row through the resolver: {rows:?}"))
+    };
+    let until = |want_ok: bool, limit: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(limit);
+        loop {
+            let rows = rt().block_on(verify_dns(&spec));
+            if via_row(&rows).ok == want_ok || std::time::Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    let rows = until(false, 30);
+    let restore = rt().block_on(pp.apply(parent, &[RRsetOp::Replace(ds)]));
+    let via = via_row(&rows);
+    assert!(!via.ok, "{via:?}");
+    assert!(
+        via.detail.contains("SERVFAIL") && via.detail.contains("bogus"),
+        "{via:?}"
+    );
+    // the authoritative server itself still answers right: only the chain broke
+    assert!(
+        rows.iter()
+            .filter(|r| !r.check.ends_with("via resolver"))
+            .all(|r| r.ok),
+        "{rows:?}"
+    );
+    restore.unwrap_or_else(|e| panic!("restore the DS: {e}"));
+    // unbound keeps a key it found bad for 60 s before it looks again
+    let rows = until(true, 90);
+    assert!(rows.iter().all(|r| r.ok), "{rows:?}");
+}

@@ -290,6 +290,8 @@ pub struct Dns {
     pub ttl: u32,
     /// Largest share of a zone's managed records one plan may change.
     pub max_change: f64,
+    /// A recursive resolver as partners use one, for `verify`.
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]

@@ -316,6 +316,10 @@ pub struct RawDns {
     pub ttl: Option<u32>,
     /// Share of a zone's managed records one plan may change (default 30%).
     pub max_change: Option<String>,
+    /// A validating recursive resolver, `address[:port]`: `verify` also
+    /// asks it for the SRV records, as a partner's server would, and reports
+    /// whether the answers validated (DNSSEC).
+    pub resolver: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -1349,12 +1349,17 @@ impl<'a> Resolver<'a> {
                 0.3
             }),
         };
+        let resolver = raw
+            .resolver
+            .as_ref()
+            .and_then(|r| self.name_server(r, "dns.resolver"));
         Dns {
             provider,
             zones,
             records,
             ttl,
             max_change,
+            resolver,
         }
     }
 

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::dns::desired::{XMPP_SRV_PREFIX, derive, zone_for};
 use crate::dns::rrset::{RRset, encode_txt_strings, normalise_name};
-use crate::providers::dns::resolver::resolver_for;
+use crate::providers::dns::resolver::{RecursiveAnswer, ask_recursive, resolver_for};
 use crate::spec::{Spec, View};
 
 /// One check's outcome.
@@ -313,6 +313,50 @@ pub fn serial_agreement(
     }
 }
 
+/// The row for an SRV RRset as the recursive resolver `resolver` answered
+/// it: the records must be the desired ones; whether the answer validated
+/// (the AD bit) is said either way. A SERVFAIL is a bogus answer (DNSSEC
+/// validation failed) or a lame delegation (no server answers). Pure.
+pub fn judge_recursive(
+    expected: &RRset,
+    resolver: SocketAddr,
+    answer: Result<RecursiveAnswer, String>,
+) -> VerifyRow {
+    let check = format!("{} {} via resolver", expected.rtype, expected.name);
+    let row = |ok, detail| VerifyRow::new(check.clone(), resolver, ok, detail);
+    let a = match answer {
+        Err(e) => return row(false, format!("query failed: {e}")),
+        Ok(a) => a,
+    };
+    if a.rcode == "SERVFAIL" {
+        return row(
+            false,
+            "the resolver answered SERVFAIL: the answer is bogus (DNSSEC validation failed) \
+             or the zone is lame (none of its servers answers for it); partners using such a \
+             resolver cannot find this domain\n  hint: check the zone's signatures and the DS \
+             record in its parent zone, and that every name server serves the zone"
+                .into(),
+        );
+    }
+    let validated = if a.authentic {
+        "validated (AD)"
+    } else {
+        "not validated (no AD: the zone is unsigned or the resolver has no trust anchor for it)"
+    };
+    if a.records != expected.records {
+        return row(
+            false,
+            format!(
+                "{} answered [{}], desired [{}]; {validated}",
+                a.rcode,
+                a.records.join(", "),
+                expected.records.join(", ")
+            ),
+        );
+    }
+    row(true, format!("{}; {validated}", a.records.join(", ")))
+}
+
 /// Verifies every desired record of every declared zone at each of the
 /// zone's name servers.
 pub async fn verify_dns(spec: &Spec) -> Vec<VerifyRow> {
@@ -337,6 +381,17 @@ pub async fn verify_dns(spec: &Spec) -> Vec<VerifyRow> {
                 answers.push((ns, soa_serial(ns, &zone.zone).await));
             }
             rows.push(serial_agreement(&zone.zone, &answers));
+        }
+        if let Some(resolver) = spec.dns.as_ref().and_then(|d| d.resolver)
+            && zone.view == View::External
+        {
+            for d in &zone.rrsets {
+                let r = &d.rrset;
+                if r.rtype == "SRV" && r.name.starts_with(XMPP_SRV_PREFIX) {
+                    let answer = ask_recursive(resolver, &r.name, "SRV").await;
+                    rows.push(judge_recursive(r, resolver, answer));
+                }
+            }
         }
         for &ns in &zone.nameservers {
             for d in &zone.rrsets {
@@ -409,6 +464,48 @@ mod tests {
 
     fn ns(last: u8) -> SocketAddr {
         SocketAddr::from(([198, 51, 100, last], 53))
+    }
+
+    #[test]
+    fn a_resolvers_answer_says_whether_it_validated_and_servfail_is_bogus_or_lame() {
+        let srv = RRset::new(
+            "_xmpp-server._tcp.contoso.example.",
+            "SRV",
+            300,
+            vec!["10 100 5269 xmpp1.contoso.example.".into()],
+        );
+        let answer = |rcode: &str, authentic, records: &[&str]| {
+            Ok(RecursiveAnswer {
+                rcode: rcode.into(),
+                authentic,
+                records: records.iter().map(|r| r.to_string()).collect(),
+            })
+        };
+        let good = ["10 100 5269 xmpp1.contoso.example."];
+        let signed = judge_recursive(&srv, ns(58), answer("NOERROR", true, &good));
+        assert!(signed.ok);
+        assert!(
+            signed.detail.ends_with("validated (AD)"),
+            "{}",
+            signed.detail
+        );
+        assert_eq!(
+            signed.check,
+            "SRV _xmpp-server._tcp.contoso.example. via resolver"
+        );
+        let unsigned = judge_recursive(&srv, ns(58), answer("NOERROR", false, &good));
+        assert!(unsigned.ok);
+        assert!(
+            unsigned.detail.contains("not validated"),
+            "{}",
+            unsigned.detail
+        );
+        let bogus = judge_recursive(&srv, ns(58), answer("SERVFAIL", false, &[]));
+        assert!(!bogus.ok);
+        assert!(bogus.detail.contains("bogus") && bogus.detail.contains("lame"));
+        let wrong = judge_recursive(&srv, ns(58), answer("NOERROR", true, &["0 0 0 ."]));
+        assert!(!wrong.ok);
+        assert!(wrong.detail.contains("desired ["), "{}", wrong.detail);
     }
 
     #[test]

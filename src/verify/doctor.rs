@@ -1419,6 +1419,28 @@ mod tests {
         assert!(d.seen.contains("a lame server"), "{}", d.seen);
         let fix = d.fix.clone().unwrap_or_default();
         assert!(fix.contains("missed a transfer"), "{fix}");
+        // A bogus answer through the resolver: verify's hint is the fix.
+        let srv = crate::dns::rrset::RRset::new(
+            "_xmpp-server._tcp.contoso.example.",
+            "SRV",
+            300,
+            vec!["10 100 5269 xmpp1.contoso.example.".into()],
+        );
+        w.dns = Some(vec![crate::verify::dns::judge_recursive(
+            &srv,
+            "198.51.100.58:53".parse().expect("addr"),
+            Ok(crate::providers::dns::resolver::RecursiveAnswer {
+                rcode: "SERVFAIL".into(),
+                authentic: false,
+                records: Vec::new(),
+            }),
+        )]);
+        let f = judge(&w);
+        let d = find(&f, Check::Dns, "198.51.100.58:53");
+        assert_eq!(d.status, Status::Fail);
+        assert!(d.seen.contains("bogus"), "{}", d.seen);
+        let fix = d.fix.clone().unwrap_or_default();
+        assert!(fix.contains("DS record in its parent zone"), "{fix}");
         w.dns = Some(Vec::new());
         let d = find(&judge(&w), Check::Dns, "");
         assert_eq!(d.status, Status::Warn);

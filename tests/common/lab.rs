@@ -170,6 +170,20 @@ impl TsigKey {
     }
 }
 
+/// The lab's unbound: a validating recursive resolver that knows the lab's
+/// zones (stub zones) and trusts the key Knot signs `signed_zone` with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recursive {
+    pub netns: String,
+    pub internal: String,
+    pub external: String,
+    /// Absolute; served and signed by Knot, trusted through its DS in
+    /// `parent_zone` (Knot's, also signed), whose key is the resolver's
+    /// only trust anchor.
+    pub signed_zone: String,
+    pub parent_zone: String,
+}
+
 /// The DNS server every lab host's `/etc/resolv.conf` names.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Resolver {
@@ -195,6 +209,8 @@ struct Inventory {
     // absent in inventories written before the lab had BIND and Knot
     #[serde(default)]
     rfc2136: Vec<Rfc2136Server>,
+    #[serde(default)]
+    recursive: Option<Recursive>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +236,8 @@ pub struct Lab {
     pub partners: Vec<Partner>,
     /// BIND 9 and Knot, reached by RFC 2136 with TSIG.
     pub rfc2136: Vec<Rfc2136Server>,
+    /// unbound, validating (absent in older inventories).
+    pub recursive: Option<Recursive>,
     /// Private key that logs in as root on every host.
     pub key: PathBuf,
     /// One line per host: `<internal ip> ssh-ed25519 AAAA…`.
@@ -283,6 +301,7 @@ impl Lab {
             partner_ca: inv.partner_ca,
             partners: inv.partners,
             rfc2136: inv.rfc2136,
+            recursive: inv.recursive,
             inside,
         })
     }
