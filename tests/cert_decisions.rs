@@ -45,6 +45,7 @@ fn cert_spec(sans: &[&str]) -> CertSpec {
         renew_before: RenewBefore::Fraction(1.0 / 3.0),
         exportable: false,
         friendly_name: None,
+        key_group: None,
     }
 }
 
@@ -100,6 +101,7 @@ fn fact(chain: Option<String>, now: i64) -> CertFact {
         key_matches: Some(true),
         issuer: Some("internal_ca:/ca.pem".into()),
         pending_csr: None,
+        key_access: None,
     }
 }
 
@@ -264,6 +266,7 @@ fn csr_waiting_for_the_ca_is_a_no_op_until_import() {
         key_matches: None,
         issuer: None,
         pending_csr: Some(csr),
+        key_access: None,
     };
     let c = decide_certificate(&r, &spec, &waiting);
     assert_eq!(c.action, Action::NoOp, "{c:?}");
@@ -322,4 +325,23 @@ fn regression_an_acme_certificate_is_not_judged_by_the_subject_the_ca_wrote() {
     let c = decide_certificate(&r, spec, &fact(Some(chain), now));
     assert_eq!(c.action, Action::Replace, "{c:?}");
     assert!(c.attrs.iter().any(|a| a.name == "subject"), "{c:?}");
+}
+
+#[test]
+fn a_valid_certificate_whose_key_has_the_wrong_access_is_an_update_in_place() {
+    let now = 1_800_000_000;
+    let sans = ["xmpp1.contoso.example"];
+    let mut spec = cert_spec(&sans);
+    spec.key_group = Some("xfed-gateway".into());
+    let r = resource(spec.clone());
+    let mut f = fact(Some(issued(&sans, now, 90)), now);
+    f.key_access = Some("root:root:600".into());
+    let c = decide_certificate(&r, &spec, &f);
+    assert_eq!(c.action, Action::Update, "{c:?}");
+    assert_eq!(
+        c.reason,
+        "the key file is root:root:600, not root:xfed-gateway:640: its access is set in place"
+    );
+    f.key_access = Some("root:xfed-gateway:640".into());
+    assert_eq!(decide_certificate(&r, &spec, &f).action, Action::NoOp);
 }

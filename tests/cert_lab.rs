@@ -177,10 +177,12 @@ fn internal_ca_issues_installs_verifies_and_renews_inside_the_window() {
         );
         let verify = openssl(&["verify", "-CAfile", path_str(&ca), path_str(&local)]);
         assert!(verify.trim_end().ends_with(": OK"), "{verify}");
+        // The key: readable by the gateway's group (it runs unprivileged),
+        // by nobody else.
         assert_eq!(
-            lab.ssh_ok(h, "stat -c %a /etc/xfed/tls/external.key")
+            lab.ssh_ok(h, "stat -c '%a %U %G' /etc/xfed/tls/external.key")
                 .trim(),
-            "600"
+            "640 root xfed-gateway"
         );
         assert_eq!(lab.ssh_ok(h, &format!("stat -c %a {CERT}")).trim(), "644");
         let toml = lab.ssh_ok(h, "cat /etc/xfed/gateway.toml");

@@ -33,10 +33,11 @@ fn doctor_json(lab: &Lab, spec: &Path) -> (Run, Vec<serde_json::Value>) {
 }
 
 /// Every check doctor has, each seen at least once.
-const CHECKS: [&str; 8] = [
+const CHECKS: [&str; 9] = [
     "ssh",
     "gateway binary",
     "gateway service",
+    "gateway privilege",
     "listener",
     "xmpp route",
     "topology",
@@ -69,9 +70,10 @@ fn assert_all_pass(lab: &Lab, spec: &Path) {
 
 /// The start of doctor's line for `check` on `host`, as it prints it
 /// (status, check and host in columns; the lab's longest host name sets
-/// the host column, so only the check column is padded here).
+/// the host column, so only the check column is padded here, to its
+/// longest name, `gateway privilege`).
 fn row(status: &str, check: &str, host: &str) -> String {
-    format!("{status:<4}  {check:<15}  {host}")
+    format!("{status:<4}  {check:<17}  {host}")
 }
 
 fn edges(lab: &Lab) -> Vec<&Host> {

@@ -32,9 +32,12 @@ fn two_pools(text: String) -> String {
     // internal certificate, from the same CA as edge-hq's.
     .replace(
         "  - name: fe-hq-internal\n",
-        "  - name: edge-dr-internal\n    pool: edge-dr\n    usage: internal\n    key: { algorithm: ecdsa, bits: 256 }\n    issuer:\n      kind: internal_ca\n      ca_cert: \"{{ lab }}/internal/ca.pem\"\n      ca_key: \"{{ file(lab ~ '/internal/ca.key') }}\"\n  - name: fe-hq-internal\n",
+        &format!("{EDGE_DR_INTERNAL}  - name: fe-hq-internal\n"),
     )
 }
+
+/// edge-dr's internal certificate, as `two_pools` adds it.
+const EDGE_DR_INTERNAL: &str = "  - name: edge-dr-internal\n    pool: edge-dr\n    usage: internal\n    key: { algorithm: ecdsa, bits: 256 }\n    issuer:\n      kind: internal_ca\n      ca_cert: \"{{ lab }}/internal/ca.pem\"\n      ca_key: \"{{ file(lab ~ '/internal/ca.key') }}\"\n";
 
 fn edges(lab: &Lab) -> Vec<&Host> {
     lab.hosts_with(Role::Edge).collect()
@@ -491,9 +494,11 @@ fn what_leaves_the_spec_is_removed_from_the_host() {
     let edge2 = lab.host("edge2");
     assert!(lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"));
 
-    // edge-dr stops federating; site dr now routes through edge-hq.
+    // edge-dr stops federating (and needs no internal certificate); site
+    // dr now routes through edge-hq.
     let smaller = lab_spec(lab, |t| {
         two_pools(t)
+            .replace(EDGE_DR_INTERNAL, "")
             .replace("    xmpp_route: edge-dr\n", "    xmpp_route: edge-hq\n")
             .replace(
                 "    site: dr\n    xmpp_federation: true\n",
@@ -507,6 +512,9 @@ fn what_leaves_the_spec_is_removed_from_the_host() {
         "binary:/opt/xfed/bin/xfed-gateway",
         "file:/etc/xfed/gateway.toml",
         "file:/etc/xfed/policy.toml",
+        "file:/etc/xfed/tls/internal-ca.crt",
+        "file:/etc/xfed/tls/partner-ca.crt",
+        "certificate:edge-dr-internal",
     ] {
         let line = format!("  - edge/edge-dr/edge2.contoso.example/{gone}");
         assert!(plan.stdout.contains(&line), "missing `{line}`: {plan:?}");
@@ -516,16 +524,18 @@ fn what_leaves_the_spec_is_removed_from_the_host() {
             .contains("will be destroyed: no longer in the spec"),
         "{plan:?}"
     );
-    assert!(plan.stdout.contains("4 to destroy."), "{plan:?}");
+    assert!(plan.stdout.contains("7 to destroy."), "{plan:?}");
 
     apply_ok(lab, &smaller);
     assert!(
         !lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"),
         "the gateway on edge2 is stopped"
     );
+    // Every file xfed placed is gone (the directories may stay, empty).
     assert_eq!(
-        lab.ssh_ok(edge2, "ls -A /opt/xfed/bin /etc/xfed").trim(),
-        "/etc/xfed:\n\n/opt/xfed/bin:"
+        lab.ssh_ok(edge2, "find /opt/xfed/bin /etc/xfed ! -type d")
+            .trim(),
+        ""
     );
     assert_in_sync(lab, &smaller);
 }
@@ -541,7 +551,8 @@ fn regression_a_server_moved_to_another_pool_keeps_its_gateway() {
     apply_ok(lab, &lab_spec(lab, two_pools));
     let s = lab_spec(lab, |t| t);
     let plan = xfed(lab, &["plan", s.path()]);
-    // The server's resources move with it; only the site `dr` (its route)
+    // The server's resources move with it, its internal certificate too
+    // (edge-hq's takes the same files); only the site `dr` (its route)
     // leaves the topology.
     assert!(!plan.stdout.contains("  - edge/"), "{plan:?}");
     assert!(plan.stdout.contains("  - topology/route:dr"), "{plan:?}");
@@ -575,7 +586,7 @@ fn a_second_apply_restarts_nothing_and_a_policy_change_only_reloads() {
     let more = lab_spec(lab, |t| {
         t.replace(
             "partners:\n",
-            "partners:\n  - domain: litware.example\n    kind: trusted\n    dialback: true\n",
+            "partners:\n  - domain: northwind.example\n    kind: trusted\n",
         )
     });
     let plan = xfed(lab, &["plan", more.path()]);
@@ -598,7 +609,7 @@ fn a_second_apply_restarts_nothing_and_a_policy_change_only_reloads() {
         .output()
         .expect("curl");
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
-    assert_eq!(status["partners"], 2, "{status}");
+    assert_eq!(status["partners"], 3, "{status}");
     assert_eq!(
         status["policy_sha256"],
         sha256_on(lab, edge1, "/etc/xfed/policy.toml")

@@ -224,6 +224,7 @@ fn the_front_end_stage_writes_certifies_then_starts_prosody() {
                     running: false,
                     pid: None,
                     running_sha256: None,
+                    running_user: None,
                 }),
                 Desired::Listener(_) => Observed::Listener(plan::ListenerFact { listening: false }),
                 Desired::Certificate(_) => Observed::Certificate(Default::default()),

@@ -8,7 +8,7 @@ use xfed::output::{Style, render};
 use xfed::plan::diff::sha256_hex;
 use xfed::plan::{
     self, Action, BinarySpec, Desired, FileFact, FileSpec, ListenerFact, ListenerSpec, Manager,
-    Notify, Observed, Phase, Resource, ServiceFact, ServiceOp, ServiceSpec,
+    Notify, Observed, Phase, Resource, ServiceFact, ServiceOp, ServiceSpec, UserFact, UserSpec,
 };
 use xfed::spec::{Origin, Role};
 
@@ -87,6 +87,7 @@ fn edge(host: &str, pool: &str) -> Vec<Resource> {
                 log_file: "/var/lib/xfed/log/xfed-gateway.log".into(),
                 binary: Some("b".repeat(64)),
                 binary_path: Some("/opt/xfed/bin/xfed-gateway".into()),
+                user: Some("xfed-gateway".into()),
             }),
             None,
         ),
@@ -134,7 +135,9 @@ fn in_sync(resources: &[Resource]) -> HashMap<String, Observed> {
                     running: true,
                     pid: Some(42),
                     running_sha256: s.binary.clone(),
+                    running_user: s.user.clone(),
                 }),
+                Desired::User(_) => Observed::User(UserFact { uid: Some(999) }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: true }),
                 // The fixture's certificate has the csr issuer: in sync is
                 // its request waiting for the CA.
@@ -165,9 +168,11 @@ fn fresh(resources: &[Resource]) -> HashMap<String, Observed> {
                     running: false,
                     pid: None,
                     running_sha256: None,
+                    running_user: None,
                 }),
                 Desired::Listener(_) => Observed::Listener(ListenerFact { listening: false }),
                 Desired::Certificate(_) => Observed::Certificate(Default::default()),
+                Desired::User(_) => Observed::User(UserFact { uid: None }),
                 Desired::Gone(_) => Observed::File(None),
             };
             (r.address.clone(), o)
@@ -330,6 +335,7 @@ fn replaced_running_program_and_silent_listener_are_drift() {
             running: true,
             pid: Some(7),
             running_sha256: Some("c".repeat(64)),
+            running_user: None,
         }),
     );
     let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);
@@ -647,4 +653,78 @@ fn a_file_target_brings_the_service_that_picks_it_up() {
         kinds.contains(&(xfed::plan::ResourceKind::Service, Some(ServiceOp::Reload))),
         "{kinds:?}"
     );
+}
+
+/// The edge fixture with the gateway's user in front, as the module
+/// expands it.
+fn edge_with_user(host: &str, pool: &str) -> Vec<Resource> {
+    let mut rs = edge(host, pool);
+    let mut user = rs[0].clone();
+    user.address = format!("edge/{pool}/{host}/user:xfed-gateway");
+    user.desired = Desired::User(UserSpec {
+        name: "xfed-gateway".into(),
+        home: "/var/lib/xfed".into(),
+    });
+    user.notifies = None;
+    rs.insert(0, user);
+    rs
+}
+
+#[test]
+fn the_gateway_user_is_created_before_the_files_that_name_its_group() {
+    let rs = edge_with_user("edge1.contoso.example", "edge-hq");
+    let p = plan::build(&rs, &fresh(&rs), &["edge-hq".into()], 1);
+    let got = actions(&p);
+    assert_eq!(
+        got[0],
+        (
+            "user:xfed-gateway".into(),
+            Action::Create,
+            "no such user".into()
+        ),
+        "{got:?}"
+    );
+    // A user that exists is left as it is, whatever its uid.
+    let p = plan::build(&rs, &in_sync(&rs), &["edge-hq".into()], 1);
+    assert_eq!(actions(&p), vec![], "in sync");
+    let user = p
+        .changes
+        .iter()
+        .find(|c| c.kind == "user")
+        .expect("the user is planned");
+    assert_eq!(
+        (user.action, user.reason.as_str()),
+        (Action::NoOp, "exists (uid 999)")
+    );
+}
+
+#[test]
+fn a_gateway_running_as_root_is_restarted_as_its_user() {
+    let rs = edge_with_user("edge1.contoso.example", "edge-hq");
+    let svc = "edge/edge-hq/edge1.contoso.example/service:xfed-gateway".to_string();
+    let mut obs = in_sync(&rs);
+    obs.insert(
+        svc,
+        Observed::Service(ServiceFact {
+            running: true,
+            pid: Some(7),
+            running_sha256: None,
+            running_user: Some("root".into()),
+        }),
+    );
+    let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+    assert_eq!(
+        actions(&p),
+        vec![(
+            "service:xfed-gateway".into(),
+            Action::Update,
+            "runs as `root`, not as `xfed-gateway`".into()
+        )]
+    );
+    let c = p
+        .changes
+        .iter()
+        .find(|c| c.kind == "service")
+        .expect("service");
+    assert_eq!(c.service_op, Some(ServiceOp::Restart));
 }

@@ -11,8 +11,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::internal::InternalServer;
 use common::lab::{Lab, Role};
-use common::xfed::{apply_ok, assert_in_sync, gateway_pid, lab_spec, lab_stdout, reset, xfed};
+use common::xfed::{
+    apply_ok, assert_in_sync, gateway_metric_on, gateway_pid, lab_spec, lab_stdout, reset,
+    without_partner, xfed,
+};
 
 /// Positions of `needles` in `hay`, which must all be there, in order.
 fn assert_in_order(hay: &str, needles: &[&str]) {
@@ -104,7 +108,8 @@ fn the_whole_procedure_runs_in_the_seed_order_and_ends_green() {
         .stdout
         .lines()
         .filter(|l| {
-            l.starts_with("  ok ") && (l.contains(" front-end ") || l.contains(" gateway "))
+            l.starts_with("  ok ")
+                && matches!(l.split_whitespace().nth(2), Some("front-end" | "gateway"))
         })
         .count();
     assert_eq!(
@@ -146,8 +151,8 @@ fn a_policy_flag_change_is_one_attribute_whose_users_are_named_and_only_reloads(
     let edge1 = lab.host("edge1");
     let pid = gateway_pid(lab, edge1);
 
-    // FedPic is granted to all users: turning its XMPP access off moves
-    // everyone; the global policy applies to nobody and stays as it is.
+    // FedPic is granted to alice: turning its XMPP access off moves her
+    // alone; the global and site policies stay as they are.
     let off = lab_spec(lab, |t| {
         t.replace(
             "  - identity: FedPic\n    enable_federation_access: true\n    enable_public_cloud_access: true\n    enable_xmpp_access: true\n",
@@ -165,7 +170,7 @@ fn a_policy_flag_change_is_one_attribute_whose_users_are_named_and_only_reloads(
     );
     assert!(
         plan.stdout.contains(
-            "(every other user): XMPP federation allowed (policy `FedPic`, granted to all users) → XMPP federation denied (policy `FedPic`, granted to all users)"
+            "alice@contoso.example: XMPP federation allowed (policy `FedPic`, granted to the user) → XMPP federation denied (policy `FedPic`, granted to the user)"
         ),
         "{plan:?}"
     );
@@ -211,6 +216,24 @@ fn open_stream(addr: &str, from: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// `tests/lab/federation-check ARGS…` in the lab: its stdout, and whether
+/// every check passed.
+fn federation_check(lab: &Lab, args: &[&str]) -> (bool, String) {
+    let check = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/federation-check");
+    let out = lab
+        .command(&check)
+        .args(args)
+        .env("XFED_LAB_DIR", &lab.dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", check.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 #[test]
 fn a_partner_removed_from_the_spec_is_refused_at_the_stream() {
     let Some(lab) = Lab::get() else { return };
@@ -221,29 +244,33 @@ fn a_partner_removed_from_the_spec_is_refused_at_the_stream() {
     let welcome = open_stream(addr, "fabrikam.example");
     assert!(welcome.contains("<starttls"), "{welcome}");
     assert!(!welcome.contains("policy-violation"), "{welcome}");
+    let fe1 = lab.host("fe1");
+    let routes = lab.ssh_ok(fe1, "cat /etc/xfed/prosody/routes.json");
+    assert!(routes.contains("\"fabrikam.example\""), "{routes}");
 
-    let without = lab_spec(lab, |t| {
-        t.replace(
-            "  - domain: fabrikam.example\n",
-            "  - domain: litware.example\n",
-        )
-    });
+    let without = lab_spec(lab, |t| without_partner(&t, "fabrikam.example"));
     let plan = xfed(lab, &["plan", without.path()]);
     assert!(
         plan.stdout.contains("- topology/partner:fabrikam.example"),
         "{plan:?}"
     );
-    assert!(
-        plan.stdout.contains("+ topology/partner:litware.example"),
-        "{plan:?}"
-    );
+    assert!(!plan.stdout.contains("(restart)"), "{plan:?}");
     apply_ok(lab, &without);
 
+    // Inbound: its stream is refused at the header.
     let refused = open_stream(addr, "fabrikam.example");
     assert!(refused.contains("<policy-violation"), "{refused}");
     assert!(refused.contains("</stream:stream>"), "{refused}");
     let welcome = open_stream(addr, "litware.example");
     assert!(welcome.contains("<starttls"), "{welcome}");
+    // Outbound: the internal server no longer routes it to the edge, and
+    // alice's message to carol comes back to alice's client as an error.
+    let routes = lab.ssh_ok(fe1, "cat /etc/xfed/prosody/routes.json");
+    assert!(!routes.contains("fabrikam.example"), "{routes}");
+    assert!(routes.contains("\"litware.example\""), "{routes}");
+    let (passed, out) = federation_check(lab, &["--unreachable", "fabrikam"]);
+    assert!(passed, "{out}");
+    assert!(out.contains("federation check: 1/1 passed"), "{out}");
     apply_ok(lab, &s);
 }
 
@@ -270,20 +297,64 @@ fn a_route_to_a_pool_gone_from_the_spec_is_a_plan_time_error_with_the_seeds_word
     assert!(plan.stdout.is_empty(), "nothing is planned: {plan:?}");
 }
 
+/// A second XMPP pool in site hq: edge2 alone, SRV priority 20, with its
+/// own certificates (partners verify it, and so does the front-end).
+fn two_pools(t: String) -> String {
+    let external = t
+        .split("  - name: edge-hq-external\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n  - ").next())
+        .expect("edge-hq-external in the lab spec")
+        .replace("pool: edge-hq", "pool: edge-dr");
+    t.replace(
+        "      - fqdn: edge2.{{ domain }}\n",
+        "  - name: edge-dr\n    site: hq\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
+    )
+    .replace(
+        "  - name: fe-hq-internal\n",
+        &format!(
+            "  - name: edge-dr-external\n{external}\n  - name: edge-dr-internal\n    pool: edge-dr\n    usage: internal\n    key: {{ algorithm: ecdsa, bits: 256 }}\n    issuer:\n      kind: internal_ca\n      ca_cert: \"{{{{ lab }}}}/internal/ca.pem\"\n      ca_key: \"{{{{ file(lab ~ '/internal/ca.key') }}}}\"\n  - name: fe-hq-internal\n"
+        ),
+    )
+}
+
+const OUTBOUND_ALLOWED: &str =
+    "xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"allowed\"";
+
 #[test]
 fn moving_a_sites_route_shows_exactly_that_and_apply_moves_it() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
-    let two = |t: String| {
-        t.replace(
-            "      - fqdn: edge2.{{ domain }}\n",
-            "  - name: edge-dr\n    site: hq\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
+    reset(lab);
+    let s = lab_spec(lab, two_pools);
+    apply_ok(lab, &s);
+    let (edge1, edge2, fe1) = (lab.host("edge1"), lab.host("edge2"), lab.host("fe1"));
+    let server = InternalServer::of(lab);
+    let fabrikam = lab.partner("fabrikam");
+    server.register("alice");
+
+    // Before: alice's message to carol leaves through edge-hq (edge1).
+    let sent = |tag: &str| {
+        let text = format!("{tag} {}", std::process::id());
+        let before = (
+            gateway_metric_on(lab, edge1, OUTBOUND_ALLOWED),
+            gateway_metric_on(lab, edge2, OUTBOUND_ALLOWED),
+        );
+        server.send("alice@contoso.example", "carol@fabrikam.example", &text);
+        fabrikam.wait_received("carol", &text);
+        (
+            gateway_metric_on(lab, edge1, OUTBOUND_ALLOWED) - before.0,
+            gateway_metric_on(lab, edge2, OUTBOUND_ALLOWED) - before.1,
         )
     };
-    let s = lab_spec(lab, two);
-    apply_ok(lab, &s);
+    let (via_hq, via_dr) = sent("before the move");
+    assert!(
+        via_hq >= 1.0 && via_dr == 0.0,
+        "edge1 {via_hq}, edge2 {via_dr}"
+    );
+
     let moved = lab_spec(lab, |t| {
-        two(t).replace("    xmpp_route: edge-hq\n", "    xmpp_route: edge-dr\n")
+        two_pools(t).replace("    xmpp_route: edge-hq\n", "    xmpp_route: edge-dr\n")
     });
     let plan = xfed(lab, &["plan", "--detailed-exitcode", moved.path()]);
     assert_eq!(plan.code, 2, "{plan:?}");
@@ -293,11 +364,38 @@ fn moving_a_sites_route_shows_exactly_that_and_apply_moves_it() {
         plan.stdout.contains("      xmpp_route: edge-hq → edge-dr"),
         "{plan:?}"
     );
+    assert!(
+        plan.stdout.contains(
+            "the path of alice@contoso.example, bob@contoso.example to every partner moves to `edge-dr`"
+        ),
+        "{plan:?}"
+    );
+    assert!(!plan.stdout.contains("(restart)"), "{plan:?}");
+    let pids = (
+        gateway_pid(lab, edge1),
+        gateway_pid(lab, edge2),
+        server.pid(),
+    );
     apply_ok(lab, &moved);
     assert_in_sync(lab, &moved);
-    let fe1 = lab.host("fe1");
     let topo: serde_json::Value =
         serde_json::from_str(&lab.ssh_ok(fe1, "cat /etc/xfed/topology.json")).expect("topology");
     assert_eq!(topo["sites"][0]["xmpp_route"], "edge-dr");
+    assert_eq!(
+        (
+            gateway_pid(lab, edge1),
+            gateway_pid(lab, edge2),
+            server.pid()
+        ),
+        pids,
+        "a moved route restarts nothing"
+    );
+
+    // After: the next message leaves through edge-dr (edge2) alone.
+    let (via_hq, via_dr) = sent("after the move");
+    assert!(
+        via_dr >= 1.0 && via_hq == 0.0,
+        "edge1 {via_hq}, edge2 {via_dr}"
+    );
     reset(lab);
 }

@@ -502,15 +502,32 @@ fn missing_env_secret_is_an_error_at_the_field() {
 
 #[test]
 fn every_playbook_loads() {
-    for name in [
+    // Every playbook in the folder, so a new one is covered when it is added.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("playbooks/")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".yaml")?.to_string())
+        })
+        .collect();
+    names.sort();
+    for must in [
         "lab",
         "single-site",
         "multi-site",
         "partners",
+        "own-servers",
         "bind",
         "knot",
     ] {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("playbooks/{name}.yaml"));
+        assert!(
+            names.iter().any(|n| n == must),
+            "playbooks/{must}.yaml is missing: {names:?}"
+        );
+    }
+    for name in &names {
+        let path = dir.join(format!("{name}.yaml"));
         let text = std::fs::read_to_string(&path).expect("playbook");
         let src = Source::new(&path, text);
         match spec::load(&src, inputs(true)) {

@@ -23,6 +23,36 @@ local service = require "net.resolvers.service";
 local route_file = module:get_option_string("xfed_route_file");
 local partners, targets = {}, {};
 
+local function same_targets(a, b)
+	if #a ~= #b then
+		return false;
+	end
+	for i = 1, #a do
+		for j = 1, 4 do
+			if a[i][j] ~= b[i][j] then
+				return false;
+			end
+		end
+	end
+	return true;
+end
+
+-- Streams already open keep the way they were opened: those to a domain
+-- whose route changed (the edge moved, or the domain joined or left the
+-- table) are closed, so the next stanza opens a new one on the new route.
+local function close_moved(before_partners, before_targets)
+	local moved_all = not same_targets(before_targets, targets);
+	for _, host in pairs(prosody.hosts) do
+		for remote, session in pairs(host.s2sout or {}) do
+			local was, is = before_partners[remote] or false, partners[remote] or false;
+			if was ~= is or (is and moved_all) then
+				module:log("info", "closing the stream to %s: its route changed", remote);
+				session:close();
+			end
+		end
+	end
+end
+
 local function load_routes()
 	if not route_file then
 		module:log("error", "xfed_route_file is not set: no domain is routed to the edge");
@@ -48,8 +78,10 @@ local function load_routes()
 	for _, target in ipairs(doc.targets) do
 		t[#t + 1] = { target.family, target.address, tonumber(target.port), target.server };
 	end
+	local before_partners, before_targets = partners, targets;
 	partners, targets = p, t;
 	module:log("info", "route table %s: %d partner domains to %d edge listeners", route_file, #doc.partners, #t);
+	close_moved(before_partners, before_targets);
 end
 
 -- The function this module stands in for, kept once even if the module

@@ -395,7 +395,9 @@ async fn apply_host(
     // CA that fails leaves this host as it was.
     let mut issued: HashMap<String, Issued> = HashMap::new();
     for (c, r) in &changed {
-        if let Desired::Certificate(spec) = &r.desired {
+        if let Desired::Certificate(spec) = &r.desired
+            && c.action != Action::Update
+        {
             let placeholder = c.action == Action::Create;
             match issuer::issue(issuing, spec, &h.fqdn, placeholder).await {
                 Ok(m) => {
@@ -435,7 +437,14 @@ async fn apply_host(
             for (c, r) in &changed {
                 let result: Result<(), StepError> = match &r.desired {
                     Desired::File(f) => t
-                        .write_file(&f.path, f.content.as_bytes(), &file_opts(f.mode, &f.owner))
+                        .write_file(
+                            &f.path,
+                            f.content.as_bytes(),
+                            &file_opts(f.mode, &format!("{}:{}", f.owner, f.group)),
+                        )
+                        .map_err(StepError::from),
+                    Desired::User(u) => t
+                        .ensure_system_user(&u.name, &u.home)
                         .map_err(StepError::from),
                     Desired::Binary(b) => write_binary(t, b),
                     Desired::Service(s) => {
@@ -445,6 +454,10 @@ async fn apply_host(
                     Desired::Listener(_) => Ok(()),
                     Desired::Certificate(spec) => match issued.remove(&c.address) {
                         Some(m) => install_certificate(t, spec, m, &progress, &host),
+                        // Only the key's owner and mode change.
+                        None if c.action == Action::Update => t
+                            .set_access(&spec.key_path, &key_opts(spec))
+                            .map_err(StepError::from),
                         None => Err(StepError::NotIssued),
                     },
                     Desired::Gone(inner) => remove(t, inner),
@@ -801,15 +814,23 @@ fn remove(t: &mut dyn Transport, what: &Desired) -> Result<(), StepError> {
             }
             Ok(())
         }
-        Desired::Listener(_) | Desired::Gone(_) => Ok(()),
+        // Users stay (see `ManifestEntry::of`).
+        Desired::Listener(_) | Desired::User(_) | Desired::Gone(_) => Ok(()),
     }
 }
 
-/// Writes what issuing produced: a certificate with its key (key 0600,
-/// chain 0644, each atomically, key first) and the issuer marker; or a
-/// request (CSR and its pending key), with a placeholder when nothing is
-/// installed yet. A request is not a failure: that certificate waits for
-/// the CA while the rollout goes on.
+/// How a certificate's key is written: see `CertSpec::key_access`.
+fn key_opts(c: &crate::certs::CertSpec) -> WriteOpts {
+    let (owner, mode) = c.key_owner_mode();
+    file_opts(mode, &owner)
+}
+
+/// Writes what issuing produced: a certificate with its key (key 0600, or
+/// 0640 root:GROUP when the certificate names the group of the service
+/// that reads it; chain 0644; each atomically, key first) and the issuer
+/// marker; or a request (CSR and its pending key), with a placeholder when
+/// nothing is installed yet. A request is not a failure: that certificate
+/// waits for the CA while the rollout goes on.
 fn install_certificate(
     t: &mut dyn Transport,
     c: &crate::certs::CertSpec,
@@ -817,22 +838,25 @@ fn install_certificate(
     progress: &Progress,
     host: &str,
 ) -> Result<(), StepError> {
-    let w = |t: &mut dyn Transport, path: &str, data: &[u8], mode: u32| {
-        t.write_file(path, data, &file_opts(mode, "root"))
+    let write = |t: &mut dyn Transport, path: &str, data: &[u8], opts: &WriteOpts| {
+        t.write_file(path, data, opts)
             .map_err(|source| StepError::Write {
                 path: path.to_string(),
                 source: Box::new(source),
             })
     };
+    let public = file_opts(0o644, "root:root");
+    let private = key_opts(c);
+    let w = |t: &mut dyn Transport, path: &str, data: &[u8]| write(t, path, data, &public);
+    let wk = |t: &mut dyn Transport, path: &str, data: &[u8]| write(t, path, data, &private);
     match issued {
         Issued::Certificate { key, chain } => {
-            w(t, &c.key_path, key.expose().as_bytes(), 0o600)?;
-            w(t, &c.cert_path, chain.as_bytes(), 0o644)?;
+            wk(t, &c.key_path, key.expose().as_bytes())?;
+            w(t, &c.cert_path, chain.as_bytes())?;
             w(
                 t,
                 &c.issuer_path(),
                 format!("{}\n", c.issuer_id()).as_bytes(),
-                0o644,
             )?;
             for p in [c.csr_path(), c.pending_key_path()] {
                 t.remove_file(&p)?;
@@ -845,11 +869,11 @@ fn install_certificate(
             placeholder,
             request_path,
         } => {
-            w(t, &c.pending_key_path(), key.expose().as_bytes(), 0o600)?;
-            w(t, &c.csr_path(), csr.as_bytes(), 0o644)?;
+            wk(t, &c.pending_key_path(), key.expose().as_bytes())?;
+            w(t, &c.csr_path(), csr.as_bytes())?;
             if let Some(p) = placeholder {
-                w(t, &c.key_path, key.expose().as_bytes(), 0o600)?;
-                w(t, &c.cert_path, p.as_bytes(), 0o644)?;
+                wk(t, &c.key_path, key.expose().as_bytes())?;
+                w(t, &c.cert_path, p.as_bytes())?;
             }
             progress.line(
                 host,

@@ -26,9 +26,27 @@ pub struct CertSpec {
     pub renew_before: RenewBefore,
     pub exportable: bool,
     pub friendly_name: Option<String>,
+    /// The group whose service reads the key (the gateway's user): the
+    /// key is then 0640 root:GROUP instead of 0600 root:root.
+    pub key_group: Option<String>,
 }
 
 impl CertSpec {
+    /// The key file's `owner:group:mode` as apply installs it: readable
+    /// by root and, for a service that runs unprivileged, its group.
+    pub fn key_access(&self) -> String {
+        let (owner, mode) = self.key_owner_mode();
+        format!("{owner}:{mode:o}")
+    }
+
+    /// The same as `owner:group` and mode.
+    pub fn key_owner_mode(&self) -> (String, u32) {
+        match &self.key_group {
+            Some(g) => (format!("root:{g}"), 0o640),
+            None => ("root:root".to_string(), 0o600),
+        }
+    }
+
     fn sibling(&self, ext: &str) -> String {
         let stem = self
             .cert_path
@@ -94,6 +112,8 @@ pub struct CertFact {
     pub issuer: Option<String>,
     /// A CSR waiting for its CA (PEM), with its key present.
     pub pending_csr: Option<String>,
+    /// The key file's `owner:group:mode` (octal), when present.
+    pub key_access: Option<String>,
 }
 
 impl CertFact {
@@ -105,6 +125,7 @@ impl CertFact {
             self.key_matches,
             &self.issuer,
             &self.pending_csr,
+            &self.key_access,
         );
         crate::digest::sha256_hex(serde_json::to_string(&v).unwrap_or_default().as_bytes())
     }

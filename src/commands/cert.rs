@@ -205,14 +205,17 @@ pub async fn pending_requests(
 }
 
 const INSTALL: &str = r#"
-cert=$1; key=$2; pending=$3; csr=$4; issuer=$5; pidfile=$6
+cert=$1; key=$2; pending=$3; csr=$4; issuer=$5; pidfile=$6; owner=$7; mode=$8
 [ -f "$pending" ] || { echo "the pending key $pending is gone" >&2; exit 3; }
 [ -f "$cert" ] && cp -p -- "$cert" "$cert.xfed-prev"
 [ -f "$key" ] && cp -p -- "$key" "$key.xfed-prev"
-chmod 600 -- "$pending" && mv -f -- "$pending" "$key" && mv -f -- "$cert.xfed-import" "$cert" || exit 4
+chown -- "$owner" "$pending" && chmod "$mode" -- "$pending" && mv -f -- "$pending" "$key" && mv -f -- "$cert.xfed-import" "$cert" || exit 4
 printf 'csr\n' > "$issuer.tmp" && mv -f -- "$issuer.tmp" "$issuer"
 rm -f -- "$csr"
 pid=$(head -c 32 -- "$pidfile" 2>/dev/null | tr -cd 0-9)
+# a pid file the gateway's user wrote counts only for that user's process
+powner=$(stat -c %u -- "$pidfile" 2>/dev/null) || powner=0
+if [ -n "$pid" ] && [ "$powner" != 0 ] && [ "$(stat -c %u -- "/proc/$pid" 2>/dev/null)" != "$powner" ]; then pid=; fi
 if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -HUP "$pid" && echo reloaded
 elif command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet xfed-gateway 2>/dev/null; then
   systemctl reload xfed-gateway && echo reloaded
@@ -339,6 +342,12 @@ pub async fn import(
                             .arg(c.csr_path())
                             .arg(c.issuer_path())
                             .arg(pidfile)
+                            // The key as apply installs it: readable by the
+                            // gateway's group where it has one.
+                            .args(match &c.key_group {
+                                Some(g) => [format!("root:{g}"), "640".to_string()],
+                                None => ["root:root".to_string(), "600".to_string()],
+                            })
                             .label("cert import")
                             .timeout(Duration::from_secs(30)),
                     )

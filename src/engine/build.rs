@@ -29,14 +29,6 @@ pub enum BuildError {
         path: String,
         source: std::io::Error,
     },
-    #[error(
-        "the edge server `{host}` is `{arch}`, but this machine builds only `{local}`\nhint: run xfed on a `{arch}` machine, or add that target to the build"
-    )]
-    Arch {
-        host: String,
-        arch: String,
-        local: String,
-    },
     /// Edge servers whose C library cannot run the built gateway.
     #[error(transparent)]
     Libc(#[from] super::libc_check::LibcMismatch),

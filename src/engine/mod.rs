@@ -18,6 +18,7 @@ pub mod observe;
 pub mod prepare;
 pub mod probe;
 pub mod read;
+pub mod readiness;
 
 pub use fanout::TaskPanicked;
 pub use fanout::fan_out;

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use crate::plan::{Desired, FileFact, ListenerFact, Manager, Observed, Resource, ServiceFact};
+use crate::plan::{
+    Desired, FileFact, ListenerFact, Manager, Observed, Resource, ServiceFact, UserFact,
+};
 use crate::transport::{
     Command, FACTS_END, FACTS_SCRIPT, Facts, Transport, TransportError, parse_facts,
 };
@@ -56,7 +58,7 @@ collect() {
     pidfile)
       pid=
       if [ -f "$v" ]; then read -r pid < "$v" || true; fi
-      case $pid in ''|0|*[!0-9]*) ;; *) sp=$sp/proc/$pid/exe$nl ;; esac
+      case $pid in ''|0|*[!0-9]*) ;; *) sp=$sp/proc/$pid/exe$nl/proc/$pid$nl ;; esac
       [ "$x" = - ] || sp=$sp$x$nl ;;
     esac
   done
@@ -117,19 +119,22 @@ while [ $# -ge 4 ]; do
       state=${line##*) }; state=${state%% *}
     fi
     if [ -n "$state" ] && [ "$state" != Z ]; then
-      e=; b=
+      e=; b=; u=
       if [ "$k" = pidfile ]; then
         stat_of "/proc/$pid/exe"; [ -z "$st" ] || { dev_ino "${st##* }"; e=$di; }
         stat_of "$x"; [ -z "$st" ] || { dev_ino "${st##* }"; b=$di; }
+        # the owner of /proc/PID: the user the process runs as
+        stat_of "/proc/$pid"; [ -z "$st" ] || { u=${st#* }; u=${u%% *}; }
       else
         ids=$(stat -L -c '%d:%i' -- "/proc/$pid/exe" "$x" 2>/dev/null)
         e=${ids%%"$nl"*}; b=${ids#*"$nl"}
+        u=$(stat -c %U -- "/proc/$pid" 2>/dev/null) || u=
       fi
       if [ "$x" != - ] && [ -n "$e" ] && [ "$e" = "$b" ]; then
-        echo "R $i running $pid same"
+        echo "R $i running $pid same ${u:--}"
       else
         sum=$(sha256sum "/proc/$pid/exe" 2>/dev/null); sum=${sum%% *}
-        echo "R $i running $pid ${sum:--}"
+        echo "R $i running $pid ${sum:--} ${u:--}"
       fi
     else echo "R $i stopped"; fi ;;
   cert)
@@ -146,7 +151,13 @@ while [ $# -ge 4 ]; do
     fi
     [ -f "$stem.issuer" ] && iss=$(base64 -w0 -- "$stem.issuer")
     [ -f "$stem.csr" ] && [ -f "$stem.pending.key" ] && csr=$(base64 -w0 -- "$stem.csr")
-    echo "R $i cert $(date +%s) ${c:--} $kp $m ${iss:--} ${csr:--}" ;;
+    ka=; [ "$kp" = 1 ] && ka=$(stat -c '%U:%G:%a' -- "$x" 2>/dev/null)
+    echo "R $i cert $(date +%s) ${c:--} $kp $m ${iss:--} ${csr:--} ${ka:--}" ;;
+  user)
+    # A system user: its uid, or that there is none.
+    if u=$(getent passwd "$v" 2>/dev/null); then
+      u=${u#*:}; u=${u#*:}; echo "R $i user ${u%%:*}"
+    else echo "R $i nouser"; fi ;;
   esac
 done
 # Listening TCP sockets, as ss prints them, parsed by xfed (no pipe, no
@@ -208,6 +219,7 @@ fn observe(
                 }
             }
             Desired::Certificate(c) => ("cert", c.cert_path.as_str(), c.key_path.clone()),
+            Desired::User(u) => ("user", u.name.as_str(), "-".into()),
             Desired::Listener(_) | Desired::Gone(_) => continue,
         };
         cmd = cmd.arg(i.to_string()).arg(kind).arg(value).arg(extra);
@@ -270,6 +282,7 @@ fn parse(
                     Desired::Certificate(_) => {
                         Observed::Certificate(cert_fact(fields).map_err(err)?)
                     }
+                    Desired::User(_) => Observed::User(user_fact(fields).map_err(err)?),
                     Desired::Listener(_) | Desired::Gone(_) => unreachable!("handled above"),
                 }
             }
@@ -324,19 +337,32 @@ fn service_fact(f: &[&str]) -> Result<ServiceFact, String> {
             running: false,
             pid: None,
             running_sha256: None,
+            running_user: None,
         }),
-        ["running", pid, sha] => Ok(ServiceFact {
+        ["running", pid, sha, user] => Ok(ServiceFact {
             running: true,
             pid: pid.parse().ok(),
             // `same`: the process runs the installed file itself.
             running_sha256: (*sha != "-" && *sha != "same").then(|| sha.to_string()),
+            running_user: (*user != "-").then(|| user.to_string()),
         }),
         other => Err(format!("unexpected answer `{}`", other.join(" "))),
     }
 }
 
+fn user_fact(f: &[&str]) -> Result<UserFact, String> {
+    match f {
+        ["nouser"] => Ok(UserFact { uid: None }),
+        ["user", uid] => uid
+            .parse()
+            .map(|uid| UserFact { uid: Some(uid) })
+            .map_err(|_| format!("bad uid `{uid}`")),
+        other => Err(format!("unexpected answer `{}`", other.join(" "))),
+    }
+}
+
 fn cert_fact(f: &[&str]) -> Result<crate::certs::CertFact, String> {
-    let ["cert", now, chain, key, matches, issuer, csr] = f else {
+    let ["cert", now, chain, key, matches, issuer, csr, access] = f else {
         return Err(format!("unexpected answer `{}`", f.join(" ")));
     };
     let text = |b64: &str| -> Result<Option<String>, String> {
@@ -360,6 +386,7 @@ fn cert_fact(f: &[&str]) -> Result<crate::certs::CertFact, String> {
         },
         issuer: text(issuer)?.map(|s| s.trim().to_string()),
         pending_csr: text(csr)?,
+        key_access: (*access != "-").then(|| access.to_string()),
     })
 }
 

@@ -12,6 +12,7 @@ use super::hosts::{ConnectOptions, Host};
 use super::libc_check;
 use super::observe::{ObserveError, observe_host, observe_host_with_facts};
 use super::read::{ReadOptions, Scope, WorldRead, read_world};
+use super::readiness::{self, Login, NotReady, NotReadyReport, Wants};
 use crate::modules::{self, ExpandError};
 use crate::output::Progress;
 use crate::plan::{self, DnsPlan, Observed, Plan, Replace, Resource, Target, assemble};
@@ -61,6 +62,9 @@ pub enum EngineError {
     /// A `--target` the spec does not have.
     #[error("{0}")]
     Target(String),
+    /// Hosts that cannot be deployed to as they are, each with the fix.
+    #[error(transparent)]
+    NotReady(#[from] super::readiness::NotReadyReport),
 }
 
 fn unreachable_message(failed: &[(String, TransportError)]) -> String {
@@ -206,11 +210,26 @@ pub async fn prepare(
     if !unreachable.is_empty() {
         return Err(EngineError::Unreachable(unreachable));
     }
-    let built = built?;
-    let dns = dns?;
     let mut observed = HashMap::new();
-    for (_, o) in per_host {
-        observed.extend(o?);
+    // A host that cannot be deployed to as it is (no sudo rights, no
+    // systemd where asked, a foreign architecture, a port taken) is
+    // reported with every other such host, before anything changes.
+    let mut not_ready = Vec::new();
+    for (host, o) in per_host {
+        match o {
+            Ok(o) => observed.extend(o),
+            Err(ObserveError::Transport(e)) => {
+                let login = spec.servers().find(|s| s.fqdn == host).map(|s| Login {
+                    user: s.ssh.user.clone(),
+                    sudo: s.ssh.become_ == crate::spec::Become::Sudo,
+                });
+                match login.as_ref().and_then(|l| readiness::classify(l, &e)) {
+                    Some(problem) => not_ready.push(NotReady { host, problem }),
+                    None => return Err(ObserveError::Transport(e).into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let edge_hosts: Vec<&str> = spec
         .edge_pools
@@ -218,18 +237,21 @@ pub async fn prepare(
         .filter(|p| p.xmpp_federation)
         .flat_map(|p| p.servers.iter().map(|s| s.server.fqdn.as_str()))
         .collect();
-    for h in &edge_hosts {
-        if let Some(f) = facts.get(*h)
-            && f.arch != build::local_arch()
-        {
-            return Err(BuildError::Arch {
-                host: h.to_string(),
-                arch: f.arch.clone(),
-                local: build::local_arch().into(),
-            }
-            .into());
-        }
+    not_ready.extend(readiness::check(
+        &edge_hosts,
+        Wants {
+            systemd: spec.gateway.service_manager == crate::spec::ServiceManager::Systemd,
+            arch: build::local_arch(),
+        },
+        &facts,
+        &resources,
+        &observed,
+    ));
+    if !not_ready.is_empty() {
+        return Err(NotReadyReport(not_ready).into());
     }
+    let built = built?;
+    let dns = dns?;
     // The binary must also find a glibc as new as the one it was linked
     // against, or it fails at its first start behind the health gate.
     if let Some(artifact) = &built {

@@ -17,7 +17,7 @@ use super::manifest::{FileCheck, Manifest, ManifestResource, ManifestRole};
 use crate::certs::CertSpec;
 use crate::plan::{
     BinarySpec, Desired, FileSpec, ListenerSpec, Manager, ManifestEntry, Phase, Resource,
-    ServiceSpec,
+    ServiceSpec, UserSpec,
 };
 use crate::spec::{CertUsage, Origin, Role, ServiceManager, Spec};
 
@@ -311,7 +311,13 @@ fn add_certificates(spec: &Spec, out: &mut Vec<Resource>) {
                 role: Role::Edge,
                 pool: pool.name.clone(),
                 phase: Phase::Certificates,
-                desired: cert_desired(c, &cert_path, &key_path),
+                // The gateway reads its keys as its own user's group.
+                desired: cert_desired(
+                    c,
+                    &cert_path,
+                    &key_path,
+                    pool.xmpp_federation.then(|| spec.gateway.user.clone()),
+                ),
                 origin: c.origin.clone(),
                 notifies: gateway.map(|g| (g, crate::plan::Notify::Reload)),
             });
@@ -320,7 +326,12 @@ fn add_certificates(spec: &Spec, out: &mut Vec<Resource>) {
 }
 
 /// The desired state of certificate `c` installed at these paths.
-fn cert_desired(c: &crate::spec::Certificate, cert_path: &str, key_path: &str) -> Desired {
+fn cert_desired(
+    c: &crate::spec::Certificate,
+    cert_path: &str,
+    key_path: &str,
+    key_group: Option<String>,
+) -> Desired {
     Desired::Certificate(Box::new(CertSpec {
         name: c.name.clone(),
         usage: c.usage,
@@ -333,6 +344,7 @@ fn cert_desired(c: &crate::spec::Certificate, cert_path: &str, key_path: &str) -
         renew_before: c.renew_before,
         exportable: c.exportable,
         friendly_name: c.friendly_name.clone(),
+        key_group,
     }))
 }
 
@@ -375,7 +387,7 @@ fn add_frontend_certificate(spec: &Spec, c: &crate::spec::Certificate, out: &mut
             role: Role::Frontend,
             pool: pool.name.clone(),
             phase: Phase::Certificates,
-            desired: cert_desired(c, &cert_path, &key_path),
+            desired: cert_desired(c, &cert_path, &key_path, None),
             origin: c.origin.clone(),
             notifies: server.map(|g| (g, crate::plan::Notify::Restart)),
         });
@@ -596,8 +608,8 @@ fn expand_host(
                         path,
                         content: render_file(template)?,
                         mode: mode(m_)?,
-                        owner: owner.clone(),
-                        group: group.clone(),
+                        owner: render(owner, "owner")?,
+                        group: render(group, "group")?,
                         sensitive: false,
                     }),
                     notify_target(notify)?,
@@ -637,6 +649,7 @@ fn expand_host(
                 log_file,
                 unit_template,
                 binary,
+                user,
             } => {
                 let address = format!("{prefix}/service:{name}");
                 if manager == Manager::Systemd {
@@ -682,6 +695,22 @@ fn expand_host(
                         log_file: render(log_file, "log_file")?,
                         binary: binary_sha,
                         binary_path,
+                        user: match user {
+                            Some(u) => Some(render(u, "user")?),
+                            None => None,
+                        },
+                    }),
+                    None,
+                ));
+            }
+            ManifestResource::User { name, home } => {
+                let name = render(name, "user")?;
+                out.push(resource(
+                    format!("{prefix}/user:{name}"),
+                    m.phase,
+                    Desired::User(UserSpec {
+                        name,
+                        home: render(home, "home")?,
                     }),
                     None,
                 ));

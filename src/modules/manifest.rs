@@ -63,6 +63,13 @@ impl<'de> Deserialize<'de> for NotifyRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ManifestResource {
+    /// A system user the module's service runs as (`{{ gateway.user }}`),
+    /// created before the files that name its group.
+    User {
+        name: String,
+        /// Its home directory in the passwd entry (not created).
+        home: String,
+    },
     File {
         /// Template of the remote path.
         path: String,
@@ -70,8 +77,10 @@ pub enum ManifestResource {
         template: String,
         #[serde(default = "default_file_mode")]
         mode: String,
+        /// Template of the owner's name.
         #[serde(default = "root")]
         owner: String,
+        /// Template of the group's name (`{{ gateway.user }}`).
         #[serde(default = "root")]
         group: String,
         notify: Option<NotifyRule>,
@@ -102,6 +111,8 @@ pub enum ManifestResource {
         unit_template: String,
         /// Path of the binary the service runs (to spot a stale process).
         binary: Option<String>,
+        /// Template of the user it runs as; root when absent.
+        user: Option<String>,
     },
     ListenerCheck {
         /// `external`, `internal` or `admin`; anything else is refused

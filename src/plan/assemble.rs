@@ -139,6 +139,18 @@ pub fn gone_resources(
                         (Desired::Service(s), ManifestEntry::Service { name, .. }) => {
                             &s.name == name
                         }
+                        // Another certificate now writes the same files
+                        // (the server's new pool has its own, at the
+                        // usage's paths): removing the old one would
+                        // delete the new one's key.
+                        (
+                            Desired::Certificate(c),
+                            ManifestEntry::Certificate {
+                                cert_path,
+                                key_path,
+                                ..
+                            },
+                        ) => &c.cert_path == cert_path || &c.key_path == key_path,
                         _ => false,
                     }
             };

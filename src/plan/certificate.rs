@@ -228,12 +228,27 @@ pub fn assess(spec: &CertSpec, fact: &CertFact) -> Assessment {
 
 /// Decides one certificate resource.
 pub fn decide_certificate(r: &Resource, spec: &CertSpec, fact: &CertFact) -> Change {
-    let a = assess(spec, fact);
-    let action = match a.state {
+    let mut a = assess(spec, fact);
+    let mut action = match a.state {
         CertState::Valid | CertState::WaitingForCa => Action::NoOp,
         CertState::Missing => Action::Create,
         _ => Action::Replace,
     };
+    // A certificate that needs nothing else but whose key has the wrong
+    // owner or mode (installed before its service ran unprivileged): only
+    // the key's access changes, in place, no new certificate.
+    let want_access = spec.key_access();
+    if a.state == CertState::Valid
+        && let Some(have) = fact.key_access.as_ref().filter(|h| **h != want_access)
+    {
+        action = Action::Update;
+        a.reason = format!("the key file is {have}, not {want_access}: its access is set in place");
+        a.attrs = vec![AttrChange {
+            name: "key_access".into(),
+            before: have.clone(),
+            after: want_access,
+        }];
+    }
     let mut attrs = a.attrs;
     if a.state == CertState::Missing {
         attrs = vec![
@@ -260,7 +275,7 @@ pub fn decide_certificate(r: &Resource, spec: &CertSpec, fact: &CertFact) -> Cha
         ];
     }
     let mut reason = a.reason;
-    if action.is_change() && matches!(spec.issuer, Issuer::Csr { .. }) {
+    if action.is_change() && action != Action::Update && matches!(spec.issuer, Issuer::Csr { .. }) {
         reason.push_str("; apply writes a new key and CSR, then waits for the CA");
     }
     Change {

@@ -11,7 +11,7 @@ use super::action::Action;
 use super::change::{AttrChange, Change, ServiceOp};
 use super::resource::{
     BinarySpec, Desired, FileFact, FileSpec, ListenerFact, Notify, Observed, Resource, ServiceFact,
-    ServiceSpec,
+    ServiceSpec, UserFact, UserSpec,
 };
 use crate::secret::MASK;
 
@@ -86,6 +86,7 @@ pub fn decide(r: &Resource, observed: &Observed, notes: &Notifications) -> Chang
         (Desired::Certificate(spec), Observed::Certificate(fact)) => {
             super::certificate::decide_certificate(r, spec, fact)
         }
+        (Desired::User(spec), Observed::User(fact)) => decide_user(r, spec, fact, observed),
         (d, o) => base(
             r,
             observed,
@@ -253,6 +254,36 @@ fn decide_binary(
     c
 }
 
+/// A user that exists is left alone, whatever its id: files are owned by
+/// name on the host, and renumbering a user is not xfed's business.
+fn decide_user(r: &Resource, spec: &UserSpec, fact: &UserFact, observed: &Observed) -> Change {
+    let desired_fp = fingerprint(&spec.name);
+    match fact.uid {
+        Some(uid) => base(
+            r,
+            observed,
+            desired_fp,
+            Action::NoOp,
+            format!("exists (uid {uid})"),
+        ),
+        None => {
+            let mut c = base(
+                r,
+                observed,
+                desired_fp,
+                Action::Create,
+                "no such user".to_string(),
+            );
+            c.attrs = vec![AttrChange {
+                name: "system user".into(),
+                before: String::new(),
+                after: spec.name.clone(),
+            }];
+            c
+        }
+    }
+}
+
 fn decide_service(
     r: &Resource,
     spec: &ServiceSpec,
@@ -275,6 +306,24 @@ fn decide_service(
     }
     if let Some(why) = &notes.requested {
         return with(Action::Update, Some(ServiceOp::Restart), why.clone());
+    }
+    // Only a service that names its user is held to it: a daemon started
+    // as root may drop to a user of its own choosing (Prosody does).
+    if let Some(wanted_user) = &spec.user
+        && let Some(running) = &fact.running_user
+        && running != wanted_user
+    {
+        let mut c = with(
+            Action::Update,
+            Some(ServiceOp::Restart),
+            format!("runs as `{running}`, not as `{wanted_user}`"),
+        );
+        c.attrs = vec![AttrChange {
+            name: "user".into(),
+            before: running.clone(),
+            after: wanted_user.clone(),
+        }];
+        return c;
     }
     if !notes.restart.is_empty() {
         return with(

@@ -187,6 +187,7 @@ pub fn short_address(address: &str) -> String {
         "/service:",
         "/listener:",
         "/certificate:",
+        "/user:",
     ]
     .iter()
     .filter_map(|k| address.find(k))

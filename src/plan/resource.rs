@@ -81,6 +81,8 @@ pub enum Desired {
     Listener(ListenerSpec),
     /// A certificate and its key installed on the host (issue #4).
     Certificate(Box<crate::certs::CertSpec>),
+    /// A system user (with its own group) a service runs as.
+    User(UserSpec),
     /// Managed before (the host's manifest lists it), no longer in the
     /// spec: to be removed. Holds what is needed to remove it.
     Gone(Box<Desired>),
@@ -95,6 +97,7 @@ impl Desired {
             Desired::Service(_) => ResourceKind::Service,
             Desired::Listener(_) => ResourceKind::ListenerCheck,
             Desired::Certificate(_) => ResourceKind::Certificate,
+            Desired::User(_) => ResourceKind::User,
             Desired::Gone(inner) => inner.kind(),
         }
     }
@@ -151,7 +154,9 @@ impl ManifestEntry {
                 cert_path: c.cert_path.clone(),
                 key_path: c.key_path.clone(),
             }),
-            Desired::Listener(_) | Desired::Gone(_) => None,
+            // A user left behind owns nothing once its files are gone, and
+            // removing one could orphan files someone else gave it.
+            Desired::Listener(_) | Desired::User(_) | Desired::Gone(_) => None,
         }
     }
 
@@ -195,6 +200,7 @@ impl ManifestEntry {
                 log_file: String::new(),
                 binary: None,
                 binary_path: None,
+                user: None,
             }),
             ManifestEntry::Certificate {
                 cert_path,
@@ -221,6 +227,7 @@ impl ManifestEntry {
                 renew_before: crate::spec::RenewBefore::Fraction(1.0 / 3.0),
                 exportable: false,
                 friendly_name: None,
+                key_group: None,
             })),
         };
         Desired::Gone(Box::new(inner))
@@ -271,6 +278,17 @@ pub struct ServiceSpec {
     pub binary: Option<String>,
     /// Where that binary is installed.
     pub binary_path: Option<String>,
+    /// The system user the service runs as; `None`: root.
+    pub user: Option<String>,
+}
+
+/// A system user and the group of the same name: no login, no home of its
+/// own, created once and then left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub name: String,
+    /// Its home directory in the passwd entry (not created).
+    pub home: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,6 +309,7 @@ pub enum Observed {
     Service(ServiceFact),
     Listener(ListenerFact),
     Certificate(crate::certs::CertFact),
+    User(UserFact),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,6 +330,16 @@ pub struct ServiceFact {
     pub pid: Option<u32>,
     /// sha256 of the running program (`/proc/PID/exe`), when known.
     pub running_sha256: Option<String>,
+    /// The user the running process belongs to (owner of `/proc/PID`),
+    /// when known.
+    #[serde(default)]
+    pub running_user: Option<String>,
+}
+
+/// Whether a system user exists, and its numeric id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserFact {
+    pub uid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

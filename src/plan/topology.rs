@@ -162,7 +162,10 @@ pub fn decide_objects(
             ));
         } else {
             let names: Vec<&str> = attrs.iter().map(|a| a.name.as_str()).collect();
-            let reason = format!("{} changed", names.join(", "));
+            let mut reason = format!("{} changed", names.join(", "));
+            if w.kind == ResourceKind::Route {
+                reason.push_str(&moved_path(desired, &w.key));
+            }
             out.push(change(w, Action::Update, reason, attrs));
         }
     }
@@ -178,6 +181,35 @@ pub fn decide_objects(
         ));
     }
     out
+}
+
+/// Whose outbound path a change of `site`'s route moves: the users homed
+/// on the site (the first, in spec order, that its front-end pool serves,
+/// as the gateways' policy files have it).
+fn moved_path(doc: &Topology, site: &str) -> String {
+    let Some(s) = doc.sites.iter().find(|s| s.name == site) else {
+        return String::new();
+    };
+    let home = doc
+        .sites
+        .iter()
+        .find(|o| o.frontend_pool == s.frontend_pool);
+    let users: &[String] = match doc
+        .frontend_pools
+        .iter()
+        .find(|p| p.name == s.frontend_pool)
+    {
+        Some(p) if home.is_some_and(|h| h.name == s.name) => &p.users,
+        _ => &[],
+    };
+    if users.is_empty() {
+        return format!(": no user is homed on site `{site}`");
+    }
+    format!(
+        ": the path of {} to every partner moves to `{}`",
+        users.join(", "),
+        s.xmpp_route
+    )
 }
 
 /// The objects' changes and whose access they move, together.
@@ -202,7 +234,7 @@ pub fn plan_topology(
 mod tests {
     use super::*;
     use crate::spec::{PartnerKind, PolicyScope, TlsRequirement};
-    use crate::topology::{Grant, Partner, Policy, Site};
+    use crate::topology::{FrontendPool, Grant, Partner, Policy, Site};
 
     fn partner(domain: &str) -> Partner {
         Partner {
@@ -224,7 +256,12 @@ mod tests {
                 frontend_pool: "fe-hq".into(),
                 xmpp_route: route.into(),
             }],
-            frontend_pools: Vec::new(),
+            frontend_pools: vec![FrontendPool {
+                name: "fe-hq".into(),
+                servers: vec!["fe1.contoso.example".into()],
+                users: vec!["alice@contoso.example".into()],
+                xmpp_server: None,
+            }],
             edge_pools: Vec::new(),
             policies: vec![Policy {
                 identity: "FedPic".into(),
@@ -290,6 +327,10 @@ mod tests {
                 route.attrs[0].after.as_str()
             ),
             ("edge-hq", "edge-eu")
+        );
+        assert_eq!(
+            route.reason,
+            "xmpp_route changed: the path of alice@contoso.example to every partner moves to `edge-eu`"
         );
     }
 

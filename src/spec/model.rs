@@ -69,14 +69,10 @@ impl Spec {
     }
 
     /// The front-end pool whose XMPP server the edge pool `edge_pool`
-    /// relays to: that of the first site (in spec order) routed through it
-    /// whose front-end pool names an `xmpp_server`. None: it relays nothing.
+    /// relays to (see [`relay_frontend`]). None: it relays nothing.
     pub fn relay_frontend(&self, edge_pool: &str) -> Option<&FrontendPool> {
-        self.sites
-            .iter()
-            .filter(|s| s.xmpp_route == edge_pool)
-            .filter_map(|s| self.frontend_pool(&s.frontend_pool))
-            .find(|f| f.xmpp_server.is_some())
+        let edge = self.edge_pools.iter().find(|p| p.name == edge_pool)?;
+        relay_frontend(&self.sites, &self.frontend_pools, edge)
     }
 
     /// Every server, front-ends first, in spec order.
@@ -90,6 +86,30 @@ impl Spec {
                     .flat_map(|p| p.servers.iter().map(|e| &e.server)),
             )
     }
+}
+
+/// The front-end pool whose XMPP server an XMPP edge pool relays the
+/// partners' stanzas to: its own site's, as a Lync edge pool's next hop is
+/// a front-end pool of its site. It does not depend on the sites' routes:
+/// partners reach every XMPP pool of the domain (SRV), the backup pools
+/// too, and moving a route must not change what an edge relays inbound.
+/// Without an `xmpp_server` there, the first site routed through the pool
+/// whose front-end pool has one. None: it relays nothing.
+pub fn relay_frontend<'a>(
+    sites: &'a [Site],
+    frontend_pools: &'a [FrontendPool],
+    edge: &EdgePool,
+) -> Option<&'a FrontendPool> {
+    if !edge.xmpp_federation {
+        return None;
+    }
+    let pool_of = |site: &Site| frontend_pools.iter().find(|f| f.name == site.frontend_pool);
+    sites
+        .iter()
+        .filter(|s| s.name == edge.site)
+        .chain(sites.iter().filter(|s| s.xmpp_route == edge.name))
+        .filter_map(pool_of)
+        .find(|f| f.xmpp_server.is_some())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -526,6 +546,11 @@ pub struct Gateway {
     pub state_dir: String,
     pub service_manager: ServiceManager,
     pub admin_port: u16,
+    /// The system user (and group of the same name) the gateway runs as.
+    pub user: String,
+    /// `MemoryMax=` of the gateway's systemd unit, as systemd spells it
+    /// (`1G`, `512M`, a number of bytes).
+    pub memory_max: String,
     /// Local PEM file of partners' CAs, installed on the gateways.
     pub partner_ca: Option<PathBuf>,
     /// Local PEM file of the CAs of the internal XMPP servers.

@@ -494,6 +494,13 @@ pub struct RawGateway {
     pub service_manager: Option<RawServiceManager>,
     /// Admin HTTP port on the internal address (default 8089).
     pub admin_port: Option<u16>,
+    /// System user the gateway runs as, created by xfed on every edge
+    /// server (default `xfed-gateway`); its group may read the gateway's
+    /// keys and configuration, nothing more.
+    pub user: Option<String>,
+    /// The gateway's memory limit under systemd (`MemoryMax=`): bytes
+    /// with an optional `K`, `M`, `G` suffix (default `1G`).
+    pub memory_max: Option<String>,
     /// PEM file (on this machine) of the CAs that vouch for partners'
     /// certificates; installed on every gateway. Default: the edge's
     /// system bundle, `/etc/ssl/certs/ca-certificates.crt`.

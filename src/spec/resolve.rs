@@ -26,6 +26,10 @@ const MAX_PERSIST_SECS: u64 = 3600;
 pub const DEFAULT_INTERNAL_PORT: u16 = 23456;
 pub const DEFAULT_EXTERNAL_PORT: u16 = 5269;
 pub const DEFAULT_ADMIN_PORT: u16 = 8089;
+/// The system user the gateway runs as unless `gateway.user` says otherwise.
+pub const DEFAULT_GATEWAY_USER: &str = "xfed-gateway";
+/// The gateway's memory limit under systemd unless `gateway.memory_max` says.
+pub const DEFAULT_MEMORY_MAX: &str = "1G";
 
 pub(super) struct Resolver<'a> {
     src: &'a Source,
@@ -325,7 +329,12 @@ impl<'a> Resolver<'a> {
             .hint = Some("add `xmpp_domains: [contoso.example]`".into());
         }
 
-        self.relay_has_its_trust(&sites, &frontend_pools, &certificates, &gateway);
+        self.relay_has_its_trust(
+            &sites,
+            (&frontend_pools, &edge_pools),
+            &certificates,
+            &gateway,
+        );
 
         let mut diags = self.diags;
         diags.sort();
@@ -1674,6 +1683,8 @@ impl<'a> Resolver<'a> {
                 RawServiceManager::Direct => ServiceManager::Direct,
             },
             admin_port: self.port(raw.admin_port, DEFAULT_ADMIN_PORT, "gateway.admin_port"),
+            user: self.gateway_user(&raw.user),
+            memory_max: self.memory_max(&raw.memory_max),
             partner_ca: raw
                 .partner_ca
                 .as_ref()
@@ -1684,6 +1695,66 @@ impl<'a> Resolver<'a> {
                 .map(|p| self.path(p, "gateway.internal_ca")),
             limits: self.limits(&raw.limits),
         }
+    }
+
+    /// `gateway.user`: a name `useradd` accepts and nothing can misread
+    /// (it goes into the unit's `User=` and `chown`): lower-case letters,
+    /// digits, `_` and `-`, starting with a letter or `_`, at most 32
+    /// characters; never `root`, which would defeat its purpose.
+    fn gateway_user(&mut self, raw: &Option<String>) -> String {
+        let Some(name) = self.opt_text(raw, "gateway.user") else {
+            return DEFAULT_GATEWAY_USER.into();
+        };
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if name == "root" || name == "0" {
+            let e = self.error(
+                "gateway.user",
+                "the gateway must not run as `root`: it parses XML from the whole internet",
+            );
+            e.expected = Some("an unprivileged system user's name".into());
+            e.hint = Some(format!("leave it out for `{DEFAULT_GATEWAY_USER}`"));
+        } else if !valid {
+            let e = self.error(
+                "gateway.user",
+                format!("`{}` is not a system user name", name.escape_debug()),
+            );
+            e.expected = Some(
+                "lower-case letters, digits, `_` and `-`, starting with a letter, at most 32 characters"
+                    .into(),
+            );
+        }
+        name
+    }
+
+    /// `gateway.memory_max`: what systemd's `MemoryMax=` reads as a size.
+    fn memory_max(&mut self, raw: &Option<String>) -> String {
+        let Some(v) = self.opt_text(raw, "gateway.memory_max") else {
+            return DEFAULT_MEMORY_MAX.into();
+        };
+        let digits = v.trim_end_matches(['K', 'M', 'G', 'T']);
+        let ok = !digits.is_empty()
+            && digits.len() + 1 >= v.len()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits.parse::<u64>().is_ok_and(|n| n > 0);
+        if !ok {
+            let e = self.error(
+                "gateway.memory_max",
+                format!("`{}` is not a memory size", v.escape_debug()),
+            );
+            e.expected = Some(
+                "a number of bytes with an optional `K`, `M`, `G` or `T` suffix, such as `512M`"
+                    .into(),
+            );
+        }
+        v
     }
 
     /// `gateway.limits`, mapped to the gateway's `[limits]` and checked with
@@ -1728,14 +1799,14 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    /// A front-end pool with an `xmpp_server` makes the edge pools routed
-    /// to it relay: they then speak TLS to it both ways, which needs the
-    /// internal certificate (their identity as the partners) and the CA
-    /// that vouches for the internal server.
+    /// A front-end pool with an `xmpp_server` makes the edge pools that
+    /// relay to it (`model::relay_frontend`) speak TLS to it both ways,
+    /// which needs the internal certificate (their identity as the
+    /// partners) and the CA that vouches for the internal server.
     fn relay_has_its_trust(
         &mut self,
         sites: &[Site],
-        frontend_pools: &[FrontendPool],
+        (frontend_pools, edge_pools): (&[FrontendPool], &[EdgePool]),
         certificates: &[Certificate],
         gateway: &Gateway,
     ) {
@@ -1764,12 +1835,15 @@ impl<'a> Resolver<'a> {
                 ));
                 d.hint = Some("the gateways' internal listener requires mutual TLS: the front-end presents this certificate, issued by the internal CA (`issuer: { kind: internal_ca, ... }`)".into());
             }
-            let routed: Vec<&str> = sites
+            let relaying: Vec<&str> = edge_pools
                 .iter()
-                .filter(|s| s.frontend_pool == p.name)
-                .map(|s| s.xmpp_route.as_str())
+                .filter(|e| {
+                    super::model::relay_frontend(sites, frontend_pools, e)
+                        .is_some_and(|f| f.name == p.name)
+                })
+                .map(|e| e.name.as_str())
                 .collect();
-            for edge in routed {
+            for edge in relaying {
                 if !certificates.iter().any(|c| {
                     c.pool == edge && c.pool_role == Role::Edge && c.usage == CertUsage::Internal
                 }) {

@@ -21,6 +21,8 @@ pub struct Facts {
     pub arch: String,
     /// PID 1 is systemd, so systemd units can be used.
     pub systemd_pid1: bool,
+    /// The name of PID 1 (`/proc/1/comm`), for messages.
+    pub pid1: String,
     /// `uname -n`.
     pub hostname: String,
     /// The host's glibc (`getconf GNU_LIBC_VERSION`); `None` on a host
@@ -111,6 +113,7 @@ fn parse(text: &str) -> Result<Facts, String> {
         os_version: os("VERSION_ID"),
         arch,
         systemd_pid1: field("pid1") == "systemd",
+        pid1: field("pid1"),
         hostname: field("hostname"),
         glibc: GlibcVersion::from_getconf(&field("libc")),
         libc_reported: field("libc"),

@@ -53,6 +53,12 @@ mv -f -T -- "$tmp" "$dst"
 trap - EXIT
 sync -- "$dir""#;
 
+// Owner and mode of a file in place (chown first: it clears setuid bits).
+const SET_ACCESS: &str = r#"set -eu
+[ -e "$1" ] || exit 100
+chown -- "$3" "$1"
+chmod -- "$2" "$1""#;
+
 const REMOVE: &str = r#"[ -e "$1" ] || [ -L "$1" ] || exit 100
 exec rm -f -- "$1""#;
 
@@ -142,6 +148,32 @@ pub(crate) fn write_file<T: Transport + ?Sized>(
     let cmd = script("xfed-write", WRITE, &[path, &mode, owner, mkdirs, &size])
         .stdin(data.to_vec())
         .label(label);
+    let out = t.run(&cmd)?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(TransportError::command_failed(t.host(), &cmd, &out))
+    }
+}
+
+pub(crate) fn set_access<T: Transport + ?Sized>(
+    t: &mut T,
+    path: &str,
+    opts: &WriteOpts,
+) -> Result<(), TransportError> {
+    check_path(t, "set the access of", path)?;
+    let label = format!("set the owner and mode of `{path}`");
+    let (Some(owner), None) = (opts.owner.as_deref(), opts.problem()) else {
+        return Err(TransportError::InvalidArgument {
+            host: t.host().to_string(),
+            command: label,
+            message: opts
+                .problem()
+                .unwrap_or_else(|| "an owner is needed".into()),
+        });
+    };
+    let mode = format!("{:o}", opts.mode);
+    let cmd = script("xfed-access", SET_ACCESS, &[path, &mode, owner]).label(label);
     let out = t.run(&cmd)?;
     if out.success() {
         Ok(())

@@ -30,6 +30,7 @@ mod local;
 mod output;
 pub mod quote;
 pub mod ssh;
+mod user_ops;
 mod write_opts;
 
 pub use become_method::Become;
@@ -88,8 +89,20 @@ pub trait Transport: Send {
         file_ops::write_file(self, path, data, opts)
     }
 
+    /// Sets the owner and mode of the file at `path` in place (its content
+    /// untouched): `opts.owner` and `opts.mode`.
+    fn set_access(&mut self, path: &str, opts: &WriteOpts) -> Result<(), TransportError> {
+        file_ops::set_access(self, path, opts)
+    }
+
     /// Removes the file (or symlink) at `path`; returns whether it existed.
     fn remove_file(&mut self, path: &str) -> Result<bool, TransportError> {
         file_ops::remove_file(self, path)
+    }
+
+    /// Creates system user `name` with a group of the same name, no login
+    /// and `home` as its (uncreated) home, unless the user exists.
+    fn ensure_system_user(&mut self, name: &str, home: &str) -> Result<(), TransportError> {
+        user_ops::ensure_system_user(self, name, home)
     }
 }

@@ -31,18 +31,26 @@ impl Output {
     }
 }
 
-/// Longest stderr excerpt kept in an error; the tail is dropped.
+/// Longest stderr excerpt kept in an error: its start (what failed) and its
+/// end (a log's last lines, where the cause usually is); the middle is cut.
 const MAX_EXCERPT: usize = 1000;
+const EXCERPT_HEAD: usize = 300;
 
 pub(crate) fn excerpt(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
-    if text.chars().count() <= MAX_EXCERPT {
-        text.to_string()
-    } else {
-        let cut: String = text.chars().take(MAX_EXCERPT).collect();
-        format!("{cut}… ({} bytes in all)", bytes.len())
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= MAX_EXCERPT {
+        return text.to_string();
     }
+    let head: String = chars[..EXCERPT_HEAD].iter().collect();
+    let tail: String = chars[chars.len() - (MAX_EXCERPT - EXCERPT_HEAD)..]
+        .iter()
+        .collect();
+    format!(
+        "{head}… ({} bytes in all, the middle cut) …{tail}",
+        bytes.len()
+    )
 }
 
 impl fmt::Debug for Output {
@@ -63,9 +71,13 @@ mod tests {
     #[test]
     fn excerpt_trims_and_cuts() {
         assert_eq!(excerpt(b"  oops\n"), "oops");
-        let long = vec![b'e'; 5000];
+        let mut long = b"start-up failed:".to_vec();
+        long.extend(vec![b'e'; 5000]);
+        long.extend(b"the cause");
         let e = excerpt(&long);
-        assert!(e.ends_with("(5000 bytes in all)"), "{e}");
+        assert!(e.starts_with("start-up failed:"), "{e}");
+        assert!(e.contains("(5025 bytes in all, the middle cut)"), "{e}");
+        assert!(e.ends_with("the cause"), "{e}");
         assert!(e.len() < 1100);
     }
 }

@@ -5,15 +5,18 @@
 //! 1. `ssh` — the host answers over SSH with a host key known_hosts has;
 //! 2. `gateway binary` — installed, and the sha256 xfed builds now;
 //! 3. `gateway service` — running (if not, the last lines of its log);
-//! 4. `listener` — bound on the host (`ss`) and answering from here (XMPP
+//! 4. `gateway privilege` — the running gateway is not root and holds no
+//!    capability (`/proc/PID/status`), and its keys and configuration are
+//!    owned by root, writable by nobody else and not world-readable;
+//! 5. `listener` — bound on the host (`ss`) and answering from here (XMPP
 //!    STARTTLS, the admin `/status`);
-//! 5. `xmpp route` — every site's route, in the topology published on its
+//! 6. `xmpp route` — every site's route, in the topology published on its
 //!    front-ends, names an existing edge pool with XMPP federation;
-//! 6. `topology` — published, identical on every front-end and the one the
+//! 7. `topology` — published, identical on every front-end and the one the
 //!    spec gives;
-//! 7. `certificate` — the one the external listener serves covers every
+//! 8. `certificate` — the one the external listener serves covers every
 //!    XMPP domain and is neither expired nor inside its renewal window;
-//! 8. `dns` — `_xmpp-server._tcp.<domain>` SRV answers as specified.
+//! 9. `dns` — `_xmpp-server._tcp.<domain>` SRV answers as specified.
 //!
 //! This file owns the judging, and it is pure: facts in ([`World`]),
 //! findings out ([`judge`]), so every verdict is tested without a network.
@@ -51,6 +54,8 @@ pub enum Check {
     Binary,
     #[serde(rename = "gateway service")]
     Service,
+    #[serde(rename = "gateway privilege")]
+    Privilege,
     #[serde(rename = "listener")]
     Listener,
     #[serde(rename = "xmpp route")]
@@ -69,6 +74,7 @@ impl Check {
             Check::Ssh => "ssh",
             Check::Binary => "gateway binary",
             Check::Service => "gateway service",
+            Check::Privilege => "gateway privilege",
             Check::Listener => "listener",
             Check::Route => "xmpp route",
             Check::Topology => "topology",
@@ -228,6 +234,60 @@ pub struct GatewayFacts {
     pub listeners: Vec<ListenerFacts>,
     /// The pool's external certificate, when the spec has one.
     pub certificate: Option<CertFacts>,
+    /// What the running gateway holds, read only while it runs.
+    pub privilege: Option<Result<PrivilegeFacts, String>>,
+    /// The user the spec has the gateway run as.
+    pub user: Option<String>,
+}
+
+/// The running gateway's credentials and the files it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivilegeFacts {
+    /// Effective uid (`Uid:` of `/proc/PID/status`, second field).
+    pub uid: u32,
+    /// Its name on the host, when it has one.
+    pub user: Option<String>,
+    /// `CapPrm:` and `CapEff:` of `/proc/PID/status`.
+    pub cap_prm: u64,
+    pub cap_eff: u64,
+    /// The gateway's configuration and key files: path, mode, owner, group.
+    pub files: Vec<FileAccess>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileAccess {
+    pub path: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+}
+
+impl FileAccess {
+    /// Why this file gives the gateway (or anyone) more than it should,
+    /// if it does: the gateway must not be able to change what it is
+    /// told, and nobody else may read its keys.
+    fn problem(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.owner != "root" {
+            why.push(format!("owned by `{}`, not root", self.owner));
+        }
+        if self.mode & 0o022 != 0 {
+            why.push("writable by its group or by everyone".to_string());
+        }
+        if self.mode & 0o004 != 0 {
+            why.push("readable by everyone".to_string());
+        }
+        (!why.is_empty()).then(|| {
+            format!(
+                "`{}` ({:04o} {}:{}) is {}",
+                self.path,
+                self.mode,
+                self.owner,
+                self.group,
+                why.join(", ")
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +345,9 @@ pub fn judge(w: &World) -> Vec<Finding> {
     }
     for h in w.hosts.iter().filter(|h| h.runs_gateway) {
         out.push(per_gateway(h, Check::Service, |g| service(w, h, g)));
+    }
+    for h in w.hosts.iter().filter(|h| h.runs_gateway) {
+        out.push(per_gateway(h, Check::Privilege, |g| privilege(h, g)));
     }
     for h in w.hosts.iter().filter(|h| h.runs_gateway) {
         match (&h.reach, &h.gateway) {
@@ -463,6 +526,71 @@ fn service(w: &World, h: &HostFacts, g: &GatewayFacts) -> Finding {
     );
     f.log = log;
     f
+}
+
+fn privilege(h: &HostFacts, g: &GatewayFacts) -> Finding {
+    let check = Check::Privilege;
+    let Some(read) = &g.privilege else {
+        return Finding::new(
+            check,
+            &h.fqdn,
+            Status::Skip,
+            "not checked: the gateway is not running (see `gateway service`)",
+        );
+    };
+    let p = match read {
+        Ok(p) => p,
+        Err(e) => {
+            return Finding::fail(
+                check,
+                &h.fqdn,
+                format!("could not read the running gateway's credentials: {e}"),
+                "check that the login user may read /proc (or set `become: sudo`)",
+            );
+        }
+    };
+    let who = match &p.user {
+        Some(u) => format!("`{u}` (uid {})", p.uid),
+        None => format!("uid {}", p.uid),
+    };
+    let wanted = g.user.as_deref().unwrap_or("its own user");
+    let mut wrong = Vec::new();
+    if p.uid == 0 {
+        wrong.push("runs as root (uid 0)".to_string());
+    }
+    if p.cap_prm != 0 || p.cap_eff != 0 {
+        wrong.push(format!(
+            "holds capabilities (CapPrm {:016x}, CapEff {:016x})",
+            p.cap_prm, p.cap_eff
+        ));
+    }
+    let files: Vec<String> = p.files.iter().filter_map(FileAccess::problem).collect();
+    if !wrong.is_empty() {
+        return Finding::fail(
+            check,
+            &h.fqdn,
+            format!("the gateway {}", wrong.join(" and ")),
+            format!("{APPLY}: it restarts the gateway as `{wanted}`, without capabilities"),
+        );
+    }
+    if !files.is_empty() {
+        return Finding::fail(
+            check,
+            &h.fqdn,
+            format!("runs as {who}, but {}", files.join("; ")),
+            format!(
+                "{APPLY}: it rewrites the gateway's files 0640 root:{wanted}; a key it does not manage: `chown root:{wanted}` and `chmod 0640` it"
+            ),
+        );
+    }
+    Finding::pass(
+        check,
+        &h.fqdn,
+        format!(
+            "runs as {who} with no capabilities; {} owned by root, not writable by it, not world-readable",
+            plural(p.files.len(), "key and config file")
+        ),
+    )
 }
 
 fn listener(h: &HostFacts, g: &GatewayFacts, l: &ListenerFacts) -> Finding {
@@ -1064,6 +1192,7 @@ mod tests {
                 running,
                 pid: running.then_some(77),
                 running_sha256: None,
+                running_user: None,
             },
             log: (!running).then(|| {
                 Ok(vec![
@@ -1103,7 +1232,97 @@ mod tests {
                 renew_before: RenewBefore::Fraction(1.0 / 3.0),
                 installed: Ok(leaf(NOW - 65 * DAY, not_after)),
             }),
+            privilege: running.then(|| Ok(unprivileged())),
+            user: Some("xfed-gateway".into()),
         }
+    }
+
+    fn unprivileged() -> PrivilegeFacts {
+        let file = |path: &str| FileAccess {
+            path: path.into(),
+            mode: 0o640,
+            owner: "root".into(),
+            group: "xfed-gateway".into(),
+        };
+        PrivilegeFacts {
+            uid: 999,
+            user: Some("xfed-gateway".into()),
+            cap_prm: 0,
+            cap_eff: 0,
+            files: vec![
+                file("/etc/xfed/gateway.toml"),
+                file("/etc/xfed/policy.toml"),
+                file("/etc/xfed/tls/external.key"),
+            ],
+        }
+    }
+
+    fn privilege_of(p: PrivilegeFacts) -> Finding {
+        let mut w = world();
+        let mut g = gateway(true);
+        g.privilege = Some(Ok(p));
+        w.hosts[1].gateway = Some(g);
+        find(&judge(&w), Check::Privilege, "edge1.contoso.example")
+    }
+
+    #[test]
+    fn an_unprivileged_gateway_passes_the_privilege_check() {
+        let f = privilege_of(unprivileged());
+        assert_eq!(f.status, Status::Pass, "{f:?}");
+        assert!(f.seen.contains("`xfed-gateway` (uid 999)"), "{}", f.seen);
+        assert!(f.seen.contains("3 key and config files"), "{}", f.seen);
+    }
+
+    #[test]
+    fn a_gateway_running_as_root_or_with_capabilities_fails() {
+        let mut p = unprivileged();
+        p.uid = 0;
+        p.user = Some("root".into());
+        let f = privilege_of(p);
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        assert!(f.seen.contains("runs as root (uid 0)"), "{}", f.seen);
+        assert!(
+            f.fix
+                .as_deref()
+                .is_some_and(|x| x.contains("xfed apply") && x.contains("`xfed-gateway`")),
+            "{f:?}"
+        );
+        let mut p = unprivileged();
+        p.cap_eff = 0x400;
+        p.cap_prm = 0x400;
+        let f = privilege_of(p);
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        assert!(f.seen.contains("holds capabilities"), "{}", f.seen);
+    }
+
+    #[test]
+    fn a_key_readable_by_everyone_or_writable_by_the_gateway_fails() {
+        for (mode, owner, why) in [
+            (0o644, "root", "readable by everyone"),
+            (0o660, "root", "writable by its group"),
+            (0o600, "xfed-gateway", "owned by `xfed-gateway`, not root"),
+        ] {
+            let mut p = unprivileged();
+            p.files[2].mode = mode;
+            p.files[2].owner = owner.into();
+            let f = privilege_of(p);
+            assert_eq!(f.status, Status::Fail, "{mode:o} {owner}: {f:?}");
+            assert!(f.seen.contains("/etc/xfed/tls/external.key"), "{}", f.seen);
+            assert!(f.seen.contains(why), "{}", f.seen);
+        }
+        // 0600 root:root is fine too (a key the gateway does not read).
+        let mut p = unprivileged();
+        p.files[2].mode = 0o600;
+        p.files[2].group = "root".into();
+        assert_eq!(privilege_of(p).status, Status::Pass);
+    }
+
+    #[test]
+    fn a_stopped_gateway_skips_the_privilege_check() {
+        let mut w = world();
+        w.hosts[1].gateway = Some(gateway(false));
+        let f = find(&judge(&w), Check::Privilege, "edge1.contoso.example");
+        assert_eq!(f.status, Status::Skip, "{f:?}");
     }
 
     fn topo(version: &str, route: &str) -> String {

@@ -59,6 +59,24 @@ pub fn lab_spec_with(lab: &Lab, edit: impl Fn(String, &Path) -> String) -> TestS
     TestSpec { dir, path }
 }
 
+/// `text` (a lab spec) without the partner `domain`: its list entry, up to
+/// the next entry or the next top-level key, whatever its settings are.
+pub fn without_partner(text: &str, domain: &str) -> String {
+    let head = format!("  - domain: {domain}\n");
+    let start = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("no partner {domain} in the spec"));
+    let rest = &text[start + head.len()..];
+    let end = rest
+        .find("\n  - ")
+        .map(|i| i + 1)
+        .into_iter()
+        .chain(rest.find("\n\n").map(|i| i + 1))
+        .min()
+        .unwrap_or(rest.len());
+    format!("{}{}", &text[..start], &rest[end..])
+}
+
 /// `xfed ARGS…` in the lab's controller namespace, without colour, to be
 /// run or spawned.
 pub fn xfed_command(lab: &Lab, args: &[&str]) -> Command {
@@ -125,21 +143,24 @@ pub fn lab_stdout(lab: &Lab, program: &str, args: &[&str]) -> String {
 /// with `prefix` (a counter and its labels).
 pub fn gateway_metric(lab: &Lab, prefix: &str) -> f64 {
     lab.hosts_with(super::lab::Role::Edge)
-        .map(|h| {
-            lab_stdout(
-                lab,
-                "curl",
-                &[
-                    "-s",
-                    "--max-time",
-                    "5",
-                    &format!("http://{}:8089/metrics", h.internal),
-                ],
-            )
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-        })
+        .map(|h| gateway_metric_on(lab, h, prefix))
         .sum()
+}
+
+/// The same on one edge.
+pub fn gateway_metric_on(lab: &Lab, host: &super::lab::Host, prefix: &str) -> f64 {
+    lab_stdout(
+        lab,
+        "curl",
+        &[
+            "-s",
+            "--max-time",
+            "5",
+            &format!("http://{}:8089/metrics", host.internal),
+        ],
+    )
+    .lines()
+    .filter(|l| l.starts_with(prefix))
+    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    .sum()
 }

@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{
-    CertFacts, Finding, GatewayFacts, HostFacts, ListenerFacts, PoolFacts, Probe, Reach, SiteRoute,
-    TopologyFacts, World, judge,
+    CertFacts, FileAccess, Finding, GatewayFacts, HostFacts, ListenerFacts, PoolFacts,
+    PrivilegeFacts, Probe, Reach, SiteRoute, TopologyFacts, World, judge,
 };
 use crate::engine::EngineError;
 use crate::engine::hosts::{ConnectOptions, Host};
@@ -211,7 +211,7 @@ fn wanted(r: &Resource, topology_path: &str) -> bool {
         Desired::Binary(_) | Desired::Service(_) | Desired::Listener(_) => true,
         Desired::Certificate(c) => c.usage == CertUsage::External,
         Desired::File(f) => r.role == Role::Frontend && f.path == topology_path,
-        Desired::Gone(_) => false,
+        Desired::User(_) | Desired::Gone(_) => false,
     }
 }
 
@@ -288,6 +288,10 @@ async fn gateway_facts(
     } else {
         Some(read_log(host, &service.name, service.manager, &service.log_file).await)
     };
+    let privilege = match running.pid.filter(|_| running.running) {
+        Some(pid) => Some(read_privilege(host, pid, &config_dir(&service.exec)).await),
+        None => None,
+    };
     let mut listeners = Vec::new();
     for r in mine {
         let (Desired::Listener(l), Some(Observed::Listener(f))) =
@@ -320,6 +324,95 @@ async fn gateway_facts(
         log,
         listeners,
         certificate,
+        privilege,
+        user: service.user.clone(),
+    })
+}
+
+/// The directory of the file the service's `--config` names (`/etc/xfed`).
+fn config_dir(exec: &[String]) -> String {
+    exec.iter()
+        .skip_while(|a| *a != "--config")
+        .nth(1)
+        .and_then(|c| std::path::Path::new(c).parent())
+        .map(|d| d.display().to_string())
+        .unwrap_or_default()
+}
+
+/// Reads the running gateway's credentials (`/proc/PID/status`: `Uid`,
+/// `CapPrm`, `CapEff`) and the owner and mode of its configuration
+/// (`DIR/*.toml`) and keys (`DIR/tls/*.key`). Values are arguments.
+const PRIVILEGE: &str = r#"pid=$1; dir=$2
+[ -r "/proc/$pid/status" ] || { echo "process $pid is gone" >&2; exit 3; }
+uid=
+while IFS= read -r l; do
+  case $l in
+  Uid:*) printf '%s\n' "$l"; set -f; set -- $l; set +f; uid=$3 ;;
+  CapPrm:*|CapEff:*) printf '%s\n' "$l" ;;
+  esac
+done < "/proc/$pid/status"
+e=$(getent passwd "$uid" 2>/dev/null) && printf 'Name: %s\n' "${e%%:*}"
+[ -n "$dir" ] || exit 0
+for f in "$dir"/*.toml "$dir"/tls/*.key; do
+  [ -f "$f" ] && stat -c 'File: %a %U %G %n' -- "$f"
+done
+exit 0"#;
+
+async fn read_privilege(host: &Host, pid: u32, dir: &str) -> Result<PrivilegeFacts, String> {
+    let cmd = Command::new("sh")
+        .args(["-c", PRIVILEGE, "xfed-privilege", &pid.to_string(), dir])
+        .label("read the gateway's credentials");
+    let out = host
+        .with(move |t: &mut dyn Transport| t.run(&cmd))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.success() {
+        return Err(out.stderr_excerpt());
+    }
+    parse_privilege(&out.stdout_text())
+}
+
+/// The answer of [`PRIVILEGE`].
+pub fn parse_privilege(text: &str) -> Result<PrivilegeFacts, String> {
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .ok_or_else(|| format!("no `{key}` line"))
+    };
+    let uid = field("Uid:")?
+        .split_whitespace()
+        .nth(1)
+        .and_then(|u| u.parse().ok())
+        .ok_or("bad `Uid:` line")?;
+    let cap = |key: &str| -> Result<u64, String> {
+        let v = field(key)?;
+        u64::from_str_radix(v, 16).map_err(|_| format!("bad `{key}` value `{v}`"))
+    };
+    let mut files = Vec::new();
+    for l in text.lines() {
+        let Some(rest) = l.strip_prefix("File: ") else {
+            continue;
+        };
+        let mut f = rest.splitn(4, ' ');
+        let (Some(mode), Some(owner), Some(group), Some(path)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            return Err(format!("bad file line `{l}`"));
+        };
+        files.push(FileAccess {
+            path: path.to_string(),
+            mode: u32::from_str_radix(mode, 8).map_err(|_| format!("bad mode `{mode}`"))?,
+            owner: owner.to_string(),
+            group: group.to_string(),
+        });
+    }
+    Ok(PrivilegeFacts {
+        uid,
+        user: field("Name:").ok().map(str::to_string),
+        cap_prm: cap("CapPrm:")?,
+        cap_eff: cap("CapEff:")?,
+        files,
     })
 }
 
