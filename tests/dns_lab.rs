@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use common::lab::Lab;
@@ -235,11 +234,9 @@ fn changed(plan: &DnsPlan) -> Vec<(String, Action)> {
 fn lab_playbook_apply_publishes_srv_and_a_and_a_second_plan_is_empty() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
-    let loaded = spec::load_file(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/playbooks/lab.yaml"
-    )))
-    .unwrap_or_else(|e| panic!("lab.yaml: {e}"));
+    // playbooks/lab.yaml pointed at this lab's state dir (its API key file)
+    let file = common::xfed::lab_spec(lab, |text| text);
+    let loaded = spec::load_file(&file.path).unwrap_or_else(|e| panic!("lab.yaml: {e}"));
     let spec = loaded.spec;
     let p = xfed::providers::dns::provider_for(
         &spec

@@ -100,6 +100,12 @@ impl Instance {
             files.push(dir.join("server.pid"));
             files.push(dir.join("launcher.pid"));
         }
+        for server in ["bind", "knot"] {
+            let dir = self.dir.join("rfc2136").join(server);
+            files.push(dir.join("server.pid"));
+            files.push(dir.join("pebble.pid"));
+        }
+        files.push(self.dir.join("rfc2136/unbound/server.pid"));
         files
             .into_iter()
             .filter_map(|f| {
@@ -268,13 +274,16 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
     assert_eq!(
         our_namespaces(),
         [
+            "xfedt-bind",
             "xfedt-dns",
             "xfedt-edge1",
             "xfedt-edge2",
             "xfedt-fabrikam",
             "xfedt-fe1",
+            "xfedt-knot",
             "xfedt-lab",
-            "xfedt-litware"
+            "xfedt-litware",
+            "xfedt-res"
         ]
     );
     let routes = stdout(&in_controller(&lab, "ip", &["-4", "route", "show"]));
@@ -544,7 +553,15 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
     assert!(alone.partners.is_empty() && alone.partner_ca.is_none());
     assert_eq!(
         our_namespaces(),
-        ["xfedt-dns", "xfedt-edge1", "xfedt-fe1", "xfedt-lab"]
+        [
+            "xfedt-bind",
+            "xfedt-dns",
+            "xfedt-edge1",
+            "xfedt-fe1",
+            "xfedt-knot",
+            "xfedt-lab",
+            "xfedt-res"
+        ]
     );
     for partner in ["fabrikam", "litware"] {
         let (pid, start) = &records[&inst.dir.join("partners").join(partner).join("server.pid")];
@@ -593,6 +610,8 @@ fn lab_up_builds_the_contracted_lab_and_down_leaves_nothing() {
         "keys/id_ed25519.pub",
         "hosts/fe1/ssh_host_ed25519_key",
         "pdns/api-key",
+        "rfc2136/bind/tsig.secret",
+        "rfc2136/knot/tsig.secret",
     ] {
         assert!(inst.dir.join(kept).exists(), "down must keep {kept}");
     }

@@ -22,6 +22,12 @@ fn inputs(with_key: bool) -> Arc<MapInputs> {
         PathBuf::from("/var/lib/xfed-lab/pdns/api-key"),
         "lab-key-1234\n".into(),
     );
+    for server in ["bind", "knot"] {
+        i.files.insert(
+            PathBuf::from(format!("/var/lib/xfed-lab/rfc2136/{server}/tsig.secret")),
+            "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY3OA==\n".into(),
+        );
+    }
     i.files.insert(
         PathBuf::from("/var/lib/xfed-lab/internal/ca.key"),
         "-----BEGIN PRIVATE KEY-----\nlab\n-----END PRIVATE KEY-----\n".into(),
@@ -67,6 +73,42 @@ fn the_base_fixture_is_valid() {
 
 /// (case, text to replace, replacement, first diagnostic expected)
 const CASES: &[(&str, &str, &str, &str)] = &[
+    (
+        "rfc2136 without its key",
+        "    kind: powerdns\n    api_url: http://203.0.113.53:8081\n    api_key: \"{{ env('PDNS_API_KEY') }}\"",
+        "    kind: rfc2136\n    servers: [\"203.0.113.55\"]",
+        "34:5: Error: provider `rfc2136` needs `tsig` | expected `tsig: { name: xfed, algorithm: hmac-sha256, secret: \"{{ file('xfed.key') }}\" }` under `provider:`",
+    ),
+    (
+        "rfc2136 with an API URL",
+        "    kind: powerdns\n    api_url: http://203.0.113.53:8081\n    api_key: \"{{ env('PDNS_API_KEY') }}\"",
+        "    kind: rfc2136\n    api_url: http://203.0.113.53:8081\n    servers: [\"203.0.113.55\"]\n    tsig: { name: xfed, secret: \"{{ env('PDNS_API_KEY') }}\" }",
+        "35:14: Error: `api_url` does not apply to provider `rfc2136` | hint: remove it, or change `kind`",
+    ),
+    (
+        "TSIG secret in plain text",
+        "    kind: powerdns\n    api_url: http://203.0.113.53:8081\n    api_key: \"{{ env('PDNS_API_KEY') }}\"",
+        "    kind: rfc2136\n    servers: [\"203.0.113.55:5353\"]\n    tsig: { name: xfed, secret: c2VjcmV0LWtleQ== }",
+        "36:33: Error: `dns.provider.tsig.secret` is a secret and is written in the spec as plain text | expected a value from `env(\"NAME\")` or `file(\"PATH\")` | hint: write `secret: \"{{ file('xfed.key') }}\"`",
+    ),
+    (
+        "TSIG secret not base64",
+        "    kind: powerdns\n    api_url: http://203.0.113.53:8081\n    api_key: \"{{ env('PDNS_API_KEY') }}\"",
+        "    kind: rfc2136\n    servers: [\"203.0.113.55\"]\n    tsig: { name: xfed, secret: \"{{ env('PDNS_API_KEY') }}\" }",
+        "36:33: Error: the TSIG secret is not base64 | expected the `secret` of the key as `tsig-keygen` or `keymgr -t` print it (base64)",
+    ),
+    (
+        "unknown TSIG algorithm",
+        "    kind: powerdns\n    api_url: http://203.0.113.53:8081\n    api_key: \"{{ env('PDNS_API_KEY') }}\"",
+        "    kind: rfc2136\n    servers: [\"203.0.113.55\"]\n    tsig: { name: xfed, algorithm: hmac-sha265, secret: \"{{ env('PDNS_API_KEY') }}\" }",
+        "36:36: Error: unknown value `hmac-sha265` in `dns.provider.tsig.algorithm` | expected `hmac-sha256` or `hmac-sha512` | hint: did you mean `hmac-sha256`?",
+    ),
+    (
+        "bad RFC 2136 server",
+        "    kind: powerdns\n    api_url: http://203.0.113.53:8081\n    api_key: \"{{ env('PDNS_API_KEY') }}\"",
+        "    kind: rfc2136\n    servers: [\"ns1.contoso.example\"]\n    tsig: { name: xfed, secret: \"{{ env('PDNS_API_KEY') }}\" }",
+        "35:15: Error: `ns1.contoso.example` is not a name server address | expected `ADDRESS` or `ADDRESS:PORT`, such as `203.0.113.53:53`",
+    ),
     (
         "bad yaml",
         "sip_domains: [\"{{ domain }}\"]",
@@ -720,6 +762,8 @@ fn every_playbook_loads() {
         "multi-site",
         "partners",
         "own-servers",
+        "bind",
+        "knot",
     ] {
         assert!(
             names.iter().any(|n| n == must),
@@ -818,7 +862,10 @@ fn defaults_are_merged() {
     assert_eq!(spec.rollout.serial, xfed::spec::Serial::Count(1));
     // The secret is usable but never printed.
     let dns = spec.dns.as_ref().expect("dns");
-    assert_eq!(dns.provider.api_key.expose(), "pdns-test-key");
+    let xfed::spec::DnsApi::Powerdns { api_key, .. } = &dns.provider.api else {
+        panic!("the provider is PowerDNS");
+    };
+    assert_eq!(api_key.expose(), "pdns-test-key");
     assert_eq!(
         format!("{:?}", dns.provider),
         format!("{:?}", dns.provider).replace("pdns-test-key", "(sensitive)")

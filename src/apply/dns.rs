@@ -2,8 +2,9 @@
 //! zone to make sure it has not moved since the plan, then write each zone
 //! in one atomic request (zones one after another).
 
+use crate::dns::rrset::RRset;
 use crate::plan::dns_plan::{DnsPlan, zone_fingerprint};
-use crate::providers::dns::{DnsError, DnsProvider};
+use crate::providers::dns::{DnsError, DnsProvider, ProviderError};
 
 /// Carries out `plan`. Refuses the whole plan when
 /// [`DnsPlan::refusals`] says so; each zone is re-read first and skipped
@@ -37,8 +38,25 @@ pub async fn apply_dns(
         let result = if z.create_zone && !created_since {
             provider.create_zone(&z.zone, &z.initial_rrsets()).await
         } else {
-            provider.apply(&z.zone, &z.decision.ops).await
+            // What the zone holds at the names the plan touches, as just
+            // read: a provider that can, has the server hold the write to it.
+            let expected: Vec<RRset> = now
+                .iter()
+                .flatten()
+                .filter(|r| z.touched.contains(&r.name))
+                .cloned()
+                .collect();
+            provider
+                .apply_expecting(&z.zone, &z.decision.ops, &expected)
+                .await
         };
+        if let Err(source @ ProviderError::PrerequisiteFailed { .. }) = result {
+            return Err(DnsError::StaleUpdate {
+                zone: z.zone.clone(),
+                written,
+                source,
+            });
+        }
         if let Err(source) = result {
             return Err(DnsError::Write {
                 zone: z.zone.clone(),

@@ -310,21 +310,93 @@ pub struct Dns {
     pub ttl: u32,
     /// Largest share of a zone's managed records one plan may change.
     pub max_change: f64,
+    /// A recursive resolver as partners use one, for `verify`.
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
 pub struct DnsProvider {
-    pub kind: DnsProviderKind,
-    pub api_url: String,
-    pub api_key: Secret,
-    pub server_id: String,
+    pub api: DnsApi,
     pub create_zones: bool,
+}
+
+impl DnsProvider {
+    pub fn kind(&self) -> DnsProviderKind {
+        match self.api {
+            DnsApi::Powerdns { .. } => DnsProviderKind::Powerdns,
+            DnsApi::Rfc2136(_) => DnsProviderKind::Rfc2136,
+        }
+    }
+}
+
+/// How xfed reaches the DNS server, per provider kind.
+#[derive(Debug, Clone)]
+pub enum DnsApi {
+    /// PowerDNS's HTTP API.
+    Powerdns {
+        api_url: String,
+        api_key: Secret,
+        server_id: String,
+    },
+    /// Dynamic update (RFC 2136) and AXFR, signed with TSIG (RFC 8945).
+    Rfc2136(Rfc2136Settings),
+}
+
+#[derive(Debug, Clone)]
+pub struct Rfc2136Settings {
+    /// Primary servers, tried in order for UPDATE (and AXFR without
+    /// `read_server`).
+    pub servers: Vec<std::net::SocketAddr>,
+    pub read_server: Option<std::net::SocketAddr>,
+    pub tsig: Tsig,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tsig {
+    /// Lower case, without a trailing dot (`xfed-key`).
+    pub name: String,
+    pub algorithm: TsigAlgorithm,
+    /// Base64, as BIND's and Knot's key files hold it.
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TsigAlgorithm {
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "hmac-sha512")]
+    HmacSha512,
+}
+
+impl Tsig {
+    /// The key's bytes from its base64 text (padding optional, blanks
+    /// around it ignored); `None` when it is not base64 or empty.
+    pub fn decode_key(text: &str) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let text = text.trim();
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        engine.decode(text).ok().filter(|k| !k.is_empty())
+    }
+}
+
+impl TsigAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            TsigAlgorithm::HmacSha256 => "hmac-sha256",
+            TsigAlgorithm::HmacSha512 => "hmac-sha512",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DnsProviderKind {
     Powerdns,
+    Rfc2136,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

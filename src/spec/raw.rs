@@ -316,17 +316,30 @@ pub struct RawDns {
     pub ttl: Option<u32>,
     /// Share of a zone's managed records one plan may change (default 30%).
     pub max_change: Option<String>,
+    /// A validating recursive resolver, `address[:port]`: `verify` also
+    /// asks it for the SRV records, as a partner's server would, and reports
+    /// whether the answers validated (DNSSEC).
+    pub resolver: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDnsProvider {
     pub kind: RawDnsProviderKind,
-    pub api_url: String,
-    /// API key; must come from `env()` or `file()`.
-    pub api_key: String,
-    /// PowerDNS server id (default `localhost`).
+    /// `powerdns`: the HTTP API's base URL.
+    pub api_url: Option<String>,
+    /// `powerdns`: API key; must come from `env()` or `file()`.
+    pub api_key: Option<String>,
+    /// `powerdns`: server id (default `localhost`).
     pub server_id: Option<String>,
+    /// `rfc2136`: the primary server(s) UPDATEs go to, `address[:port]`,
+    /// tried in order.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// `rfc2136`: where the zone is read by AXFR (default: `servers`).
+    pub read_server: Option<String>,
+    /// `rfc2136`: the TSIG key every AXFR and UPDATE is signed with.
+    pub tsig: Option<RawTsig>,
     /// Create zones that do not exist (default false).
     #[serde(default)]
     pub create_zones: bool,
@@ -336,6 +349,26 @@ pub struct RawDnsProvider {
 #[serde(rename_all = "lowercase")]
 pub enum RawDnsProviderKind {
     Powerdns,
+    Rfc2136,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTsig {
+    /// The key's name as the DNS server knows it.
+    pub name: String,
+    /// `hmac-sha256` (default) or `hmac-sha512`.
+    pub algorithm: Option<RawTsigAlgorithm>,
+    /// The key, base64; must come from `env()` or `file()`.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum RawTsigAlgorithm {
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "hmac-sha512")]
+    HmacSha512,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -1110,31 +1110,191 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn dns(&mut self, raw: &RawDns) -> Dns {
-        let p = &raw.provider;
-        let api_url = self.text(&p.api_url, "dns.provider.api_url");
-        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-            self.error(
-                "dns.provider.api_url",
-                format!("`{api_url}` is not an HTTP URL"),
-            )
-            .expected = Some("`http://HOST:8081` or `https://…`".into());
+    /// `ADDRESS` or `ADDRESS:PORT` (port 53 by default).
+    fn name_server(&mut self, value: &str, field: &str) -> Option<SocketAddr> {
+        let text = self.text(value, field);
+        let parsed = text.parse::<SocketAddr>().ok().or_else(|| {
+            text.parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 53))
+        });
+        if parsed.is_none() {
+            self.error(field, format!("`{text}` is not a name server address"))
+                .expected = Some("`ADDRESS` or `ADDRESS:PORT`, such as `203.0.113.53:53`".into());
         }
-        let provider = DnsProvider {
-            kind: match p.kind {
-                RawDnsProviderKind::Powerdns => DnsProviderKind::Powerdns,
-            },
-            api_url,
-            api_key: self.secret(
-                &p.api_key,
-                "dns.provider.api_key",
-                "api_key: \"{{ env('PDNS_API_KEY') }}\"",
-            ),
-            server_id: self
-                .opt_text(&p.server_id, "dns.provider.server_id")
-                .unwrap_or_else(|| "localhost".into()),
-            create_zones: p.create_zones,
+        parsed
+    }
+
+    fn dns_provider(&mut self, p: &RawDnsProvider) -> DnsProvider {
+        let base = "dns.provider";
+        let kind = match p.kind {
+            RawDnsProviderKind::Powerdns => "powerdns",
+            RawDnsProviderKind::Rfc2136 => "rfc2136",
         };
+        let stray = |this: &mut Self, present: &[(&str, bool)]| {
+            for (key, is) in present {
+                if *is {
+                    this.error(
+                        &format!("{base}.{key}"),
+                        format!("`{key}` does not apply to provider `{kind}`"),
+                    )
+                    .hint = Some("remove it, or change `kind`".into());
+                }
+            }
+        };
+        let missing = |this: &mut Self, key: &str, example: &str| {
+            this.error(base, format!("provider `{kind}` needs `{key}`"))
+                .expected = Some(format!("`{example}` under `provider:`"));
+        };
+        let api = match p.kind {
+            RawDnsProviderKind::Powerdns => {
+                stray(
+                    self,
+                    &[
+                        ("servers", !p.servers.is_empty()),
+                        ("read_server", p.read_server.is_some()),
+                        ("tsig", p.tsig.is_some()),
+                    ],
+                );
+                let api_url = match &p.api_url {
+                    Some(u) => self.text(u, "dns.provider.api_url"),
+                    None => {
+                        missing(self, "api_url", "api_url: http://203.0.113.53:8081");
+                        "http://".into()
+                    }
+                };
+                if p.api_url.is_some()
+                    && !(api_url.starts_with("http://") || api_url.starts_with("https://"))
+                {
+                    self.error(
+                        "dns.provider.api_url",
+                        format!("`{api_url}` is not an HTTP URL"),
+                    )
+                    .expected = Some("`http://HOST:8081` or `https://…`".into());
+                }
+                let example = "api_key: \"{{ env('PDNS_API_KEY') }}\"";
+                let api_key = match &p.api_key {
+                    Some(k) => self.secret(k, "dns.provider.api_key", example),
+                    None => {
+                        missing(self, "api_key", example);
+                        Secret::new(String::new())
+                    }
+                };
+                DnsApi::Powerdns {
+                    api_url,
+                    api_key,
+                    server_id: self
+                        .opt_text(&p.server_id, "dns.provider.server_id")
+                        .unwrap_or_else(|| "localhost".into()),
+                }
+            }
+            RawDnsProviderKind::Rfc2136 => {
+                stray(
+                    self,
+                    &[
+                        ("api_url", p.api_url.is_some()),
+                        ("api_key", p.api_key.is_some()),
+                        ("server_id", p.server_id.is_some()),
+                    ],
+                );
+                if p.create_zones {
+                    self.error(
+                        "dns.provider.create_zones",
+                        "provider `rfc2136` cannot create zones: dynamic update changes records \
+                         of zones the server already serves",
+                    )
+                    .hint = Some(
+                        "create the zone on the DNS server, then remove `create_zones`".into(),
+                    );
+                }
+                if p.servers.is_empty() {
+                    missing(self, "servers", "servers: [\"203.0.113.53:53\"]");
+                }
+                let servers = p
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| self.name_server(s, &format!("{base}.servers[{i}]")))
+                    .collect();
+                let read_server = p
+                    .read_server
+                    .as_ref()
+                    .and_then(|s| self.name_server(s, &format!("{base}.read_server")));
+                let tsig = match &p.tsig {
+                    Some(t) => self.tsig(t),
+                    None => {
+                        missing(
+                            self,
+                            "tsig",
+                            "tsig: { name: xfed, algorithm: hmac-sha256, secret: \"{{ file('xfed.key') }}\" }",
+                        );
+                        Tsig {
+                            name: String::new(),
+                            algorithm: TsigAlgorithm::HmacSha256,
+                            secret: Secret::new(String::new()),
+                        }
+                    }
+                };
+                DnsApi::Rfc2136(Rfc2136Settings {
+                    servers,
+                    read_server,
+                    tsig,
+                })
+            }
+        };
+        DnsProvider {
+            api,
+            create_zones: p.create_zones,
+        }
+    }
+
+    fn tsig(&mut self, t: &RawTsig) -> Tsig {
+        let base = "dns.provider.tsig";
+        let field = format!("{base}.name");
+        let name = self.text(&t.name, &field).to_ascii_lowercase();
+        let name = name.trim_end_matches('.').to_string();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if name.len() > 253 || !name.split('.').all(label_ok) {
+            self.error(&field, format!("`{name}` is not a valid TSIG key name"))
+                .expected = Some(
+                "the key's name as the DNS server's configuration has it, such as `xfed-key`"
+                    .into(),
+            );
+        }
+        let secret = self.secret(
+            &t.secret,
+            &format!("{base}.secret"),
+            "secret: \"{{ file('xfed.key') }}\"",
+        );
+        let value = secret.expose().trim();
+        // A secret not set (validate without it) is only warned about.
+        if !value.is_empty()
+            && !value.contains(super::template::UNSET_SECRET)
+            && Tsig::decode_key(value).is_none()
+        {
+            // Never shows the value: it is the key.
+            self.error(&format!("{base}.secret"), "the TSIG secret is not base64")
+                .expected = Some(
+                "the `secret` of the key as `tsig-keygen` or `keymgr -t` print it (base64)".into(),
+            );
+        }
+        Tsig {
+            name,
+            algorithm: match t.algorithm.unwrap_or(RawTsigAlgorithm::HmacSha256) {
+                RawTsigAlgorithm::HmacSha256 => TsigAlgorithm::HmacSha256,
+                RawTsigAlgorithm::HmacSha512 => TsigAlgorithm::HmacSha512,
+            },
+            secret,
+        }
+    }
+
+    fn dns(&mut self, raw: &RawDns) -> Dns {
+        let provider = self.dns_provider(&raw.provider);
         self.duplicates(
             "zone",
             raw.zones
@@ -1149,19 +1309,8 @@ impl<'a> Resolver<'a> {
             let mut nameservers = Vec::new();
             for (j, ns) in z.nameservers.iter().enumerate() {
                 let field = format!("{base}.nameservers[{j}]");
-                let text = self.text(ns, &field);
-                let parsed = text.parse::<SocketAddr>().ok().or_else(|| {
-                    text.parse::<IpAddr>()
-                        .ok()
-                        .map(|ip| SocketAddr::new(ip, 53))
-                });
-                match parsed {
-                    Some(a) => nameservers.push(a),
-                    None => {
-                        self.error(&field, format!("`{text}` is not a name server address"))
-                            .expected =
-                            Some("`ADDRESS` or `ADDRESS:PORT`, such as `203.0.113.53:53`".into());
-                    }
+                if let Some(a) = self.name_server(ns, &field) {
+                    nameservers.push(a);
                 }
             }
             zones.push(Zone {
@@ -1215,12 +1364,17 @@ impl<'a> Resolver<'a> {
                 0.3
             }),
         };
+        let resolver = raw
+            .resolver
+            .as_ref()
+            .and_then(|r| self.name_server(r, "dns.resolver"));
         Dns {
             provider,
             zones,
             records,
             ttl,
             max_change,
+            resolver,
         }
     }
 

@@ -10,6 +10,11 @@
 //! one row (records and TTL). Zones without `nameservers` cannot be
 //! verified and say so in a failing row.
 //!
+//! A zone with several name servers also gets one row saying whether they
+//! all serve the same SOA serial: a secondary that missed a transfer, or a
+//! second primary nobody writes to, answers something else than the server
+//! xfed wrote.
+//!
 //! The resolver is `providers::dns::resolver`: no cache, one server.
 
 use std::collections::BTreeSet;
@@ -21,7 +26,7 @@ use serde::Serialize;
 
 use crate::dns::desired::{XMPP_SRV_PREFIX, derive, zone_for};
 use crate::dns::rrset::{RRset, encode_txt_strings, normalise_name};
-use crate::providers::dns::resolver::resolver_for;
+use crate::providers::dns::resolver::{RecursiveAnswer, ask_recursive, resolver_for};
 use crate::spec::{Spec, View};
 
 /// One check's outcome.
@@ -252,6 +257,106 @@ async fn verify_target(t: &TargetExpectation) -> VerifyRow {
     }
 }
 
+/// The SOA serial `ns` serves for `zone`; `None` when it has no SOA there.
+pub async fn soa_serial(ns: SocketAddr, zone: &str) -> Result<Option<u32>, String> {
+    let resolver = resolver_for(ns);
+    match resolver
+        .lookup(normalise_name(zone).as_str(), RecordType::SOA)
+        .await
+    {
+        Ok(lookup) => Ok(lookup.answers().iter().find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })),
+        Err(e) if e.is_no_records_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The row saying whether every name server of `zone` serves the same SOA
+/// serial, from what each answered. Pure.
+pub fn serial_agreement(
+    zone: &str,
+    answers: &[(SocketAddr, Result<Option<u32>, String>)],
+) -> VerifyRow {
+    let servers: Vec<String> = answers.iter().map(|(ns, _)| ns.to_string()).collect();
+    let shown: Vec<String> = answers
+        .iter()
+        .map(|(ns, a)| match a {
+            Ok(Some(serial)) => format!("{ns} {serial}"),
+            Ok(None) => format!("{ns} no SOA (not authoritative: a lame server)"),
+            Err(e) => format!("{ns} failed: {e}"),
+        })
+        .collect();
+    let serials: BTreeSet<Option<u32>> = answers
+        .iter()
+        .map(|(_, a)| a.as_ref().ok().copied().flatten())
+        .collect();
+    let agree = serials.len() == 1 && serials.iter().all(Option::is_some);
+    VerifyRow {
+        check: format!("SOA serial {zone}"),
+        server: servers.join(", "),
+        ok: agree,
+        detail: if agree {
+            format!(
+                "all {} name servers serve serial {}",
+                answers.len(),
+                serials.iter().flatten().next().copied().unwrap_or_default()
+            )
+        } else {
+            format!(
+                "the name servers do not serve the same zone: {}\n  hint: a secondary that \
+                 missed a transfer, or a server nobody writes to; partners may get either answer",
+                shown.join("; ")
+            )
+        },
+    }
+}
+
+/// The row for an SRV RRset as the recursive resolver `resolver` answered
+/// it: the records must be the desired ones; whether the answer validated
+/// (the AD bit) is said either way. A SERVFAIL is a bogus answer (DNSSEC
+/// validation failed) or a lame delegation (no server answers). Pure.
+pub fn judge_recursive(
+    expected: &RRset,
+    resolver: SocketAddr,
+    answer: Result<RecursiveAnswer, String>,
+) -> VerifyRow {
+    let check = format!("{} {} via resolver", expected.rtype, expected.name);
+    let row = |ok, detail| VerifyRow::new(check.clone(), resolver, ok, detail);
+    let a = match answer {
+        Err(e) => return row(false, format!("query failed: {e}")),
+        Ok(a) => a,
+    };
+    if a.rcode == "SERVFAIL" {
+        return row(
+            false,
+            "the resolver answered SERVFAIL: the answer is bogus (DNSSEC validation failed) \
+             or the zone is lame (none of its servers answers for it); partners using such a \
+             resolver cannot find this domain\n  hint: check the zone's signatures and the DS \
+             record in its parent zone, and that every name server serves the zone"
+                .into(),
+        );
+    }
+    let validated = if a.authentic {
+        "validated (AD)"
+    } else {
+        "not validated (no AD: the zone is unsigned or the resolver has no trust anchor for it)"
+    };
+    if a.records != expected.records {
+        return row(
+            false,
+            format!(
+                "{} answered [{}], desired [{}]; {validated}",
+                a.rcode,
+                a.records.join(", "),
+                expected.records.join(", ")
+            ),
+        );
+    }
+    row(true, format!("{}; {validated}", a.records.join(", ")))
+}
+
 /// Verifies every desired record of every declared zone at each of the
 /// zone's name servers.
 pub async fn verify_dns(spec: &Spec) -> Vec<VerifyRow> {
@@ -269,6 +374,24 @@ pub async fn verify_dns(spec: &Spec) -> Vec<VerifyRow> {
                     .into(),
             });
             continue;
+        }
+        if zone.nameservers.len() > 1 {
+            let mut answers = Vec::new();
+            for &ns in &zone.nameservers {
+                answers.push((ns, soa_serial(ns, &zone.zone).await));
+            }
+            rows.push(serial_agreement(&zone.zone, &answers));
+        }
+        if let Some(resolver) = spec.dns.as_ref().and_then(|d| d.resolver)
+            && zone.view == View::External
+        {
+            for d in &zone.rrsets {
+                let r = &d.rrset;
+                if r.rtype == "SRV" && r.name.starts_with(XMPP_SRV_PREFIX) {
+                    let answer = ask_recursive(resolver, &r.name, "SRV").await;
+                    rows.push(judge_recursive(r, resolver, answer));
+                }
+            }
         }
         for &ns in &zone.nameservers {
             for d in &zone.rrsets {
@@ -332,5 +455,96 @@ fn srv_expectation(
     SrvExpectation {
         rrset: srv.clone(),
         targets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(last: u8) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, last], 53))
+    }
+
+    #[test]
+    fn a_resolvers_answer_says_whether_it_validated_and_servfail_is_bogus_or_lame() {
+        let srv = RRset::new(
+            "_xmpp-server._tcp.contoso.example.",
+            "SRV",
+            300,
+            vec!["10 100 5269 xmpp1.contoso.example.".into()],
+        );
+        let answer = |rcode: &str, authentic, records: &[&str]| {
+            Ok(RecursiveAnswer {
+                rcode: rcode.into(),
+                authentic,
+                records: records.iter().map(|r| r.to_string()).collect(),
+            })
+        };
+        let good = ["10 100 5269 xmpp1.contoso.example."];
+        let signed = judge_recursive(&srv, ns(58), answer("NOERROR", true, &good));
+        assert!(signed.ok);
+        assert!(
+            signed.detail.ends_with("validated (AD)"),
+            "{}",
+            signed.detail
+        );
+        assert_eq!(
+            signed.check,
+            "SRV _xmpp-server._tcp.contoso.example. via resolver"
+        );
+        let unsigned = judge_recursive(&srv, ns(58), answer("NOERROR", false, &good));
+        assert!(unsigned.ok);
+        assert!(
+            unsigned.detail.contains("not validated"),
+            "{}",
+            unsigned.detail
+        );
+        let bogus = judge_recursive(&srv, ns(58), answer("SERVFAIL", false, &[]));
+        assert!(!bogus.ok);
+        assert!(bogus.detail.contains("bogus") && bogus.detail.contains("lame"));
+        let wrong = judge_recursive(&srv, ns(58), answer("NOERROR", true, &["0 0 0 ."]));
+        assert!(!wrong.ok);
+        assert!(wrong.detail.contains("desired ["), "{}", wrong.detail);
+    }
+
+    #[test]
+    fn name_servers_agree_only_when_all_serve_one_serial() {
+        let same = serial_agreement(
+            "contoso.example.",
+            &[(ns(55), Ok(Some(7))), (ns(56), Ok(Some(7)))],
+        );
+        assert!(same.ok);
+        assert_eq!(same.detail, "all 2 name servers serve serial 7");
+        assert_eq!(same.server, "198.51.100.55:53, 198.51.100.56:53");
+
+        let apart = serial_agreement(
+            "contoso.example.",
+            &[(ns(55), Ok(Some(7))), (ns(56), Ok(Some(3)))],
+        );
+        assert!(!apart.ok);
+        assert!(
+            apart
+                .detail
+                .contains("198.51.100.55:53 7; 198.51.100.56:53 3"),
+            "{}",
+            apart.detail
+        );
+
+        let lame = serial_agreement(
+            "contoso.example.",
+            &[(ns(55), Ok(Some(7))), (ns(56), Ok(None))],
+        );
+        assert!(!lame.ok);
+        assert!(lame.detail.contains("a lame server"), "{}", lame.detail);
+
+        let failed = serial_agreement(
+            "contoso.example.",
+            &[
+                (ns(55), Err("timed out".into())),
+                (ns(56), Err("timed out".into())),
+            ],
+        );
+        assert!(!failed.ok, "two failures are no agreement");
     }
 }

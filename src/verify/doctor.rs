@@ -1237,12 +1237,21 @@ fn dns(w: &World) -> Vec<Finding> {
     };
     let mut out: Vec<Finding> = rows
         .iter()
-        .filter(|r| r.check.starts_with("SRV ") || r.check.starts_with("zone "))
+        .filter(|r| {
+            r.check.starts_with("SRV ")
+                || r.check.starts_with("zone ")
+                || r.check.starts_with("SOA serial ")
+        })
         .map(|r| {
-            let seen = format!("{}: {}", r.check, r.detail.replace('\n', " "));
+            let seen = format!(
+                "{}: {}",
+                r.check,
+                r.detail.replace("\n  hint: ", "\nhint: ")
+            );
             if r.ok {
-                Finding::pass(Check::Dns, &r.server, seen)
+                Finding::pass(Check::Dns, &r.server, seen.replace('\n', " "))
             } else {
+                // verify's own hint, when it has one, is the fix
                 let (seen, hint) = split_hint(&seen);
                 Finding::fail(
                     Check::Dns,
@@ -1912,6 +1921,42 @@ mod tests {
             "{}",
             d.seen
         );
+        // Name servers that serve different zones: a lame or stale server.
+        w.dns = Some(vec![crate::verify::dns::serial_agreement(
+            "contoso.example.",
+            &[
+                ("198.51.100.55:53".parse().expect("addr"), Ok(Some(7))),
+                ("198.51.100.56:53".parse().expect("addr"), Ok(None)),
+            ],
+        )]);
+        let f = judge(&w);
+        let d = find(&f, Check::Dns, "198.51.100.55:53, 198.51.100.56:53");
+        assert_eq!(d.status, Status::Fail);
+        assert!(d.seen.contains("a lame server"), "{}", d.seen);
+        let fix = d.fix.clone().unwrap_or_default();
+        assert!(fix.contains("missed a transfer"), "{fix}");
+        // A bogus answer through the resolver: verify's hint is the fix.
+        let srv = crate::dns::rrset::RRset::new(
+            "_xmpp-server._tcp.contoso.example.",
+            "SRV",
+            300,
+            vec!["10 100 5269 xmpp1.contoso.example.".into()],
+        );
+        w.dns = Some(vec![crate::verify::dns::judge_recursive(
+            &srv,
+            "198.51.100.58:53".parse().expect("addr"),
+            Ok(crate::providers::dns::resolver::RecursiveAnswer {
+                rcode: "SERVFAIL".into(),
+                authentic: false,
+                records: Vec::new(),
+            }),
+        )]);
+        let f = judge(&w);
+        let d = find(&f, Check::Dns, "198.51.100.58:53");
+        assert_eq!(d.status, Status::Fail);
+        assert!(d.seen.contains("bogus"), "{}", d.seen);
+        let fix = d.fix.clone().unwrap_or_default();
+        assert!(fix.contains("DS record in its parent zone"), "{fix}");
         w.dns = Some(Vec::new());
         let d = find(&judge(&w), Check::Dns, "");
         assert_eq!(d.status, Status::Warn);

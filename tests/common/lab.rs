@@ -124,6 +124,66 @@ impl Dns {
     }
 }
 
+/// One of the lab's RFC 2136 servers (BIND 9, Knot): UPDATE and AXFR
+/// signed with its TSIG key.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rfc2136Server {
+    /// `bind` or `knot`
+    pub name: String,
+    pub netns: String,
+    pub internal: String,
+    pub external: String,
+    pub pid: u32,
+    /// Absolute zone names it serves: the organisation's two (`contoso.example.`,
+    /// `internal.contoso.example.`) and `r1`..`r8`.
+    pub zones: Vec<String>,
+    pub tsig: TsigKey,
+    /// An ACME test CA (pebble) that validates DNS-01 by asking this server.
+    #[serde(default)]
+    pub acme: Option<AcmeCa>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AcmeCa {
+    /// `https://203.0.113.57:14000/dir`
+    pub directory: String,
+    /// The CA of its HTTPS listener.
+    pub ca_bundle: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TsigKey {
+    pub name: String,
+    /// `hmac-sha256` or `hmac-sha512`
+    pub algorithm: String,
+    /// Mode 0600, the base64 secret alone.
+    pub secret_file: PathBuf,
+}
+
+impl TsigKey {
+    /// The key's base64 secret.
+    pub fn secret(&self) -> String {
+        fs::read_to_string(&self.secret_file)
+            .unwrap_or_else(|e| panic!("read `{}`: {e}", self.secret_file.display()))
+            .trim()
+            .to_string()
+    }
+}
+
+/// The lab's unbound: a validating recursive resolver that knows the lab's
+/// zones (stub zones) and trusts the key Knot signs `signed_zone` with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recursive {
+    pub netns: String,
+    pub internal: String,
+    pub external: String,
+    /// Absolute; served and signed by Knot, trusted through its DS in
+    /// `parent_zone` (Knot's, also signed), whose key is the resolver's
+    /// only trust anchor.
+    pub signed_zone: String,
+    pub parent_zone: String,
+}
+
 /// The DNS server every lab host's `/etc/resolv.conf` names.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Resolver {
@@ -146,6 +206,11 @@ struct Inventory {
     partner_ca: Option<PathBuf>,
     #[serde(default)]
     partners: Vec<Partner>,
+    // absent in inventories written before the lab had BIND and Knot
+    #[serde(default)]
+    rfc2136: Vec<Rfc2136Server>,
+    #[serde(default)]
+    recursive: Option<Recursive>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +234,10 @@ pub struct Lab {
     pub partner_ca: Option<PathBuf>,
     /// The outside organisations (tests/common/partners.rs).
     pub partners: Vec<Partner>,
+    /// BIND 9 and Knot, reached by RFC 2136 with TSIG.
+    pub rfc2136: Vec<Rfc2136Server>,
+    /// unbound, validating (absent in older inventories).
+    pub recursive: Option<Recursive>,
     /// Private key that logs in as root on every host.
     pub key: PathBuf,
     /// One line per host: `<internal ip> ssh-ed25519 AAAA…`.
@@ -231,6 +300,8 @@ impl Lab {
             resolver: inv.resolver,
             partner_ca: inv.partner_ca,
             partners: inv.partners,
+            rfc2136: inv.rfc2136,
+            recursive: inv.recursive,
             inside,
         })
     }

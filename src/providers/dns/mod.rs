@@ -1,4 +1,5 @@
-//! DNS providers: the [`DnsProvider`] trait, its PowerDNS implementation,
+//! DNS providers: the [`DnsProvider`] trait, its PowerDNS and RFC 2136
+//! (dynamic update with TSIG) implementations,
 //! the errors of the DNS phase, and the checking resolver.
 //!
 //! Owns every byte xfed sends to or reads from a DNS provider's API. Does
@@ -10,15 +11,17 @@
 
 pub mod powerdns;
 pub mod resolver;
+pub mod rfc2136;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::dns::rrset::{RRset, RRsetOp};
-use crate::spec::DnsProviderKind;
+use crate::spec::DnsApi;
 
 pub use powerdns::PowerDns;
+pub use rfc2136::Rfc2136;
 
 /// A boxed future, so [`DnsProvider`] can be used as `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -50,6 +53,21 @@ pub trait DnsProvider: Send + Sync + fmt::Debug {
         zone: &'a str,
         ops: &'a [RRsetOp],
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// [`Self::apply`], on condition that every RRset `ops` touch is still
+    /// as in `expected` (the zone as read, at the names the plan touches).
+    /// Providers whose protocol carries conditions (RFC 2136
+    /// prerequisites) have the server check it, atomically with the write;
+    /// others rely on the caller's re-read.
+    fn apply_expecting<'a>(
+        &'a self,
+        zone: &'a str,
+        ops: &'a [RRsetOp],
+        expected: &'a [RRset],
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let _ = expected;
+        self.apply(zone, ops)
+    }
 }
 
 /// What went wrong talking to a provider. Never carries the API key.
@@ -90,6 +108,36 @@ pub enum ProviderError {
     Decode { what: String, detail: String },
     #[error("invalid DNS provider settings: {detail}")]
     Config { detail: String },
+    #[error(
+        "cannot reach the DNS server: {detail}\n  hint: check that the DNS server is up and that \
+         `dns.provider.servers` is right"
+    )]
+    DnsUnreachable { detail: String },
+    #[error("{what} failed: {detail}")]
+    DnsFailed {
+        /// `AXFR of `zone.` at 192.0.2.53:53`
+        what: String,
+        detail: String,
+    },
+    #[error(
+        "the DNS server rejected the TSIG signature of the {what} ({codes})\n  hint: check \
+         `dns.provider.tsig` (name, algorithm and secret) against the server's key"
+    )]
+    TsigRejected {
+        /// `AXFR of `zone.` at 192.0.2.53:53 with key `xfed` (hmac-sha256)`
+        what: String,
+        /// The server's codes: `NOTAUTH/BADSIG`.
+        codes: String,
+    },
+    #[error(
+        "the DNS server refused the UPDATE of zone `{zone}`: a prerequisite failed ({codes}), a \
+         record changed since it was read; nothing was written"
+    )]
+    PrerequisiteFailed {
+        zone: String,
+        /// `NXRRSET from 192.0.2.53:53`
+        codes: String,
+    },
 }
 
 /// What the DNS phase can fail with.
@@ -109,6 +157,18 @@ pub enum DnsError {
          hint: plan again"
     )]
     Stale { zone: String },
+    #[error(
+        "stale plan: zone `{zone}` changed on the DNS server since it was read; nothing was \
+         written to it{}: {source}\n  hint: plan again",
+        written_note(.written)
+    )]
+    StaleUpdate {
+        zone: String,
+        /// Zones fully written before this one failed.
+        written: Vec<String>,
+        #[source]
+        source: ProviderError,
+    },
     #[error(
         "writing zone `{zone}` failed, nothing of it was written{}: {source}",
         written_note(.written)
@@ -134,7 +194,8 @@ fn written_note(written: &[String]) -> String {
 pub fn provider_for(
     provider: &crate::spec::DnsProvider,
 ) -> Result<Box<dyn DnsProvider>, ProviderError> {
-    match provider.kind {
-        DnsProviderKind::Powerdns => Ok(Box::new(PowerDns::from_spec(provider)?)),
+    match &provider.api {
+        DnsApi::Powerdns { .. } => Ok(Box::new(PowerDns::from_spec(provider)?)),
+        DnsApi::Rfc2136(settings) => Ok(Box::new(Rfc2136::new(settings)?)),
     }
 }

@@ -186,7 +186,16 @@ impl PowerDns {
 
     /// From the spec's `dns.provider`.
     pub fn from_spec(p: &crate::spec::DnsProvider) -> Result<PowerDns, ProviderError> {
-        PowerDns::new(&p.api_url, &p.api_key, &p.server_id)
+        match &p.api {
+            crate::spec::DnsApi::Powerdns {
+                api_url,
+                api_key,
+                server_id,
+            } => PowerDns::new(api_url, api_key, server_id),
+            crate::spec::DnsApi::Rfc2136(_) => Err(ProviderError::Config {
+                detail: "the provider is not `powerdns`".into(),
+            }),
+        }
     }
 
     fn zone_url(&self, zone: &str) -> String {

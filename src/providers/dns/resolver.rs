@@ -40,3 +40,79 @@ pub fn resolver_for(ns: SocketAddr) -> TokioResolver {
             .expect("a plain UDP/TCP resolver always builds")
     })
 }
+
+/// What a recursive resolver answered: its code, whether it vouches for the
+/// answer having validated (the AD bit), and the records of the asked type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecursiveAnswer {
+    /// `NOERROR`, `SERVFAIL` (a validation failure: bogus), `NXDOMAIN`, …
+    pub rcode: String,
+    pub authentic: bool,
+    /// Record contents in the canonical text of `RRset`, sorted.
+    pub records: Vec<String>,
+}
+
+/// Asks the recursive resolver `resolver` for `name`/`rtype` as a partner's
+/// server would (recursion desired, DNSSEC OK), over TCP.
+pub async fn ask_recursive(
+    resolver: SocketAddr,
+    name: &str,
+    rtype: &str,
+) -> Result<RecursiveAnswer, String> {
+    use futures_util::StreamExt;
+    use hickory_net::tcp::TcpClientStream;
+    use hickory_net::xfer::{DnsExchange, DnsHandle, DnsMultiplexer};
+    use hickory_proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    let record_type: RecordType = rtype
+        .parse()
+        .map_err(|_| format!("`{rtype}` is not a record type"))?;
+    let qname = Name::from_ascii(name).map_err(|e| format!("`{name}`: {e}"))?;
+    let timeout = Duration::from_secs(5);
+    let (stream, handle) = TcpClientStream::new(
+        resolver,
+        None,
+        Some(timeout),
+        TokioRuntimeProvider::default(),
+    );
+    let stream = tokio::time::timeout(timeout, stream)
+        .await
+        .map_err(|_| format!("{resolver}: timed out"))?
+        .map_err(|e| format!("{resolver}: {e}"))?;
+    let (exchange, bg) = DnsExchange::<TokioRuntimeProvider>::from_stream(
+        DnsMultiplexer::new(stream, handle).with_timeout(timeout),
+    );
+    tokio::spawn(bg);
+    let mut msg = Message::query();
+    msg.metadata.recursion_desired = true;
+    msg.metadata.authentic_data = true;
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true).set_max_payload(1232);
+    msg.edns = Some(edns);
+    msg.add_query(Query::query(qname.clone(), record_type));
+    let mut options = DnsRequestOptions::default();
+    options.use_edns = true;
+    let resp = tokio::time::timeout(timeout, exchange.send(DnsRequest::new(msg, options)).next())
+        .await
+        .map_err(|_| format!("{resolver}: no answer within 5 s"))?
+        .ok_or_else(|| format!("{resolver}: the connection closed"))?
+        .map_err(|e| format!("{resolver}: {e}"))?;
+    let want = crate::dns::rrset::normalise_name(name);
+    let mut records: Vec<String> = resp
+        .answers
+        .iter()
+        .filter(|r| {
+            r.record_type() == record_type
+                && crate::dns::rrset::normalise_name(&r.name.to_ascii()) == want
+        })
+        .map(|r| crate::dns::rrset::normalise_content(rtype, &r.data.to_string()))
+        .collect();
+    records.sort();
+    records.dedup();
+    Ok(RecursiveAnswer {
+        rcode: format!("{:?}", resp.metadata.response_code).to_ascii_uppercase(),
+        authentic: resp.metadata.authentic_data,
+        records,
+    })
+}
