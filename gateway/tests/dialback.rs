@@ -653,3 +653,55 @@ fn unusable_secret_files_are_refused_before_anything_is_bound() {
         assert!(!stderr.contains("a-secret-never-printed"), "{stderr}");
     }
 }
+
+/// A real partner (Prosody) closes our established outbound stream
+/// cleanly, as its own idle timeout would (`s2s:close` sends
+/// `</stream:stream>`). That is no failure: a message sent right after
+/// opens a new stream at once and is stored by the partner; nothing is
+/// bounced and the failure counter does not move.
+#[tokio::test]
+async fn partner_closing_our_stream_cleanly_is_no_failure() {
+    if !available("partner_closing_our_stream_cleanly_is_no_failure") {
+        return;
+    }
+    let world = World::new();
+    let internal = world.internal_prosody();
+    let partner = world.partner_prosody();
+    let mut gateway = world.gateway(&internal, &partner, &Setup::default());
+    let (alice, bob) = (format!("alice@{DOMAIN}"), format!("bob@{FAB}"));
+    post(&internal, &alice, &bob, "before the close");
+    partner.wait_offline("bob", "before the close");
+    gateway.wait_for(|l| l.contains("event=outbound_established") && l.contains("leg=partner"));
+
+    let closed = partner.shell(&format!("s2s:close(\"{DOMAIN}\", \"{FAB}\")"));
+    assert!(closed.contains("Closed 1"), "{closed}");
+    let ended = gateway.wait_for(|l| {
+        (l.contains("event=outbound_closed") || l.contains("event=outbound_failed"))
+            && l.contains(&format!("to={FAB}"))
+    });
+    assert!(ended.contains("by=peer"), "not a failure: {ended}");
+
+    let started = Instant::now();
+    post(&internal, &alice, &bob, "right after the close");
+    let stored = partner.wait_offline("bob", "right after the close");
+    assert!(stored.contains(&alice), "{stored}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no retry delay: {:?}",
+        started.elapsed()
+    );
+    let (_, metrics) = gateway.get("/metrics");
+    let moved: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            (l.starts_with("xfed_gateway_stanzas_bounced_total{")
+                || (l.starts_with("xfed_gateway_outbound_connections_total{")
+                    && l.contains("result=\"failed\"")))
+                && !l.ends_with(" 0")
+        })
+        .collect();
+    assert!(moved.is_empty(), "{moved:?}");
+    let log = gateway.log_text();
+    assert!(!log.contains("event=stanza_bounced"), "{log}");
+    assert!(!log.contains("event=outbound_failed"), "{log}");
+}

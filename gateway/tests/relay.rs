@@ -846,3 +846,58 @@ async fn outbound_burst_to_a_partner_that_stops_reading_is_held_back_not_bounced
     );
     assert!(!gateway.log_text().contains("event=stanza_bounced"));
 }
+
+/// The partner closes an established outbound stream cleanly (its idle
+/// timeout: `</stream:stream>`). That is no failure: the next stanza for
+/// the partner opens a new stream at once and is delivered; nothing is
+/// bounced and no retry delay applies.
+#[tokio::test]
+async fn a_partner_closing_an_established_stream_is_no_failure() {
+    let world = World::new();
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let closed = format!("127.0.0.1:{}", free_port());
+    let mut gateway = Gateway::start(&world.config(&closed, partner.address, &[]));
+    let mut ours = start_tls(
+        gateway.internal,
+        PARTNER,
+        DOMAIN,
+        world.ca.roots(),
+        Some(&world.ours),
+    )
+    .await;
+    let reply = ours.authenticate(PARTNER, DOMAIN, "=").await;
+    assert!(reply.contains("<success"), "{reply}");
+    let (alice, bob) = (format!("alice@{DOMAIN}"), format!("bob@{PARTNER}"));
+    ours.send(&message(&alice, &bob, "c1", "first")).await;
+    let mut first = partner.accept().await;
+    assert!(first.read_until("</message>").await.contains("first"));
+    // The partner ends the stream as its idle timeout would.
+    write_all(&mut first.tls, "</stream:stream>").await;
+    let rest = first.read_to_end().await;
+    assert!(
+        rest.ends_with("</stream:stream>"),
+        "closed in turn: {rest:?}"
+    );
+    let ended = gateway
+        .wait_for(|l| l.contains("event=outbound_closed") || l.contains("event=outbound_failed"));
+    assert!(ended.contains("by=peer"), "not a failure: {ended}");
+    // Right after: a new stream at once, the message delivered.
+    let started = std::time::Instant::now();
+    ours.send(&message(&alice, &bob, "c2", "second")).await;
+    let mut second = partner.accept().await;
+    assert!(second.read_until("</message>").await.contains("second"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "no retry delay: {:?}",
+        started.elapsed()
+    );
+    let (_, metrics) = gateway.get("/metrics");
+    let bounced: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("xfed_gateway_stanzas_bounced_total{") && !l.ends_with(" 0"))
+        .collect();
+    assert!(bounced.is_empty(), "{bounced:?}");
+    let log = gateway.log_text();
+    assert!(!log.contains("event=stanza_bounced"), "{log}");
+    assert!(!log.contains("event=outbound_failed"), "{log}");
+}

@@ -5,7 +5,9 @@
 //! the partner's `proxy`, or its SRV records), negotiate (`handshake`),
 //! then write the stanzas the router queues, re-serialised; read only to
 //! notice a stream error or close. It ends when idle, on drain (closing
-//! the stream cleanly), or when the connection fails; stanzas it could not
+//! the stream cleanly), when the peer closes it cleanly (not a failure:
+//! stanzas queued behind the close are routed again, to a new stream), or
+//! when the connection fails; stanzas it could not
 //! deliver are answered through the router (`bounce`). One connection
 //! attempt per stream; after a failure the router waits (`retry`) before
 //! it starts another for the pair.
@@ -19,7 +21,7 @@ use super::stats::{Leg, OutboundState};
 use crate::config::ServerAddress;
 use crate::event;
 use crate::server::tracker::TaskToken;
-use crate::stream::{NS_SERVER, NS_STREAMS, StanzaCondition};
+use crate::stream::{NS_SERVER, NS_STREAMS, Routed, StanzaCondition};
 use crate::xml::{Element, Frame, to_xml};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +79,10 @@ impl std::fmt::Debug for Outbound {
 enum End {
     /// Closed by us (idle, drain): not a failure.
     Closed,
+    /// Closed cleanly by the peer once established (its idle timeout,
+    /// `</stream:stream>` or a clean TLS close): not a failure either;
+    /// the next stanza for the pair opens a new stream at once.
+    ClosedByPeer,
     /// Could not be set up, or was lost.
     Failed(StanzaCondition),
 }
@@ -145,13 +151,27 @@ impl Outbound {
         };
         let failed = match end {
             End::Failed(condition) => Some(condition),
-            End::Closed => None,
+            End::Closed | End::ClosedByPeer => None,
         };
         // No new stanza reaches this queue from here on.
         self.router.ended(&self.key, failed);
         queue.close();
         let condition = failed.unwrap_or(StanzaCondition::RemoteServerNotFound);
         let domains = (self.key.from.clone(), self.key.to.clone());
+        if matches!(end, End::ClosedByPeer) {
+            // Stanzas queued behind the close go on a new stream, in order.
+            stats.remove_outbound(&pair, self.leg, false);
+            while let Ok(stanza) = queue.try_recv() {
+                self.router
+                    .route(Routed {
+                        from_domain: domains.0.clone(),
+                        to_domain: domains.1.clone(),
+                        stanza,
+                    })
+                    .await;
+            }
+            return;
+        }
         while let Ok(stanza) = queue.try_recv() {
             self.router
                 .bounce(&domains, &stanza, condition, BounceReason::StreamEnded);
@@ -229,8 +249,11 @@ impl Outbound {
                     // Anything else a receiving server may send on our
                     // stream (keepalives are whitespace) is not ours to act on.
                     Ok(Some(Frame::Element(_) | Frame::StreamOpen(_))) => {}
-                    Ok(Some(Frame::StreamClose) | None) | Err(_) => {
-                        self.lost("closed by the peer");
+                    // A clean close of an established stream (the peer's
+                    // idle timeout) is not a failure: no retry delay.
+                    Ok(Some(Frame::StreamClose) | None) => break End::ClosedByPeer,
+                    Err(_) => {
+                        self.lost("connection lost");
                         break End::Failed(StanzaCondition::RemoteServerNotFound);
                     }
                 },
@@ -238,7 +261,7 @@ impl Outbound {
                 _ = self.shutdown.changed() => break End::Closed,
             }
         };
-        if matches!(end, End::Closed) {
+        if matches!(end, End::Closed | End::ClosedByPeer) {
             // Forgotten first, so a stanza arriving now opens a new stream.
             self.router.ended(&self.key, None);
             let _ = timeout(self.write_timeout, async {
@@ -253,6 +276,11 @@ impl Outbound {
                 leg = self.leg.as_str(),
                 from = self.key.from,
                 to = self.key.to,
+                by = if matches!(end, End::ClosedByPeer) {
+                    "peer"
+                } else {
+                    "us"
+                },
             );
         }
         end
