@@ -24,7 +24,7 @@ pub struct PolicyIndex {
     site_policies: HashMap<String, usize>,
     /// The `global` policy.
     global: Option<usize>,
-    /// Partner domain → its kind (`[[partners]]`).
+    /// Partner domain (`domain` or one of `additional_domains`) → its kind.
     partners: HashMap<String, PartnerKind>,
 }
 
@@ -73,9 +73,9 @@ impl PolicyIndex {
         }
         let mut partners = HashMap::new();
         for partner in &config.partners {
-            partners
-                .entry(partner.domain.clone())
-                .or_insert(partner.kind);
+            for domain in std::iter::once(&partner.domain).chain(&partner.additional_domains) {
+                partners.entry(domain.clone()).or_insert(partner.kind);
+            }
         }
         PolicyIndex {
             partners,

@@ -699,3 +699,23 @@ fn flags_and_causes_have_their_policy_file_names() {
         ]
     );
 }
+
+#[test]
+fn a_partners_additional_domains_have_its_kind() {
+    use crate::config::PartnerKind;
+    let text = "domains = [\"contoso.example\"]\n[external]\naddress = \"127.0.0.1\"\n\
+                [internal]\naddress = \"127.0.0.2\"\n\
+                [[partners]]\ndomain = \"fabrikam.example\"\nkind = \"public_verified\"\n\
+                additional_domains = [\"conference.fabrikam.example\"]\n";
+    let index =
+        PolicyIndex::new(&Config::parse(Path::new("/x.toml"), text.as_bytes()).expect("valid"));
+    assert_eq!(
+        index.partner_kind("conference.fabrikam.example"),
+        Some(PartnerKind::PublicVerified)
+    );
+    assert_eq!(
+        index.partner_kind("fabrikam.example"),
+        Some(PartnerKind::PublicVerified)
+    );
+    assert_eq!(index.partner_kind("litware.example"), None);
+}
