@@ -2,10 +2,11 @@
 //! the gateway's own resolution is tested against too
 //! (`gateway/tests/effective_access.rs`): one fixture, two crates, so the
 //! plan's "whose access changes" and the gateway's enforcement cannot
-//! drift apart.
+//! drift apart: the policy that applies, and, per partner kind, whether
+//! the user may reach such a partner and which flag decided.
 
 use serde_json::Value;
-use xfed::spec::{PolicyScope, Users};
+use xfed::spec::{PartnerKind, PolicyScope, Users};
 use xfed::topology::access::{DEFAULT_POLICY, effective, home_site};
 use xfed::topology::{FrontendPool, Grant, Policy, Site, Topology};
 use xfed_gateway::config::PolicyScope as GatewayScope;
@@ -97,6 +98,7 @@ fn effective_access_matches_the_shared_table() {
     let cases = table["cases"].as_array().expect("cases");
     assert!(cases.len() >= 10, "the table has its cases");
     let mut failures = Vec::new();
+    let mut checked = 0;
     for case in cases {
         let doc = topology(&table["domains"], case);
         let user = case["user"].as_str().expect("user");
@@ -124,6 +126,29 @@ fn effective_access_matches_the_shared_table() {
                 case["name"]
             ));
         }
+        let Some(kinds) = case.get("partner_kinds") else {
+            continue;
+        };
+        checked += 1;
+        for kind in PartnerKind::ALL {
+            let want = &kinds[kind.as_str()];
+            let want = (
+                want["allowed"].as_bool().expect("allowed"),
+                want["decided_by"].as_str().expect("decided_by"),
+            );
+            let access = e.access(kind);
+            let got = (access.allowed, access.decided_by.as_str());
+            // The plan's JSON carries the same, derived once.
+            let published = e.partner_kinds.get(&kind).copied();
+            if got != want || published != Some(access) {
+                failures.push(format!(
+                    "{} ({}):\n  expected {want:?}\n  got      {got:?} (published {published:?})",
+                    case["name"],
+                    kind.as_str()
+                ));
+            }
+        }
     }
+    assert!(checked >= 8, "the table has its partner-kind cases");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

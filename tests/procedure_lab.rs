@@ -168,9 +168,13 @@ fn a_policy_flag_change_is_one_attribute_whose_users_are_named_and_only_reloads(
             .contains("      enable_xmpp_access: true → false"),
         "{plan:?}"
     );
+    // alice, granted FedPic, is moved; per partner kind the plan names
+    // the flag that now decides.
     assert!(
         plan.stdout.contains(
-            "alice@contoso.example: XMPP federation allowed (policy `FedPic`, granted to the user) → XMPP federation denied (policy `FedPic`, granted to the user)"
+            "  alice@contoso.example: policy `FedPic` (granted to the user) → policy `FedPic` (granted to the user)\n\
+             \x20     federated, trusted partners: allowed (`enable_federation_access` on) → refused (`enable_xmpp_access` off)\n\
+             \x20     public_verified, public_unverified partners: allowed (`enable_public_cloud_access` on) → refused (`enable_xmpp_access` off)\n"
         ),
         "{plan:?}"
     );

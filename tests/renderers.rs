@@ -272,3 +272,63 @@ fn verify_table_from_a_fixed_world() {
     assert_eq!(failed, 2, "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// A document with one policy, `global`, with these (federation, public
+/// cloud, XMPP) flags.
+fn global_only(flags: (bool, bool, bool)) -> xfed::topology::Topology {
+    xfed::topology::Topology {
+        version: String::new(),
+        sip_domains: Vec::new(),
+        xmpp_domains: vec!["contoso.example".into()],
+        sites: Vec::new(),
+        frontend_pools: Vec::new(),
+        edge_pools: Vec::new(),
+        policies: vec![xfed::topology::Policy {
+            identity: "global".into(),
+            scope: xfed::spec::PolicyScope::Global,
+            enable_federation_access: flags.0,
+            enable_public_cloud_access: flags.1,
+            enable_xmpp_access: flags.2,
+        }],
+        grants: Vec::new(),
+        partners: Vec::new(),
+    }
+}
+
+#[test]
+fn human_names_the_deciding_flag_per_partner_kind() {
+    let before = global_only((true, false, true));
+    let after = global_only((true, true, true));
+    let mut p = plan();
+    p.access = xfed::plan::access::access_changes(Some(&before), &after);
+    let text = render::human(&p, Style { color: false });
+    let section = &text[text
+        .find("Effective external access changes:")
+        .expect("section")..];
+    assert!(
+        section.starts_with(
+            "Effective external access changes:\n\
+             \x20 (every other user): policy `global` (global policy) → policy `global` (global policy)\n\
+             \x20     federated, trusted partners: allowed (`enable_federation_access` on)\n\
+             \x20     public_verified, public_unverified partners: refused (`enable_public_cloud_access` off) → allowed (`enable_public_cloud_access` on)\n"
+        ),
+        "{section}"
+    );
+    // XMPP off: every kind refused by it, whatever the other flags say.
+    p.access = xfed::plan::access::access_changes(None, &global_only((true, true, false)));
+    let text = render::human(&p, Style { color: false });
+    assert!(
+        text.contains(
+            "  (every other user): (not published) → policy `global` (global policy)\n\
+             \x20     federated, trusted partners: refused (`enable_xmpp_access` off)\n\
+             \x20     public_verified, public_unverified partners: refused (`enable_xmpp_access` off)\n"
+        ),
+        "{text}"
+    );
+    // The JSON form carries the same per kind.
+    let json: serde_json::Value = serde_json::from_str(&render::json(&p)).expect("JSON");
+    assert_eq!(
+        json["access"][0]["after"]["partner_kinds"]["public_verified"],
+        serde_json::json!({ "allowed": false, "decided_by": "enable_xmpp_access" })
+    );
+}

@@ -551,7 +551,7 @@ fn policy_file(partners: &[(&str, &str)]) -> String {
     text.push_str(
         "\n[[policies]]\nidentity = \"global\"\nscope = \"global\"\nenable_federation_access = true\n\
          \n[[policies]]\nidentity = \"site:hq\"\nscope = \"site\"\n\
-         \n[[policies]]\nidentity = \"XmppUsers\"\nscope = \"user\"\nenable_xmpp_access = true\n\
+         \n[[policies]]\nidentity = \"XmppUsers\"\nscope = \"user\"\nenable_federation_access = true\nenable_xmpp_access = true\n\
          \n[[grants]]\npolicy = \"XmppUsers\"\nusers = [\"alice@contoso.example\"]\n",
     );
     text
@@ -867,6 +867,18 @@ async fn only_partners_may_open_external_streams_and_a_reload_applies_a_new_list
     assert_eq!(access["policy"], "XmppUsers");
     assert_eq!(access["source"], "user_grant");
     assert_eq!(access["xmpp_federation_allowed"], true);
+    let (code, body) = gateway.get("/access?user=alice%40contoso.example&partner=fabrikam.example");
+    assert_eq!(code, 200, "{body}");
+    let access: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        access["partner"],
+        serde_json::json!({"domain": "fabrikam.example", "kind": "trusted", "allowed": true,
+                           "decided_by": "enable_federation_access"})
+    );
+    assert_eq!(
+        access["partner_kinds"]["public_verified"]["decided_by"],
+        "enable_public_cloud_access"
+    );
     let (_, body) = gateway.get("/access?user=bob%40contoso.example");
     let access: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(access["policy"], "site:hq");

@@ -128,7 +128,7 @@ impl World {
             &format!(
                 "[[partners]]\ndomain = \"{FAB}\"\nkind = \"public_unverified\"\nauth = \"{}\"\n\
                  additional_domains = [{additional}]\nproxy = \"{}\"\n\
-                 [[policies]]\nidentity = \"Global\"\nenable_xmpp_access = true\n",
+                 [[policies]]\nidentity = \"Global\"\nenable_public_cloud_access = true\nenable_xmpp_access = true\n",
                 setup.auth,
                 partner.address()
             ),

@@ -57,7 +57,7 @@ impl World {
              [limits]\nheader_timeout_secs = 2\n{limits}\n\
              [relay]\ninternal_server = \"127.0.0.1:{closed}\"\npartner_ca = {ca_file:?}\nconnect_timeout_secs = 5\n\
              [[partners]]\ndomain = \"{PARTNER}\"\n\
-             [[policies]]\nidentity = \"Global\"\nscope = \"global\"\nenable_xmpp_access = true\n",
+             [[policies]]\nidentity = \"Global\"\nscope = \"global\"\nenable_federation_access = true\nenable_xmpp_access = true\n",
             closed = free_port(),
         );
         let gateway = Gateway::start(&work.write("gateway.toml", &text));

@@ -59,7 +59,7 @@ impl World {
         let internal = self.work.install("internal", &self.internal);
         let policy = format!(
             "[[partners]]\ndomain = \"{PARTNER}\"\nproxy = \"{proxy}\"\n\
-             [[policies]]\nidentity = \"Global\"\nenable_xmpp_access = true\n\
+             [[policies]]\nidentity = \"Global\"\nenable_federation_access = true\nenable_xmpp_access = true\n\
              [[policies]]\nidentity = \"NoXmpp\"\nenable_federation_access = true\n\
              [[grants]]\npolicy = \"NoXmpp\"\nusers = [\"nobody@{DOMAIN}\", {}]\n",
             denied
@@ -266,7 +266,9 @@ async fn a_denied_user_never_reaches_prosody_and_the_partner_gets_service_unavai
     assert!(!prosody.offline_file("mallory").exists());
     let denial = gateway.wait_for(|l| l.contains("event=stanza_denied"));
     assert!(
-        denial.contains(&format!("user={mallory}")) && denial.contains("verdict=denied"),
+        denial.contains(&format!("user={mallory}"))
+            && denial.contains("verdict=denied")
+            && denial.contains("cause=enable_xmpp_access"),
         "{denial}"
     );
     assert!(!denial.contains("not for mallory"));
@@ -276,6 +278,20 @@ async fn a_denied_user_never_reaches_prosody_and_the_partner_gets_service_unavai
             "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"denied\"}"
         ),
         1
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stanzas_denied_total{direction=\"inbound\",cause=\"enable_xmpp_access\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_stanzas_denied_total{direction=\"inbound\",cause=\"enable_federation_access\"}"
+        ),
+        0
     );
 }
 

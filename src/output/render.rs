@@ -62,6 +62,19 @@ pub fn human(plan: &Plan, style: Style) -> String {
                 .as_ref()
                 .map_or_else(|| "(not published)".to_string(), |b| b.describe());
             let _ = writeln!(out, "  {}: {before} → {}", a.user, a.after.describe());
+            // Per partner kind: whether stanzas may cross and which flag
+            // decided; a kind whose decision moves shows before → after.
+            for (_, kinds) in crate::plan::access::kind_groups() {
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                let after = a.after.access(kinds[0]);
+                let row = match a.before.as_ref().map(|b| b.access(kinds[0])) {
+                    Some(before) if before != after => {
+                        format!("{} → {}", before.describe(), after.describe())
+                    }
+                    _ => after.describe(),
+                };
+                let _ = writeln!(out, "      {} partners: {row}", names.join(", "));
+            }
         }
     }
     targeting(&mut out, plan);

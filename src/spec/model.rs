@@ -481,7 +481,7 @@ pub struct Grant {
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerKind {
     Federated,
@@ -498,6 +498,14 @@ pub enum TlsRequirement {
 }
 
 impl PartnerKind {
+    /// Every kind, in report order.
+    pub const ALL: [PartnerKind; 4] = [
+        PartnerKind::Federated,
+        PartnerKind::Trusted,
+        PartnerKind::PublicVerified,
+        PartnerKind::PublicUnverified,
+    ];
+
     /// The spec's (and the gateway's) name of the kind.
     pub fn as_str(self) -> &'static str {
         match self {

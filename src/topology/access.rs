@@ -8,14 +8,75 @@
 //! the site the user is homed on (the first site, in document order, served
 //! by the front-end pool listing the user, as the gateway's `[[sites]]`
 //! has it), then `global`, then the built-in default with every flag off.
-//! Names are compared exactly, as the gateway compares them. Both
-//! implementations are tested against one table of cases,
-//! `tests/fixtures/effective_access.json`.
+//! Names are compared exactly, as the gateway compares them. What a
+//! policy means for a partner depends on the partner's kind, as in Lync:
+//! `enable_xmpp_access`, then `enable_federation_access` for federated and
+//! trusted partners or `enable_public_cloud_access` for public ones; the
+//! first flag found off decides. Both implementations are tested against
+//! one table of cases, `tests/fixtures/effective_access.json`.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::document::{Policy, Topology};
-use crate::spec::{PolicyScope, Users};
+use crate::spec::{PartnerKind, PolicyScope, Users};
+
+/// One flag of an external access policy (the gateway's `AccessFlag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AccessFlag {
+    #[serde(rename = "enable_xmpp_access")]
+    Xmpp,
+    #[serde(rename = "enable_federation_access")]
+    Federation,
+    #[serde(rename = "enable_public_cloud_access")]
+    PublicCloud,
+}
+
+impl AccessFlag {
+    /// The flag's name in the spec and the gateway's policy file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessFlag::Xmpp => "enable_xmpp_access",
+            AccessFlag::Federation => "enable_federation_access",
+            AccessFlag::PublicCloud => "enable_public_cloud_access",
+        }
+    }
+
+    /// The flag a partner of `kind` needs besides `enable_xmpp_access`.
+    pub fn for_kind(kind: PartnerKind) -> AccessFlag {
+        match kind {
+            PartnerKind::Federated | PartnerKind::Trusted => AccessFlag::Federation,
+            PartnerKind::PublicVerified | PartnerKind::PublicUnverified => AccessFlag::PublicCloud,
+        }
+    }
+}
+
+impl std::fmt::Display for AccessFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a user may exchange stanzas with partners of one kind, and the
+/// flag that decided: the first needed flag that is off, or the kind's own
+/// flag when all are on (the gateway's `/access` reports the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartnerAccess {
+    pub allowed: bool,
+    pub decided_by: AccessFlag,
+}
+
+impl PartnerAccess {
+    /// What a person reads: ``allowed (`enable_federation_access` on)``.
+    pub fn describe(&self) -> String {
+        if self.allowed {
+            format!("allowed (`{}` on)", self.decided_by)
+        } else {
+            format!("refused (`{}` off)", self.decided_by)
+        }
+    }
+}
 
 /// Where the effective policy came from (the gateway's `PolicySource`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +111,9 @@ pub struct Effective {
     pub enable_federation_access: bool,
     pub enable_public_cloud_access: bool,
     pub enable_xmpp_access: bool,
+    /// What the flags mean for each partner kind (derived from them).
+    #[serde(default)]
+    pub partner_kinds: BTreeMap<PartnerKind, PartnerAccess>,
 }
 
 /// The identity `Effective` names when no policy applies.
@@ -63,7 +127,9 @@ impl Effective {
             enable_federation_access: p.enable_federation_access,
             enable_public_cloud_access: p.enable_public_cloud_access,
             enable_xmpp_access: p.enable_xmpp_access,
+            partner_kinds: BTreeMap::new(),
         }
+        .with_partner_kinds()
     }
 
     fn default_policy() -> Effective {
@@ -73,10 +139,49 @@ impl Effective {
             enable_federation_access: false,
             enable_public_cloud_access: false,
             enable_xmpp_access: false,
+            partner_kinds: BTreeMap::new(),
+        }
+        .with_partner_kinds()
+    }
+
+    fn with_partner_kinds(mut self) -> Effective {
+        self.partner_kinds = PartnerKind::ALL
+            .into_iter()
+            .map(|kind| (kind, self.access(kind)))
+            .collect();
+        self
+    }
+
+    /// The value of one flag.
+    pub fn flag(&self, flag: AccessFlag) -> bool {
+        match flag {
+            AccessFlag::Xmpp => self.enable_xmpp_access,
+            AccessFlag::Federation => self.enable_federation_access,
+            AccessFlag::PublicCloud => self.enable_public_cloud_access,
         }
     }
 
-    /// What a person reads: `XMPP federation allowed (FedPic, granted)`.
+    /// Whether the user may exchange stanzas with a partner of `kind`:
+    /// `enable_xmpp_access`, then the kind's own flag; the first one off
+    /// decides.
+    pub fn access(&self, kind: PartnerKind) -> PartnerAccess {
+        let own = AccessFlag::for_kind(kind);
+        match [AccessFlag::Xmpp, own]
+            .into_iter()
+            .find(|&flag| !self.flag(flag))
+        {
+            Some(flag) => PartnerAccess {
+                allowed: false,
+                decided_by: flag,
+            },
+            None => PartnerAccess {
+                allowed: true,
+                decided_by: own,
+            },
+        }
+    }
+
+    /// What a person reads: ``policy `FedPic` (granted to all users)``.
     pub fn describe(&self) -> String {
         let how = match self.source {
             Source::UserGrant => "granted to the user",
@@ -85,16 +190,23 @@ impl Effective {
             Source::Global => "global policy",
             Source::Default => "no policy applies",
         };
-        format!(
-            "XMPP federation {} (policy `{}`, {how})",
-            if self.enable_xmpp_access {
-                "allowed"
-            } else {
-                "denied"
-            },
-            self.policy
-        )
+        format!("policy `{}` ({how})", self.policy)
     }
+}
+
+/// The partner kinds that depend on the same flag, in report order:
+/// federated and trusted partners (`enable_federation_access`), then
+/// public ones (`enable_public_cloud_access`).
+pub fn kind_groups() -> Vec<(AccessFlag, Vec<PartnerKind>)> {
+    let mut groups: Vec<(AccessFlag, Vec<PartnerKind>)> = Vec::new();
+    for kind in PartnerKind::ALL {
+        let flag = AccessFlag::for_kind(kind);
+        match groups.iter_mut().find(|(f, _)| *f == flag) {
+            Some((_, kinds)) => kinds.push(kind),
+            None => groups.push((flag, vec![kind])),
+        }
+    }
+    groups
 }
 
 /// The site `user` is homed on: the first site served by the first

@@ -3,7 +3,9 @@
 //! Their domains (`domain` and `additional_domains`) are the external
 //! listener's allow-list (enforced by `stream::StreamSettings::admit`);
 //! `auth` says how their streams authenticate (SASL EXTERNAL, dialback or
-//! either), `keepalive` whether idle streams with them get whitespace.
+//! either), `keepalive` whether idle streams with them get whitespace; a
+//! partner's kind decides which policy flag a user needs to exchange
+//! stanzas with it (`policy::AccessFlag`).
 
 use super::domain::normalize_domain;
 use super::partner_auth::PartnerAuth;
@@ -11,9 +13,10 @@ use super::problem::Problem;
 use super::reader::Fields;
 use super::relay::ServerAddress;
 
-/// What kind of partner a domain is, as in Lync's federation model. Loaded
-/// and reported now; the per-kind rules (which need a certificate, which may
-/// use dialback, rate limits for public ones) are enforced later.
+/// What kind of partner a domain is, as in Lync's federation model: a
+/// user needs `enable_federation_access` for federated and trusted
+/// partners, `enable_public_cloud_access` for public ones (both besides
+/// `enable_xmpp_access`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartnerKind {
     /// An explicitly federated organisation (the default).

@@ -1,7 +1,8 @@
 //! One user's effective external access policy.
 
+use super::access_flag::{AccessFlag, PartnerAccess};
 use super::source::PolicySource;
-use crate::config::{BareJid, Policy};
+use crate::config::{BareJid, PartnerKind, Policy};
 
 /// The policy that applies to one of our users, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +56,38 @@ impl EffectivePolicy {
         }
     }
 
-    /// Whether the user may exchange stanzas with XMPP federation partners
-    /// at all: the `enable_xmpp_access` of the effective policy (Lync keeps
-    /// it separate from `enable_federation_access`, which is about SIP
-    /// federation).
+    /// Whether `enable_xmpp_access` is on: necessary for every partner,
+    /// sufficient for none (see [`EffectivePolicy::access`]).
     pub fn xmpp_federation_allowed(&self) -> bool {
         self.enable_xmpp_access
+    }
+
+    /// The value of one flag.
+    pub fn flag(&self, flag: AccessFlag) -> bool {
+        match flag {
+            AccessFlag::Xmpp => self.enable_xmpp_access,
+            AccessFlag::Federation => self.enable_federation_access,
+            AccessFlag::PublicCloud => self.enable_public_cloud_access,
+        }
+    }
+
+    /// Whether the user may exchange stanzas with a partner of `kind`, as
+    /// Lync has it: `enable_xmpp_access`, and then the kind's own flag
+    /// (`enable_federation_access` for federated and trusted partners,
+    /// `enable_public_cloud_access` for public ones).
+    pub fn access(&self, kind: PartnerKind) -> PartnerAccess {
+        [AccessFlag::Xmpp, AccessFlag::for_kind(kind)]
+            .into_iter()
+            .find(|&flag| !self.flag(flag))
+            .map_or(
+                PartnerAccess {
+                    allowed: true,
+                    decided_by: AccessFlag::for_kind(kind),
+                },
+                |flag| PartnerAccess {
+                    allowed: false,
+                    decided_by: flag,
+                },
+            )
     }
 }

@@ -6,7 +6,7 @@
 use super::access_error::AccessError;
 use super::effective::EffectivePolicy;
 use super::source::PolicySource;
-use crate::config::{BareJid, Config, Grantees, Policy, PolicyScope};
+use crate::config::{BareJid, Config, Grantees, PartnerKind, Policy, PolicyScope};
 use std::collections::HashMap;
 
 /// Everything precedence needs, by user.
@@ -24,6 +24,8 @@ pub struct PolicyIndex {
     site_policies: HashMap<String, usize>,
     /// The `global` policy.
     global: Option<usize>,
+    /// Partner domain (`domain` or one of `additional_domains`) → its kind.
+    partners: HashMap<String, PartnerKind>,
 }
 
 impl PolicyIndex {
@@ -69,7 +71,14 @@ impl PolicyIndex {
                 PolicyScope::User => {}
             }
         }
+        let mut partners = HashMap::new();
+        for partner in &config.partners {
+            for domain in std::iter::once(&partner.domain).chain(&partner.additional_domains) {
+                partners.entry(domain.clone()).or_insert(partner.kind);
+            }
+        }
         PolicyIndex {
+            partners,
             domains: config.domains.clone(),
             policies,
             granted,
@@ -114,6 +123,12 @@ impl PolicyIndex {
             Some((source, policy)) => EffectivePolicy::of(user, site, source, policy),
             None => EffectivePolicy::default_for(user, site),
         })
+    }
+
+    /// The kind of the partner `domain` (normalised, as a stream's
+    /// addresses are), or `None` when it is not one of `[[partners]]`.
+    pub fn partner_kind(&self, domain: &str) -> Option<PartnerKind> {
+        self.partners.get(domain).copied()
     }
 
     /// Number of users homed on a site.

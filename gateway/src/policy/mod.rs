@@ -9,19 +9,23 @@
 //! configuration arrives validated (at most one explicit grant per user,
 //! one grant to all, one home site per user, every granted policy defined).
 //! `/access` reports it, and the stream layer consults the same index for
-//! every relayed stanza's local user (`decide`; README, "Per-user policy").
+//! every relayed stanza's local user and partner (`decide`; README,
+//! "Per-user policy"): `enable_xmpp_access`, then the flag of the
+//! partner's kind ([`AccessFlag::for_kind`]).
 
 mod access_error;
+mod access_flag;
 mod effective;
 mod index;
 mod source;
 mod verdict;
 
 pub use access_error::AccessError;
+pub use access_flag::{AccessFlag, PartnerAccess};
 pub use effective::EffectivePolicy;
 pub use index::PolicyIndex;
 pub use source::PolicySource;
-pub use verdict::{DenialReply, Direction, Verdict, decide};
+pub use verdict::{DenialCause, DenialReply, Direction, Verdict, decide};
 
 #[cfg(test)]
 mod tests;

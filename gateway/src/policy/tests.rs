@@ -403,8 +403,11 @@ domains = ["contoso.example"]
 address = "127.0.0.1"
 [internal]
 address = "127.0.0.2"
+[[partners]]
+domain = "fabrikam.example"
 [[policies]]
 identity = "Global"
+enable_federation_access = true
 enable_xmpp_access = true
 [[policies]]
 identity = "Fed"
@@ -419,6 +422,9 @@ users = ["mallory@contoso.example"]
     let index = PolicyIndex::new(&config);
     let denied = |reply| Verdict::Denied {
         user: "mallory@contoso.example".into(),
+        cause: DenialCause::Decided {
+            flag: AccessFlag::Xmpp,
+        },
         reply,
     };
     use Direction::{Inbound, Outbound};
@@ -497,7 +503,14 @@ users = ["mallory@contoso.example"]
     ];
     for (direction, local, name, answerable, expected) in cases {
         assert_eq!(
-            decide(&index, direction, local, name, answerable),
+            decide(
+                &index,
+                direction,
+                local,
+                "fabrikam.example",
+                name,
+                answerable
+            ),
             expected,
             "{direction:?} {local} {name} {answerable}"
         );
@@ -509,12 +522,200 @@ users = ["mallory@contoso.example"]
         ..config.clone()
     });
     assert!(matches!(
-        decide(&empty, Inbound, "alice@contoso.example", "message", true),
-        Verdict::Denied { .. }
+        decide(
+            &empty,
+            Inbound,
+            "alice@contoso.example",
+            "fabrikam.example",
+            "message",
+            true
+        ),
+        Verdict::Denied {
+            cause: DenialCause::Decided {
+                flag: AccessFlag::Xmpp
+            },
+            ..
+        }
     ));
     // An address that is not a JID of a user is nobody's to allow.
     assert!(matches!(
-        decide(&index, Inbound, "@contoso.example", "message", true),
-        Verdict::Denied { .. }
+        decide(
+            &index,
+            Inbound,
+            "@contoso.example",
+            "fabrikam.example",
+            "message",
+            true
+        ),
+        Verdict::Denied {
+            cause: DenialCause::NotOurUser,
+            ..
+        }
     ));
+    // A user of a domain we do not serve is not ours either.
+    assert!(matches!(
+        decide(
+            &index,
+            Outbound,
+            "alice@elsewhere.example",
+            "fabrikam.example",
+            "message",
+            true
+        ),
+        Verdict::Denied {
+            cause: DenialCause::NotOurUser,
+            reply: Some(DenialReply::PolicyViolation),
+            ..
+        }
+    ));
+    // A domain that is not (or no longer) a partner: nobody may reach it.
+    assert_eq!(
+        decide(
+            &index,
+            Inbound,
+            "alice@contoso.example",
+            "litware.example",
+            "message",
+            true
+        ),
+        Verdict::Denied {
+            user: "alice@contoso.example".into(),
+            cause: DenialCause::NotAPartner,
+            reply: Some(DenialReply::ServiceUnavailable),
+        }
+    );
+}
+
+/// Every partner kind against every combination of the three flags: the
+/// kind's decision (`EffectivePolicy::access`) and the stanza verdict both
+/// ways, written out as Lync documents it: `enable_xmpp_access` first, then
+/// `enable_federation_access` for federated and trusted partners,
+/// `enable_public_cloud_access` for public ones.
+#[test]
+fn every_partner_kind_against_every_flag_combination() {
+    use crate::config::PartnerKind;
+    use crate::policy::{DenialReply, Direction, Verdict, decide};
+    use AccessFlag::{Federation as F, PublicCloud as P, Xmpp as X};
+    // Allowed(flag) / Denied(flag): the decision and the flag that made it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Want {
+        Allowed(AccessFlag),
+        Denied(AccessFlag),
+    }
+    use Want::{Allowed as A, Denied as D};
+    // (federation, public cloud, xmpp) → federated, trusted, public_verified, public_unverified.
+    let table: [((bool, bool, bool), [Want; 4]); 8] = [
+        ((false, false, false), [D(X), D(X), D(X), D(X)]),
+        ((true, false, false), [D(X), D(X), D(X), D(X)]),
+        ((false, true, false), [D(X), D(X), D(X), D(X)]),
+        ((true, true, false), [D(X), D(X), D(X), D(X)]),
+        ((false, false, true), [D(F), D(F), D(P), D(P)]),
+        ((true, false, true), [A(F), A(F), D(P), D(P)]),
+        ((false, true, true), [D(F), D(F), A(P), A(P)]),
+        ((true, true, true), [A(F), A(F), A(P), A(P)]),
+    ];
+    let partners = [
+        ("fed.example", PartnerKind::Federated),
+        ("trusted.example", PartnerKind::Trusted),
+        ("verified.example", PartnerKind::PublicVerified),
+        ("unverified.example", PartnerKind::PublicUnverified),
+    ];
+    for ((federation, public, xmpp), wants) in table {
+        let mut text = String::from(
+            "domains = [\"contoso.example\"]\n[external]\naddress = \"127.0.0.1\"\n\
+             [internal]\naddress = \"127.0.0.2\"\n",
+        );
+        for (domain, kind) in partners {
+            text.push_str(&format!(
+                "[[partners]]\ndomain = \"{domain}\"\nkind = \"{}\"\n",
+                kind.as_str()
+            ));
+        }
+        text.push_str(&format!(
+            "[[policies]]\nidentity = \"global\"\nenable_federation_access = {federation}\n\
+             enable_public_cloud_access = {public}\nenable_xmpp_access = {xmpp}\n"
+        ));
+        let index = PolicyIndex::new(
+            &Config::parse(Path::new("/x.toml"), text.as_bytes()).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let effective = index.resolve("alice@contoso.example").expect("ours");
+        for ((domain, kind), want) in partners.into_iter().zip(wants) {
+            let what = format!("{kind:?} with flags f={federation} p={public} x={xmpp}");
+            assert_eq!(index.partner_kind(domain), Some(kind), "{what}");
+            let access = effective.access(kind);
+            let got = if access.allowed {
+                A(access.decided_by)
+            } else {
+                D(access.decided_by)
+            };
+            assert_eq!(got, want, "{what}");
+            for (direction, reply) in [
+                (Direction::Inbound, DenialReply::ServiceUnavailable),
+                (Direction::Outbound, DenialReply::PolicyViolation),
+            ] {
+                let expected = match want {
+                    A(_) => Verdict::Allowed,
+                    D(flag) => Verdict::Denied {
+                        user: "alice@contoso.example".into(),
+                        cause: DenialCause::Decided { flag },
+                        reply: Some(reply),
+                    },
+                };
+                assert_eq!(
+                    decide(
+                        &index,
+                        direction,
+                        "alice@contoso.example/desk",
+                        domain,
+                        "message",
+                        true
+                    ),
+                    expected,
+                    "{what} {direction:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn flags_and_causes_have_their_policy_file_names() {
+    assert_eq!(
+        AccessFlag::ALL.map(AccessFlag::as_str),
+        [
+            "enable_xmpp_access",
+            "enable_federation_access",
+            "enable_public_cloud_access"
+        ]
+    );
+    assert_eq!(
+        DenialCause::ALL.map(DenialCause::as_str),
+        [
+            "enable_xmpp_access",
+            "enable_federation_access",
+            "enable_public_cloud_access",
+            "not_our_user",
+            "not_a_partner"
+        ]
+    );
+}
+
+#[test]
+fn a_partners_additional_domains_have_its_kind() {
+    use crate::config::PartnerKind;
+    let text = "domains = [\"contoso.example\"]\n[external]\naddress = \"127.0.0.1\"\n\
+                [internal]\naddress = \"127.0.0.2\"\n\
+                [[partners]]\ndomain = \"fabrikam.example\"\nkind = \"public_verified\"\n\
+                additional_domains = [\"conference.fabrikam.example\"]\n";
+    let index =
+        PolicyIndex::new(&Config::parse(Path::new("/x.toml"), text.as_bytes()).expect("valid"));
+    assert_eq!(
+        index.partner_kind("conference.fabrikam.example"),
+        Some(PartnerKind::PublicVerified)
+    );
+    assert_eq!(
+        index.partner_kind("fabrikam.example"),
+        Some(PartnerKind::PublicVerified)
+    );
+    assert_eq!(index.partner_kind("litware.example"), None);
 }

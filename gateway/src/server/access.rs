@@ -1,15 +1,20 @@
-//! `GET /access?user=JID`: a user's effective external access policy, as
-//! JSON, from the current generation's `PolicyIndex`.
+//! `GET /access?user=JID[&partner=DOMAIN]`: a user's effective external
+//! access policy, as JSON, from the current generation's `PolicyIndex`,
+//! with what it means for each partner kind (allowed or not, and the flag
+//! that decided) and, when `partner` is given, for that partner.
 //!
 //! Field names are a contract like `/status`'s: add, never rename. Errors
 //! are JSON too, with a stable `error` code: `400` for a query that names
-//! no user or not a user's JID, `404` for a user outside our `domains`
-//! (not ours to decide).
+//! no user or not a user's JID (or a `partner` that is not a domain),
+//! `404` for a user outside our `domains` (not ours to decide) or a domain
+//! that is not one of `[[partners]]`.
 
 use super::admin::Response;
 use super::query::parse_query;
-use crate::policy::{AccessError, EffectivePolicy, PolicyIndex};
+use crate::config::{PartnerKind, normalize_jid_domain};
+use crate::policy::{AccessError, EffectivePolicy, PartnerAccess, PolicyIndex};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The `/access` body for one user.
 #[derive(Debug, Serialize)]
@@ -28,8 +33,46 @@ pub struct AccessReport<'a> {
     pub enable_public_cloud_access: bool,
     /// The policy's flags.
     pub enable_xmpp_access: bool,
-    /// Whether the user may federate with XMPP partners.
+    /// `enable_xmpp_access`: needed for every partner, enough for none.
     pub xmpp_federation_allowed: bool,
+    /// By partner kind (`federated`, `trusted`, `public_verified`,
+    /// `public_unverified`): allowed or not, and the flag that decided.
+    pub partner_kinds: BTreeMap<&'static str, KindReport>,
+    /// The partner the query names, if it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner: Option<PartnerReport>,
+}
+
+/// What a policy means for partners of one kind.
+#[derive(Debug, Serialize)]
+pub struct KindReport {
+    /// Whether stanzas may cross.
+    pub allowed: bool,
+    /// The flag that decided: the first needed flag that is off, or the
+    /// kind's own flag when all are on.
+    pub decided_by: &'static str,
+}
+
+impl KindReport {
+    fn of(access: PartnerAccess) -> KindReport {
+        KindReport {
+            allowed: access.allowed,
+            decided_by: access.decided_by.as_str(),
+        }
+    }
+}
+
+/// What a policy means for one partner.
+#[derive(Debug, Serialize)]
+pub struct PartnerReport {
+    /// The partner's domain, normalised.
+    pub domain: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Whether stanzas may cross.
+    pub allowed: bool,
+    /// The flag that decided.
+    pub decided_by: &'static str,
 }
 
 impl<'a> AccessReport<'a> {
@@ -43,6 +86,11 @@ impl<'a> AccessReport<'a> {
             enable_public_cloud_access: p.enable_public_cloud_access,
             enable_xmpp_access: p.enable_xmpp_access,
             xmpp_federation_allowed: p.xmpp_federation_allowed(),
+            partner_kinds: PartnerKind::ALL
+                .into_iter()
+                .map(|kind| (kind.as_str(), KindReport::of(p.access(kind))))
+                .collect(),
+            partner: None,
         }
     }
 }
@@ -59,6 +107,7 @@ struct AccessFailure<'a> {
 }
 
 const HINT: &str = "ask for a bare JID of one of our users: /access?user=alice%40contoso.example";
+const PARTNER_HINT: &str = "name one partner domain from `[[partners]]`: /access?user=alice%40contoso.example&partner=fabrikam.example";
 
 /// Answers `/access` with `query` (the text after `?`, if any).
 pub fn respond(query: Option<&str>, policy: &PolicyIndex) -> Response {
@@ -75,8 +124,59 @@ pub fn respond(query: Option<&str>, policy: &PolicyIndex) -> Response {
         };
         return failure(400, "missing_user", message.to_string(), None, Some(HINT));
     };
+    let mut partners = params
+        .iter()
+        .filter(|(k, _)| k == "partner")
+        .map(|(_, v)| v);
+    let partner = match (partners.next(), partners.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return failure(
+                400,
+                "invalid_partner",
+                "`partner` is given more than once".to_string(),
+                None,
+                Some(PARTNER_HINT),
+            );
+        }
+        (Some(raw), None) => match normalize_jid_domain(raw) {
+            Ok(domain) => match policy.partner_kind(&domain) {
+                Some(kind) => Some((domain, kind)),
+                None => {
+                    return failure(
+                        404,
+                        "not_a_partner",
+                        format!("`{domain}` is not one of the partners"),
+                        None,
+                        Some(PARTNER_HINT),
+                    );
+                }
+            },
+            Err(e) => {
+                return failure(
+                    400,
+                    "invalid_partner",
+                    format!("`partner` {e}"),
+                    None,
+                    Some(PARTNER_HINT),
+                );
+            }
+        },
+    };
     let error = match policy.resolve(user) {
-        Ok(effective) => return json(200, &AccessReport::of(&effective)),
+        Ok(effective) => {
+            let mut report = AccessReport::of(&effective);
+            report.partner = partner.map(|(domain, kind)| {
+                let access = effective.access(kind);
+                PartnerReport {
+                    domain,
+                    kind: kind.as_str(),
+                    allowed: access.allowed,
+                    decided_by: access.decided_by.as_str(),
+                }
+            });
+            return json(200, &report);
+        }
         Err(error) => error,
     };
     let message = error.to_string();

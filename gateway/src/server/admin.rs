@@ -282,6 +282,11 @@ enable_public_cloud_access = true
 identity = "FedPic"
 enable_federation_access = true
 enable_xmpp_access = true
+[[partners]]
+domain = "fabrikam.example"
+[[partners]]
+domain = "public.example"
+kind = "public_verified"
 [[grants]]
 policy = "FedPic"
 users = ["alice@contoso.example"]
@@ -321,6 +326,12 @@ users = ["alice@contoso.example", "bob@contoso.example"]
                 "enable_public_cloud_access": false,
                 "enable_xmpp_access": true,
                 "xmpp_federation_allowed": true,
+                "partner_kinds": {
+                    "federated": { "allowed": true, "decided_by": "enable_federation_access" },
+                    "trusted": { "allowed": true, "decided_by": "enable_federation_access" },
+                    "public_verified": { "allowed": false, "decided_by": "enable_public_cloud_access" },
+                    "public_unverified": { "allowed": false, "decided_by": "enable_public_cloud_access" },
+                },
             })
         );
         // Unescaped, a full JID in another case: the same user.
@@ -331,10 +342,58 @@ users = ["alice@contoso.example", "bob@contoso.example"]
         assert_eq!(bob["policy"], "site:hq");
         assert_eq!(bob["source"], "site");
         assert_eq!(bob["xmpp_federation_allowed"], false);
+        assert_eq!(
+            bob["partner_kinds"]["public_verified"],
+            serde_json::json!({ "allowed": false, "decided_by": "enable_xmpp_access" })
+        );
         let (_, carol) = get(&shared, "/access?user=carol%40contoso.example");
         assert_eq!(carol["policy"], "global");
         assert_eq!(carol["source"], "global");
         assert_eq!(carol["site"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn access_for_a_partner_names_its_kind_and_the_deciding_flag() {
+        let shared = shared();
+        let (status, body) = get(
+            &shared,
+            "/access?user=alice%40contoso.example&partner=Public.Example.",
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["partner"],
+            serde_json::json!({
+                "domain": "public.example",
+                "kind": "public_verified",
+                "allowed": false,
+                "decided_by": "enable_public_cloud_access",
+            })
+        );
+        let (_, fabrikam) = get(
+            &shared,
+            "/access?partner=fabrikam.example&user=alice%40contoso.example",
+        );
+        assert_eq!(fabrikam["partner"]["allowed"], true);
+        assert_eq!(
+            fabrikam["partner"]["decided_by"],
+            "enable_federation_access"
+        );
+        let (status, none) = get(
+            &shared,
+            "/access?user=alice%40contoso.example&partner=litware.example",
+        );
+        assert_eq!(status, 404, "{none}");
+        assert_eq!(none["error"], "not_a_partner");
+        assert!(none["hint"].is_string(), "{none}");
+        for target in [
+            "/access?user=alice%40contoso.example&partner=",
+            "/access?user=alice%40contoso.example&partner=a%20b",
+            "/access?user=alice%40contoso.example&partner=fabrikam.example&partner=public.example",
+        ] {
+            let (status, body) = get(&shared, target);
+            assert_eq!(status, 400, "{target}: {body}");
+            assert_eq!(body["error"], "invalid_partner", "{target}: {body}");
+        }
     }
 
     #[test]

@@ -504,10 +504,12 @@ impl Connection {
                 StreamEvent::Denied {
                     direction,
                     user,
+                    cause,
                     stanza,
                     reply,
                 } => {
                     stats.stanza(direction, false);
+                    stats.denied(direction, cause);
                     event!(
                         Info,
                         "stanza_denied",
@@ -516,6 +518,7 @@ impl Connection {
                         user = user,
                         stanza = stanza,
                         verdict = "denied",
+                        cause = cause.as_str(),
                         reply = reply.as_ref().map_or("none", |_| "error"),
                     );
                     if let Some(reply) = reply {

@@ -26,6 +26,7 @@ domain = "litware.example"
 auth = "external"
 [[policies]]
 identity = "Global"
+enable_federation_access = true
 enable_xmpp_access = true
 "#;
 

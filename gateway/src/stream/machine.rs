@@ -55,7 +55,7 @@ use super::stanza::{
 use super::stream_id::StreamId;
 use crate::config::{ListenerKind, normalize_domain, normalize_jid_domain};
 use crate::dialback::{DialbackKey, KeyCheck};
-use crate::policy::{DenialReply, Direction, Verdict, decide};
+use crate::policy::{DenialCause, DenialReply, Direction, Verdict, decide};
 use crate::tls::PeerIdentity;
 use crate::xml::{Element, Frame, Framer, escape_attr, escape_text};
 use std::sync::Arc;
@@ -152,6 +152,8 @@ pub enum StreamEvent {
         direction: Direction,
         /// The local user whose policy refused it.
         user: String,
+        /// What decided (the flag that is off, for a user of ours).
+        cause: DenialCause,
         /// `message`, `presence` or `iq`.
         stanza: String,
         /// The error to route back to the sender.
@@ -741,14 +743,15 @@ impl StreamMachine {
             .and_then(|p| p.lang.as_deref())
             .unwrap_or(DEFAULT_LANG);
         let stanza = with_lang(stanza, lang);
-        let (direction, local) = match settings.listener {
-            ListenerKind::External => (Direction::Inbound, stanza.attr("to")),
-            ListenerKind::Internal => (Direction::Outbound, stanza.attr("from")),
+        let (direction, local, partner) = match settings.listener {
+            ListenerKind::External => (Direction::Inbound, stanza.attr("to"), &from_domain),
+            ListenerKind::Internal => (Direction::Outbound, stanza.attr("from"), &to_domain),
         };
         let verdict = decide(
             &settings.policy,
             direction,
             local.unwrap_or(""),
+            partner,
             &stanza.name,
             expects_error_reply(&stanza),
         );
@@ -758,9 +761,10 @@ impl StreamMachine {
                 to_domain,
                 stanza,
             }),
-            Verdict::Denied { user, reply } => StreamEvent::Denied {
+            Verdict::Denied { user, cause, reply } => StreamEvent::Denied {
                 direction,
                 user,
+                cause,
                 reply: reply.and_then(|r| {
                     error_reply(
                         &stanza,

@@ -19,9 +19,11 @@ address = "127.0.0.2"
 domain = "partner.example"
 [[policies]]
 identity = "Global"
+enable_federation_access = true
 enable_xmpp_access = true
 [[policies]]
 identity = "NoXmpp"
+enable_federation_access = true
 enable_xmpp_access = false
 [[grants]]
 policy = "NoXmpp"
@@ -384,6 +386,7 @@ fn denied_inbound_message_is_answered_with_service_unavailable() {
         StreamEvent::Denied {
             direction,
             user,
+            cause,
             stanza,
             reply: Some(reply),
         },
@@ -392,6 +395,12 @@ fn denied_inbound_message_is_answered_with_service_unavailable() {
         panic!("denied with a reply")
     };
     assert_eq!(*direction, crate::policy::Direction::Inbound);
+    assert_eq!(
+        *cause,
+        crate::policy::DenialCause::Decided {
+            flag: crate::policy::AccessFlag::Xmpp
+        }
+    );
     assert_eq!(user, "mallory@contoso.example");
     assert_eq!(stanza, "message");
     assert_eq!(

@@ -150,7 +150,7 @@ pub fn config(work: &Workdir, external_tls: &str, internal_tls: &str, extra: &st
          [internal]\naddress = \"127.0.0.1\"\nport = 0\n{internal_tls}\n\
          [admin]\naddress = \"127.0.0.1\"\nport = 0\n\
          [[partners]]\ndomain = \"{PARTNER}\"\ntls = \"required\"\nauth = \"external\"\n\
-         [[policies]]\nidentity = \"Global\"\nscope = \"global\"\nenable_xmpp_access = true\n",
+         [[policies]]\nidentity = \"Global\"\nscope = \"global\"\nenable_federation_access = true\nenable_xmpp_access = true\n",
         pid = work.path("gateway.pid").display().to_string(),
     )
 }

@@ -6,7 +6,7 @@
 //! stanza).
 
 use super::router::BounceReason;
-use crate::policy::Direction;
+use crate::policy::{DenialCause, Direction};
 use crate::stream::StanzaCondition;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -69,6 +69,8 @@ pub struct RelayStats {
     failed: [AtomicU64; 2],
     /// Stanzas by direction (inbound, outbound) and verdict (allowed, denied).
     stanzas: [[AtomicU64; 2]; 2],
+    /// Stanzas refused by policy, by direction and cause (`DenialCause::ALL` order).
+    denied: [[AtomicU64; DenialCause::ALL.len()]; 2],
     /// Error replies generated for undeliverable stanzas, by condition.
     bounced: [AtomicU64; 2],
     /// Undeliverable stanzas by (partner, condition, reason), answered or
@@ -192,6 +194,14 @@ impl RelayStats {
     pub fn stanza(&self, direction: Direction, allowed: bool) {
         let d = usize::from(direction == Direction::Outbound);
         inc(&self.stanzas[d][usize::from(!allowed)]);
+    }
+
+    /// Counts a stanza refused by policy, by what decided.
+    pub fn denied(&self, direction: Direction, cause: DenialCause) {
+        let d = usize::from(direction == Direction::Outbound);
+        if let Some(c) = DenialCause::ALL.iter().position(|&x| x == cause) {
+            inc(&self.denied[d][c]);
+        }
     }
 
     /// Counts an undeliverable stanza to or from `partner`, and its
@@ -331,6 +341,24 @@ impl RelayStats {
                     "xfed_gateway_stanzas_total{{direction=\"{}\",verdict=\"{verdict}\"}} {}",
                     direction.as_str(),
                     get(&self.stanzas[d][v])
+                );
+            }
+        }
+        family(
+            out,
+            "xfed_gateway_stanzas_denied_total",
+            "counter",
+            "Stanzas refused by policy, by direction and cause (the policy flag that is off, not_our_user or not_a_partner).",
+        );
+        for direction in Direction::ALL {
+            let d = usize::from(direction == Direction::Outbound);
+            for (c, cause) in DenialCause::ALL.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "xfed_gateway_stanzas_denied_total{{direction=\"{}\",cause=\"{}\"}} {}",
+                    direction.as_str(),
+                    cause.as_str(),
+                    get(&self.denied[d][c])
                 );
             }
         }
