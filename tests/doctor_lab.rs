@@ -50,8 +50,15 @@ fn assert_all_pass(lab: &Lab, spec: &Path) {
     assert_eq!(human.code, 0, "{human:?}");
     let lines: Vec<&str> = human.stdout.lines().take_while(|l| !l.is_empty()).collect();
     assert!(!lines.is_empty(), "{human:?}");
+    // A freshly applied lab has carried no message yet: the route check
+    // may warn that it carries nothing (its only warning); all else passes.
+    let idle_route =
+        |l: &str| l.starts_with("WARN  xmpp route") && l.contains("the route carries nothing now");
     for l in &lines {
-        assert!(l.starts_with("PASS  "), "every line passes: {l}\n{human:?}");
+        assert!(
+            l.starts_with("PASS  ") || idle_route(l),
+            "every line passes: {l}\n{human:?}"
+        );
     }
     for check in CHECKS {
         assert!(
@@ -64,7 +71,14 @@ fn assert_all_pass(lab: &Lab, spec: &Path) {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(findings.len(), lines.len(), "{r:?}");
     for f in &findings {
-        assert_eq!(f["status"], "pass", "{f}");
+        let idle = f["check"] == "xmpp route"
+            && f["seen"]
+                .as_str()
+                .is_some_and(|s| s.contains("the route carries nothing now"));
+        assert!(
+            f["status"] == "pass" || (idle && f["status"] == "warn"),
+            "{f}"
+        );
     }
 }
 
