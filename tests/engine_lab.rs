@@ -702,6 +702,19 @@ fn xfed_kept(lab: &Lab, runtime: &Path, args: &[&str]) -> common::xfed::Run {
     }
 }
 
+/// `ssh-keeper status` once the keeper has seen every run detach (at most
+/// 10 s), or the last status read.
+fn keeper_status_when_no_run_attached(lab: &Lab, runtime: &Path) -> common::xfed::Run {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = xfed_kept(lab, runtime, &["ssh-keeper", "status"]);
+        if status.stdout.contains(" 0 run(s) attached") || std::time::Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Stops the test's keeper however the test ends.
 struct StopKeeper<'a>(&'a Lab, &'a Path);
 
@@ -735,7 +748,9 @@ fn kept_sessions_are_reused_by_the_next_run_and_their_host_keys_rechecked() {
     let first = xfed_kept(lab, rt, &["plan", s.path()]);
     assert!(first.code == 0 || first.code == 2, "{first:?}");
     assert_eq!(logins(lab, edge1), before + 1, "the keeper logs in once");
-    let status = xfed_kept(lab, rt, &["ssh-keeper", "status"]);
+    // The keeper takes a run's sessions back when it sees the run's
+    // connection close, which may come a moment after the run exited.
+    let status = keeper_status_when_no_run_attached(lab, rt);
     assert!(
         status
             .stdout
