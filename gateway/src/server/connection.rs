@@ -17,6 +17,7 @@ use super::generation::Generation;
 use super::limiter::Permit;
 use super::metrics::inc;
 use super::pre_auth::PreAuthPermit;
+use super::read_buffer::{QUIET, ReadBuffer};
 use super::relay::{InboundStream, Router, VerifyRequest};
 use super::shared::Shared;
 use super::tracker::TaskToken;
@@ -38,11 +39,6 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 /// First byte of a TLS handshake record: the peer speaks Direct TLS.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-/// Read buffer per authenticated connection; with the framer's limits
-/// this bounds memory.
-const READ_BUFFER: usize = 8 * 1024;
-/// Read buffer until then.
-const UNAUTHENTICATED_READ_BUFFER: usize = 1024;
 
 /// One accepted S2S connection.
 #[derive(Debug)]
@@ -284,15 +280,9 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        // Small until authenticated: a stranger's connection holds little.
-        let mut buf = vec![
-            0u8;
-            if machine.authenticated().is_some() {
-                READ_BUFFER
-            } else {
-                UNAUTHENTICATED_READ_BUFFER
-            }
-        ];
+        // Small until data flows on an authenticated stream, and again
+        // once it stops: a stranger's or an idle stream holds little.
+        let mut buf = ReadBuffer::new();
         let mut header_deadline = header_deadline;
         let mut last_phase = machine.phase();
         // Idle is silence from the peer: our own keepalives do not count.
@@ -347,14 +337,26 @@ impl Connection {
                 && self.listener == ListenerKind::External
                 && machine.keepalive())
             .then_some(last_write + deadlines.keepalive);
+            let shrink_at = buf.is_large().then_some(last_read + QUIET);
             directive = tokio::select! {
-                read = io.read(&mut buf) => match read {
+                read = io.read(buf.space()) => match read {
                     Ok(0) | Err(_) => machine.end_of_input(),
                     Ok(n) => {
                         last_read = Instant::now();
-                        self.receive(machine, &buf[..n])
+                        let directive = self.receive(machine, buf.filled(n));
+                        buf.after_read(n, machine.authenticated().is_some());
+                        directive
                     }
                 },
+                () = async {
+                    match shrink_at {
+                        Some(at) => sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    buf.shrink();
+                    Directive::Continue
+                }
                 outcome = async {
                     match self.verifying.as_mut() {
                         Some((_, task)) => (&mut task.0).await,
@@ -388,9 +390,6 @@ impl Connection {
                 Ok(()) = self.generations.changed() => self.reconfigure(machine),
             };
             self.handle_events(machine).await;
-            if buf.len() < READ_BUFFER && machine.authenticated().is_some() {
-                buf.resize(READ_BUFFER, 0);
-            }
         }
     }
 

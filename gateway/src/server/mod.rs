@@ -15,6 +15,7 @@ mod metrics;
 mod pid_file;
 mod pre_auth;
 mod query;
+mod read_buffer;
 mod relay;
 mod s2s_listener;
 mod shared;
