@@ -6,7 +6,10 @@
 //! only, whose content no output of xfed shows); fabrikam's messages reach
 //! our internal server through the
 //! gateways, ours reach fabrikam, and `/status` and `xfed verify` say both
-//! streams were authenticated by dialback.
+//! streams were authenticated by dialback. Rotating the secret (a new
+//! value, then naming and removing `previous_secret`) is a reload: the
+//! gateways keep their PIDs, and a key made with the previous secret
+//! verifies at every edge while it is named and not after.
 //!
 //!   XFED_LAB=1 tests/lab/lab exec -- cargo test --test dialback_lab
 
@@ -187,6 +190,114 @@ fn verify_answers(lab: &Lab) -> usize {
         .sum()
 }
 
+/// Asks the gateway on `edge`, from fabrikam's network as fabrikam's
+/// server does when it checks a key it was given, whether `key` is one
+/// of ours for fabrikam's stream `id`: the `type` of its `db:verify`
+/// answer (`valid` or `invalid`).
+fn db_verify(fabrikam: &Partner, edge: &str, id: &str, key: &str) -> String {
+    use std::io::{Read, Write};
+    let mut child = fabrikam
+        .command("openssl")
+        .args(["s_client", "-quiet", "-starttls", "xmpp-server"])
+        .args(["-xmpphost", "contoso.example", "-connect"])
+        .arg(format!("{edge}:5269"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = child.stdin.take().expect("stdin");
+    write!(
+        stdin,
+        "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+         xmlns:db='jabber:server:dialback' from='fabrikam.example' to='contoso.example' version='1.0'>\
+         <db:verify from='fabrikam.example' to='contoso.example' id='{id}'>{key}</db:verify>"
+    )
+    .and_then(|()| stdin.flush())
+    .expect("write to s_client");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = String::new();
+    let answer = loop {
+        if let Some(at) = seen.find("<db:verify ") {
+            let tag = &seen[at..];
+            if let Some(end) = tag.find('>') {
+                let tag = &tag[..end];
+                break ["valid", "invalid"]
+                    .into_iter()
+                    .find(|t| tag.contains(&format!("type='{t}'")))
+                    .unwrap_or_else(|| panic!("{edge}: answer without a type: {tag}"))
+                    .to_string();
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{edge}: no db:verify answer in 15 s; the gateway said:\n{seen}");
+            }
+        }
+    };
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    answer
+}
+
+/// A key the way an edge makes it with `secret` for fabrikam's stream `id`.
+fn key_with(secret: &str, id: &str) -> String {
+    xfed_gateway::dialback::Secrets::from_bytes(secret.as_bytes(), None).issue(
+        &xfed_gateway::dialback::DialbackKey {
+            receiving: "fabrikam.example",
+            originating: "contoso.example",
+            stream_id: id,
+        },
+    )
+}
+
+/// Plans and applies `spec` after a change of the dialback secrets: the
+/// plan reloads the gateways and never restarts them, no secret is in
+/// xfed's output, and every gateway keeps its PID.
+fn apply_as_reload(lab: &Lab, spec: &TestSpec, what: &str) {
+    let pids: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| gateway_pid(lab, h))
+        .collect();
+    let plan = xfed(lab, &["plan", spec.path()]);
+    assert!(
+        plan.stdout
+            .contains("service:xfed-gateway will be updated in-place (reload)")
+            && !plan.stdout.contains("(restart)"),
+        "{what}: {plan:?}"
+    );
+    let applied = apply_ok(lab, spec);
+    for run in [&plan, &applied] {
+        for secret in [SECRET, ROTATED] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "{what}: a secret in xfed's output:\n{run:?}"
+            );
+        }
+    }
+    let after: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| gateway_pid(lab, h))
+        .collect();
+    assert_eq!(pids, after, "{what} restarted a gateway");
+    assert_in_sync(lab, spec);
+}
+
 /// A body no earlier run can have left in a store.
 fn unique(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -343,4 +454,65 @@ fn fabrikam_federates_by_dialback_through_the_gateways_both_ways() {
         verify_answers(lab) > answers_before,
         "no edge answered fabrikam's check of a key after the new secret"
     );
+
+    // Rotation without a flag day: naming the secret the new one replaced
+    // as `previous_secret` is a reload as well; while it is named, every
+    // edge still verifies a key made with it (one a partner may hold from
+    // before the change), and once it is removed, no edge does.
+    std::fs::write(
+        spec.dir.path().join("dialback.previous"),
+        format!("{SECRET}\n"),
+    )
+    .expect("previous secret");
+    let text = std::fs::read_to_string(&spec.path).expect("spec");
+    let secret_line = "    secret: \"{{ file('dialback.secret') }}\"\n";
+    let previous_line = "    previous_secret: \"{{ file('dialback.previous') }}\"\n";
+    assert!(text.contains(secret_line), "{text}");
+    std::fs::write(
+        &spec.path,
+        text.replacen(secret_line, &format!("{secret_line}{previous_line}"), 1),
+    )
+    .expect("spec with the previous secret");
+    apply_as_reload(lab, &spec, "naming the previous secret");
+    let edges: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| h.external.clone().expect("an edge's external address"))
+        .collect();
+    for (n, edge) in edges.iter().enumerate() {
+        let id = format!("rotation-old-{n}");
+        assert_eq!(
+            db_verify(fabrikam, edge, &id, &key_with(SECRET, &id)),
+            "valid",
+            "{edge}: a key of the previous secret while it is named"
+        );
+        let id = format!("rotation-new-{n}");
+        assert_eq!(
+            db_verify(fabrikam, edge, &id, &key_with(ROTATED, &id)),
+            "valid",
+            "{edge}: a key of the current secret"
+        );
+    }
+
+    std::fs::write(&spec.path, text).expect("spec without the previous secret");
+    apply_as_reload(lab, &spec, "removing the previous secret");
+    for h in lab.hosts_with(Role::Edge) {
+        let gone = lab.ssh_ok(
+            h,
+            "test -e /etc/xfed/dialback.previous && echo present || echo gone",
+        );
+        assert_eq!(gone.trim(), "gone", "{}", h.fqdn);
+    }
+    for (n, edge) in edges.iter().enumerate() {
+        let id = format!("rotation-over-{n}");
+        assert_eq!(
+            db_verify(fabrikam, edge, &id, &key_with(SECRET, &id)),
+            "invalid",
+            "{edge}: a key of the previous secret once it is removed"
+        );
+        assert_eq!(
+            db_verify(fabrikam, edge, &id, &key_with(ROTATED, &id)),
+            "valid",
+            "{edge}: a key of the current secret"
+        );
+    }
 }
