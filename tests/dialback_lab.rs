@@ -6,7 +6,18 @@
 //! only, whose content no output of xfed shows); fabrikam's messages reach
 //! our internal server through the
 //! gateways, ours reach fabrikam, and `/status` and `xfed verify` say both
-//! streams were authenticated by dialback.
+//! streams were authenticated by dialback. Rotating the secret (a new
+//! value, then naming and removing `previous_secret`) is a reload: the
+//! gateways keep their PIDs, and a key made with the previous secret
+//! verifies at every edge while it is named and not after.
+//!
+//! The same both ways with litware (ejabberd 23.01), whose
+//! `mod_s2s_dialback` the test adds and removes with `ejabberdctl
+//! reload_config` (the lab's litware takes certificates only): ejabberd
+//! falls back to dialback when the gateway offers it no EXTERNAL, and its
+//! own log says so; with litware's `auth: external` a dialback stream
+//! from it is refused (`not-authorized`) and nothing it carries reaches
+//! the internal server.
 //!
 //!   XFED_LAB=1 tests/lab/lab exec -- cargo test --test dialback_lab
 
@@ -20,7 +31,8 @@ use common::lab::{Lab, Role};
 use common::partners::{Partner, lua_str};
 use common::prosody::PROSODYCTL;
 use common::xfed::{
-    TestSpec, apply_ok, assert_in_sync, gateway_pid, lab_spec_with, lab_stdout, reset, xfed,
+    TestSpec, apply_ok, assert_in_sync, gateway_pid, lab_spec, lab_spec_with, lab_stdout, reset,
+    xfed,
 };
 
 const SECRET: &str = "lab-dialback-secret-5b0e7c29a4d1f3";
@@ -85,20 +97,87 @@ impl Drop for DialbackOn<'_> {
     }
 }
 
+/// litware's ejabberd with `mod_s2s_dialback` for as long as this lives:
+/// the module is added to its configuration and `ejabberdctl
+/// reload_config` starts it (ejabberd then offers dialback beside SASL
+/// EXTERNAL and falls back to it when EXTERNAL is not offered); its S2S
+/// connections are closed on both edges of the change.
+struct EjabberdDialbackOn<'a> {
+    partner: &'a Partner,
+    original: String,
+}
+
+const EJABBERD_MODULES_END: &str = "  mod_roster: {}\n";
+
+impl<'a> EjabberdDialbackOn<'a> {
+    fn new(p: &'a Partner) -> EjabberdDialbackOn<'a> {
+        let original = std::fs::read_to_string(&p.config).expect("ejabberd.yml");
+        assert!(
+            original.ends_with(EJABBERD_MODULES_END) && !original.contains("mod_s2s_dialback"),
+            "{}: its modules are no longer last in ejabberd.yml",
+            p.domain
+        );
+        std::fs::write(&p.config, format!("{original}  mod_s2s_dialback: {{}}\n"))
+            .expect("ejabberd.yml with dialback");
+        let on = EjabberdDialbackOn {
+            partner: p,
+            original,
+        };
+        on.ctl(&["reload_config"]);
+        on.ctl(&["stop_s2s_connections"]);
+        on
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let out = self
+            .partner
+            .command("ejabberdctl")
+            .args(args)
+            .output()
+            .expect("ejabberdctl");
+        assert!(
+            out.status.success(),
+            "{}: ejabberdctl {args:?}: {}{}",
+            self.partner.domain,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for EjabberdDialbackOn<'_> {
+    fn drop(&mut self) {
+        let p = self.partner;
+        let _ = std::fs::write(&p.config, &self.original);
+        for args in [["reload_config"].as_slice(), &["stop_s2s_connections"]] {
+            let _ = p.command("ejabberdctl").args(args).output();
+        }
+    }
+}
+
 /// playbooks/lab.yaml with fabrikam by dialback and the secret from a
 /// file beside the spec.
 fn dialback_spec(lab: &Lab) -> TestSpec {
-    lab_spec_with(lab, |text, dir| {
+    dialback_spec_for(lab, "fabrikam.example")
+}
+
+/// playbooks/lab.yaml with the partner `domain` by dialback and the
+/// secret from a file beside the spec.
+fn dialback_spec_for(lab: &Lab, domain: &str) -> TestSpec {
+    let domain = domain.to_string();
+    lab_spec_with(lab, move |text, dir| {
         std::fs::write(dir.join("dialback.secret"), format!("{SECRET}\n")).expect("secret");
-        let fabrikam = "  - domain: fabrikam.example\n    kind: federated\n    tls: required\n    auth: external\n";
+        let partner = format!(
+            "  - domain: {domain}\n    kind: federated\n    tls: required\n    auth: external\n"
+        );
         let gateway = "gateway:\n  service_manager: direct\n";
         assert!(
-            text.contains(fabrikam) && text.contains(gateway),
+            text.contains(&partner) && text.contains(gateway),
             "playbooks/lab.yaml changed"
         );
         text.replacen(
-            fabrikam,
-            &fabrikam.replace("auth: external", "auth: dialback"),
+            &partner,
+            &partner.replace("auth: external", "auth: dialback"),
             1,
         )
         .replacen(
@@ -185,6 +264,131 @@ fn verify_answers(lab: &Lab) -> usize {
                 .count()
         })
         .sum()
+}
+
+/// Opens a stream from `partner`'s network to the gateway on `edge` (TLS
+/// by STARTTLS, as a partner's server does, with no client certificate),
+/// sends `xml` after the stream header claiming `partner`'s domain, and
+/// returns what the gateway said once `done` holds or the stream ended;
+/// bounded by 15 s.
+fn exchange(partner: &Partner, edge: &str, xml: &str, done: impl Fn(&str) -> bool) -> String {
+    use std::io::{Read, Write};
+    let mut child = partner
+        .command("openssl")
+        .args(["s_client", "-quiet", "-starttls", "xmpp-server"])
+        .args(["-xmpphost", "contoso.example", "-connect"])
+        .arg(format!("{edge}:5269"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = child.stdin.take().expect("stdin");
+    write!(
+        stdin,
+        "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+         xmlns:db='jabber:server:dialback' from='{}' to='contoso.example' version='1.0'>{xml}",
+        partner.domain
+    )
+    .and_then(|()| stdin.flush())
+    .expect("write to s_client");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = String::new();
+    while !done(&seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{edge}: no answer in 15 s; the gateway said:\n{seen}");
+            }
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+/// Asks the gateway on `edge`, from fabrikam's network as fabrikam's
+/// server does when it checks a key it was given, whether `key` is one
+/// of ours for fabrikam's stream `id`: the `type` of its `db:verify`
+/// answer (`valid` or `invalid`).
+fn db_verify(fabrikam: &Partner, edge: &str, id: &str, key: &str) -> String {
+    let answer_tag = |seen: &str| {
+        let at = seen.find("<db:verify ")?;
+        let end = seen[at..].find('>')?;
+        Some(seen[at..at + end].to_string())
+    };
+    let seen = exchange(
+        fabrikam,
+        edge,
+        &format!(
+            "<db:verify from='fabrikam.example' to='contoso.example' id='{id}'>{key}</db:verify>"
+        ),
+        |seen| answer_tag(seen).is_some(),
+    );
+    let tag = answer_tag(&seen).unwrap_or_else(|| panic!("{edge}: no db:verify answer:\n{seen}"));
+    ["valid", "invalid"]
+        .into_iter()
+        .find(|t| tag.contains(&format!("type='{t}'")))
+        .unwrap_or_else(|| panic!("{edge}: answer without a type: {tag}"))
+        .to_string()
+}
+
+/// A key the way an edge makes it with `secret` for fabrikam's stream `id`.
+fn key_with(secret: &str, id: &str) -> String {
+    xfed_gateway::dialback::Secrets::from_bytes(secret.as_bytes(), None).issue(
+        &xfed_gateway::dialback::DialbackKey {
+            receiving: "fabrikam.example",
+            originating: "contoso.example",
+            stream_id: id,
+        },
+    )
+}
+
+/// Plans and applies `spec` after a change of the dialback secrets: the
+/// plan reloads the gateways and never restarts them, no secret is in
+/// xfed's output, and every gateway keeps its PID.
+fn apply_as_reload(lab: &Lab, spec: &TestSpec, what: &str) {
+    let pids: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| gateway_pid(lab, h))
+        .collect();
+    let plan = xfed(lab, &["plan", spec.path()]);
+    assert!(
+        plan.stdout
+            .contains("service:xfed-gateway will be updated in-place (reload)")
+            && !plan.stdout.contains("(restart)"),
+        "{what}: {plan:?}"
+    );
+    let applied = apply_ok(lab, spec);
+    for run in [&plan, &applied] {
+        for secret in [SECRET, ROTATED] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "{what}: a secret in xfed's output:\n{run:?}"
+            );
+        }
+    }
+    let after: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| gateway_pid(lab, h))
+        .collect();
+    assert_eq!(pids, after, "{what} restarted a gateway");
+    assert_in_sync(lab, spec);
 }
 
 /// A body no earlier run can have left in a store.
@@ -342,5 +546,149 @@ fn fabrikam_federates_by_dialback_through_the_gateways_both_ways() {
     assert!(
         verify_answers(lab) > answers_before,
         "no edge answered fabrikam's check of a key after the new secret"
+    );
+
+    // Rotation without a flag day: naming the secret the new one replaced
+    // as `previous_secret` is a reload as well; while it is named, every
+    // edge still verifies a key made with it (one a partner may hold from
+    // before the change), and once it is removed, no edge does.
+    std::fs::write(
+        spec.dir.path().join("dialback.previous"),
+        format!("{SECRET}\n"),
+    )
+    .expect("previous secret");
+    let text = std::fs::read_to_string(&spec.path).expect("spec");
+    let secret_line = "    secret: \"{{ file('dialback.secret') }}\"\n";
+    let previous_line = "    previous_secret: \"{{ file('dialback.previous') }}\"\n";
+    assert!(text.contains(secret_line), "{text}");
+    std::fs::write(
+        &spec.path,
+        text.replacen(secret_line, &format!("{secret_line}{previous_line}"), 1),
+    )
+    .expect("spec with the previous secret");
+    apply_as_reload(lab, &spec, "naming the previous secret");
+    let edges: Vec<String> = lab
+        .hosts_with(Role::Edge)
+        .map(|h| h.external.clone().expect("an edge's external address"))
+        .collect();
+    for (n, edge) in edges.iter().enumerate() {
+        let id = format!("rotation-old-{n}");
+        assert_eq!(
+            db_verify(fabrikam, edge, &id, &key_with(SECRET, &id)),
+            "valid",
+            "{edge}: a key of the previous secret while it is named"
+        );
+        let id = format!("rotation-new-{n}");
+        assert_eq!(
+            db_verify(fabrikam, edge, &id, &key_with(ROTATED, &id)),
+            "valid",
+            "{edge}: a key of the current secret"
+        );
+    }
+
+    std::fs::write(&spec.path, text).expect("spec without the previous secret");
+    apply_as_reload(lab, &spec, "removing the previous secret");
+    for h in lab.hosts_with(Role::Edge) {
+        let gone = lab.ssh_ok(
+            h,
+            "test -e /etc/xfed/dialback.previous && echo present || echo gone",
+        );
+        assert_eq!(gone.trim(), "gone", "{}", h.fqdn);
+    }
+    for (n, edge) in edges.iter().enumerate() {
+        let id = format!("rotation-over-{n}");
+        assert_eq!(
+            db_verify(fabrikam, edge, &id, &key_with(SECRET, &id)),
+            "invalid",
+            "{edge}: a key of the previous secret once it is removed"
+        );
+        assert_eq!(
+            db_verify(fabrikam, edge, &id, &key_with(ROTATED, &id)),
+            "valid",
+            "{edge}: a key of the current secret"
+        );
+    }
+}
+
+#[test]
+fn litware_federates_by_dialback_through_the_gateways_both_ways() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let litware = lab.partner("litware");
+    let _dialback = EjabberdDialbackOn::new(litware);
+    let log_start = litware.log_text().len();
+
+    let spec = dialback_spec_for(lab, "litware.example");
+    let plan = xfed(lab, &["plan", spec.path()]);
+    assert!(
+        plan.stdout.contains("auth: (none) → dialback"),
+        "the plan shows the partner's auth:\n{plan:?}"
+    );
+    apply_ok(lab, &spec);
+    assert_in_sync(lab, &spec);
+
+    // litware → alice: the gateway offers litware no EXTERNAL, ejabberd
+    // falls back to dialback, and the gateway verifies its key with
+    // litware's own server.
+    let internal = InternalServer::of(lab);
+    internal.register("alice");
+    let to_alice = unique("ejabberd dialback to alice");
+    litware.send("dave", "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains("dave@litware.example"), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", "litware.example"), "dialback");
+
+    // alice → dave: the gateway authenticates by dialback, ejabberd checks
+    // the key with the edge its SRV lookup of contoso.example gives.
+    let to_dave = unique("ejabberd dialback to dave");
+    internal.send("alice@contoso.example", "dave@litware.example", &to_dave);
+    let got = litware.wait_received("dave", &to_dave);
+    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
+    assert_eq!(wait_stream(lab, "outbound", "litware.example"), "dialback");
+
+    // ejabberd's own account of both streams, from this run's part of
+    // its log: each authenticated by dialback, none by certificate.
+    let log = litware.log_text();
+    let log = &log[log_start.min(log.len())..];
+    for line in [
+        "Accepted outbound s2s dialback authentication litware.example -> contoso.example",
+        "Accepted inbound s2s dialback authentication contoso.example -> litware.example",
+    ] {
+        assert!(log.contains(line), "litware's log lacks `{line}`:\n{log}");
+    }
+    assert!(
+        !log.contains("Accepted inbound s2s EXTERNAL authentication contoso.example")
+            && !log.contains("Accepted outbound s2s EXTERNAL authentication litware.example"),
+        "a stream with litware was authenticated by certificate:\n{log}"
+    );
+
+    // Dialback not allowed (the lab's own `auth: external` for litware):
+    // a stream that authenticates by dialback is refused, and nothing it
+    // carries reaches the internal server.
+    let external = lab_spec(lab, |text| text);
+    apply_ok(lab, &external);
+    let forged = unique("dialback not allowed");
+    for h in lab.hosts_with(Role::Edge) {
+        let edge = h.external.clone().expect("an edge's external address");
+        let said = exchange(
+            litware,
+            &edge,
+            &format!(
+                "<db:result from='litware.example' to='contoso.example'>{}</db:result>\
+                 <message from='dave@litware.example' to='alice@contoso.example' type='chat'>\
+                 <body>{forged}</body></message>",
+                key_with(SECRET, "any")
+            ),
+            |seen| seen.contains("</stream:stream>"),
+        );
+        assert!(
+            said.contains("<not-authorized") && !said.contains("type='valid'"),
+            "{edge}: {said}"
+        );
+    }
+    assert!(
+        !internal.offline("alice").contains(&forged),
+        "a message of a refused dialback stream reached alice"
     );
 }

@@ -33,6 +33,7 @@ fn file(path: &str, content: &str) -> Desired {
         owner: "root".into(),
         group: "root".into(),
         sensitive: false,
+        reload_scope: None,
     })
 }
 

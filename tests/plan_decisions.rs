@@ -60,6 +60,7 @@ fn edge(host: &str, pool: &str) -> Vec<Resource> {
                 owner: "root".into(),
                 group: "root".into(),
                 sensitive: false,
+                reload_scope: None,
             }),
             Some((svc.clone(), Notify::Restart)),
         ),
@@ -73,6 +74,7 @@ fn edge(host: &str, pool: &str) -> Vec<Resource> {
                 owner: "root".into(),
                 group: "root".into(),
                 sensitive: false,
+                reload_scope: None,
             }),
             Some((svc.clone(), Notify::Reload)),
         ),
@@ -325,6 +327,52 @@ fn policy_change_reloads_and_binary_change_restarts() {
 }
 
 #[test]
+fn a_dialback_rotation_in_the_main_file_reloads_anything_else_there_restarts() {
+    let mut rs = edge("edge1.contoso.example", "edge-hq");
+    let rotating = format!(
+        "{CONFIG}[dialback]\nsecret_file = \"/etc/xfed/dialback.secret\"\nprevious_secret_file = \"/etc/xfed/dialback.previous\"\n"
+    );
+    let address = "edge/edge-hq/edge1.contoso.example/file:/etc/xfed/gateway.toml";
+    for r in &mut rs {
+        if let Desired::File(f) = &mut r.desired
+            && r.address == address
+        {
+            f.content = rotating.clone();
+            f.reload_scope = Some(plan::ReloadScope::GatewayConfig);
+        }
+    }
+    let service = |before: &str| {
+        let mut obs = in_sync(&rs);
+        obs.insert(address.into(), Observed::File(Some(fact(before, 0o640))));
+        let p = plan::build(&rs, &obs, &["edge-hq".into()], 1);
+        let svc = p
+            .changes
+            .iter()
+            .find(|c| c.kind == "service")
+            .expect("service")
+            .clone();
+        (svc.action, svc.service_op, svc.reason)
+    };
+    // Naming the previous secret (before: dialback with the current only).
+    let current = format!("{CONFIG}[dialback]\nsecret_file = \"/etc/xfed/dialback.secret\"\n");
+    assert_eq!(
+        service(&current),
+        (
+            Action::Update,
+            Some(ServiceOp::Reload),
+            "file:/etc/xfed/gateway.toml changed".into()
+        )
+    );
+    // Dialback where there was none: the same.
+    assert_eq!(service(CONFIG).1, Some(ServiceOp::Reload));
+    // A listener moved along with it: a restart.
+    assert_eq!(
+        service(&current.replace("5269", "5270")).1,
+        Some(ServiceOp::Restart)
+    );
+}
+
+#[test]
 fn replaced_running_program_and_silent_listener_are_drift() {
     let rs = edge("edge1.contoso.example", "edge-hq");
     let svc = "edge/edge-hq/edge1.contoso.example/service:xfed-gateway".to_string();
@@ -396,6 +444,7 @@ fn pools_roll_one_server_at_a_time_after_the_front_ends() {
             owner: "root".into(),
             group: "root".into(),
             sensitive: false,
+            reload_scope: None,
         }),
         origin: origin(20),
         notifies: None,

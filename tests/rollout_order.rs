@@ -51,6 +51,7 @@ fn the_plan_stages_follow_that_order() {
                     owner: "root".into(),
                     group: "root".into(),
                     sensitive: false,
+                    reload_scope: None,
                 }),
                 origin: p.origin.clone(),
                 notifies: None,

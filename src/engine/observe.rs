@@ -461,6 +461,7 @@ mod tests {
                     owner: "root".into(),
                     group: "root".into(),
                     sensitive,
+                    reload_scope: None,
                 }),
                 origin: crate::spec::Origin {
                     file: "spec.yaml".into(),

@@ -461,6 +461,7 @@ fn add_manifests(spec: &Spec, out: &mut Vec<Resource>) {
                 owner: "root".into(),
                 group: "root".into(),
                 sensitive: false,
+                reload_scope: None,
             }),
             origin: s.origin.clone(),
             notifies: None,
@@ -618,6 +619,7 @@ fn expand_host(
                 notify,
                 when,
                 check,
+                reload_applies,
                 sensitive,
             } => {
                 if let Some(cond) = when
@@ -650,6 +652,7 @@ fn expand_host(
                         owner: render(owner, "owner")?,
                         group: render(group, "group")?,
                         sensitive,
+                        reload_scope: *reload_applies,
                     }),
                     notify_target(notify)?,
                 ));
@@ -703,6 +706,7 @@ fn expand_host(
                             owner: "root".into(),
                             group: "root".into(),
                             sensitive: false,
+                            reload_scope: None,
                         }),
                         Some((address.clone(), crate::plan::Notify::Restart)),
                     ));

@@ -90,6 +90,10 @@ pub enum ManifestResource {
         /// The consumer's own loader, run on the rendered text before the
         /// file is planned (`check: gateway_config`).
         check: Option<FileCheck>,
+        /// Whose rule says which changes of this file its service's
+        /// reload applies (`reload_applies: gateway_config`); such a
+        /// change asks for a reload even where `notify` says restart.
+        reload_applies: Option<crate::plan::ReloadScope>,
         /// Rendered from a secret: its content is never shown in a plan,
         /// a diff or a log. A file whose rendered text holds a secret of
         /// the spec is sensitive whether or not this says so.

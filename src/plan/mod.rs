@@ -21,6 +21,7 @@ pub mod kind;
 pub mod listener;
 #[allow(clippy::module_inception)]
 pub mod plan;
+pub mod reload_scope;
 pub mod replace;
 pub mod resource;
 pub mod saved;
@@ -35,6 +36,7 @@ pub use dns_plan::{DnsPlan, ZoneObservation, ZonePlan};
 pub use kind::ResourceKind;
 pub use listener::ListenerKind;
 pub use plan::{Plan, Summary, build, build_rollout, short_address};
+pub use reload_scope::{ReloadScope, notify_for};
 pub use replace::Replace;
 pub use resource::*;
 pub use stage::{Stage, StageKind};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::action::Action;
 use super::change::Change;
 use super::diff::{Notifications, decide};
+use super::reload_scope::notify_for;
 use super::replace::Replace;
 use super::resource::{Desired, Observed, Phase, Resource};
 use super::stage::{Stage, StageKind};
@@ -136,10 +137,20 @@ pub fn build_rollout(
         if let Some((service, how)) = &r.notifies
             && c.action.is_change()
         {
+            // A file whose consumer reloads what changed asks for less.
+            let how = match (&r.desired, observation(r, observed)) {
+                (Desired::File(f), Observed::File(fact)) => notify_for(
+                    *how,
+                    f.reload_scope,
+                    fact.as_ref().and_then(|fact| fact.content.as_deref()),
+                    &f.content,
+                ),
+                _ => *how,
+            };
             notes
                 .entry(service.as_str())
                 .or_default()
-                .add(*how, short_address(&r.address));
+                .add(how, short_address(&r.address));
         }
         if let Desired::Listener(l) = &r.desired
             && c.reason == "not listening"

@@ -179,6 +179,7 @@ impl ManifestEntry {
                 owner: String::new(),
                 group: String::new(),
                 sensitive: false,
+                reload_scope: None,
             }),
             ManifestEntry::Binary { path, .. } => Desired::Binary(BinarySpec {
                 path: path.clone(),
@@ -243,6 +244,9 @@ pub struct FileSpec {
     pub group: String,
     /// Content rendered from a secret: diffs show `(sensitive)`.
     pub sensitive: bool,
+    /// Whose rule may turn this file's restart into a reload when only
+    /// what a reload applies changed (`reload_scope`).
+    pub reload_scope: Option<super::reload_scope::ReloadScope>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

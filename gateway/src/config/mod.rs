@@ -31,6 +31,7 @@ mod policy;
 mod problem;
 mod reader;
 mod relay;
+mod reload_scope;
 mod site;
 
 pub use bare_jid::{BareJid, JidError};
@@ -45,6 +46,7 @@ pub use partner_auth::PartnerAuth;
 pub use policy::{Policy, PolicyScope};
 pub use problem::{ConfigError, Problem};
 pub use relay::{RelayConfig, ServerAddress};
+pub use reload_scope::{RELOADED_SECTIONS, reload_applies};
 pub use site::Site;
 
 use crate::log::Level;
