@@ -195,6 +195,50 @@ fn nsupdate(lab: &Lab, server: &Rfc2136Server, zone: &str, lines: &[&str]) {
     assert!(out.status.success(), "nsupdate {script}: {out:?}");
 }
 
+/// `dig` as a partner's host runs it: inside fabrikam's namespaces (the
+/// external network only, as any outside resolver client), asking `at`
+/// (`+norec` for an authoritative server). The answer section's records of
+/// type `rtype` as `(ttl, rdata)`, sorted by rdata.
+fn dig_from_partner(
+    lab: &Lab,
+    at: &str,
+    recurse: bool,
+    rtype: &str,
+    name: &str,
+) -> Vec<(u32, String)> {
+    let out = lab
+        .partner("fabrikam")
+        .command("dig")
+        .args([
+            "+noall",
+            "+answer",
+            "+time=2",
+            "+tries=1",
+            if recurse { "+rec" } else { "+norec" },
+            &format!("@{at}"),
+            rtype,
+            name,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("dig in fabrikam: {e}"));
+    assert!(out.status.success(), "dig @{at} {rtype} {name}: {out:?}");
+    // `name. TTL IN TYPE rdata…`
+    let mut records: Vec<(u32, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 4 && f[3] == rtype)
+                .then(|| (f[1].parse().unwrap_or(u32::MAX), f[4..].join(" ")))
+        })
+        .collect();
+    records.sort_by(|a, b| a.1.cmp(&b.1));
+    records
+}
+
+fn rdata(records: &[(u32, String)]) -> Vec<&str> {
+    records.iter().map(|(_, r)| r.as_str()).collect()
+}
+
 fn servers(lab: &Lab) -> Vec<&Rfc2136Server> {
     assert_eq!(
         lab.rfc2136
@@ -215,35 +259,65 @@ fn changed(plan: &DnsPlan) -> Vec<(String, Action)> {
         .collect()
 }
 
+/// Each server in the zone the lab's unbound sends to it (r1 to Knot, r9
+/// to BIND: both serve every `r<N>`), so what apply wrote is seen as a
+/// partner sees it: `dig` on a partner host, through unbound and directly
+/// at the server.
 #[test]
 fn apply_publishes_srv_and_a_by_update_and_a_second_plan_is_empty() {
     let Some(lab) = Lab::get() else { return };
+    let Some(rec) = lab.recursive.as_ref() else {
+        panic!("the lab has no recursive resolver (tests/lab/lab up)")
+    };
     for server in servers(lab) {
-        let (domain, zone) = ("r1.contoso.example", "r1.contoso.example.");
+        let zone = rec.unsigned_zone(&server.name);
+        let domain = zone.trim_end_matches('.');
         let spec = lab_spec(server, domain, "");
         let p = provider_of(&spec);
         empty_zone(p.as_ref(), zone);
         let first = apply(&spec, p.as_ref());
         assert!(
             changed(&first).iter().any(|(a, act)| a
-                .ends_with("SRV:_xmpp-server._tcp.r1.contoso.example.")
+                .ends_with(&format!("SRV:_xmpp-server._tcp.{zone}"))
                 && *act == Action::Create),
             "{}: {:?}",
             server.name,
             changed(&first)
         );
+        // As the spec gives them: the pool's `srv` (priority 10, weight
+        // 100, ttl 120) on 5269 to each edge's external name, and that
+        // name's A record the edge's external address.
+        let srv_name = format!("_xmpp-server._tcp.{domain}");
+        let want_srv = [
+            format!("10 100 5269 xmpp1.{domain}."),
+            format!("10 100 5269 xmpp2.{domain}."),
+        ];
+        let want_a = [("xmpp1", "198.51.100.101"), ("xmpp2", "198.51.100.102")];
+        for (at, recurse, how) in [
+            (rec.external.as_str(), true, "through unbound"),
+            (server.external.as_str(), false, "directly"),
+        ] {
+            let srv = dig_from_partner(lab, at, recurse, "SRV", &srv_name);
+            assert_eq!(rdata(&srv), want_srv, "{} {how}: {srv:?}", server.name);
+            for (host, address) in want_a {
+                let a = dig_from_partner(lab, at, recurse, "A", &format!("{host}.{domain}"));
+                assert_eq!(rdata(&a), [address], "{} {how}: {host}: {a:?}", server.name);
+            }
+            if !recurse {
+                // unbound caps TTLs at 0; the server itself serves the spec's
+                assert!(
+                    srv.iter().all(|(ttl, _)| *ttl == 120),
+                    "{}: {srv:?}",
+                    server.name
+                );
+            }
+        }
+        // the controller's view (no partner resolver involved) agrees
         assert_eq!(
-            dig(lab, server, "SRV", "_xmpp-server._tcp.r1.contoso.example"),
-            vec![
-                "10 100 5269 xmpp1.r1.contoso.example.",
-                "10 100 5269 xmpp2.r1.contoso.example."
-            ],
+            dig(lab, server, "SRV", &srv_name),
+            want_srv,
             "{}",
             server.name
-        );
-        assert_eq!(
-            dig(lab, server, "A", "xmpp2.r1.contoso.example"),
-            vec!["198.51.100.102"]
         );
         // ownership markers went in the same UPDATE
         assert_eq!(
@@ -251,7 +325,7 @@ fn apply_publishes_srv_and_a_by_update_and_a_second_plan_is_empty() {
                 lab,
                 server,
                 "TXT",
-                "_xfed-owner._xmpp-server._tcp.r1.contoso.example"
+                &format!("_xfed-owner._xmpp-server._tcp.{domain}")
             ),
             vec!["\"xfed-managed type=SRV\""]
         );

@@ -182,6 +182,24 @@ pub struct Recursive {
     /// only trust anchor.
     pub signed_zone: String,
     pub parent_zone: String,
+    /// Per RFC 2136 server (`bind`, `knot`), the unsigned test zone the
+    /// resolver sends to that server (both serve every `r<N>`, so each
+    /// name can go to one of them only); absent in older inventories.
+    #[serde(default)]
+    pub unsigned_zones: std::collections::BTreeMap<String, String>,
+}
+
+impl Recursive {
+    /// The zone (absolute) this resolver asks `server` for; panics if none.
+    pub fn unsigned_zone(&self, server: &str) -> &str {
+        self.unsigned_zones.get(server).unwrap_or_else(|| {
+            panic!(
+                "the lab's resolver sends no zone to `{server}` (has: {:?})\n  \
+                 hint: `tests/lab/lab up` restarts it with the current config",
+                self.unsigned_zones
+            )
+        })
+    }
 }
 
 /// The DNS server every lab host's `/etc/resolv.conf` names.
