@@ -243,6 +243,7 @@ fn a_san_change_is_a_new_certificate_and_the_plan_shows_the_names() {
         access: Vec::new(),
         targets: Vec::new(),
         skipped: Vec::new(),
+        decommission: Vec::new(),
     };
     let text = xfed::output::render::human(&plan, xfed::output::Style { color: false });
     insta::assert_snapshot!(text);

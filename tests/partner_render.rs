@@ -253,6 +253,7 @@ fn no_dialback_secret_reaches_a_plan_its_json_or_a_saved_plan() {
             spec_sha256: String::new(),
             created_unix: 0,
             replace: Vec::new(),
+            allow_destroy: false,
             plan: p.clone(),
         };
         let text = render::human(&p, Style { color: false })

@@ -149,6 +149,7 @@ fn plan() -> Plan {
         access: Vec::<AccessChange>::new(),
         targets: Vec::new(),
         skipped: Vec::new(),
+        decommission: Vec::new(),
     }
 }
 

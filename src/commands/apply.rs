@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::error::{CommandError, Result};
 use super::plan::spec_sha256;
-use super::run::{dns_refusals, prepared_with, print_out, progress};
+use super::run::{destroy_refusals, dns_refusals, prepared_with, print_out, progress};
 use super::verify::report_verify;
 use super::{ExitStatus, RunArgs};
 use crate::apply::{self, lock::Lease};
@@ -29,6 +29,10 @@ pub struct ApplyArgs {
     /// `gateway:SERVER` (as `plan --replace`; a saved plan brings its own).
     #[arg(long = "replace", value_name = "KIND:NAME")]
     pub replace: Vec<Replace>,
+    /// Let this apply destroy more than one server that left the spec (a
+    /// saved plan made with it brings its own).
+    #[arg(long)]
+    pub allow_destroy: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -103,6 +107,14 @@ pub async fn run(args: &ApplyArgs) -> Result<ExitStatus> {
     if !refused.is_empty() {
         return Err(CommandError::Refused(format!(
             "refusing to apply; nothing was changed:\n  {}\nhint: fix the spec, or pass --allow-mass-change if the mass change is meant",
+            refused.join("\n  ")
+        )));
+    }
+    let allow_destroy = args.allow_destroy || saved.as_ref().is_some_and(|s| s.allow_destroy);
+    let refused = destroy_refusals(&p, allow_destroy);
+    if !refused.is_empty() {
+        return Err(CommandError::Refused(format!(
+            "refusing to apply; nothing was changed:\n  {}\nhint: bring the server back to reach it, or pass --allow-destroy if destroying them all is meant",
             refused.join("\n  ")
         )));
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::error::{CommandError, Result};
-use super::run::{dns_refusals, prepared_with, print_out};
+use super::run::{destroy_refusals, dns_refusals, prepared_with, print_out};
 use super::{ExitStatus, Format, RunArgs};
 use crate::digest::sha256_hex;
 use crate::engine::Prepared;
@@ -31,6 +31,10 @@ pub struct PlanArgs {
     /// (a restart). Repeatable.
     #[arg(long = "replace", value_name = "KIND:NAME")]
     pub replace: Vec<Replace>,
+    /// Let the plan destroy more than one server that left the spec (a
+    /// saved plan records it).
+    #[arg(long)]
+    pub allow_destroy: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -42,7 +46,7 @@ pub async fn run(args: &PlanArgs) -> Result<ExitStatus> {
         Format::Json => print_out(&p, &(render::json(&p.plan) + "\n")),
     }
     if let Some(file) = &args.out {
-        save(&p, &args.spec, file)?;
+        save(&p, &args.spec, file, args.allow_destroy)?;
         eprintln!(
             "Saved the plan to {}; run `xfed apply {}` to carry out exactly it.",
             file.display(),
@@ -53,6 +57,13 @@ pub async fn run(args: &PlanArgs) -> Result<ExitStatus> {
     if !refused.is_empty() {
         return Err(CommandError::Refused(format!(
             "apply would refuse this plan's DNS changes:\n  {}\nhint: fix the spec, or pass --allow-mass-change if the mass change is meant",
+            refused.join("\n  ")
+        )));
+    }
+    let refused = destroy_refusals(&p, args.allow_destroy);
+    if !refused.is_empty() {
+        return Err(CommandError::Refused(format!(
+            "apply would refuse this plan's destroys:\n  {}\nhint: bring the server back to reach it, or pass --allow-destroy if destroying them all is meant",
             refused.join("\n  ")
         )));
     }
@@ -73,7 +84,7 @@ pub(crate) fn spec_sha256(path: &Path) -> Result<String> {
 }
 
 /// Writes the plan and what it was made from, secrets masked.
-fn save(p: &Prepared, spec_path: &Path, file: &Path) -> Result<()> {
+fn save(p: &Prepared, spec_path: &Path, file: &Path, allow_destroy: bool) -> Result<()> {
     let saved = SavedPlan {
         xfed_plan: saved::FORMAT,
         xfed_version: env!("CARGO_PKG_VERSION").into(),
@@ -84,6 +95,7 @@ fn save(p: &Prepared, spec_path: &Path, file: &Path) -> Result<()> {
         spec_sha256: spec_sha256(spec_path)?,
         created_unix: now_unix(),
         replace: p.options.replace.clone(),
+        allow_destroy,
         plan: p.plan.clone(),
     };
     let json = serde_json::to_string_pretty(&saved)

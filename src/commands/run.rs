@@ -150,3 +150,9 @@ pub(crate) fn dns_refusals(p: &Prepared) -> Vec<String> {
         .map(|d| d.plan.refusals(p.options.allow_mass_change))
         .unwrap_or_default()
 }
+
+/// Why the plan's destroys must not be applied: a server that left the
+/// spec but cannot be reached, or more than one without `--allow-destroy`.
+pub(crate) fn destroy_refusals(p: &Prepared, allow_destroy: bool) -> Vec<String> {
+    crate::plan::decommission::refusals(&p.plan, allow_destroy)
+}

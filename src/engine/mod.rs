@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod clock;
+pub mod decommission;
 pub mod dns;
 pub mod fanout;
 pub mod hosts;

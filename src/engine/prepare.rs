@@ -278,12 +278,33 @@ pub async fn prepare(
     let published = assemble::published_topologies(&resources, &observed);
     let topology = crate::topology::build(&spec);
     let topology_version = topology.version.clone();
-    assemble::add_topology_stage(
-        &mut plan,
-        &spec,
-        &topology,
-        published.iter().find_map(|(_, t)| t.as_ref()),
-    );
+    let record = published
+        .iter()
+        .find_map(|(host, t)| t.as_ref().map(|t| (host, t)));
+    assemble::add_topology_stage(&mut plan, &spec, &topology, record.map(|(_, t)| t));
+
+    // What the record lists and the spec no longer has is destroyed.
+    let mut hosts = hosts;
+    if let Some((fe, t)) = record {
+        let in_spec: Vec<&str> = spec.servers().map(|s| s.fqdn.as_str()).collect();
+        let gone = plan::decommission::gone_servers(t, &in_spec);
+        if !gone.is_empty() {
+            let t1 = Instant::now();
+            let where_ = format!(
+                "{fe}:{}/topology.json (the published topology)",
+                spec.gateway.config_dir
+            );
+            let read =
+                super::decommission::read_gone(&spec, gone, &manifest, &where_, read_opts.connect)
+                    .await;
+            plan::decommission::add_stage(&mut plan, &read.resources, &read.observed, &where_);
+            plan.decommission = read.servers;
+            observed.extend(read.observed);
+            resources.extend(read.resources);
+            hosts.extend(read.hosts);
+            timings.push(("decommission", t1.elapsed().as_secs_f64()));
+        }
+    }
     let mut dns = dns;
     if !opts.targets.is_empty() {
         let pool_of: HashMap<String, String> = spec
@@ -291,6 +312,9 @@ pub async fn prepare(
             .map(|s| (s.fqdn.clone(), s.pool.clone()))
             .collect();
         plan = plan::target::restrict(plan, &opts.targets, &|h| pool_of.get(h).cloned());
+        // A destroy the targets left out is not reported as planned.
+        let kept: Vec<String> = plan.changes.iter().map(|c| c.host.clone()).collect();
+        plan.decommission.retain(|d| kept.contains(&d.server));
         // Zones no target names are not written, whatever they hold.
         if let Some(d) = dns.as_mut() {
             d.plan.zones.retain(|z| {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::style::Style;
-use crate::plan::{Change, Plan, Stage, Summary};
+use crate::plan::{Action, Change, Plan, Stage, StageKind, Summary};
 
 pub fn summary_line(s: Summary) -> String {
     format!(
@@ -50,6 +50,16 @@ pub fn human(plan: &Plan, style: Style) -> String {
             stage.kind,
             stage.hosts.join(", ")
         );
+        if stage.kind == StageKind::Decommission {
+            for d in plan.decommission.iter().filter(|d| d.unreachable.is_none()) {
+                let _ = writeln!(
+                    out,
+                    "\n  {} {} (destroy): left the spec; its gateway stops (draining first) and what xfed placed there is removed",
+                    style.paint(Action::Delete, Action::Delete.symbol()),
+                    d.address()
+                );
+            }
+        }
         for c in changes {
             render_change(&mut out, c, style);
         }
@@ -77,9 +87,34 @@ pub fn human(plan: &Plan, style: Style) -> String {
             }
         }
     }
+    destroys(&mut out, plan, style);
     targeting(&mut out, plan);
     let _ = writeln!(out, "\n{}", summary_line(plan.summary()));
     out
+}
+
+/// Servers that left the spec but cannot be destroyed, with what is left
+/// on them; and the reminder that destroying several needs a flag.
+fn destroys(out: &mut String, plan: &Plan, style: Style) {
+    for d in plan.decommission.iter() {
+        let Some(why) = &d.unreachable else { continue };
+        let _ = writeln!(
+            out,
+            "\n  {} {} (destroy): left the spec, but cannot be decommissioned: {why}\n    left on it:",
+            style.paint(Action::Delete, Action::Delete.symbol()),
+            d.address()
+        );
+        for l in &d.left {
+            let _ = writeln!(out, "      {l}");
+        }
+    }
+    let n = plan.decommission.len();
+    if n > 1 {
+        let _ = writeln!(
+            out,
+            "\nWarning: this plan destroys {n} servers; apply needs --allow-destroy."
+        );
+    }
 }
 
 /// The warning of a targeted plan, as Terraform gives it: what it was
@@ -159,6 +194,9 @@ pub struct JsonPlan<'a> {
     pub targets: &'a [crate::plan::Target],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub skipped: &'a [String],
+    /// Servers that left the spec (absent: none).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub decommission: &'a [crate::plan::Decommission],
 }
 
 /// A stage as machines read it: its name, then its fields.
@@ -186,6 +224,7 @@ pub fn json(plan: &Plan) -> String {
         access: &plan.access,
         targets: &plan.targets,
         skipped: &plan.skipped,
+        decommission: &plan.decommission,
     };
     serde_json::to_string_pretty(&j).unwrap_or_default()
 }

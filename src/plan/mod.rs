@@ -4,7 +4,7 @@
 //! [`Change`], the diff of every resource kind (files, binaries, services,
 //! listeners in `diff`; certificates in `certificate`; DNS zones in
 //! `dns_decide`/`dns_plan`; the published topology in `topology` and
-//! `access`), the stages (`plan`, `assemble`) and saved plans. Must not do
+//! `access`; servers that left the spec in `decommission`), the stages (`plan`, `assemble`) and saved plans. Must not do
 //! I/O: facts come in as values from `engine/`, and the plan goes out as a
 //! value to `apply/` or to a renderer in `output/`.
 
@@ -14,6 +14,7 @@ pub mod action;
 pub mod assemble;
 pub mod certificate;
 pub mod change;
+pub mod decommission;
 pub mod diff;
 pub mod dns_decide;
 pub mod dns_plan;
@@ -32,6 +33,7 @@ pub mod topology;
 pub use action::Action;
 pub use certificate::decide_certificate;
 pub use change::{AttrChange, Change, ServiceOp};
+pub use decommission::Decommission;
 pub use dns_plan::{DnsPlan, ZoneObservation, ZonePlan};
 pub use kind::ResourceKind;
 pub use listener::ListenerKind;

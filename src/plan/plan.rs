@@ -31,6 +31,10 @@ pub struct Plan {
     /// Changes the targets left out (addresses); the plan is partial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// Servers the published topology lists and the spec no longer has:
+    /// destroyed by the `decommission` stage, or reported unreachable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decommission: Vec<super::decommission::Decommission>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +63,7 @@ impl Plan {
     }
 
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action.is_change())
+        self.changes.iter().any(|c| c.action.is_change()) || !self.decommission.is_empty()
     }
 
     /// Changes that do something, in execution order.
@@ -181,6 +185,7 @@ pub fn build_rollout(
         access: Vec::new(),
         targets: Vec::new(),
         skipped: Vec::new(),
+        decommission: Vec::new(),
     }
 }
 

@@ -21,6 +21,10 @@ pub struct SavedPlan {
     /// What `--replace` asked for; `apply` plans again with the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replace: Vec<super::replace::Replace>,
+    /// The plan was made with `--allow-destroy`: it may destroy more than
+    /// one server that left the spec.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_destroy: bool,
     pub plan: Plan,
 }
 

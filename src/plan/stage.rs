@@ -1,6 +1,7 @@
 //! A stage of a plan: a group of hosts changed together. Stages run one
-//! after another, in the manual procedure's order (front-end → each edge
-//! pool in batches → DNS → policies and routes → verify).
+//! after another, in the manual procedure's order (decommission of what
+//! left the spec → front-end → each edge pool in batches → DNS → policies
+//! and routes → verify).
 //!
 //! What a stage *is* is a closed enum, [`StageKind`]: code branches on the
 //! kind, never on the text a person reads.
@@ -13,6 +14,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StageKind {
+    /// Servers that left the spec, each destroyed: its gateway stopped,
+    /// the files xfed placed there removed.
+    Decommission,
     /// Every front-end server at once.
     Frontend,
     /// One batch of an edge pool's servers (`batch` of `of`, from 1),
@@ -33,6 +37,7 @@ pub enum StageKind {
 impl fmt::Display for StageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StageKind::Decommission => f.write_str("decommission"),
             StageKind::Frontend => f.write_str("front-end"),
             StageKind::EdgeBatch { pool, batch, of } => write!(f, "{pool} {batch}/{of}"),
             StageKind::Dns => f.write_str("dns"),

@@ -161,6 +161,7 @@ pub fn restrict(
         access: plan.access,
         targets: all_targets,
         skipped,
+        decommission: plan.decommission,
     }
 }
 

@@ -72,6 +72,21 @@ pub struct EdgeServer {
     /// `address:port` of the listener facing the organisation.
     pub internal: String,
     pub external: External,
+    /// How xfed reached the server when it published this document: what
+    /// it needs to decommission the server once it leaves the spec. A
+    /// document published before this field existed has none; the server
+    /// is then reached on its internal address with the spec's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshRecord>,
+}
+
+/// Where a server's SSH daemon was: address, port and login. No secret:
+/// the key and the known hosts stay the spec's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshRecord {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
 }
 
 /// The listener facing the internet: the name partners resolve, and where.
@@ -172,6 +187,11 @@ pub fn build(spec: &Spec) -> Topology {
                             fqdn: s.external_fqdn.clone(),
                             address: format!("{}:{}", s.external_address, s.external_port),
                         },
+                        ssh: Some(SshRecord {
+                            host: s.server.ssh.host.clone(),
+                            port: s.server.ssh.port,
+                            user: s.server.ssh.user.clone(),
+                        }),
                     })
                     .collect(),
             })

@@ -16,7 +16,7 @@ pub mod route_table;
 
 pub use access::{AccessChange, Effective, Source, access_changes, effective};
 pub use document::{
-    EdgePool, EdgeServer, External, FrontendPool, Grant, Partner, Policy, Site, Srv, Topology,
-    build,
+    EdgePool, EdgeServer, External, FrontendPool, Grant, Partner, Policy, Site, Srv, SshRecord,
+    Topology, build,
 };
 pub use route_table::{RouteTable, RouteTarget};

@@ -1,0 +1,403 @@
+//! Decommissioning: an edge server (or a whole edge pool) that the
+//! published topology still lists but the spec no longer has is destroyed
+//! — its gateway stopped (it drains on SIGTERM), the files xfed placed
+//! removed, as its manifest lists them — as Terraform destroys what left
+//! the configuration. The published topology is the record of what xfed
+//! deployed; DNS records of the server leave with the spec's desired DNS.
+//!
+//! Pure: which servers are gone, what removing them takes and whether the
+//! plan may do it are decided from values the engine read. The engine
+//! connects to the gone servers and reads their manifests; `apply/` runs
+//! the stage.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::kind::ResourceKind;
+use super::plan::Plan;
+use super::resource::{Desired, FileSpec, ManifestEntry, Observed, Phase, Resource};
+use super::stage::{Stage, StageKind};
+use crate::spec::{Origin, Role};
+use crate::topology::{SshRecord, Topology};
+
+/// A server the published topology lists and the spec does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoneServer {
+    pub fqdn: String,
+    /// Its edge pool, as published.
+    pub pool: String,
+    /// How it was reached (`None`: a document published before xfed
+    /// recorded it; the engine falls back to the internal address).
+    pub ssh: Option<SshRecord>,
+    /// `address:port` of its listeners, as published.
+    pub internal: String,
+    pub external: String,
+}
+
+impl GoneServer {
+    /// The address to reach it on when the record has none: the internal
+    /// listener's address, as the spec's default for an edge server is.
+    pub fn fallback_host(&self) -> String {
+        let host = self
+            .internal
+            .rsplit_once(':')
+            .map_or(self.internal.as_str(), |(h, _)| h);
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    }
+}
+
+/// One server the plan destroys, as the plan file and the JSON form carry
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decommission {
+    pub server: String,
+    pub pool: String,
+    /// What xfed placed there and is left on it: read from its manifest
+    /// when it answered, else what the record says runs there.
+    pub left: Vec<String>,
+    /// Why it could not be reached; `None`: reached, and its removal is in
+    /// the plan's `decommission` stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+}
+
+impl Decommission {
+    /// `edge/edge2.contoso.example`: the address the plan shows.
+    pub fn address(&self) -> String {
+        format!("edge/{}", self.server)
+    }
+}
+
+/// The edge servers of `published` that `in_spec` (every server FQDN of
+/// the spec, any role, any pool) no longer has. A server that moved to
+/// another pool is not gone: its own manifest handles what it no longer
+/// needs.
+pub fn gone_servers(published: &Topology, in_spec: &[&str]) -> Vec<GoneServer> {
+    published
+        .edge_pools
+        .iter()
+        .flat_map(|p| p.servers.iter().map(move |s| (p, s)))
+        .filter(|(_, s)| !in_spec.contains(&s.fqdn.as_str()))
+        .map(|(p, s)| GoneServer {
+            fqdn: s.fqdn.clone(),
+            pool: p.name.clone(),
+            ssh: s.ssh.clone(),
+            internal: s.internal.clone(),
+            external: s.external.address.clone(),
+        })
+        .collect()
+}
+
+/// What removing `gone` takes, from its manifest (`manifest_text`, the
+/// content of `manifest_path` on it; `None`: absent, nothing left): its
+/// services stopped first, then its certificates, binaries and files, the
+/// manifest itself last, so a removal cut short is planned again.
+pub fn resources(
+    gone: &GoneServer,
+    manifest_path: &str,
+    manifest_text: Option<&str>,
+    origin: &Origin,
+) -> Result<Vec<Resource>, String> {
+    let Some(text) = manifest_text else {
+        return Ok(Vec::new());
+    };
+    let entries: Vec<ManifestEntry> = serde_json::from_str(text)
+        .map_err(|e| format!("`{}:{manifest_path}` is not a manifest: {e}", gone.fqdn))?;
+    let resource = |address: String, desired: Desired| {
+        let phase = match desired.kind() {
+            ResourceKind::Service => Phase::Edge,
+            _ => Phase::Restart,
+        };
+        Resource {
+            address,
+            host: gone.fqdn.clone(),
+            role: Role::Edge,
+            pool: gone.pool.clone(),
+            phase,
+            desired,
+            origin: origin.clone(),
+            notifies: None,
+        }
+    };
+    let mut out: Vec<Resource> = entries
+        .iter()
+        .map(|e| resource(e.address().to_string(), e.to_gone()))
+        .collect();
+    // Stable: services (phase Edge) before the rest, manifest order kept.
+    out.sort_by_key(|r| r.phase);
+    out.push(resource(
+        format!(
+            "edge/{}/{}/file:{manifest_path}",
+            gone.pool.as_str(),
+            gone.fqdn
+        ),
+        Desired::Gone(Box::new(Desired::File(FileSpec {
+            path: manifest_path.to_string(),
+            content: String::new(),
+            mode: 0,
+            owner: String::new(),
+            group: String::new(),
+            sensitive: false,
+        }))),
+    ));
+    Ok(out)
+}
+
+/// What is left on a server that could not be reached, from the record.
+pub fn left_unreached(gone: &GoneServer, manifest_path: &str) -> Vec<String> {
+    vec![
+        format!(
+            "its gateway, listening on {} and {}",
+            gone.external, gone.internal
+        ),
+        format!("every file its manifest `{manifest_path}` lists"),
+    ]
+}
+
+/// Decides the removals and puts them first in the plan, as the stage
+/// `decommission`: the servers are cleaned before the front-ends publish
+/// the topology that forgets them, so a removal that fails leaves the
+/// record intact and the next plan destroys the rest. `record` names
+/// where the plan found them.
+pub fn add_stage(
+    plan: &mut Plan,
+    gone: &[Resource],
+    observed: &HashMap<String, Observed>,
+    record: &str,
+) {
+    static MISSING: Observed = Observed::File(None);
+    if gone.is_empty() {
+        return;
+    }
+    let first = plan.changes.len();
+    let mut hosts: Vec<String> = Vec::new();
+    for r in gone {
+        let mut c = super::diff::decide(
+            r,
+            observed.get(&r.address).unwrap_or(&MISSING),
+            &super::diff::Notifications::default(),
+        );
+        c.reason = format!("{} left the spec", r.host);
+        c.origin = record.to_string();
+        plan.changes.push(c);
+        if !hosts.contains(&r.host) {
+            hosts.push(r.host.clone());
+        }
+    }
+    plan.stages.insert(
+        0,
+        Stage {
+            kind: StageKind::Decommission,
+            hosts,
+            changes: (first..plan.changes.len()).collect(),
+            health_gate: false,
+        },
+    );
+}
+
+/// Why the plan's destroys must not be applied: a server that could not be
+/// reached (always), or more than one server without `allow_destroy`.
+pub fn refusals(plan: &Plan, allow_destroy: bool) -> Vec<String> {
+    let mut why = Vec::new();
+    for d in plan.decommission.iter() {
+        if let Some(e) = &d.unreachable {
+            let mut s = format!(
+                "{} left the spec but cannot be decommissioned: {e}; left on it:",
+                d.address()
+            );
+            for l in &d.left {
+                let _ = write!(s, "\n    {l}");
+            }
+            why.push(s);
+        }
+    }
+    let n = plan.decommission.len();
+    if n > 1 && !allow_destroy {
+        let names: Vec<String> = plan.decommission.iter().map(|d| d.address()).collect();
+        why.push(format!(
+            "the plan destroys {n} servers ({}); destroying more than one needs --allow-destroy",
+            names.join(", ")
+        ));
+    }
+    why
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{EdgePool, EdgeServer, External, Srv};
+
+    fn server(fqdn: &str, n: u8, ssh: bool) -> EdgeServer {
+        EdgeServer {
+            fqdn: fqdn.into(),
+            internal: format!("203.0.113.{n}:23456"),
+            external: External {
+                fqdn: format!("xmpp{n}.contoso.example"),
+                address: format!("198.51.100.{n}:5269"),
+            },
+            ssh: ssh.then(|| SshRecord {
+                host: format!("203.0.113.{n}"),
+                port: 2222,
+                user: "deploy".into(),
+            }),
+        }
+    }
+
+    fn published(pools: Vec<(&str, Vec<EdgeServer>)>) -> Topology {
+        Topology {
+            version: String::new(),
+            sip_domains: Vec::new(),
+            xmpp_domains: Vec::new(),
+            sites: Vec::new(),
+            frontend_pools: Vec::new(),
+            edge_pools: pools
+                .into_iter()
+                .map(|(name, servers)| EdgePool {
+                    name: name.into(),
+                    site: "hq".into(),
+                    xmpp_federation: true,
+                    srv: Srv {
+                        priority: 10,
+                        weight: 100,
+                    },
+                    servers,
+                })
+                .collect(),
+            policies: Vec::new(),
+            grants: Vec::new(),
+            partners: Vec::new(),
+        }
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            file: "published".into(),
+            line: 0,
+            col: 0,
+            field: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_server_the_spec_no_longer_has_is_gone_and_one_that_moved_is_not() {
+        let t = published(vec![
+            ("edge-hq", vec![server("edge1", 101, true)]),
+            (
+                "edge-dr",
+                vec![server("edge2", 102, true), server("edge3", 103, false)],
+            ),
+        ]);
+        // edge3 moved to another pool of the spec; edge-dr is gone.
+        let gone = gone_servers(&t, &["fe1", "edge1", "edge3"]);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].fqdn, "edge2");
+        assert_eq!(gone[0].pool, "edge-dr");
+        assert_eq!(gone[0].ssh.as_ref().map(|s| s.port), Some(2222));
+        assert!(gone_servers(&t, &["edge1", "edge2", "edge3"]).is_empty());
+    }
+
+    #[test]
+    fn an_old_record_without_ssh_falls_back_to_the_internal_address() {
+        let t = published(vec![("edge-hq", vec![server("edge3", 103, false)])]);
+        let gone = gone_servers(&t, &[]);
+        assert_eq!(gone[0].ssh, None);
+        assert_eq!(gone[0].fallback_host(), "203.0.113.103");
+        // A document written before `ssh` existed still reads.
+        let mut v = t.to_value();
+        let s = &mut v["edge_pools"][0]["servers"][0];
+        assert!(s.get("ssh").is_none(), "{s}");
+        assert!(Topology::parse(&v.to_string()).is_ok());
+    }
+
+    #[test]
+    fn removal_stops_the_gateway_first_and_the_manifest_goes_last() {
+        let gone = &gone_servers(
+            &published(vec![("edge-hq", vec![server("edge2", 102, true)])]),
+            &[],
+        )[0];
+        let manifest = r#"[
+          {"kind":"file","address":"edge/edge-hq/edge2/file:/etc/xfed/gateway.toml","path":"/etc/xfed/gateway.toml"},
+          {"kind":"service","address":"edge/edge-hq/edge2/service:xfed-gateway","name":"xfed-gateway","manager":"direct","pid_file":"/var/lib/xfed/run/xfed-gateway.pid"},
+          {"kind":"binary","address":"edge/edge-hq/edge2/binary:/opt/xfed/bin/xfed-gateway","path":"/opt/xfed/bin/xfed-gateway"}
+        ]"#;
+        let m = "/var/lib/xfed/managed.json";
+        let r = resources(gone, m, Some(manifest), &origin()).expect("a manifest");
+        let kinds: Vec<ResourceKind> = r.iter().map(|r| r.desired.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                ResourceKind::Service,
+                ResourceKind::File,
+                ResourceKind::Binary,
+                ResourceKind::File
+            ]
+        );
+        assert!(r.iter().all(|r| matches!(r.desired, Desired::Gone(_))));
+        assert_eq!(
+            r.last().map(|r| r.address.as_str()),
+            Some("edge/edge-hq/edge2/file:/var/lib/xfed/managed.json")
+        );
+        // Nothing left: nothing to do. A broken manifest names the host.
+        assert_eq!(resources(gone, m, None, &origin()), Ok(Vec::new()));
+        let e = resources(gone, m, Some("{"), &origin()).expect_err("broken");
+        assert!(e.contains("edge2:/var/lib/xfed/managed.json"), "{e}");
+
+        let mut plan = crate::plan::build(&[], &HashMap::new(), &[], 1);
+        add_stage(
+            &mut plan,
+            &r,
+            &HashMap::new(),
+            "fe1:/etc/xfed/topology.json",
+        );
+        assert_eq!(plan.stages[0].kind, StageKind::Decommission);
+        assert!(
+            plan.changes
+                .iter()
+                .all(|c| c.action == crate::plan::Action::Delete)
+        );
+        assert_eq!(plan.summary().destroy, 4);
+    }
+
+    fn destroying(servers: &[(&str, Option<&str>)]) -> Plan {
+        let mut plan = crate::plan::build(&[], &HashMap::new(), &[], 1);
+        plan.decommission = servers
+            .iter()
+            .map(|(s, unreachable)| Decommission {
+                server: s.to_string(),
+                pool: "edge-hq".into(),
+                left: vec!["its gateway".into()],
+                unreachable: unreachable.map(str::to_string),
+            })
+            .collect();
+        plan
+    }
+
+    #[test]
+    fn destroying_more_than_one_server_needs_allow_destroy() {
+        assert!(refusals(&destroying(&[]), false).is_empty());
+        assert!(refusals(&destroying(&[("edge2", None)]), false).is_empty());
+        let two = destroying(&[("edge2", None), ("edge3", None)]);
+        let why = refusals(&two, false);
+        assert_eq!(why.len(), 1);
+        assert!(why[0].contains("destroys 2 servers"), "{why:?}");
+        assert!(why[0].contains("edge/edge3"), "{why:?}");
+        assert!(why[0].contains("--allow-destroy"), "{why:?}");
+        assert!(refusals(&two, true).is_empty());
+    }
+
+    #[test]
+    fn a_server_that_cannot_be_reached_is_refused_with_what_is_left_on_it() {
+        let p = destroying(&[("edge2", Some("connection refused"))]);
+        for allow in [false, true] {
+            let why = refusals(&p, allow);
+            assert_eq!(why.len(), 1);
+            assert!(why[0].contains("edge/edge2"), "{why:?}");
+            assert!(why[0].contains("connection refused"), "{why:?}");
+            assert!(why[0].contains("its gateway"), "{why:?}");
+        }
+    }
+}
