@@ -98,6 +98,7 @@ pub async fn read_gone(
                 owner: String::new(),
                 group: String::new(),
                 sensitive: false,
+                reload_scope: None,
             }),
             origin: origin.clone(),
             notifies: None,

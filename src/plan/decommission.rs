@@ -142,6 +142,7 @@ pub fn resources(
             owner: String::new(),
             group: String::new(),
             sensitive: false,
+            reload_scope: None,
         }))),
     ));
     Ok(out)
