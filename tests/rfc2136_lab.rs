@@ -21,6 +21,7 @@ use xfed::plan::dns_plan::DnsPlan;
 use xfed::providers::dns::{DnsError, DnsProvider, ProviderError};
 use xfed::spec::{self, MapInputs, Source, Spec};
 use xfed::verify::dns::verify_dns;
+use xfed::verify::doctor::{Check, Status, World, judge};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -1092,6 +1093,25 @@ fn verify_through_the_validating_resolver_reports_the_signed_zones_answer_as_val
         via.detail.contains("SERVFAIL") && via.detail.contains("bogus"),
         "{via:?}"
     );
+    // doctor, fed the same rows, explains it and names the fix
+    let world = World {
+        now_unix: 0,
+        xmpp_domains: vec![domain.to_string()],
+        sites: Vec::new(),
+        edge_pools: Vec::new(),
+        built: Ok(String::new()),
+        hosts: Vec::new(),
+        dns: Some(rows.clone()),
+        dialback_partners: Vec::new(),
+    };
+    let findings = judge(&world);
+    let bogus = findings
+        .iter()
+        .find(|f| f.check == Check::Dns && f.status == Status::Fail)
+        .unwrap_or_else(|| panic!("doctor found no DNS failure: {findings:?}"));
+    assert!(bogus.seen.contains("bogus"), "{bogus:?}");
+    let fix = bogus.fix.clone().unwrap_or_default();
+    assert!(fix.contains("DS record in its parent zone"), "{bogus:?}");
     // the authoritative server itself still answers right: only the chain broke
     assert!(
         rows.iter()
