@@ -1,7 +1,7 @@
 //! The engine against the real lab, through the real `xfed` binary: plan,
-//! apply, drift, stale plans, host keys, a host lost mid-rollout and an
-//! apply killed mid-run. The world is checked with tools we did not write
-//! (`ssh`, `sha256sum`, `ss`, `curl`).
+//! apply, drift, stale plans, host keys, the rollout order across pools, a
+//! host lost mid-rollout and an apply killed mid-run. The world is checked
+//! with tools we did not write (`ssh`, `sha256sum`, `ss`, `curl`).
 //!
 //! Run inside the lab's controller namespace (tests/run does):
 //! `tests/lab/lab exec -- cargo test --test engine_lab`.
@@ -1021,5 +1021,120 @@ fn the_stream_establishment_timeout_from_the_spec_cuts_a_silent_peer() {
         String::from_utf8_lossy(&seen).contains("connection-timeout"),
         "{}",
         String::from_utf8_lossy(&seen)
+    );
+}
+
+/// Three XMPP edge pools, one edge each, whose spec order (edge-hq 20,
+/// edge-dr 10, edge-ap 30) is neither their SRV priority order nor its
+/// reverse, as `three_pools` writes them.
+fn three_pools(text: String) -> String {
+    let server = |i: u32| {
+        format!(
+            "      - fqdn: edge{i}.{{{{ domain }}}}\n        internal: {{ address: 203.0.113.{} }}\n        external: {{ fqdn: \"xmpp{i}.{{{{ domain }}}}\", address: 198.51.100.{} }}\n",
+            100 + i,
+            100 + i
+        )
+    };
+    let pool = |name: &str, site: &str, priority: u32, i: u32| {
+        format!(
+            "  - name: {name}\n    site: {site}\n    xmpp_federation: true\n    srv: {{ priority: {priority}, weight: 100 }}\n    servers:\n{}",
+            server(i)
+        )
+    };
+    text.replace(
+        "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n",
+        "  - name: hq\n    frontend_pool: fe-hq\n    xmpp_route: edge-hq\n  - name: dr\n    frontend_pool: fe-hq\n    xmpp_route: edge-dr\n  - name: ap\n    frontend_pool: fe-hq\n    xmpp_route: edge-ap\n",
+    )
+    .replace(
+        &format!(
+            "    srv: {{ priority: 10, weight: 100 }}\n    servers:\n{}{}",
+            server(1),
+            server(2)
+        ),
+        &format!(
+            "    srv: {{ priority: 20, weight: 100 }}\n    servers:\n{}{}{}",
+            server(1),
+            pool("edge-dr", "dr", 10, 2),
+            pool("edge-ap", "ap", 30, 3)
+        ),
+    )
+    // Each pool relays to the front-end's server: its own internal
+    // certificate, from the same CA as edge-hq's.
+    .replace(
+        "  - name: fe-hq-internal\n",
+        &format!(
+            "{EDGE_DR_INTERNAL}{}  - name: fe-hq-internal\n",
+            EDGE_DR_INTERNAL.replace("edge-dr", "edge-ap")
+        ),
+    )
+}
+
+/// Backup pools change first and the pool carrying the traffic last: on a
+/// fresh lab with three pools, apply's progress shows each pool's stage,
+/// its gateway started and its health gate passed, from the last fallback
+/// (priority 30) to the primary (10); the gateways' own start times on the
+/// edges (from their kernel's process table) are in that order too.
+#[test]
+fn three_pools_roll_from_the_last_fallback_to_the_primary() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    let st = Command::new(common::lab::script())
+        .args(["up", "--edges", "3"])
+        .env("XFED_LAB_PREFIX", &lab.prefix)
+        .env("XFED_LAB_DIR", &lab.dir)
+        .status()
+        .expect("lab up --edges 3");
+    assert!(st.success());
+    let three = Lab::open(&lab.dir).expect("the lab with three edges");
+    // Nothing deployed, so every pool's gateway is started by this apply.
+    reset(&three);
+    let s = lab_spec(lab, three_pools);
+    let r = xfed(lab, &["apply", "--auto-approve", path_str(&s.path)]);
+    // The gateway's start, in clock ticks since boot (field 22 of
+    // /proc/PID/stat; one kernel, so comparable across the edges).
+    let started = |name: &str| -> Option<u64> {
+        let out = three.ssh(
+            three.host(name),
+            "pid=$(tr -cd 0-9 < /var/lib/xfed/run/xfed-gateway.pid) && cut -d' ' -f22 /proc/$pid/stat",
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    let starts = [started("edge3"), started("edge1"), started("edge2")];
+    // The lab as the other tests expect it, before anything can fail.
+    reset(&three);
+    lab_up(lab);
+
+    assert_eq!(r.code, 0, "{r:?}");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no progress line with `{what}`:\n{}", r.stderr))
+    };
+    let order = [
+        ("edge-ap", "edge3.contoso.example"),
+        ("edge-hq", "edge1.contoso.example"),
+        ("edge-dr", "edge2.contoso.example"),
+    ];
+    let mut previous_gate = 0;
+    for (pool, host) in order {
+        let stage = at(&format!("stage {pool} 1/1: {host}"));
+        let start = at(&format!("{host}: start service"));
+        let gate = at(&format!("{host}: health gate passed"));
+        assert!(
+            previous_gate < stage && stage < start && start < gate,
+            "`{pool}` is rolled after the pool before it is gated, and its gateway started in its own stage:\n{}",
+            r.stderr
+        );
+        previous_gate = gate;
+    }
+    let starts: Vec<u64> = starts
+        .iter()
+        .map(|s| s.expect("each edge runs its gateway after the apply"))
+        .collect();
+    assert!(
+        starts[0] < starts[1] && starts[1] < starts[2],
+        "gateway start ticks edge3, edge1, edge2: {starts:?}"
     );
 }

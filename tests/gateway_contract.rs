@@ -316,7 +316,7 @@ fn every_string_of_the_rendered_policy_file_round_trips() {
 fn the_edge_limits_in_the_spec_are_the_gateways_limits() {
     let text = BASE.replacen(
         "partners:\n",
-        "gateway:\n  limits:\n    connection_limit: 500\n    connection_limit_per_address: 8\n    stream_establishment_timeout_secs: 5\n    stream_inactivity_timeout_secs: 120\n    max_stanza_size_bytes: 65536\npartners:\n",
+        "gateway:\n  limits:\n    connection_limit: 500\n    connection_limit_per_address: 8\n    connection_limit_per_partner: 2\n    stream_establishment_timeout_secs: 5\n    stream_inactivity_timeout_secs: 120\n    max_stanza_size_bytes: 65536\npartners:\n",
         1,
     );
     let mut inputs = MapInputs::default();
@@ -333,6 +333,7 @@ fn the_edge_limits_in_the_spec_are_the_gateways_limits() {
     let l = &config.limits;
     assert_eq!(l.max_connections, 500);
     assert_eq!(l.max_connections_per_ip, 8);
+    assert_eq!(l.max_connections_per_partner, 2);
     assert_eq!(l.negotiation_timeout, std::time::Duration::from_secs(5));
     assert_eq!(l.idle_timeout, std::time::Duration::from_secs(120));
     assert_eq!(l.max_stanza_bytes, 65536);

@@ -374,6 +374,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "46:31: Error: the gateway refuses 0: `limits.max_connections`: expected an integer from 1 to 1000000, found 0 | hint: the gateway's own bound; see gateway/gateway.example.toml",
     ),
     (
+        "a per-partner limit the gateway refuses",
+        "partners:\n",
+        "gateway:\n  limits:\n    connection_limit_per_partner: 0\npartners:\n",
+        "47:35: Error: the gateway refuses 0: `limits.max_connections_per_partner`: expected an integer from 1 to 1000000, found 0 | hint: the gateway's own bound; see gateway/gateway.example.toml",
+    ),
+    (
         "wrong type for a list",
         "xmpp_domains: [\"{{ domain }}\"]",
         "xmpp_domains: contoso.example",

@@ -705,3 +705,47 @@ async fn partner_closing_our_stream_cleanly_is_no_failure() {
     assert!(!log.contains("event=stanza_bounced"), "{log}");
     assert!(!log.contains("event=outbound_failed"), "{log}");
 }
+
+/// `limits.max_connections_per_partner` counts streams authenticated by
+/// dialback as it counts SASL EXTERNAL ones: with a limit of 1, a second
+/// stream whose key the partner's real Prosody confirms is closed.
+#[tokio::test]
+async fn a_dialback_stream_over_the_per_partner_limit_is_closed() {
+    if !available("a_dialback_stream_over_the_per_partner_limit_is_closed") {
+        return;
+    }
+    let world = World::new();
+    let internal = world.internal_prosody();
+    let partner = world.partner_prosody();
+    let setup = Setup {
+        limits: "max_connections_per_partner = 1",
+        ..Setup::default()
+    };
+    let mut gateway = world.gateway(&internal, &partner, &setup);
+    let authenticated = |raw: Initiator| async move {
+        let mut raw = raw;
+        let k = key(FAB_SECRET, DOMAIN, FAB, &stream_id(&raw.features));
+        raw.send(&format!(
+            "<db:result from='{FAB}' to='{DOMAIN}'>{k}</db:result>"
+        ))
+        .await;
+        let answer = read_until(&mut raw.tls, "type='valid'").await;
+        (raw, answer)
+    };
+    let (_held, answer) = authenticated(world.raw(&gateway, FAB).await).await;
+    assert!(!answer.contains("<stream:error"), "{answer}");
+
+    let (mut second, answer) = authenticated(world.raw(&gateway, FAB).await).await;
+    let closed = answer + &second.read_to_end().await;
+    assert!(closed.contains("<policy-violation"), "{closed}");
+    assert!(closed.trim_end().ends_with("</stream:stream>"), "{closed}");
+    let line = gateway.wait_for(|l| l.contains("event=stream_refused"));
+    assert!(line.contains(&format!("partner={FAB}")), "{line}");
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_connections_rejected_total{listener=\"external\",reason=\"max_connections_per_partner\"}"
+        ),
+        1
+    );
+}

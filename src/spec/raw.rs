@@ -560,6 +560,9 @@ pub struct RawLimits {
     pub connection_limit: Option<u64>,
     /// Concurrent S2S connections from one address per listener (default 64).
     pub connection_limit_per_address: Option<u64>,
+    /// Concurrent authenticated streams from one partner domain (default
+    /// 1000); a stream over it is closed once authenticated.
+    pub connection_limit_per_partner: Option<u64>,
     /// Seconds from connect until a stream is authenticated (default 30).
     pub stream_establishment_timeout_secs: Option<u64>,
     /// Seconds of silence after which an established stream is closed

@@ -1928,6 +1928,11 @@ impl<'a> Resolver<'a> {
                 raw.connection_limit_per_address,
             ),
             (
+                "connection_limit_per_partner",
+                "max_connections_per_partner",
+                raw.connection_limit_per_partner,
+            ),
+            (
                 "stream_establishment_timeout_secs",
                 "negotiation_timeout_secs",
                 raw.stream_establishment_timeout_secs,

@@ -39,6 +39,11 @@ pub struct Limits {
     pub max_connections: u32,
     /// Concurrent connections per source IP per S2S listener (listeners may override).
     pub max_connections_per_ip: u32,
+    /// Concurrent authenticated streams per partner domain on the external
+    /// listener; a stream authenticated beyond it is closed with a stream
+    /// error and counted. Counted per domain, not per address, so a
+    /// partner with many servers (or one cycling addresses) holds no more.
+    pub max_connections_per_partner: u32,
 }
 
 impl Default for Limits {
@@ -55,6 +60,7 @@ impl Default for Limits {
             keepalive_interval: Duration::from_secs(60),
             max_connections: 10_000,
             max_connections_per_ip: 64,
+            max_connections_per_partner: 1_000,
         }
     }
 }
@@ -76,6 +82,7 @@ pub const LIMIT_BOUNDS: &[(&str, u64, u64)] = &[
     ("keepalive_interval_secs", 10, 3600),
     ("max_connections", 1, MAX_CONNECTIONS),
     ("max_connections_per_ip", 1, MAX_CONNECTIONS),
+    ("max_connections_per_partner", 1, MAX_CONNECTIONS),
 ];
 
 /// Whether `value` is allowed for the `[limits]` setting `name`, with the
@@ -190,6 +197,14 @@ impl Limits {
             out,
         ) {
             limits.max_connections_per_ip = to_u32(v);
+        }
+        if let Some(v) = f.integer(
+            "max_connections_per_partner",
+            bounds("max_connections_per_partner").0,
+            bounds("max_connections_per_partner").1,
+            out,
+        ) {
+            limits.max_connections_per_partner = to_u32(v);
         }
         if limits.max_unauthenticated_stanza_bytes > limits.max_stanza_bytes {
             out.push(

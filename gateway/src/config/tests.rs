@@ -303,6 +303,16 @@ fn each_bad_field_is_named() {
                 "",
                 &[(
                     "[internal]",
+                    "[limits]\nmax_connections_per_partner = 0\n[internal]",
+                )],
+            ),
+            "limits.max_connections_per_partner",
+        ),
+        (
+            with(
+                "",
+                &[(
+                    "[internal]",
                     "[limits]\nmax_stanza_bytes = 20000\nmax_unauthenticated_stanza_bytes = 30000\n[internal]",
                 )],
             ),
@@ -1417,6 +1427,14 @@ fn keepalive_flag_and_interval() {
     }
     assert!(check_limit("keepalive_interval_secs", 10).is_ok());
     assert!(check_limit("keepalive_interval_secs", 5).is_err());
+    assert!(check_limit("max_connections_per_partner", 2).is_ok());
+    assert_eq!(
+        check_limit("max_connections_per_partner", 0),
+        Err(
+            "`limits.max_connections_per_partner`: expected an integer from 1 to 1000000, found 0"
+                .into()
+        )
+    );
 }
 
 #[test]

@@ -15,7 +15,8 @@
 
 use super::generation::Generation;
 use super::limiter::Permit;
-use super::metrics::inc;
+use super::metrics::{Rejection, inc};
+use super::partner_limiter::PartnerSlot;
 use super::pre_auth::PreAuthPermit;
 use super::read_buffer::{QUIET, ReadBuffer};
 use super::relay::{InboundStream, Router, VerifyRequest};
@@ -65,6 +66,9 @@ pub struct Connection {
     pre_auth: Option<PreAuthPermit>,
     /// Its entry in `/status` once authenticated.
     inbound_id: Option<u64>,
+    /// Its place in its partner's count once authenticated (external
+    /// listener), given back when the connection is dropped however it ends.
+    partner_slot: Option<PartnerSlot>,
     /// The dialback verification in progress: the partner domain and the
     /// task asking its authoritative server.
     verifying: Option<(String, AbortOnDrop)>,
@@ -117,6 +121,7 @@ impl Connection {
             recorded: false,
             pre_auth: None,
             inbound_id: None,
+            partner_slot: None,
             verifying: None,
         }
     }
@@ -389,15 +394,19 @@ impl Connection {
                 // so `changed` cannot fail while it runs.
                 Ok(()) = self.generations.changed() => self.reconfigure(machine),
             };
-            self.handle_events(machine).await;
+            if self.handle_events(machine).await == Directive::Close {
+                directive = Directive::Close;
+            }
         }
     }
 
     /// Acts on what the machine decided: counts, logs, relays. Relaying
     /// waits while the destination's queue is full; nothing more is read
     /// from this connection meanwhile, which is the backpressure on its peer.
-    async fn handle_events(&mut self, machine: &mut StreamMachine) {
+    /// `Close` when an event closed the stream (the per-partner limit).
+    async fn handle_events(&mut self, machine: &mut StreamMachine) -> Directive {
         let stats = &self.shared.relay;
+        let mut directive = Directive::Continue;
         for stream_event in machine.take_events() {
             match stream_event {
                 StreamEvent::Authenticated { domain, mechanism } => {
@@ -405,6 +414,17 @@ impl Connection {
                     match mechanism {
                         Mechanism::External => stats.sasl(self.listener, true),
                         Mechanism::Dialback => stats.authenticated_opened(self.listener),
+                    }
+                    if self.listener == ListenerKind::External {
+                        self.partner_slot = self.admit_partner(&domain);
+                        if self.partner_slot.is_none() {
+                            directive = machine.over_partner_limit(
+                                self.generation.config.limits.max_connections_per_partner,
+                            );
+                            // What the peer pipelined after authenticating
+                            // belongs to the refused stream: not relayed.
+                            break;
+                        }
                     }
                     event!(
                         Info,
@@ -524,6 +544,35 @@ impl Connection {
                         self.router.route(reply).await;
                     }
                 }
+            }
+        }
+        directive
+    }
+
+    /// A place in `partner`'s count of authenticated streams (external
+    /// listener only: internal servers are ours, not partners). `None`,
+    /// counted and logged, when the partner already holds as many as
+    /// `limits.max_connections_per_partner` allows under the generation
+    /// this connection was accepted with.
+    fn admit_partner(&self, partner: &str) -> Option<PartnerSlot> {
+        let limit = self.generation.config.limits.max_connections_per_partner;
+        match self.shared.partner_limiter.try_acquire(partner, limit) {
+            Some(slot) => Some(slot),
+            None => {
+                let why = Rejection::MaxConnectionsPerPartner;
+                self.shared.listener_metrics(self.listener).rejected(why);
+                // Policy, not noise: a partner's operator asking why a
+                // stream was closed is answered by this line.
+                event!(
+                    Info,
+                    "stream_refused",
+                    listener = self.listener.name(),
+                    peer = self.peer,
+                    partner = partner,
+                    reason = why.as_str(),
+                    limit = limit,
+                );
+                None
             }
         }
     }

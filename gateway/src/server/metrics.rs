@@ -8,7 +8,8 @@ use crate::stream::{Condition, Refusal};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Why a connection was refused at accept time.
+/// Why a connection was refused at accept time, or (per partner) once
+/// its stream was authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     /// The listener's `max_connections` was reached.
@@ -17,6 +18,10 @@ pub enum Rejection {
     MaxConnectionsPerIp,
     /// The budget of connections not yet authenticated was reached.
     PreAuthBudget,
+    /// The partner domain the stream authenticated as already had
+    /// `max_connections_per_partner` streams (closed after authentication,
+    /// with a stream error).
+    MaxConnectionsPerPartner,
     /// Admin listener: an idle connection (no request yet) closed to make
     /// room for a new one.
     IdleEvicted,
@@ -29,15 +34,17 @@ impl Rejection {
             Rejection::MaxConnections => "max_connections",
             Rejection::MaxConnectionsPerIp => "max_connections_per_ip",
             Rejection::PreAuthBudget => "pre_auth_budget",
+            Rejection::MaxConnectionsPerPartner => "max_connections_per_partner",
             Rejection::IdleEvicted => "idle_evicted",
         }
     }
 
     /// Every reason, in exposition order.
-    pub const ALL: [Rejection; 4] = [
+    pub const ALL: [Rejection; 5] = [
         Rejection::MaxConnections,
         Rejection::MaxConnectionsPerIp,
         Rejection::PreAuthBudget,
+        Rejection::MaxConnectionsPerPartner,
         Rejection::IdleEvicted,
     ];
 
@@ -47,6 +54,7 @@ impl Rejection {
             Rejection::MaxConnectionsPerIp => 1,
             Rejection::PreAuthBudget => 2,
             Rejection::IdleEvicted => 3,
+            Rejection::MaxConnectionsPerPartner => 4,
         }
     }
 }
@@ -201,7 +209,7 @@ impl Metrics {
             &mut out,
             "xfed_gateway_connections_rejected_total",
             "counter",
-            "Connections closed at accept because a limit was reached (admin: also idle ones evicted).",
+            "Connections closed because a limit was reached: at accept, or once authenticated for the per-partner limit (admin: also idle ones evicted).",
         );
         for l in listeners {
             for why in Rejection::ALL {

@@ -12,6 +12,7 @@ mod daemon;
 mod generation;
 mod limiter;
 mod metrics;
+mod partner_limiter;
 mod pid_file;
 mod pre_auth;
 mod query;

@@ -9,6 +9,7 @@
 use super::generation::Generation;
 use super::limiter::ConnectionLimiter;
 use super::metrics::{ListenerMetrics, Metrics};
+use super::partner_limiter::PartnerLimiter;
 use super::pre_auth::PreAuthBudget;
 use super::relay::RelayStats;
 use crate::config::ListenerKind;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub internal_limiter: Arc<ConnectionLimiter>,
     /// Admission control of the admin listener.
     pub admin_limiter: Arc<ConnectionLimiter>,
+    /// Authenticated streams per partner domain, external listener.
+    pub partner_limiter: Arc<PartnerLimiter>,
     /// Connections not yet authenticated: external, internal.
     pub pre_auth: [PreAuthBudget; 2],
     /// Addresses actually bound: external, internal, admin.
@@ -57,6 +60,7 @@ impl Shared {
             external_limiter: Arc::default(),
             internal_limiter: Arc::default(),
             admin_limiter: Arc::default(),
+            partner_limiter: Arc::default(),
             pre_auth: Default::default(),
             bound,
             binary_sha256,

@@ -91,6 +91,15 @@ pub enum StreamError {
     /// The listener has no certificate, so TLS cannot be offered.
     #[error("no certificate installed")]
     NoCertificate,
+    /// The partner the stream authenticated as already holds as many
+    /// streams as `limits.max_connections_per_partner` allows.
+    #[error("`{partner}` already has {limit} authenticated streams, the most allowed")]
+    PartnerLimit {
+        /// The authenticated partner domain.
+        partner: String,
+        /// The limit in force.
+        limit: u32,
+    },
     /// Header, handshake, negotiation or idle timeout.
     #[error("timed out")]
     Timeout,
@@ -113,6 +122,13 @@ impl StreamError {
             | StreamError::TlsRequired(_)
             | StreamError::PipelinedAfterStartTls
             | StreamError::NotPartner { .. } => Condition::PolicyViolation,
+            // <policy-violation/>, not <resource-constraint/>: the gateway
+            // is not short of anything (other partners are admitted); the
+            // partner exceeded a limit configured for it, a local policy in
+            // RFC 6120 §4.9.3.14's words. Resource-constraint (§4.9.3.17)
+            // would tell the partner's operator we are overloaded, and a
+            // prompt retry would then look reasonable to it.
+            StreamError::PartnerLimit { .. } => Condition::PolicyViolation,
             StreamError::InvalidNamespace(_) => Condition::InvalidNamespace,
             StreamError::UnsupportedVersion(_) => Condition::UnsupportedVersion,
             StreamError::HostUnknown(_) => Condition::HostUnknown,
@@ -175,6 +191,9 @@ impl StreamError {
             StreamError::NotWellFormed(_) => "XML is not well-formed".to_string(),
             StreamError::RestrictedXml(_) => {
                 "DTDs, comments, processing instructions and entities are not allowed".to_string()
+            }
+            StreamError::PartnerLimit { partner, .. } => {
+                format!("`{partner}` has reached its limit of concurrent streams here")
             }
             StreamError::Timeout => "timed out".to_string(),
             StreamError::Shutdown => "the service is shutting down".to_string(),

@@ -407,6 +407,15 @@ impl StreamMachine {
         }
     }
 
+    /// The driver refuses the stream just authenticated: its partner holds
+    /// `limit` streams already. The stream error follows whatever the
+    /// authentication wrote (SASL `<success/>` or the dialback result), so
+    /// the partner reads why the stream it thought it had is closed.
+    pub fn over_partner_limit(&mut self, limit: u32) -> Directive {
+        let partner = self.authenticated.clone().unwrap_or_default();
+        self.fail(StreamError::PartnerLimit { partner, limit })
+    }
+
     /// The driver completed the TLS handshake: the stream restarts.
     /// `identity` is what the client certificate proves, if anything.
     pub fn tls_established(&mut self, identity: Option<PeerIdentity>) {

@@ -490,3 +490,39 @@ fn reload_hands_open_streams_the_new_policies() {
     m.receive(b"<message from='bob@partner.example' to='mallory@contoso.example'/>");
     assert!(matches!(relayed(&mut m)[..], [StreamEvent::Relay(_)]));
 }
+
+/// The driver's per-partner limit refuses a stream just authenticated:
+/// the peer reads `<success/>`, then a new header and `<policy-violation/>`,
+/// and nothing it sends next is read.
+#[test]
+fn a_stream_over_the_per_partner_limit_gets_policy_violation_after_success() {
+    let (mut m, _) = secure(
+        &EXTERNAL,
+        true,
+        Some(&["partner.example"]),
+        Some("partner.example"),
+    );
+    let auth = format!("<auth xmlns='{NS_SASL}' mechanism='EXTERNAL'>=</auth>");
+    assert_eq!(m.receive(auth.as_bytes()), Directive::Continue);
+    assert_eq!(m.over_partner_limit(2), Directive::Close);
+    let out = m.take_output();
+    let text = String::from_utf8_lossy(&out);
+    let success = text.find("<success").expect("success first");
+    let error = text
+        .find("<policy-violation")
+        .expect("then the stream error");
+    assert!(success < error, "{text}");
+    assert!(text.ends_with("</stream:stream>"), "{text}");
+    assert_eq!(
+        m.error(),
+        Some(&StreamError::PartnerLimit {
+            partner: "partner.example".into(),
+            limit: 2
+        })
+    );
+    assert_eq!(m.condition(), Some(Condition::PolicyViolation));
+    assert_eq!(
+        m.receive(header("contoso.example", Some("partner.example")).as_bytes()),
+        Directive::Close
+    );
+}
