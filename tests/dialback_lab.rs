@@ -451,6 +451,12 @@ fn dialback_spec(lab: &Lab) -> TestSpec {
 /// playbooks/lab.yaml with the partner `domain` by dialback and the
 /// secret from a file beside the spec.
 fn dialback_spec_for(lab: &Lab, domain: &str) -> TestSpec {
+    auth_spec_for(lab, domain, "dialback")
+}
+
+/// playbooks/lab.yaml with `auth` for the partner `domain` and the
+/// dialback secret from a file beside the spec.
+fn auth_spec_for(lab: &Lab, domain: &str, auth: &'static str) -> TestSpec {
     let domain = domain.to_string();
     lab_spec_with(lab, move |text, dir| {
         std::fs::write(dir.join("dialback.secret"), format!("{SECRET}\n")).expect("secret");
@@ -464,7 +470,7 @@ fn dialback_spec_for(lab: &Lab, domain: &str) -> TestSpec {
         );
         text.replacen(
             &partner,
-            &partner.replace("auth: external", "auth: dialback"),
+            &partner.replace("auth: external", &format!("auth: {auth}")),
             1,
         )
         .replacen(
@@ -525,6 +531,22 @@ fn wait_stream(lab: &Lab, direction: &str, peer: &str) -> String {
         assert!(
             Instant::now() < deadline,
             "no {direction} stream with {peer} in /status: {all:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (bounded) until no edge's `/status` lists a stream with `peer`.
+fn wait_no_stream(lab: &Lab, peer: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = streams(lab);
+        if !all.iter().any(|s| s.2 == peer) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "streams with {peer} still in /status after 30 s: {all:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -1028,12 +1050,27 @@ fn fabrikam_with_a_self_signed_certificate_federates_by_dialback_only_when_allow
         "{sessions}"
     );
 
+    // `auth: either` (EXTERNAL preferred, dialback allowed): fabrikam's
+    // certificate is in no trust of ours, so the gateway offers it no
+    // EXTERNAL and its fresh stream is authenticated by dialback.
+    let either = auth_spec_for(lab, "fabrikam.example", "either");
+    apply_ok(lab, &either);
+    assert_in_sync(lab, &either);
+    shell_quiet(fabrikam, "s2s:closeall('contoso.example')");
+    wait_no_stream(lab, "fabrikam.example");
+    let to_alice = unique("self-signed fabrikam to alice, auth either");
+    fabrikam.send("carol", "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains("carol@fabrikam.example"), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", "fabrikam.example"), "dialback");
+
     // Dialback not allowed (the lab's own `auth: external` for fabrikam):
     // fabrikam's server tries again on a fresh stream, the gateway refuses
     // its dialback with `not-authorized`, and alice gets nothing.
     let external = lab_spec(lab, |text| text);
     apply_ok(lab, &external);
     shell_quiet(fabrikam, "s2s:closeall('contoso.example')");
+    wait_no_stream(lab, "fabrikam.example");
     let since = edge_log_sizes(lab);
     let log_start = fabrikam.log_text().len();
     let refused = unique("self-signed fabrikam, dialback not allowed");
@@ -1106,6 +1143,29 @@ fn litware_with_a_self_signed_certificate_federates_by_dialback_only_when_allowe
         assert!(log.contains(line), "litware's log lacks `{line}`:\n{log}");
     }
 
+    // `auth: either`: litware's certificate is in no trust of ours, so
+    // the gateway offers it no EXTERNAL and ejabberd's fresh stream is
+    // authenticated by dialback.
+    let either = auth_spec_for(lab, "litware.example", "either");
+    apply_ok(lab, &either);
+    assert_in_sync(lab, &either);
+    dialback.ctl(&["stop_s2s_connections"]);
+    wait_no_stream(lab, "litware.example");
+    let log_start = litware.log_text().len();
+    let to_alice = unique("self-signed litware to alice, auth either");
+    litware.send("dave", "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains("dave@litware.example"), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", "litware.example"), "dialback");
+    let log = litware.log_text();
+    let log = &log[log_start.min(log.len())..];
+    assert!(
+        log.contains(
+            "Accepted outbound s2s dialback authentication litware.example -> contoso.example"
+        ),
+        "{log}"
+    );
+
     // Dialback not allowed: ejabberd's own new stream is refused (it
     // tries dialback although the gateway offers none), its log says the
     // peer closed it `not-authorized`, and nothing it carries reaches
@@ -1114,6 +1174,7 @@ fn litware_with_a_self_signed_certificate_federates_by_dialback_only_when_allowe
     let external = lab_spec(lab, |text| text);
     apply_ok(lab, &external);
     dialback.ctl(&["stop_s2s_connections"]);
+    wait_no_stream(lab, "litware.example");
     let since = edge_log_sizes(lab);
     let log_start = litware.log_text().len();
     let refused = unique("self-signed litware, dialback not allowed");
