@@ -19,6 +19,17 @@
 //! from it is refused (`not-authorized`) and nothing it carries reaches
 //! the internal server.
 //!
+//! And as a partner in the wild that authenticates by dialback is set up:
+//! each partner for the length of a test with a self-signed certificate
+//! for its domain (in no trust of ours), fabrikam with `s2s_secure_auth =
+//! false`. With dialback allowed in the spec, messages cross both ways,
+//! the gateways reaching the partner over TLS although its certificate is
+//! its own and both streams authenticated by dialback (the partners' own
+//! state and logs say so); with the lab's `auth: external`, the partner
+//! server's own new stream is refused (`not-authorized`) and nothing
+//! reaches the internal server. Every change to a partner is undone when
+//! the test ends, however it ends.
+//!
 //!   XFED_LAB=1 tests/lab/lab exec -- cargo test --test dialback_lab
 
 mod common;
@@ -155,6 +166,282 @@ impl Drop for EjabberdDialbackOn<'_> {
     }
 }
 
+/// A certificate for `p`'s domain and server name signed by its own key
+/// (in no trust store of ours or the lab's), serverAuth and clientAuth as
+/// S2S uses it both ways: `(certificate, key)` in PEM.
+fn self_signed(p: &Partner) -> (String, String) {
+    let mut params = rcgen::CertificateParams::new(vec![p.domain.clone(), p.fqdn.clone()])
+        .expect("certificate names");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, p.domain.clone());
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    // A validity that ends before 2038: ejabberd's certificate timers
+    // crash on rcgen's default end, year 4096.
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("self-signed certificate");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// The certificate `p`'s server presents on its S2S port (STARTTLS), in
+/// PEM, as a peer sees it.
+fn presented_certificate(p: &Partner) -> String {
+    let out = p
+        .command("openssl")
+        .args(["s_client", "-starttls", "xmpp-server", "-xmpphost"])
+        .arg(&p.domain)
+        .arg("-connect")
+        .arg(format!("{}:5269", p.external))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let end = "-----END CERTIFICATE-----";
+    match (text.find(begin), text.find(end)) {
+        (Some(b), Some(e)) if b < e => text[b..e + end.len()].to_string(),
+        _ => panic!(
+            "{}: no certificate on its S2S port:\n{text}{}",
+            p.domain,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Whether two PEM certificates are the same (line breaks aside).
+fn same_pem(a: &str, b: &str) -> bool {
+    let flat = |s: &str| s.split_whitespace().collect::<String>();
+    flat(a) == flat(b)
+}
+
+/// fabrikam's Prosody with a self-signed certificate for its domain (the
+/// file its `certificates` directory holds for it, replaced in place) and
+/// `s2s_secure_auth = false`, as a server in the wild that authenticates
+/// by dialback is set up, for as long as this lives; the configuration is
+/// reloaded and `mod_s2s` and `mod_tls` reloaded so both take effect, and
+/// everything is put back on drop.
+struct ProsodySelfSigned<'a> {
+    partner: &'a Partner,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    original: (Vec<u8>, Vec<u8>, String),
+    /// The self-signed certificate (PEM).
+    pem: String,
+}
+
+const PROSODY_SECURE_AUTH: &str = "\ns2s_secure_auth = true\n";
+
+impl<'a> ProsodySelfSigned<'a> {
+    fn new(p: &'a Partner) -> ProsodySelfSigned<'a> {
+        let certs = p
+            .config
+            .parent()
+            .expect("the config's directory")
+            .join("certs");
+        let cert = certs.join(format!("{}.crt", p.domain));
+        let key = certs.join(format!("{}.key", p.domain));
+        let config = std::fs::read_to_string(&p.config).expect("prosody.cfg.lua");
+        assert!(
+            config.contains(PROSODY_SECURE_AUTH),
+            "{}: its configuration no longer sets s2s_secure_auth = true",
+            p.domain
+        );
+        let original = (
+            std::fs::read(&cert).expect("partner certificate"),
+            std::fs::read(&key).expect("partner key"),
+            config.clone(),
+        );
+        let (pem, key_pem) = self_signed(p);
+        // Written in place: the files keep their owner and mode.
+        std::fs::write(&cert, &pem).expect("self-signed certificate");
+        std::fs::write(&key, key_pem).expect("self-signed key");
+        std::fs::write(
+            &p.config,
+            config.replacen(PROSODY_SECURE_AUTH, "\ns2s_secure_auth = false\n", 1),
+        )
+        .expect("prosody.cfg.lua without secure auth");
+        let on = ProsodySelfSigned {
+            partner: p,
+            cert,
+            key,
+            original,
+            pem,
+        };
+        Self::reload(p);
+        assert!(
+            same_pem(&presented_certificate(p), &on.pem),
+            "{}: its server does not present the self-signed certificate",
+            p.domain
+        );
+        on
+    }
+
+    /// The configuration and certificates read again, and the modules
+    /// that hold them reloaded; the S2S streams with us closed.
+    fn reload(p: &Partner) {
+        for lua in [
+            "config:reload()".to_string(),
+            "module:reload('s2s')".to_string(),
+            format!("module:reload('tls', {})", lua_str(&p.domain)),
+        ] {
+            let said = shell(p, &lua);
+            assert!(said.contains("OK"), "{}: `{lua}`: {said}", p.domain);
+        }
+        shell_quiet(p, "s2s:closeall('contoso.example')");
+    }
+}
+
+impl Drop for ProsodySelfSigned<'_> {
+    fn drop(&mut self) {
+        let p = self.partner;
+        let (cert, key, config) = &self.original;
+        let _ = std::fs::write(&self.cert, cert);
+        let _ = std::fs::write(&self.key, key);
+        let _ = std::fs::write(&p.config, config);
+        for lua in [
+            "config:reload()".to_string(),
+            "module:reload('s2s')".to_string(),
+            format!("module:reload('tls', {})", lua_str(&p.domain)),
+            "s2s:closeall('contoso.example')".to_string(),
+        ] {
+            shell_quiet(p, &lua);
+        }
+    }
+}
+
+/// litware's ejabberd with a self-signed certificate for its domain for as
+/// long as this lives: the files its `certfiles` name are replaced in
+/// place (ejabberd keeps a certificate it loaded from a file no longer
+/// named) and `ejabberdctl reload_config` loads them; put back on drop.
+struct EjabberdSelfSigned<'a> {
+    partner: &'a Partner,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    original: (Vec<u8>, Vec<u8>),
+    pem: String,
+}
+
+impl<'a> EjabberdSelfSigned<'a> {
+    fn new(p: &'a Partner) -> EjabberdSelfSigned<'a> {
+        let etc = p.config.parent().expect("the config's directory");
+        let config = std::fs::read_to_string(&p.config).expect("ejabberd.yml");
+        let (cert, key) = (
+            etc.join(format!("{}.crt", p.domain)),
+            etc.join(format!("{}.key", p.domain)),
+        );
+        for file in ["crt", "key"] {
+            let named = format!("  - /etc/ejabberd/{}.{file}\n", p.domain);
+            assert!(
+                config.contains(&named),
+                "{}: ejabberd.yml lacks `{named}`",
+                p.domain
+            );
+        }
+        let original = (
+            std::fs::read(&cert).expect("partner certificate"),
+            std::fs::read(&key).expect("partner key"),
+        );
+        let (pem, key_pem) = self_signed(p);
+        std::fs::write(&cert, &pem).expect("self-signed certificate");
+        std::fs::write(&key, key_pem).expect("self-signed key");
+        let on = EjabberdSelfSigned {
+            partner: p,
+            cert,
+            key,
+            original,
+            pem,
+        };
+        for args in [["reload_config"], ["stop_s2s_connections"]] {
+            let out = p
+                .command("ejabberdctl")
+                .args(args)
+                .output()
+                .expect("ejabberdctl");
+            assert!(
+                out.status.success(),
+                "{}: ejabberdctl {args:?}: {}{}",
+                p.domain,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            same_pem(&presented_certificate(p), &on.pem),
+            "{}: its server does not present the self-signed certificate",
+            p.domain
+        );
+        on
+    }
+}
+
+impl Drop for EjabberdSelfSigned<'_> {
+    fn drop(&mut self) {
+        let p = self.partner;
+        let _ = std::fs::write(&self.cert, &self.original.0);
+        let _ = std::fs::write(&self.key, &self.original.1);
+        for args in [["reload_config"], ["stop_s2s_connections"]] {
+            let _ = p.command("ejabberdctl").args(args).output();
+        }
+    }
+}
+
+/// Every edge gateway's log lines from `from` on (per edge, as returned by
+/// [`edge_log_sizes`]).
+fn edge_log_since(lab: &Lab, from: &[usize]) -> Vec<String> {
+    lab.hosts_with(Role::Edge)
+        .zip(from.iter().copied().chain(std::iter::repeat(0)))
+        .flat_map(|(h, start)| {
+            let text = std::fs::read_to_string(edge_log(lab, &h.name)).unwrap_or_default();
+            let start = start.min(text.len());
+            text[start..]
+                .lines()
+                .map(|l| format!("{}: {l}", h.name))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every edge gateway's log size now.
+fn edge_log_sizes(lab: &Lab) -> Vec<usize> {
+    lab.hosts_with(Role::Edge)
+        .map(|h| {
+            std::fs::metadata(edge_log(lab, &h.name))
+                .map(|m| m.len() as usize)
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+fn edge_log(lab: &Lab, host: &str) -> std::path::PathBuf {
+    lab.dir
+        .join("hosts")
+        .join(host)
+        .join("fs/var-lib-xfed/log/xfed-gateway.log")
+}
+
+/// Waits (bounded) until an edge's log, from `from` on, has a line that
+/// `pred` accepts; returns it.
+fn wait_edge_log(lab: &Lab, from: &[usize], what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = edge_log_since(lab, from);
+        if let Some(l) = lines.iter().find(|l| pred(l)) {
+            return l.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no edge logged {what} in 30 s; they logged:\n{}",
+            lines.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// playbooks/lab.yaml with fabrikam by dialback and the secret from a
 /// file beside the spec.
 fn dialback_spec(lab: &Lab) -> TestSpec {
@@ -164,6 +451,12 @@ fn dialback_spec(lab: &Lab) -> TestSpec {
 /// playbooks/lab.yaml with the partner `domain` by dialback and the
 /// secret from a file beside the spec.
 fn dialback_spec_for(lab: &Lab, domain: &str) -> TestSpec {
+    auth_spec_for(lab, domain, "dialback")
+}
+
+/// playbooks/lab.yaml with `auth` for the partner `domain` and the
+/// dialback secret from a file beside the spec.
+fn auth_spec_for(lab: &Lab, domain: &str, auth: &'static str) -> TestSpec {
     let domain = domain.to_string();
     lab_spec_with(lab, move |text, dir| {
         std::fs::write(dir.join("dialback.secret"), format!("{SECRET}\n")).expect("secret");
@@ -177,7 +470,7 @@ fn dialback_spec_for(lab: &Lab, domain: &str) -> TestSpec {
         );
         text.replacen(
             &partner,
-            &partner.replace("auth: external", "auth: dialback"),
+            &partner.replace("auth: external", &format!("auth: {auth}")),
             1,
         )
         .replacen(
@@ -238,6 +531,22 @@ fn wait_stream(lab: &Lab, direction: &str, peer: &str) -> String {
         assert!(
             Instant::now() < deadline,
             "no {direction} stream with {peer} in /status: {all:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (bounded) until no edge's `/status` lists a stream with `peer`.
+fn wait_no_stream(lab: &Lab, peer: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = streams(lab);
+        if !all.iter().any(|s| s.2 == peer) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "streams with {peer} still in /status after 30 s: {all:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -689,6 +998,218 @@ fn litware_federates_by_dialback_through_the_gateways_both_ways() {
     }
     assert!(
         !internal.offline("alice").contains(&forged),
+        "a message of a refused dialback stream reached alice"
+    );
+}
+
+#[test]
+fn fabrikam_with_a_self_signed_certificate_federates_by_dialback_only_when_allowed() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let fabrikam = lab.partner("fabrikam");
+    // Dropped in reverse: dialback off, then its own certificate back.
+    let _self_signed = ProsodySelfSigned::new(fabrikam);
+    let _dialback = DialbackOn::new(fabrikam);
+
+    // Dialback allowed: messages cross both ways, each stream
+    // authenticated by dialback (the gateway cannot offer EXTERNAL for a
+    // certificate outside its partner trust, and reaches fabrikam over TLS
+    // although its certificate is its own).
+    let spec = dialback_spec(lab);
+    apply_ok(lab, &spec);
+    assert_in_sync(lab, &spec);
+    let internal = InternalServer::of(lab);
+    internal.register("alice");
+    let to_alice = unique("self-signed fabrikam to alice");
+    fabrikam.send("carol", "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains("carol@fabrikam.example"), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", "fabrikam.example"), "dialback");
+
+    let to_carol = unique("alice to self-signed fabrikam");
+    internal.send("alice@contoso.example", "carol@fabrikam.example", &to_carol);
+    let got = fabrikam.wait_received("carol", &to_carol);
+    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
+    assert_eq!(wait_stream(lab, "outbound", "fabrikam.example"), "dialback");
+    // fabrikam's own account: its streams with us encrypted, none by
+    // SASL, its own by dialback (Prosody marks the dialback of the
+    // stream it initiated `Completed`).
+    let sessions = shell(fabrikam, "s2s:show()");
+    eprintln!("fabrikam's S2S sessions:\n{sessions}");
+    let ours: Vec<&str> = sessions
+        .lines()
+        .filter(|l| l.contains("contoso.example"))
+        .collect();
+    assert!(
+        ours.len() >= 2
+            && ours
+                .iter()
+                .all(|l| l.contains("TLS") && !l.contains("Succeeded"))
+            && ours.iter().any(|l| l.contains("Completed")),
+        "{sessions}"
+    );
+
+    // `auth: either` (EXTERNAL preferred, dialback allowed): fabrikam's
+    // certificate is in no trust of ours, so the gateway offers it no
+    // EXTERNAL and its fresh stream is authenticated by dialback.
+    let either = auth_spec_for(lab, "fabrikam.example", "either");
+    apply_ok(lab, &either);
+    assert_in_sync(lab, &either);
+    shell_quiet(fabrikam, "s2s:closeall('contoso.example')");
+    wait_no_stream(lab, "fabrikam.example");
+    let to_alice = unique("self-signed fabrikam to alice, auth either");
+    fabrikam.send("carol", "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains("carol@fabrikam.example"), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", "fabrikam.example"), "dialback");
+
+    // Dialback not allowed (the lab's own `auth: external` for fabrikam):
+    // fabrikam's server tries again on a fresh stream, the gateway refuses
+    // its dialback with `not-authorized`, and alice gets nothing.
+    let external = lab_spec(lab, |text| text);
+    apply_ok(lab, &external);
+    shell_quiet(fabrikam, "s2s:closeall('contoso.example')");
+    wait_no_stream(lab, "fabrikam.example");
+    let since = edge_log_sizes(lab);
+    let log_start = fabrikam.log_text().len();
+    let refused = unique("self-signed fabrikam, dialback not allowed");
+    fabrikam.send("carol", "alice@contoso.example", &refused);
+    let line = wait_edge_log(lab, &since, "a refused dialback from fabrikam", |l| {
+        l.contains("event=dialback_refused") && l.contains("from=fabrikam.example")
+    });
+    assert!(line.contains("auth = \\\"external\\\""), "{line}");
+    // fabrikam's own log: the gateway closed its stream, not-authorized.
+    let closed = "Session closed by remote with error: not-authorized";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = fabrikam.log_text();
+        let log = &log[log_start.min(log.len())..];
+        if log.contains(closed) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fabrikam's log never says `{closed}`:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !streams(lab)
+            .iter()
+            .any(|s| s.1 == "inbound" && s.2 == "fabrikam.example"),
+        "an inbound fabrikam stream after the refusal: {:?}",
+        streams(lab)
+    );
+    assert!(
+        !internal.offline("alice").contains(&refused),
+        "a message of a refused dialback stream reached alice"
+    );
+}
+
+#[test]
+fn litware_with_a_self_signed_certificate_federates_by_dialback_only_when_allowed() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let litware = lab.partner("litware");
+    let _self_signed = EjabberdSelfSigned::new(litware);
+    let dialback = EjabberdDialbackOn::new(litware);
+    let log_start = litware.log_text().len();
+
+    // Dialback allowed: both ways, by dialback.
+    let spec = dialback_spec_for(lab, "litware.example");
+    apply_ok(lab, &spec);
+    assert_in_sync(lab, &spec);
+    let internal = InternalServer::of(lab);
+    internal.register("alice");
+    let to_alice = unique("self-signed litware to alice");
+    litware.send("dave", "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains("dave@litware.example"), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", "litware.example"), "dialback");
+
+    let to_dave = unique("alice to self-signed litware");
+    internal.send("alice@contoso.example", "dave@litware.example", &to_dave);
+    let got = litware.wait_received("dave", &to_dave);
+    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
+    assert_eq!(wait_stream(lab, "outbound", "litware.example"), "dialback");
+    let log = litware.log_text();
+    let log = &log[log_start.min(log.len())..];
+    for line in [
+        "Accepted outbound s2s dialback authentication litware.example -> contoso.example",
+        "Accepted inbound s2s dialback authentication contoso.example -> litware.example",
+    ] {
+        assert!(log.contains(line), "litware's log lacks `{line}`:\n{log}");
+    }
+
+    // `auth: either`: litware's certificate is in no trust of ours, so
+    // the gateway offers it no EXTERNAL and ejabberd's fresh stream is
+    // authenticated by dialback.
+    let either = auth_spec_for(lab, "litware.example", "either");
+    apply_ok(lab, &either);
+    assert_in_sync(lab, &either);
+    dialback.ctl(&["stop_s2s_connections"]);
+    wait_no_stream(lab, "litware.example");
+    let log_start = litware.log_text().len();
+    let to_alice = unique("self-signed litware to alice, auth either");
+    litware.send("dave", "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains("dave@litware.example"), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", "litware.example"), "dialback");
+    let log = litware.log_text();
+    let log = &log[log_start.min(log.len())..];
+    assert!(
+        log.contains(
+            "Accepted outbound s2s dialback authentication litware.example -> contoso.example"
+        ),
+        "{log}"
+    );
+
+    // Dialback not allowed: ejabberd's own new stream is refused (it
+    // tries dialback although the gateway offers none), its log says the
+    // peer closed it `not-authorized`, and nothing it carries reaches
+    // alice. (ejabberd then holds off contoso.example for minutes; the
+    // drops below stop its S2S connections, which ends that.)
+    let external = lab_spec(lab, |text| text);
+    apply_ok(lab, &external);
+    dialback.ctl(&["stop_s2s_connections"]);
+    wait_no_stream(lab, "litware.example");
+    let since = edge_log_sizes(lab);
+    let log_start = litware.log_text().len();
+    let refused = unique("self-signed litware, dialback not allowed");
+    litware.send("dave", "alice@contoso.example", &refused);
+    let line = wait_edge_log(lab, &since, "a refused dialback from litware", |l| {
+        l.contains("event=dialback_refused") && l.contains("from=litware.example")
+    });
+    assert!(line.contains("auth = \\\"external\\\""), "{line}");
+    let failed = "Failed to establish outbound s2s connection litware.example -> contoso.example";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = litware.log_text();
+        let log = &log[log_start.min(log.len())..];
+        if let Some(l) = log.lines().find(|l| l.contains(failed)) {
+            assert!(
+                l.contains("Stream closed by peer") && l.contains("(not-authorized)"),
+                "{l}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "litware's log never says `{failed}`:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !streams(lab)
+            .iter()
+            .any(|s| s.1 == "inbound" && s.2 == "litware.example"),
+        "an inbound litware stream after the refusal: {:?}",
+        streams(lab)
+    );
+    assert!(
+        !internal.offline("alice").contains(&refused),
         "a message of a refused dialback stream reached alice"
     );
 }

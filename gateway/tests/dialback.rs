@@ -370,6 +370,50 @@ async fn partner_that_must_use_external_is_refused() {
     );
 }
 
+/// Outbound to a partner whose certificate is not from `relay.partner_ca`
+/// (the partner Prosody's own CA): with `auth = "external"` the gateway's
+/// TLS client refuses the certificate and nothing is sent; with dialback
+/// allowed (`messages_cross_both_ways_with_dialback`) the same partner is
+/// reached over TLS and authenticated by dialback.
+#[tokio::test]
+async fn untrusted_partner_certificate_is_refused_outbound_without_dialback() {
+    if !available("untrusted_partner_certificate_is_refused_outbound_without_dialback") {
+        return;
+    }
+    let world = World::new();
+    let internal = world.internal_prosody();
+    let partner = world.partner_prosody();
+    let setup = Setup {
+        auth: "external",
+        ..Setup::default()
+    };
+    let mut gateway = world.gateway(&internal, &partner, &setup);
+    post(
+        &internal,
+        &format!("alice@{DOMAIN}"),
+        &format!("bob@{FAB}"),
+        "must not leave",
+    );
+    let failed = gateway.wait_for(|l| {
+        l.contains("event=outbound_failed") && l.contains("leg=partner") && l.contains(FAB)
+    });
+    assert!(
+        failed.contains("TLS handshake failed") && failed.contains("UnknownIssuer"),
+        "{failed}"
+    );
+    assert!(
+        !gateway
+            .log_text()
+            .lines()
+            .any(|l| l.contains("event=outbound_established") && l.contains("leg=partner")),
+        "an outbound stream to the partner was established"
+    );
+    // The partner's own state: no stream from us, nothing for bob.
+    let sessions = partner.shell("s2s:show()");
+    assert!(!sessions.contains(DOMAIN), "{sessions}");
+    assert!(!partner.offline("bob").contains("must not leave"));
+}
+
 #[tokio::test]
 async fn forged_result_is_invalid_and_nothing_is_relayed() {
     if !available("forged_result_is_invalid_and_nothing_is_relayed") {
