@@ -958,14 +958,15 @@ fn litware_federates_by_dialback_through_the_gateways_both_ways() {
 
     // ejabberd's own account of both streams, from this run's part of
     // its log: each authenticated by dialback, none by certificate.
-    let log = litware.log_text();
-    let log = &log[log_start.min(log.len())..];
-    for line in [
-        "Accepted outbound s2s dialback authentication litware.example -> contoso.example",
-        "Accepted inbound s2s dialback authentication contoso.example -> litware.example",
-    ] {
-        assert!(log.contains(line), "litware's log lacks `{line}`:\n{log}");
-    }
+    let log = wait_log_lines(
+        litware,
+        log_start,
+        &[
+            "Accepted outbound s2s dialback authentication litware.example -> contoso.example",
+            "Accepted inbound s2s dialback authentication contoso.example -> litware.example",
+        ],
+    );
+    let log = log.as_str();
     assert!(
         !log.contains("Accepted inbound s2s EXTERNAL authentication contoso.example")
             && !log.contains("Accepted outbound s2s EXTERNAL authentication litware.example"),
@@ -1134,14 +1135,14 @@ fn litware_with_a_self_signed_certificate_federates_by_dialback_only_when_allowe
     let got = litware.wait_received("dave", &to_dave);
     assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
     assert_eq!(wait_stream(lab, "outbound", "litware.example"), "dialback");
-    let log = litware.log_text();
-    let log = &log[log_start.min(log.len())..];
-    for line in [
-        "Accepted outbound s2s dialback authentication litware.example -> contoso.example",
-        "Accepted inbound s2s dialback authentication contoso.example -> litware.example",
-    ] {
-        assert!(log.contains(line), "litware's log lacks `{line}`:\n{log}");
-    }
+    wait_log_lines(
+        litware,
+        log_start,
+        &[
+            "Accepted outbound s2s dialback authentication litware.example -> contoso.example",
+            "Accepted inbound s2s dialback authentication contoso.example -> litware.example",
+        ],
+    );
 
     // `auth: either`: litware's certificate is in no trust of ours, so
     // the gateway offers it no EXTERNAL and ejabberd's fresh stream is
@@ -1212,4 +1213,24 @@ fn litware_with_a_self_signed_certificate_federates_by_dialback_only_when_allowe
         !internal.offline("alice").contains(&refused),
         "a message of a refused dialback stream reached alice"
     );
+}
+
+/// litware's log from `start` on, once it holds every one of `lines`:
+/// ejabberd writes its account of a stream a moment after the stanza it
+/// carried is delivered, so the log is read until then (bounded, 10 s).
+fn wait_log_lines(litware: &Partner, start: usize, lines: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = litware.log_text();
+        let log = log[start.min(log.len())..].to_string();
+        let missing: Vec<&&str> = lines.iter().filter(|l| !log.contains(**l)).collect();
+        if missing.is_empty() {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "litware's log lacks {missing:?} after 10 s:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
