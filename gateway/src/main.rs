@@ -15,7 +15,12 @@ use xfed_gateway::server::{Daemon, Generation};
 /// attack). jemalloc's background thread (enabled by default with the
 /// `background_threads` feature) purges freed pages after its decay time
 /// (10 s by default) even when no thread allocates any more, so the edge
-/// does not ratchet up to its worst day.
+/// does not ratchet up to its worst day. It also serves `malloc` for the C
+/// code linked in (aws-lc, see Cargo.toml), so TLS state freed after a
+/// load goes back too. What it never gives back is its metadata for the
+/// address space it mapped at the peak (extent descriptors and radix tree,
+/// about 1% of it): hence no stream holds address space it does not use
+/// (an idle stream holds no XML parser, `xml::framer`).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -9,6 +9,15 @@
 //! I/O and knows nothing of XMPP beyond "the root element is the stream".
 //! A stream restart (after STARTTLS or SASL) uses a fresh `Framer`.
 //!
+//! An idle stream holds no XML parser: rxml reserves its whole token
+//! limit (the element limit, 256 KiB by default once authenticated) as
+//! soon as it reads a token, and keeps it for the parser's life. So when
+//! every byte received is consumed and the stream sits between top-level
+//! elements, the parser is dropped, and rebuilt in the same state (by
+//! opening the same root) when bytes arrive again. 10,000 idle streams
+//! holding 256 KiB of address space each left jemalloc with gigabytes to
+//! map, and metadata for it that is never given back.
+//!
 //! Memory stays linear in the byte limit: namespace declarations are
 //! attributes on the wire, so they count against the element (or header)
 //! that carries them, and each is stored once, as a [`Namespace`] every
@@ -82,7 +91,9 @@ pub enum FramingError {
 /// Incremental parser of one stream (see module docs).
 #[derive(Debug)]
 pub struct Framer {
-    raw: RawParser,
+    /// `None` while idle between top-level elements (see the module docs),
+    /// rebuilt when bytes arrive. Boxed: the parser itself is 344 bytes.
+    raw: Option<Box<RawParser>>,
     /// The token limit `raw` was built with.
     token_limit: usize,
     /// A token limit `raw` must be rebuilt with at the next boundary
@@ -146,7 +157,7 @@ impl Framer {
 
     fn with_token_limit(max_bytes: usize, max_depth: usize, token_limit: usize) -> Framer {
         Framer {
-            raw: raw_parser_with_token_limit(token_limit),
+            raw: Some(Box::new(raw_parser_with_token_limit(token_limit))),
             token_limit,
             retune: None,
             fed: false,
@@ -196,14 +207,35 @@ impl Framer {
         let Some(limit) = self.retune else {
             return;
         };
-        let idle = self.pending == 0
+        if !self.idle() {
+            return;
+        }
+        match self.rebuilt(limit) {
+            Rebuilt::Parser(raw) => {
+                self.raw = Some(raw);
+                self.retune = None;
+                self.token_limit = limit;
+            }
+            // Only if the root's name is longer than the new limit (a
+            // lowered one, which `check_size` enforces anyway): keep the
+            // parser we have.
+            Rebuilt::Failed => self.retune = None,
+            Rebuilt::NotYet => {}
+        }
+    }
+
+    /// No element, no start tag and no token in progress.
+    fn idle(&self) -> bool {
+        self.pending == 0
             && self.head.is_none()
             && self.stack.is_empty()
             && !self.closed
-            && self.poisoned.is_none();
-        if !idle {
-            return;
-        }
+            && self.poisoned.is_none()
+    }
+
+    /// A fresh parser with `limit`, in the state the current one is in
+    /// (which must be `idle`).
+    fn rebuilt(&self, limit: usize) -> Rebuilt {
         let prime = match (&self.root, self.fed) {
             // Nothing parsed yet: a fresh parser is all it takes.
             (None, false) => None,
@@ -212,9 +244,8 @@ impl Framer {
             // must match `</stream:stream>`). Nothing of it is reported.
             (Some(root), _) if self.scopes.len() == 1 => Some(format!("<{root}>")),
             // In the prolog or the header: wait for the header to end.
-            _ => return,
+            _ => return Rebuilt::NotYet,
         };
-        self.retune = None;
         let mut raw = raw_parser_with_token_limit(limit);
         if let Some(tag) = prime {
             let mut rest = tag.as_bytes();
@@ -222,15 +253,29 @@ impl Framer {
                 match raw.parse(&mut rest, false) {
                     Ok(Some(RawEvent::ElementHeadClose(_))) => break,
                     Ok(Some(_)) => {}
-                    // Only if the root's name is longer than the new limit
-                    // (a lowered one, which `check_size` enforces anyway):
-                    // keep the parser we have.
-                    Ok(None) | Err(_) => return,
+                    Ok(None) | Err(_) => return Rebuilt::Failed,
                 }
             }
         }
-        self.raw = raw;
-        self.token_limit = limit;
+        Rebuilt::Parser(Box::new(raw))
+    }
+
+    /// Drops the parser when it sits between top-level elements with
+    /// every byte consumed: an idle stream keeps none of its reservation.
+    fn release_if_idle(&mut self) {
+        if self.retune.is_none()
+            && self.root.is_some()
+            && self.scopes.len() == 1
+            && self.pos == self.input.len()
+            && self.idle()
+        {
+            self.raw = None;
+        }
+    }
+
+    /// Whether the parser is dropped (an idle stream between elements).
+    pub fn is_released(&self) -> bool {
+        self.raw.is_none()
     }
 
     /// Appends received bytes. Call `next_frame` until it returns `Ok(None)`
@@ -284,9 +329,30 @@ impl Framer {
             if self.retune.is_some() {
                 self.retune_at_boundary();
             }
+            if self.raw.is_none() && self.pos == self.input.len() {
+                // Released and nothing new: stay released.
+                self.check_size()?;
+                self.input = Vec::new();
+                self.pos = 0;
+                return Ok(None);
+            }
+            let raw = match self.raw.take() {
+                Some(raw) => raw,
+                None => match self.rebuilt(self.token_limit) {
+                    Rebuilt::Parser(raw) => raw,
+                    // Released only where rebuilding with the same limit
+                    // works (the root was parsed under it).
+                    Rebuilt::Failed | Rebuilt::NotYet => {
+                        return Err(FramingError::NotWellFormed(
+                            "cannot resume the stream's parser".into(),
+                        ));
+                    }
+                },
+            };
+            let raw = self.raw.insert(raw);
             let mut slice: &[u8] = &self.input[self.pos..];
             let before = slice.len();
-            let result = self.raw.parse(&mut slice, false);
+            let result = raw.parse(&mut slice, false);
             let consumed = before - slice.len();
             self.pos += consumed;
             self.pending += consumed;
@@ -296,7 +362,9 @@ impl Framer {
                 Ok(None) | Err(EndOrError::NeedMoreData) => {
                     self.check_size()?;
                     if self.pos == self.input.len() {
-                        // All consumed: an idle stream holds no input buffer.
+                        // All consumed: an idle stream holds no input
+                        // buffer, and no parser between elements.
+                        self.release_if_idle();
                         self.input = Vec::new();
                         self.pos = 0;
                     }
@@ -571,6 +639,15 @@ const UNAUTHENTICATED_TOKEN: usize = 1024;
 
 fn token_limit(max_bytes: usize) -> usize {
     max_bytes.saturating_add(1)
+}
+
+/// What rebuilding the parser in its current state gave.
+enum Rebuilt {
+    Parser(Box<RawParser>),
+    /// The root's name is longer than the limit.
+    Failed,
+    /// In the prolog or the header: not a state a fresh parser can reach.
+    NotYet,
 }
 
 fn raw_parser_with_token_limit(max_token_length: usize) -> RawParser {

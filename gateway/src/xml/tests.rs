@@ -600,3 +600,53 @@ fn a_complete_element_keeps_no_spare_capacity() {
     assert_eq!(a.children.len(), 33);
     assert_eq!(a.children.capacity(), 33, "not the 64 doubling left");
 }
+
+#[test]
+fn an_idle_stream_between_elements_holds_no_parser() {
+    let mut f = Framer::new(10_000, 8);
+    assert!(!f.is_released(), "a fresh framer has a parser");
+    let (start, rest) = HEADER.split_at(60);
+    assert!(feed(&mut f, start.as_bytes()).expect("partial").is_empty());
+    assert!(!f.is_released(), "kept inside the header");
+    open_rest(&mut f, rest);
+    assert!(f.is_released(), "dropped once the header is complete");
+
+    // An element split across reads keeps it until the element ends.
+    let stanza = "<db:result from='b.example' to='a.example'>k&amp;ey</db:result>";
+    let (head, tail) = stanza.split_at(20);
+    assert!(feed(&mut f, head.as_bytes()).expect("partial").is_empty());
+    assert!(!f.is_released(), "kept inside an element");
+    let frames = feed(&mut f, tail.as_bytes()).expect("parses");
+    assert!(f.is_released());
+    // Rebuilt parsers see the header's namespaces (they live in the framer).
+    let [Frame::Element(db)] = frames.as_slice() else {
+        panic!("{frames:?}")
+    };
+    assert!(db.is("jabber:server:dialback", "result"));
+    assert_eq!(db.children, vec![Node::Text("k&ey".into())]);
+
+    // A whitespace keepalive, then a token as long as the limit allows.
+    assert!(feed(&mut f, b" \n").expect("keepalive").is_empty());
+    assert!(f.is_released());
+    let frames = feed(&mut f, long_attribute(9_000).as_bytes()).expect("fits");
+    assert_eq!(frames.len(), 1);
+    assert!(f.is_released());
+
+    // Limits hold across a rebuild: too big is still too big.
+    assert!(matches!(
+        feed(&mut f, long_attribute(10_000).as_bytes()),
+        Err(FramingError::TooBig { limit: 10_000 })
+    ));
+
+    // And the stream's end tag still matches after a rebuild.
+    let mut f = Framer::new(10_000, 8);
+    open(&mut f);
+    assert!(f.is_released());
+    let frames = feed(&mut f, b"<iq type='get'/></stream:stream>").expect("parses");
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[1], Frame::StreamClose);
+    // A mismatched end tag is still refused.
+    let mut f = Framer::new(10_000, 8);
+    open(&mut f);
+    assert!(feed(&mut f, b"</stream:other>").is_err());
+}
