@@ -91,15 +91,7 @@ pub async fn read_gone(
             role: Role::Edge,
             pool: g.pool.clone(),
             phase: Phase::Restart,
-            desired: Desired::File(FileSpec {
-                path: manifest_path.to_string(),
-                content: String::new(),
-                mode: 0,
-                owner: String::new(),
-                group: String::new(),
-                sensitive: false,
-                reload_scope: None,
-            }),
+            desired: Desired::File(FileSpec::at(manifest_path)),
             origin: origin.clone(),
             notifies: None,
         })

@@ -135,15 +135,7 @@ pub fn resources(
             gone.pool.as_str(),
             gone.fqdn
         ),
-        Desired::Gone(Box::new(Desired::File(FileSpec {
-            path: manifest_path.to_string(),
-            content: String::new(),
-            mode: 0,
-            owner: String::new(),
-            group: String::new(),
-            sensitive: false,
-            reload_scope: None,
-        }))),
+        Desired::Gone(Box::new(Desired::File(FileSpec::at(manifest_path)))),
     ));
     Ok(out)
 }

@@ -172,15 +172,7 @@ impl ManifestEntry {
     /// What removing this entry needs.
     pub fn to_gone(&self) -> Desired {
         let inner = match self {
-            ManifestEntry::File { path, .. } => Desired::File(FileSpec {
-                path: path.clone(),
-                content: String::new(),
-                mode: 0,
-                owner: String::new(),
-                group: String::new(),
-                sensitive: false,
-                reload_scope: None,
-            }),
+            ManifestEntry::File { path, .. } => Desired::File(FileSpec::at(path)),
             ManifestEntry::Binary { path, .. } => Desired::Binary(BinarySpec {
                 path: path.clone(),
                 sha256: String::new(),
@@ -247,6 +239,22 @@ pub struct FileSpec {
     /// Whose rule may turn this file's restart into a reload when only
     /// what a reload applies changed (`reload_scope`).
     pub reload_scope: Option<super::reload_scope::ReloadScope>,
+}
+
+impl FileSpec {
+    /// A file known only by its path: what a removal names (the content,
+    /// mode and owner of a file being deleted do not matter).
+    pub fn at(path: &str) -> FileSpec {
+        FileSpec {
+            path: path.to_string(),
+            content: String::new(),
+            mode: 0,
+            owner: String::new(),
+            group: String::new(),
+            sensitive: false,
+            reload_scope: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
