@@ -754,20 +754,7 @@ fn fabrikam_federates_by_dialback_through_the_gateways_both_ways() {
     // dialback (the gateway verifies its key with fabrikam's own server).
     let internal = InternalServer::of(lab);
     internal.register("alice");
-    let to_alice = unique("dialback to alice");
-    fabrikam.send("carol", "alice@contoso.example", &to_alice);
-    let stored = internal.wait_offline("alice", &to_alice);
-    assert!(stored.contains("carol@fabrikam.example"), "{stored}");
-    assert_eq!(wait_stream(lab, "inbound", "fabrikam.example"), "dialback");
-
-    // alice → fabrikam: the gateway authenticates by dialback, fabrikam
-    // checks the key with whichever edge its SRV lookup of contoso.example
-    // gives, which answers with the same secret.
-    let to_carol = unique("dialback to carol");
-    internal.send("alice@contoso.example", "carol@fabrikam.example", &to_carol);
-    let got = fabrikam.wait_received("carol", &to_carol);
-    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
-    assert_eq!(wait_stream(lab, "outbound", "fabrikam.example"), "dialback");
+    crosses_both_ways_by_dialback(lab, &internal, fabrikam, "carol", "fabrikam by dialback");
 
     // What the operator sees: verify names each partner stream and how.
     let verify = xfed(lab, &["verify", spec.path()]);
@@ -942,19 +929,7 @@ fn litware_federates_by_dialback_through_the_gateways_both_ways() {
     // litware's own server.
     let internal = InternalServer::of(lab);
     internal.register("alice");
-    let to_alice = unique("ejabberd dialback to alice");
-    litware.send("dave", "alice@contoso.example", &to_alice);
-    let stored = internal.wait_offline("alice", &to_alice);
-    assert!(stored.contains("dave@litware.example"), "{stored}");
-    assert_eq!(wait_stream(lab, "inbound", "litware.example"), "dialback");
-
-    // alice → dave: the gateway authenticates by dialback, ejabberd checks
-    // the key with the edge its SRV lookup of contoso.example gives.
-    let to_dave = unique("ejabberd dialback to dave");
-    internal.send("alice@contoso.example", "dave@litware.example", &to_dave);
-    let got = litware.wait_received("dave", &to_dave);
-    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
-    assert_eq!(wait_stream(lab, "outbound", "litware.example"), "dialback");
+    crosses_both_ways_by_dialback(lab, &internal, litware, "dave", "litware by dialback");
 
     // ejabberd's own account of both streams, from this run's part of
     // its log: each authenticated by dialback, none by certificate.
@@ -1022,17 +997,7 @@ fn fabrikam_with_a_self_signed_certificate_federates_by_dialback_only_when_allow
     assert_in_sync(lab, &spec);
     let internal = InternalServer::of(lab);
     internal.register("alice");
-    let to_alice = unique("self-signed fabrikam to alice");
-    fabrikam.send("carol", "alice@contoso.example", &to_alice);
-    let stored = internal.wait_offline("alice", &to_alice);
-    assert!(stored.contains("carol@fabrikam.example"), "{stored}");
-    assert_eq!(wait_stream(lab, "inbound", "fabrikam.example"), "dialback");
-
-    let to_carol = unique("alice to self-signed fabrikam");
-    internal.send("alice@contoso.example", "carol@fabrikam.example", &to_carol);
-    let got = fabrikam.wait_received("carol", &to_carol);
-    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
-    assert_eq!(wait_stream(lab, "outbound", "fabrikam.example"), "dialback");
+    crosses_both_ways_by_dialback(lab, &internal, fabrikam, "carol", "self-signed fabrikam");
     // fabrikam's own account: its streams with us encrypted, none by
     // SASL, its own by dialback (Prosody marks the dialback of the
     // stream it initiated `Completed`).
@@ -1124,17 +1089,7 @@ fn litware_with_a_self_signed_certificate_federates_by_dialback_only_when_allowe
     assert_in_sync(lab, &spec);
     let internal = InternalServer::of(lab);
     internal.register("alice");
-    let to_alice = unique("self-signed litware to alice");
-    litware.send("dave", "alice@contoso.example", &to_alice);
-    let stored = internal.wait_offline("alice", &to_alice);
-    assert!(stored.contains("dave@litware.example"), "{stored}");
-    assert_eq!(wait_stream(lab, "inbound", "litware.example"), "dialback");
-
-    let to_dave = unique("alice to self-signed litware");
-    internal.send("alice@contoso.example", "dave@litware.example", &to_dave);
-    let got = litware.wait_received("dave", &to_dave);
-    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
-    assert_eq!(wait_stream(lab, "outbound", "litware.example"), "dialback");
+    crosses_both_ways_by_dialback(lab, &internal, litware, "dave", "self-signed litware");
     wait_log_lines(
         litware,
         log_start,
@@ -1233,4 +1188,30 @@ fn wait_log_lines(litware: &Partner, start: usize, lines: &[&str]) -> String {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `user@<partner>` → alice and alice → `user`, each found in the
+/// receiving server's own store, and both streams with the partner
+/// authenticated by dialback: inbound the gateway verified the partner's
+/// key with the partner's own server; outbound the partner checked ours
+/// with whichever edge its SRV lookup of contoso.example gave.
+fn crosses_both_ways_by_dialback(
+    lab: &Lab,
+    internal: &InternalServer,
+    partner: &Partner,
+    user: &str,
+    tag: &str,
+) {
+    let jid = format!("{user}@{}", partner.domain);
+    let to_alice = unique(&format!("{tag} to alice"));
+    partner.send(user, "alice@contoso.example", &to_alice);
+    let stored = internal.wait_offline("alice", &to_alice);
+    assert!(stored.contains(&jid), "{stored}");
+    assert_eq!(wait_stream(lab, "inbound", &partner.domain), "dialback");
+
+    let to_user = unique(&format!("alice to {tag}"));
+    internal.send("alice@contoso.example", &jid, &to_user);
+    let got = partner.wait_received(user, &to_user);
+    assert!(got.from.starts_with("alice@contoso.example"), "{got:?}");
+    assert_eq!(wait_stream(lab, "outbound", &partner.domain), "dialback");
 }
