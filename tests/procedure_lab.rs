@@ -1,7 +1,9 @@
 //! The whole procedure against the real lab, through the real `xfed`
 //! binary (issue #7): the seed's order, policies and routes as objects of
 //! the plan, a flag change that only reloads, a partner removed and then
-//! refused at the stream, a route to a pool that is gone.
+//! refused at the stream, a route to a pool that is gone, and two sites
+//! (two front-end pools, each with its own XMPP server, two edge pools)
+//! where one site's route moves.
 //!
 //! Run inside the lab: `tests/lab/lab exec -- cargo test --test procedure_lab`.
 
@@ -301,64 +303,110 @@ fn a_route_to_a_pool_gone_from_the_spec_is_a_plan_time_error_with_the_seeds_word
     assert!(plan.stdout.is_empty(), "nothing is planned: {plan:?}");
 }
 
-/// A second XMPP pool in site hq: edge2 alone, SRV priority 20, with its
-/// own certificates (partners verify it, and so does the front-end).
-fn two_pools(t: String) -> String {
-    let external = t
-        .split("  - name: edge-hq-external\n")
-        .nth(1)
-        .and_then(|rest| rest.split("\n  - ").next())
-        .expect("edge-hq-external in the lab spec")
-        .replace("pool: edge-hq", "pool: edge-dr");
+/// The lab spec made two sites: hq (fe1, its route to edge-hq = edge1,
+/// SRV priority 10) and dr (fe2 with its own managed Prosody and user dan,
+/// its route to edge-dr = edge2, priority 20), each pool with its own
+/// certificates (partners verify the edges, the front-ends and the edges
+/// verify each other).
+fn two_sites(t: String) -> String {
+    let section = |name: &str| {
+        t.split(&format!("  - name: {name}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("\n  - ").next())
+            .and_then(|entry| entry.split("\n\n").next())
+            .unwrap_or_else(|| panic!("certificate {name} in the lab spec"))
+            .to_string()
+    };
+    let certificates = format!(
+        "  - name: edge-dr-external\n{}\n  - name: edge-dr-internal\n{}\n  - name: fe-dr-internal\n{}\n",
+        section("edge-hq-external").replace("pool: edge-hq", "pool: edge-dr"),
+        section("edge-hq-internal").replace("pool: edge-hq", "pool: edge-dr"),
+        section("fe-hq-internal").replace("pool: fe-hq", "pool: fe-dr"),
+    );
     t.replace(
-        "      - fqdn: edge2.{{ domain }}\n",
-        "  - name: edge-dr\n    site: hq\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
+        "    xmpp_route: edge-hq\n",
+        "    xmpp_route: edge-hq\n  - name: dr\n    frontend_pool: fe-dr\n    xmpp_route: edge-dr\n",
     )
     .replace(
-        "  - name: fe-hq-internal\n",
-        &format!(
-            "  - name: edge-dr-external\n{external}\n  - name: edge-dr-internal\n    pool: edge-dr\n    usage: internal\n    key: {{ algorithm: ecdsa, bits: 256 }}\n    issuer:\n      kind: internal_ca\n      ca_cert: \"{{{{ lab }}}}/internal/ca.pem\"\n      ca_key: \"{{{{ file(lab ~ '/internal/ca.key') }}}}\"\n  - name: fe-hq-internal\n"
-        ),
+        "    xmpp_server: { address: 203.0.113.11, managed: prosody }\n",
+        "    xmpp_server: { address: 203.0.113.11, managed: prosody }\n  - name: fe-dr\n    servers:\n      - fqdn: fe2.{{ domain }}\n        address: 203.0.113.12\n    users: [\"dan@{{ domain }}\"]\n    xmpp_server: { address: 203.0.113.12, managed: prosody }\n",
     )
+    .replace(
+        "      - fqdn: edge2.{{ domain }}\n",
+        "  - name: edge-dr\n    site: dr\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
+    )
+    .replace("  - name: fe-hq-internal\n", &format!("{certificates}  - name: fe-hq-internal\n"))
 }
 
 const OUTBOUND_ALLOWED: &str =
     "xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"allowed\"";
 
 #[test]
-fn moving_a_sites_route_shows_exactly_that_and_apply_moves_it() {
+fn moving_a_sites_route_between_two_sites_pools_moves_only_its_traffic_and_restarts_nothing() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
     reset(lab);
-    let s = lab_spec(lab, two_pools);
+    let s = lab_spec(lab, two_sites);
     apply_ok(lab, &s);
-    let (edge1, edge2, fe1) = (lab.host("edge1"), lab.host("edge2"), lab.host("fe1"));
-    let server = InternalServer::of(lab);
+    let (edge1, edge2) = (lab.host("edge1"), lab.host("edge2"));
+    let hq = InternalServer::of(lab);
+    let dr = InternalServer {
+        host: lab.host("fe2"),
+        ..InternalServer::of(lab)
+    };
     let fabrikam = lab.partner("fabrikam");
-    server.register("alice");
+    hq.register("alice");
+    dr.register("dan");
 
-    // Before: alice's message to carol leaves through edge-hq (edge1).
-    let sent = |tag: &str| {
-        let text = format!("{tag} {}", std::process::id());
+    // What a message from `server`'s user `from` to carol adds to the
+    // outbound counters of (edge1, edge2), once carol's server has it.
+    let sent = |server: &InternalServer, from: &str, tag: &str| {
+        let text = format!("{tag} from {from} {}", std::process::id());
         let before = (
             gateway_metric_on(lab, edge1, OUTBOUND_ALLOWED),
             gateway_metric_on(lab, edge2, OUTBOUND_ALLOWED),
         );
-        server.send("alice@contoso.example", "carol@fabrikam.example", &text);
+        server.send(
+            &format!("{from}@contoso.example"),
+            "carol@fabrikam.example",
+            &text,
+        );
         fabrikam.wait_received("carol", &text);
         (
             gateway_metric_on(lab, edge1, OUTBOUND_ALLOWED) - before.0,
             gateway_metric_on(lab, edge2, OUTBOUND_ALLOWED) - before.1,
         )
     };
-    let (via_hq, via_dr) = sent("before the move");
+    // Before: each site's users leave through their own site's pool.
+    let (a, b) = sent(&hq, "alice", "before the move");
+    assert!(a >= 1.0 && b == 0.0, "alice (hq): edge1 {a}, edge2 {b}");
+    let (a, b) = sent(&dr, "dan", "before the move");
+    assert!(a == 0.0 && b >= 1.0, "dan (dr): edge1 {a}, edge2 {b}");
+    // Inbound, each user's messages land on their own site's server,
+    // whichever pool the partner reached (its SRV lookup prefers edge1,
+    // which is hq's): the edges deliver by the recipient's home site.
+    for (server, user) in [(&hq, "alice"), (&dr, "dan")] {
+        let text = format!("to {user} on {} {}", server.host.name, std::process::id());
+        fabrikam.send("carol", &format!("{user}@contoso.example"), &text);
+        server.wait_offline(user, &text);
+    }
+    let statuses: String = [edge1, edge2]
+        .iter()
+        .map(|h| {
+            lab_stdout(
+                lab,
+                "curl",
+                &["-s", "--max-time", "5", &format!("http://{}:8089/status", h.internal)],
+            )
+        })
+        .collect();
     assert!(
-        via_hq >= 1.0 && via_dr == 0.0,
-        "edge1 {via_hq}, edge2 {via_dr}"
+        statuses.contains("\"fabrikam.example->contoso.example via 203.0.113.12:5269\""),
+        "dan's stanza went to fe2 on its own stream: {statuses}"
     );
 
     let moved = lab_spec(lab, |t| {
-        two_pools(t).replace("    xmpp_route: edge-hq\n", "    xmpp_route: edge-dr\n")
+        two_sites(t).replace("    xmpp_route: edge-hq\n", "    xmpp_route: edge-dr\n")
     });
     let plan = xfed(lab, &["plan", "--detailed-exitcode", moved.path()]);
     assert_eq!(plan.code, 2, "{plan:?}");
@@ -374,32 +422,43 @@ fn moving_a_sites_route_shows_exactly_that_and_apply_moves_it() {
         ),
         "{plan:?}"
     );
+    assert!(!plan.stdout.contains("dan@"), "dr's users do not move: {plan:?}");
     assert!(!plan.stdout.contains("(restart)"), "{plan:?}");
-    let pids = (
-        gateway_pid(lab, edge1),
-        gateway_pid(lab, edge2),
-        server.pid(),
-    );
-    apply_ok(lab, &moved);
-    assert_in_sync(lab, &moved);
-    let topo: serde_json::Value =
-        serde_json::from_str(&lab.ssh_ok(fe1, "cat /etc/xfed/topology.json")).expect("topology");
-    assert_eq!(topo["sites"][0]["xmpp_route"], "edge-dr");
-    assert_eq!(
+    let routes = |server: &InternalServer| {
+        lab.ssh_ok(server.host, "cat /etc/xfed/prosody/routes.json")
+    };
+    let dr_routes = routes(&dr);
+    let pids = || {
         (
             gateway_pid(lab, edge1),
             gateway_pid(lab, edge2),
-            server.pid()
-        ),
-        pids,
-        "a moved route restarts nothing"
-    );
+            hq.pid(),
+            dr.pid(),
+        )
+    };
+    let before = pids();
+    apply_ok(lab, &moved);
+    assert_in_sync(lab, &moved);
+    assert_eq!(pids(), before, "a moved route restarts nothing");
+    assert_eq!(routes(&dr), dr_routes, "dr's route table is untouched");
+    let topo: serde_json::Value = serde_json::from_str(
+        &lab.ssh_ok(hq.host, "cat /etc/xfed/topology.json"),
+    )
+    .expect("topology");
+    let route_of = |site: &str| {
+        topo["sites"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == site))
+            .map(|s| s["xmpp_route"].clone())
+    };
+    assert_eq!(route_of("hq"), Some("edge-dr".into()), "{topo}");
+    assert_eq!(route_of("dr"), Some("edge-dr".into()), "{topo}");
 
-    // After: the next message leaves through edge-dr (edge2) alone.
-    let (via_hq, via_dr) = sent("after the move");
-    assert!(
-        via_dr >= 1.0 && via_hq == 0.0,
-        "edge1 {via_hq}, edge2 {via_dr}"
-    );
+    // After: hq's next message leaves through edge-dr (edge2) alone; dr's
+    // path is what it was.
+    let (a, b) = sent(&hq, "alice", "after the move");
+    assert!(b >= 1.0 && a == 0.0, "alice (hq): edge1 {a}, edge2 {b}");
+    let (a, b) = sent(&dr, "dan", "after the move");
+    assert!(a == 0.0 && b >= 1.0, "dan (dr): edge1 {a}, edge2 {b}");
     reset(lab);
 }

@@ -81,15 +81,14 @@ impl World {
     }
 
     fn prosody(&self) -> Prosody {
-        let dir = self.work.path("prosody");
+        self.prosody_in("prosody", &["alice", "mallory"])
+    }
+
+    /// Another Prosody for our domain, in `dir`, with `users`.
+    fn prosody_in(&self, dir: &str, users: &[&str]) -> Prosody {
+        let dir = self.work.path(dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Prosody::start(
-            &dir,
-            DOMAIN,
-            &self.ours,
-            &self.ca.pem,
-            &["alice", "mallory"],
-        )
+        Prosody::start(&dir, DOMAIN, &self.ours, &self.ca.pem, users)
     }
 
     /// A partner stream to the external listener, authenticated.
@@ -194,6 +193,69 @@ async fn partner_message_to_an_allowed_user_is_stored_by_prosody() {
     assert!(
         !gateway.log_text().contains("from the partner"),
         "no stanza body is logged"
+    );
+}
+
+/// Two sites, each with its own server for our one domain: a partner's
+/// stanza goes to the server of its recipient's home site (`[[sites]]
+/// internal_server`), a user homed nowhere to `relay.internal_server`.
+#[tokio::test]
+async fn a_users_stanzas_go_to_the_server_of_their_home_site() {
+    if !available("a_users_stanzas_go_to_the_server_of_their_home_site") {
+        return;
+    }
+    let world = World::new();
+    let hq = world.prosody();
+    let dr = world.prosody_in("prosody-dr", &["dan"]);
+    let partner = PartnerServer::bind(PARTNER, &world.partner).await;
+    let config = world.config(&hq.address(), partner.address, &[]);
+    let policy = world.work.path("policy.toml");
+    let homed = format!(
+        "{}[[sites]]\nname = \"dr\"\nusers = [\"dan@{DOMAIN}\"]\ninternal_server = \"{}\"\n",
+        std::fs::read_to_string(&policy).unwrap(),
+        dr.address()
+    );
+    std::fs::write(&policy, homed).unwrap();
+    let gateway = Gateway::start(&config);
+
+    let mut stream = world.partner_stream(&gateway).await;
+    for (user, id) in [("alice", "m1"), ("dan", "m2"), ("alice", "m3")] {
+        stream
+            .send(&message(
+                &format!("bob@{PARTNER}/phone"),
+                &format!("{user}@{DOMAIN}/laptop"),
+                id,
+                &format!("{id} for {user}"),
+            ))
+            .await;
+    }
+    hq.wait_offline("alice", "m3 for alice");
+    dr.wait_offline("dan", "m2 for dan");
+    assert!(!hq.offline("alice").contains("for dan"), "{}", hq.offline("alice"));
+    assert!(dr.offline("alice").is_empty(), "{}", dr.offline("alice"));
+
+    // Both are delivered, so both streams are established.
+    let status = gateway.status();
+    let mut pairs: Vec<String> = status["relay"]["outbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pair"].as_str().unwrap().to_string())
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        vec![
+            format!("{PARTNER}->{DOMAIN}"),
+            format!("{PARTNER}->{DOMAIN} via {}", dr.address()),
+        ]
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "xfed_gateway_outbound_connections_total{leg=\"internal\",result=\"established\"}"
+        ),
+        2
     );
 }
 

@@ -89,8 +89,10 @@ impl Spec {
 }
 
 /// The front-end pool whose XMPP server an XMPP edge pool relays the
-/// partners' stanzas to: its own site's, as a Lync edge pool's next hop is
-/// a front-end pool of its site. It does not depend on the sites' routes:
+/// partners' stanzas to (`[relay] internal_server`): its own site's, as a
+/// Lync edge pool's next hop is a front-end pool of its site. Users homed
+/// on a pool with a server of its own get theirs there instead (the
+/// gateway's `[[sites]] internal_server`). It does not depend on the sites' routes:
 /// partners reach every XMPP pool of the domain (SRV), the backup pools
 /// too, and moving a route must not change what an edge relays inbound.
 /// Without an `xmpp_server` there, the first site routed through the pool

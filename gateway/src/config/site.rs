@@ -1,5 +1,7 @@
 //! `[[sites]]`: which users are homed on which site, so a `site:NAME`
-//! policy knows whom it applies to.
+//! policy knows whom it applies to, and (`internal_server`) which internal
+//! XMPP server holds them, so the relay delivers a partner's stanza to the
+//! recipient's own server when the organisation runs one per site.
 //!
 //! xfed renders this section from its spec; the gateway only reads it.
 //! Optional: without it no user has a home site and site policies apply
@@ -11,7 +13,7 @@ use super::grant::our_user;
 use super::name::check_name;
 use super::problem::Problem;
 use super::reader::Fields;
-use crate::config::BareJid;
+use crate::config::{BareJid, ServerAddress};
 
 /// One site and the users homed on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,9 @@ pub struct Site {
     pub name: String,
     /// The users homed here, each once.
     pub users: Vec<BareJid>,
+    /// The S2S address of the XMPP server these users are on; the relay
+    /// delivers stanzas for them there instead of `relay.internal_server`.
+    pub internal_server: Option<ServerAddress>,
 }
 
 impl Site {
@@ -66,7 +71,20 @@ impl Site {
                 Err(e) => out.push(Problem::new(field, e)),
             }
         }
+        let internal_server = f.string("internal_server", out).and_then(|raw| {
+            ServerAddress::parse(&raw)
+                .map_err(|e| {
+                    out.push(Problem::new(f.path_of("internal_server"), e).hint(
+                        "write the S2S address of the site's internal XMPP server, e.g. \"10.0.2.10:5269\"",
+                    ))
+                })
+                .ok()
+        });
         f.finish(out);
-        Some(Site { name: name?, users })
+        Some(Site {
+            name: name?,
+            users,
+            internal_server,
+        })
     }
 }

@@ -1019,6 +1019,22 @@ fn sites_home_users() {
     let hq: Vec<&str> = c.sites[0].users.iter().map(|u| u.as_str()).collect();
     assert_eq!(hq, ["alice@contoso.example", "bob@contoso.example"]);
     assert!(c.sites[2].users.is_empty());
+    assert_eq!(c.sites[0].internal_server, None);
+    let c = parse_pair(
+        MAIN_WITH_POLICY_FILE,
+        &format!(
+            "{POLICY}{}",
+            SITES.replace(
+                "name = \"dublin\"",
+                "name = \"dublin\"\ninternal_server = \"FE1.Dublin.Contoso.Example:5269\"",
+            )
+        ),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.sites[1].internal_server.as_ref().map(ToString::to_string),
+        Some("fe1.dublin.contoso.example:5269".into())
+    );
     // Without a policy file they may be in the main file.
     let c = parse(&format!("{VALID}{SITES}")).expect("valid");
     assert_eq!(c.sites.len(), 3);
@@ -1079,6 +1095,20 @@ fn each_bad_site_field_is_named() {
         (
             SITES.replace("carol@contoso.example", "carol"),
             "policy_file:sites[1].users[0]",
+        ),
+        (
+            SITES.replace(
+                "name = \"dublin\"",
+                "name = \"dublin\"\ninternal_server = \"10.0.2.10\"",
+            ),
+            "policy_file:sites[1].internal_server",
+        ),
+        (
+            SITES.replace(
+                "name = \"dublin\"",
+                "name = \"dublin\"\ninternal_server = 5269",
+            ),
+            "policy_file:sites[1].internal_server",
         ),
         (
             SITES.replace(

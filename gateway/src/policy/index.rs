@@ -125,6 +125,11 @@ impl PolicyIndex {
         })
     }
 
+    /// The site `[[sites]]` homes `user` on, if any.
+    pub fn home_site(&self, user: &BareJid) -> Option<&str> {
+        self.home_sites.get(user).map(String::as_str)
+    }
+
     /// The kind of the partner `domain` (normalised, as a stream's
     /// addresses are), or `None` when it is not one of `[[partners]]`.
     pub fn partner_kind(&self, domain: &str) -> Option<PartnerKind> {

@@ -90,7 +90,7 @@ enum End {
 impl Outbound {
     /// Runs the stream to its end; `queue` holds the stanzas to send.
     pub async fn run(mut self, mut queue: mpsc::Receiver<Element>, _token: TaskToken) {
-        let pair = self.key.label();
+        let pair = self.key.pair.label();
         let router = self.router.clone();
         let stats = &router.shared.relay;
         let mut shutdown = self.shutdown.clone();
@@ -103,8 +103,8 @@ impl Outbound {
                         Info,
                         "outbound_established",
                         leg = self.leg.as_str(),
-                        from = self.key.from,
-                        to = self.key.to,
+                        from = self.key.pair.from,
+                        to = self.key.pair.to,
                         address = stream.address,
                         auth = stream.mechanism.as_str(),
                         millis = started.elapsed().as_millis(),
@@ -135,8 +135,8 @@ impl Outbound {
                         Info,
                         "outbound_failed",
                         leg = self.leg.as_str(),
-                        from = self.key.from,
-                        to = self.key.to,
+                        from = self.key.pair.from,
+                        to = self.key.pair.to,
                         error = e,
                     );
                     End::Failed(if e.is_timeout() {
@@ -157,7 +157,7 @@ impl Outbound {
         self.router.ended(&self.key, failed);
         queue.close();
         let condition = failed.unwrap_or(StanzaCondition::RemoteServerNotFound);
-        let domains = (self.key.from.clone(), self.key.to.clone());
+        let domains = (self.key.pair.from.clone(), self.key.pair.to.clone());
         if matches!(end, End::ClosedByPeer) {
             // Stanzas queued behind the close go on a new stream, in order.
             stats.remove_outbound(&pair, self.leg, false);
@@ -174,7 +174,7 @@ impl Outbound {
         }
         while let Ok(stanza) = queue.try_recv() {
             self.router
-                .bounce(&domains, &stanza, condition, BounceReason::StreamEnded);
+                .bounce(&self.key.pair, &stanza, condition, BounceReason::StreamEnded);
         }
         stats.remove_outbound(&pair, self.leg, failed.is_some());
     }
@@ -183,8 +183,8 @@ impl Outbound {
         let addresses = self.addresses().await?;
         establish(
             &addresses,
-            &self.key.from,
-            &self.key.to,
+            &self.key.pair.from,
+            &self.key.pair.to,
             &self.connector,
             self.connect_timeout,
             &self.auth,
@@ -219,7 +219,7 @@ impl Outbound {
                     if !matches!(sent, Ok(Ok(()))) {
                         for stanza in &batch.stanzas {
                             self.router.bounce(
-                                &(self.key.from.clone(), self.key.to.clone()),
+                                &self.key.pair,
                                 stanza,
                                 StanzaCondition::RemoteServerNotFound,
                                 BounceReason::WriteFailed,
@@ -276,8 +276,8 @@ impl Outbound {
                 Debug,
                 "outbound_closed",
                 leg = self.leg.as_str(),
-                from = self.key.from,
-                to = self.key.to,
+                from = self.key.pair.from,
+                to = self.key.pair.to,
                 by = if matches!(end, End::ClosedByPeer) {
                     "peer"
                 } else {
@@ -293,8 +293,8 @@ impl Outbound {
             Info,
             "outbound_failed",
             leg = self.leg.as_str(),
-            from = self.key.from,
-            to = self.key.to,
+            from = self.key.pair.from,
+            to = self.key.pair.to,
             error = why,
         );
     }

@@ -16,6 +16,7 @@
 use super::handshake::OutboundAuth;
 use super::outbound::{Destination, Outbound};
 use super::stats::Leg;
+use crate::config::{BareJid, ServerAddress};
 use crate::event;
 use crate::server::shared::Shared;
 use crate::server::tracker::TaskTracker;
@@ -27,26 +28,39 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// An outbound stream's pair and instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairKey {
+/// Which outbound stream a relayed stanza takes: its (from, to) domains
+/// and, towards one of our domains, the XMPP server of the recipient's
+/// home site when `[[sites]]` names one (`home`); `None` is
+/// `relay.internal_server`. Two users of one domain homed on two sites'
+/// servers are two streams.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pair {
     /// Header `from`.
     pub from: String,
     /// Header `to`.
     pub to: String,
-    /// Which stream of this pair (a later one replaces a dead one).
-    pub instance: u64,
+    /// The home site's server, towards our domains.
+    pub home: Option<ServerAddress>,
 }
 
-impl PairKey {
-    fn pair(&self) -> (String, String) {
-        (self.from.clone(), self.to.clone())
-    }
-
-    /// `from->to`, as `/status` lists it.
+impl Pair {
+    /// `from->to`, and ` via host:port` for a home site's server, as
+    /// `/status` lists it.
     pub fn label(&self) -> String {
-        format!("{}->{}", self.from, self.to)
+        match &self.home {
+            None => format!("{}->{}", self.from, self.to),
+            Some(server) => format!("{}->{} via {server}", self.from, self.to),
+        }
     }
+}
+
+/// An outbound stream's pair and instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PairKey {
+    /// Its pair.
+    pub pair: Pair,
+    /// Which stream of this pair (a later one replaces a dead one).
+    pub instance: u64,
 }
 
 /// A pair's entry in the table.
@@ -67,8 +81,8 @@ enum Slot {
     },
 }
 
-/// The outbound streams by (from, to).
-type Table = HashMap<(String, String), Slot>;
+/// The outbound streams by pair.
+type Table = HashMap<Pair, Slot>;
 
 /// The relay's stanza router.
 #[derive(Debug)]
@@ -104,12 +118,8 @@ impl Router {
     /// lost. A stanza is answered (`bounce`) only when its destination
     /// cannot be reached: no route, a recent failure, or its stream ended.
     pub async fn route(self: &Arc<Self>, routed: Routed) {
-        let Routed {
-            from_domain,
-            to_domain,
-            mut stanza,
-        } = routed;
-        let pair = (from_domain, to_domain);
+        let pair = self.pair_of(&routed);
+        let mut stanza = routed.stanza;
         // A stream that ended between the lookup and the send is replaced
         // once; if the replacement ends too, the destination is failing.
         for _ in 0..2 {
@@ -139,12 +149,8 @@ impl Router {
     /// could wait on each other forever). A reply that finds its queue
     /// full is dropped, logged and counted.
     fn offer(self: &Arc<Self>, routed: Routed) {
-        let Routed {
-            from_domain,
-            to_domain,
-            stanza,
-        } = routed;
-        let pair = (from_domain, to_domain);
+        let pair = self.pair_of(&routed);
+        let stanza = routed.stanza;
         let dropped = match self.queue_for(&pair) {
             Ok(queue) => match queue.try_send(stanza) {
                 Ok(()) => return,
@@ -157,8 +163,8 @@ impl Router {
         event!(
             Warn,
             "error_reply_dropped",
-            from = pair.0,
-            to = pair.1,
+            from = pair.from,
+            to = pair.to,
             reason = dropped,
         );
     }
@@ -167,7 +173,7 @@ impl Router {
     /// none (or the last one ended); or why the pair cannot be served now.
     fn queue_for(
         self: &Arc<Self>,
-        pair: &(String, String),
+        pair: &Pair,
     ) -> Result<mpsc::Sender<Element>, Refused> {
         let mut streams = self.lock();
         let failures = match streams.get(pair) {
@@ -218,18 +224,19 @@ impl Router {
     /// The outbound stream to start for `pair` and its queue bound, or
     /// `None` when it cannot be started (no `[relay]`, draining, or a
     /// `to` that is neither ours nor a partner's).
-    fn outbound_for(self: &Arc<Self>, pair: &(String, String)) -> Option<(Outbound, usize)> {
+    fn outbound_for(self: &Arc<Self>, pair: &Pair) -> Option<(Outbound, usize)> {
         if *self.shutdown.borrow() {
             return None;
         }
         let generation = self.shared.current();
         let config = &generation.config;
         let (relay, tls) = (config.relay.as_ref()?, generation.relay.as_ref()?);
-        let (from, to) = pair;
+        let to = &pair.to;
         let (leg, destination, connector, auth, keepalive) = if config.domains.contains(to) {
+            let server = pair.home.as_ref().unwrap_or(&relay.internal_server);
             (
                 Leg::Internal,
-                Destination::Fixed(relay.internal_server.clone()),
+                Destination::Fixed(server.clone()),
                 tls.to_internal.clone(),
                 OutboundAuth::External,
                 None,
@@ -257,8 +264,7 @@ impl Router {
         let outbound = Outbound {
             router: self.clone(),
             key: PairKey {
-                from: from.clone(),
-                to: to.clone(),
+                pair: pair.clone(),
                 instance: self.instances.fetch_add(1, Ordering::Relaxed),
             },
             leg,
@@ -284,7 +290,7 @@ impl Router {
     pub fn established(&self, key: &PairKey) {
         if let Some(Slot::Live {
             instance, failures, ..
-        }) = self.lock().get_mut(&key.pair())
+        }) = self.lock().get_mut(&key.pair)
             && *instance == key.instance
         {
             *failures = 0;
@@ -296,10 +302,10 @@ impl Router {
     /// for the retry delay). Only that instance's entry is touched.
     pub fn ended(&self, key: &PairKey, failed: Option<StanzaCondition>) {
         let mut streams = self.lock();
-        let pair = key.pair();
+        let pair = &key.pair;
         let Some(Slot::Live {
             instance, failures, ..
-        }) = streams.get(&pair)
+        }) = streams.get(pair)
         else {
             return;
         };
@@ -308,13 +314,13 @@ impl Router {
         }
         match failed {
             None => {
-                streams.remove(&pair);
+                streams.remove(pair);
             }
             Some(condition) => {
                 let failures = failures.saturating_add(1);
                 let until = Instant::now() + super::retry::delay(failures);
                 streams.insert(
-                    pair,
+                    pair.clone(),
                     Slot::Failed {
                         until,
                         failures,
@@ -330,7 +336,7 @@ impl Router {
     /// answered (never an error, so answers cannot loop).
     pub fn bounce(
         self: &Arc<Self>,
-        pair: &(String, String),
+        pair: &Pair,
         stanza: &Element,
         condition: StanzaCondition,
         reason: BounceReason,
@@ -345,8 +351,8 @@ impl Router {
         event!(
             Warn,
             "stanza_bounced",
-            from = pair.0,
-            to = pair.1,
+            from = pair.from,
+            to = pair.to,
             partner = partner,
             stanza = stanza.name,
             condition = condition.as_str(),
@@ -359,12 +365,43 @@ impl Router {
     }
 
     /// The partner side of `pair`: whichever domain is not ours.
-    fn partner_of(&self, pair: &(String, String)) -> String {
+    fn partner_of(&self, pair: &Pair) -> String {
         let generation = self.shared.current();
-        if generation.config.domains.contains(&pair.1) {
-            pair.0.clone()
+        if generation.config.domains.contains(&pair.to) {
+            pair.from.clone()
         } else {
-            pair.1.clone()
+            pair.to.clone()
+        }
+    }
+
+    /// The pair `routed` takes: towards one of our domains, through the
+    /// server of its recipient's home site if `[[sites]]` names one other
+    /// than `relay.internal_server` (the same server is the same stream).
+    fn pair_of(&self, routed: &Routed) -> Pair {
+        let generation = self.shared.current();
+        let home = if generation.config.domains.contains(&routed.to_domain) {
+            routed
+                .stanza
+                .attr("to")
+                .and_then(|to| BareJid::from_address(to).ok())
+                .and_then(|user| generation.policy.home_site(&user))
+                .and_then(|site| generation.config.sites.iter().find(|s| s.name == site))
+                .and_then(|site| site.internal_server.as_ref())
+                .filter(|server| {
+                    generation
+                        .config
+                        .relay
+                        .as_ref()
+                        .is_some_and(|r| r.internal_server != **server)
+                })
+                .cloned()
+        } else {
+            None
+        };
+        Pair {
+            from: routed.from_domain.clone(),
+            to: routed.to_domain.clone(),
+            home,
         }
     }
 }
