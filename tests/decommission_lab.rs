@@ -1,7 +1,8 @@
 //! Decommissioning against the real lab, through the real `xfed` binary:
 //! an edge server removed from the spec is destroyed — its gateway stopped,
 //! the files its manifest lists removed, its DNS records gone — while the
-//! other edge is left running. The world is checked with `ss`, `test -e`
+//! other edge is left running; a whole site (its front-end with its XMPP
+//! server, and its edge pool) leaves the same way. The world is checked with `ss`, `test -e`
 //! and `dig`, and the lab is put back to the full playbook at the end.
 //!
 //! Run inside the lab's controller namespace (tests/run does):
@@ -9,8 +10,9 @@
 
 mod common;
 
+use common::internal::InternalServer;
 use common::lab::{Host, Lab};
-use common::xfed::{apply_ok, gateway_pid, lab_spec, reset, xfed};
+use common::xfed::{apply_ok, gateway_pid, lab_spec, reset, two_sites, xfed};
 
 const EDGE2: &str = "      - fqdn: edge2.{{ domain }}\n        internal: { address: 203.0.113.102 }\n        external: { fqdn: \"xmpp2.{{ domain }}\", address: 198.51.100.102 }\n";
 
@@ -255,4 +257,104 @@ fn a_server_removed_from_the_spec_is_destroyed_and_the_rest_untouched() {
     // Back to the full playbook for the tests that share the lab.
     apply_ok(lab, &full);
     assert!(lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"));
+}
+
+/// A whole site leaves: its front-end pool (fe2, with the XMPP server xfed
+/// runs there) and its edge pool (edge2). Both servers are destroyed in
+/// one apply, front-end first in the plan; hq's front-end and edge keep
+/// running, and hq's users still federate.
+#[test]
+fn a_site_removed_from_the_spec_takes_its_front_end_and_its_edge_pool() {
+    let Some(lab) = Lab::get() else { return };
+    let _serial = lab.lock();
+    reset(lab);
+    let full = lab_spec(lab, |t| t);
+    let two = lab_spec(lab, two_sites);
+    apply_ok(lab, &two);
+    let (fe1, fe2, edge1, edge2) = (
+        lab.host("fe1"),
+        lab.host("fe2"),
+        lab.host("edge1"),
+        lab.host("edge2"),
+    );
+    let fe2_files = managed_paths(lab, fe2);
+    assert!(
+        fe2_files.iter().any(|p| p.ends_with("/prosody.cfg.lua")),
+        "{fe2_files:?}"
+    );
+    assert!(lab.ssh_ok(fe2, "ss -ltnH").contains("203.0.113.12:5269"));
+    let hq = InternalServer::of(lab);
+    let kept = (hq.pid(), gateway_pid(lab, edge1));
+    let published = lab.ssh_ok(fe1, &format!("cat {TOPOLOGY}"));
+    let t: serde_json::Value = serde_json::from_str(&published).expect("topology JSON");
+    let fe_dr = t["frontend_pools"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "fe-dr"))
+        .expect("fe-dr in the record");
+    assert_eq!(
+        fe_dr["ssh"]["fe2.contoso.example"]["host"], "203.0.113.12",
+        "the record says how each front-end is reached: {published}"
+    );
+
+    // Back to one site, hq with edge1 alone: fe2 and edge2 are gone.
+    let one = lab_spec(lab, |t| t.replace(EDGE2, ""));
+    let plan = xfed(lab, &["plan", one.path()]);
+    assert_eq!(plan.code, 1, "two servers need --allow-destroy: {plan:?}");
+    assert!(
+        plan.stdout.contains(
+            "── stage decommission: fe2.contoso.example, edge2.contoso.example"
+        ),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains(
+            "- fe/fe2.contoso.example (destroy): left the spec; its XMPP server stops"
+        ),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout
+            .contains("- fe/fe-dr/fe2.contoso.example/service:xfed-prosody"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout
+            .contains("- edge/edge-dr/edge2.contoso.example/service:xfed-gateway"),
+        "{plan:?}"
+    );
+    let applied = xfed(lab, &["apply", "--auto-approve", "--allow-destroy", one.path()]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+
+    // fe2: its Prosody stopped, nothing of xfed's left on it.
+    let listening = lab.ssh_ok(fe2, "ss -ltnH");
+    assert!(
+        !listening.contains(":5269") && !listening.contains(":5222"),
+        "fe2 still serves XMPP: {listening}"
+    );
+    for path in fe2_files
+        .iter()
+        .chain(["/var/lib/xfed/managed.json".to_string()].iter())
+    {
+        let out = lab.ssh(fe2, &format!("test -e '{path}'"));
+        assert!(!out.status.success(), "{path} is still on fe2");
+    }
+    assert!(!lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"));
+    // hq kept its processes, and the record forgot both servers.
+    assert_eq!((hq.pid(), gateway_pid(lab, edge1)), kept);
+    let record = lab.ssh_ok(fe1, &format!("cat {TOPOLOGY}"));
+    assert!(
+        !record.contains("fe2.contoso.example") && !record.contains("edge2.contoso.example"),
+        "{record}"
+    );
+    let verify = xfed(lab, &["verify", one.path()]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    let again = xfed(lab, &["plan", "--detailed-exitcode", one.path()]);
+    assert_eq!(again.code, 0, "nothing left to destroy: {again:?}");
+    // hq still federates, through edge1.
+    hq.register("alice");
+    let text = format!("after dr left {}", std::process::id());
+    hq.send("alice@contoso.example", "carol@fabrikam.example", &text);
+    lab.partner("fabrikam").wait_received("carol", &text);
+
+    apply_ok(lab, &full);
 }

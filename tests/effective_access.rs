@@ -54,6 +54,7 @@ fn topology(domains: &Value, case: &Value) -> Topology {
                 servers: Vec::new(),
                 users: strings(&s["users"]),
                 xmpp_server: None,
+                ssh: Default::default(),
             })
             .collect(),
         edge_pools: Vec::new(),

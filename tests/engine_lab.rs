@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::lab::{Host, Lab, Role};
 use common::xfed::{
-    apply_ok, assert_in_sync, gateway_pid, lab_spec, path_str, reset, xfed, xfed_command,
+    apply_ok, assert_in_sync, gateway_pid, lab_spec, lab_spec_hosts, path_str, reset, xfed,
+    xfed_command,
 };
 
 /// A spec for this lab, made from playbooks/lab.yaml, written to a temp dir.
@@ -754,7 +755,7 @@ fn kept_sessions_are_reused_by_the_next_run_and_their_host_keys_rechecked() {
     assert!(
         status
             .stdout
-            .contains(&format!("{} idle session(s)", lab.hosts.len())),
+            .contains(&format!("{} idle session(s)", lab_spec_hosts(lab).len())),
         "{status:?}"
     );
 

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::lab::{Host, Lab};
-use common::xfed::{lab_spec_with, path_str, xfed};
+use common::xfed::{lab_spec_hosts, lab_spec_with, path_str, xfed};
 
 /// `ssh-keygen -lf` of the host's public host key: `(bits, fingerprint,
 /// type)`, e.g. `("256", "SHA256:…", "(ED25519)")`.
@@ -68,7 +68,7 @@ fn scan_prints_ssh_keygen_fingerprints_writes_only_when_asked_and_then_plan_conn
     let before = std::fs::read(&lab.known_hosts).expect("read known_hosts");
     let scan = xfed(lab, &["hosts", "scan", s.path()]);
     assert_eq!(scan.code, 0, "{scan:?}");
-    for h in &lab.hosts {
+    for h in lab_spec_hosts(lab) {
         let line = expected_line(lab, h);
         assert!(
             scan.stdout
@@ -87,7 +87,7 @@ fn scan_prints_ssh_keygen_fingerprints_writes_only_when_asked_and_then_plan_conn
     let s = spec_with_known_hosts(lab, path_str(&kh));
     let scan = xfed(lab, &["hosts", "scan", s.path()]);
     assert_eq!(scan.code, 0, "{scan:?}");
-    for h in &lab.hosts {
+    for h in lab_spec_hosts(lab) {
         let line = expected_line(lab, h);
         assert!(
             scan.stdout.contains(&format!("{line}new\n")),
@@ -107,7 +107,7 @@ fn scan_prints_ssh_keygen_fingerprints_writes_only_when_asked_and_then_plan_conn
     assert!(
         scan.stdout.contains(&format!(
             "Wrote {} new keys to known_hosts.",
-            lab.hosts.len()
+            lab_spec_hosts(lab).len()
         )),
         "{scan:?}"
     );
@@ -117,7 +117,7 @@ fn scan_prints_ssh_keygen_fingerprints_writes_only_when_asked_and_then_plan_conn
         .output()
         .expect("ssh-keygen");
     let listed = String::from_utf8_lossy(&listed.stdout);
-    for h in &lab.hosts {
+    for h in lab_spec_hosts(lab) {
         let (bits, fp, kind) = keygen(lab, h);
         assert!(
             listed.contains(&format!("{bits} {fp} {} {kind}", h.internal)),
@@ -142,7 +142,7 @@ fn scan_prints_ssh_keygen_fingerprints_writes_only_when_asked_and_then_plan_conn
 fn a_changed_host_key_is_shown_and_never_replaced() {
     let Some(lab) = Lab::get() else { return };
     let _serial = lab.lock();
-    let hosts: Vec<&Host> = lab.hosts.iter().collect();
+    let hosts: Vec<&Host> = lab_spec_hosts(lab);
     let (victim, other) = (hosts[0], hosts[1]);
     // known_hosts files `victim`'s address with `other`'s key: as if the
     // victim's key had changed since it was recorded.

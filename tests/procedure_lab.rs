@@ -17,7 +17,7 @@ use common::internal::InternalServer;
 use common::lab::{Lab, Role};
 use common::xfed::{
     apply_ok, assert_in_sync, gateway_metric_on, gateway_pid, lab_spec, lab_stdout, reset,
-    without_partner, xfed,
+    two_sites, without_partner, xfed,
 };
 
 /// Positions of `needles` in `hay`, which must all be there, in order.
@@ -301,41 +301,6 @@ fn a_route_to_a_pool_gone_from_the_spec_is_a_plan_time_error_with_the_seeds_word
         "{plan:?}"
     );
     assert!(plan.stdout.is_empty(), "nothing is planned: {plan:?}");
-}
-
-/// The lab spec made two sites: hq (fe1, its route to edge-hq = edge1,
-/// SRV priority 10) and dr (fe2 with its own managed Prosody and user dan,
-/// its route to edge-dr = edge2, priority 20), each pool with its own
-/// certificates (partners verify the edges, the front-ends and the edges
-/// verify each other).
-fn two_sites(t: String) -> String {
-    let section = |name: &str| {
-        t.split(&format!("  - name: {name}\n"))
-            .nth(1)
-            .and_then(|rest| rest.split("\n  - ").next())
-            .and_then(|entry| entry.split("\n\n").next())
-            .unwrap_or_else(|| panic!("certificate {name} in the lab spec"))
-            .to_string()
-    };
-    let certificates = format!(
-        "  - name: edge-dr-external\n{}\n  - name: edge-dr-internal\n{}\n  - name: fe-dr-internal\n{}\n",
-        section("edge-hq-external").replace("pool: edge-hq", "pool: edge-dr"),
-        section("edge-hq-internal").replace("pool: edge-hq", "pool: edge-dr"),
-        section("fe-hq-internal").replace("pool: fe-hq", "pool: fe-dr"),
-    );
-    t.replace(
-        "    xmpp_route: edge-hq\n",
-        "    xmpp_route: edge-hq\n  - name: dr\n    frontend_pool: fe-dr\n    xmpp_route: edge-dr\n",
-    )
-    .replace(
-        "    xmpp_server: { address: 203.0.113.11, managed: prosody }\n",
-        "    xmpp_server: { address: 203.0.113.11, managed: prosody }\n  - name: fe-dr\n    servers:\n      - fqdn: fe2.{{ domain }}\n        address: 203.0.113.12\n    users: [\"dan@{{ domain }}\"]\n    xmpp_server: { address: 203.0.113.12, managed: prosody }\n",
-    )
-    .replace(
-        "      - fqdn: edge2.{{ domain }}\n",
-        "  - name: edge-dr\n    site: dr\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
-    )
-    .replace("  - name: fe-hq-internal\n", &format!("{certificates}  - name: fe-hq-internal\n"))
 }
 
 const OUTBOUND_ALLOWED: &str =

@@ -13,7 +13,7 @@ use super::hosts::{ConnectOptions, Host, ssh_config};
 use super::prepare::observe_each;
 use crate::plan::decommission::{self, Decommission, GoneServer};
 use crate::plan::{Desired, FileSpec, Observed, Phase, Resource};
-use crate::spec::{Origin, Role, Spec};
+use crate::spec::{Origin, Spec};
 use crate::transport::SshTransport;
 
 /// The gone servers as read: the hosts reached (for `apply`), the
@@ -88,7 +88,7 @@ pub async fn read_gone(
         .map(|g| Resource {
             address: format!("decommission/{}/manifest", g.fqdn),
             host: g.fqdn.clone(),
-            role: Role::Edge,
+            role: g.role.clone(),
             pool: g.pool.clone(),
             phase: Phase::Restart,
             desired: Desired::File(FileSpec::at(manifest_path)),
@@ -117,6 +117,7 @@ pub async fn read_gone(
         if let Some(why) = failed.get(&g.fqdn) {
             out.servers.push(Decommission {
                 server: g.fqdn.clone(),
+                role: g.role.clone(),
                 pool: g.pool.clone(),
                 left: decommission::left_unreached(g, manifest_path),
                 unreachable: Some(why.clone()),
@@ -132,6 +133,7 @@ pub async fn read_gone(
             Ok(r) => {
                 out.servers.push(Decommission {
                     server: g.fqdn.clone(),
+                    role: g.role.clone(),
                     pool: g.pool.clone(),
                     left: r
                         .iter()
@@ -146,6 +148,7 @@ pub async fn read_gone(
             }
             Err(why) => out.servers.push(Decommission {
                 server: g.fqdn.clone(),
+                role: g.role.clone(),
                 pool: g.pool.clone(),
                 left: decommission::left_unreached(g, manifest_path),
                 unreachable: Some(why),

@@ -539,11 +539,7 @@ fn expand_host(
 ) -> Result<(), ExpandError> {
     let host = t.server.fqdn;
     let role = t.server.role.clone();
-    let role_name = match role {
-        Role::Frontend => "fe",
-        Role::Edge => "edge",
-    };
-    let prefix = format!("{role_name}/{}/{host}", t.server.pool);
+    let prefix = format!("{}/{}/{host}", role.prefix(), t.server.pool);
     let render = |template: &str, what: &str| -> Result<String, ExpandError> {
         env.render_str(template, ctx.clone())
             .map_err(|e| ExpandError::Template {

@@ -52,9 +52,13 @@ pub fn human(plan: &Plan, style: Style) -> String {
         );
         if stage.kind == StageKind::Decommission {
             for d in plan.decommission.iter().filter(|d| d.unreachable.is_none()) {
+                let stops = match d.role {
+                    crate::spec::Role::Edge => "its gateway stops (draining first)",
+                    crate::spec::Role::Frontend => "its XMPP server stops",
+                };
                 let _ = writeln!(
                     out,
-                    "\n  {} {} (destroy): left the spec; its gateway stops (draining first) and what xfed placed there is removed",
+                    "\n  {} {} (destroy): left the spec; {stops} and what xfed placed there is removed",
                     style.paint(Action::Delete, Action::Delete.symbol()),
                     d.address()
                 );

@@ -1,9 +1,10 @@
-//! Decommissioning: an edge server (or a whole edge pool) that the
+//! Decommissioning: a server (or a whole pool, front-end or edge) that the
 //! published topology still lists but the spec no longer has is destroyed
-//! — its gateway stopped (it drains on SIGTERM), the files xfed placed
-//! removed, as its manifest lists them — as Terraform destroys what left
-//! the configuration. The published topology is the record of what xfed
-//! deployed; DNS records of the server leave with the spec's desired DNS.
+//! — its services stopped (a gateway drains on SIGTERM), the files xfed
+//! placed removed, as its manifest lists them — as Terraform destroys what
+//! left the configuration. The published topology is the record of what
+//! xfed deployed; DNS records of the server leave with the spec's desired
+//! DNS.
 //!
 //! Pure: which servers are gone, what removing them takes and whether the
 //! plan may do it are decided from values the engine read. The engine
@@ -26,27 +27,39 @@ use crate::topology::{SshRecord, Topology};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoneServer {
     pub fqdn: String,
-    /// Its edge pool, as published.
+    pub role: Role,
+    /// Its pool, as published.
     pub pool: String,
     /// How it was reached (`None`: a document published before xfed
-    /// recorded it; the engine falls back to the internal address).
+    /// recorded it; the engine falls back to `fallback_host`).
     pub ssh: Option<SshRecord>,
-    /// `address:port` of its listeners, as published.
-    pub internal: String,
-    pub external: String,
+    /// `address:port` of what xfed runs there, as published: an edge's
+    /// external and internal listeners, a front-end pool's XMPP server.
+    pub listeners: Vec<String>,
 }
 
 impl GoneServer {
-    /// The address to reach it on when the record has none: the internal
-    /// listener's address, as the spec's default for an edge server is.
+    /// The address to reach it on when the record has none: an edge's
+    /// internal listener's address (the spec's default for an edge
+    /// server), a front-end's name.
     pub fn fallback_host(&self) -> String {
-        let host = self
-            .internal
+        let Some(internal) = self.listeners.last().filter(|_| self.role == Role::Edge) else {
+            return self.fqdn.clone();
+        };
+        let host = internal
             .rsplit_once(':')
-            .map_or(self.internal.as_str(), |(h, _)| h);
+            .map_or(internal.as_str(), |(h, _)| h);
         host.trim_start_matches('[')
             .trim_end_matches(']')
             .to_string()
+    }
+
+    /// What runs there, as the plan names it.
+    fn service(&self) -> &'static str {
+        match self.role {
+            Role::Edge => "its gateway",
+            Role::Frontend => "its XMPP server",
+        }
     }
 }
 
@@ -55,6 +68,9 @@ impl GoneServer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decommission {
     pub server: String,
+    /// A plan saved before front-ends were decommissioned names edges only.
+    #[serde(default = "edge")]
+    pub role: Role,
     pub pool: String,
     /// What xfed placed there and is left on it: read from its manifest
     /// when it answered, else what the record says runs there.
@@ -65,30 +81,43 @@ pub struct Decommission {
     pub unreachable: Option<String>,
 }
 
+fn edge() -> Role {
+    Role::Edge
+}
+
 impl Decommission {
     /// `edge/edge2.contoso.example`: the address the plan shows.
     pub fn address(&self) -> String {
-        format!("edge/{}", self.server)
+        format!("{}/{}", self.role.prefix(), self.server)
     }
 }
 
-/// The edge servers of `published` that `in_spec` (every server FQDN of
-/// the spec, any role, any pool) no longer has. A server that moved to
-/// another pool is not gone: its own manifest handles what it no longer
-/// needs.
+/// The servers of `published` that `in_spec` (every server FQDN of the
+/// spec, any role, any pool) no longer has, front-ends first. A server
+/// that moved to another pool is not gone: its own manifest handles what
+/// it no longer needs.
 pub fn gone_servers(published: &Topology, in_spec: &[&str]) -> Vec<GoneServer> {
-    published
-        .edge_pools
-        .iter()
-        .flat_map(|p| p.servers.iter().map(move |s| (p, s)))
-        .filter(|(_, s)| !in_spec.contains(&s.fqdn.as_str()))
-        .map(|(p, s)| GoneServer {
+    let frontends = published.frontend_pools.iter().flat_map(|p| {
+        p.servers.iter().map(move |fqdn| GoneServer {
+            fqdn: fqdn.clone(),
+            role: Role::Frontend,
+            pool: p.name.clone(),
+            ssh: p.ssh.get(fqdn).cloned(),
+            listeners: p.xmpp_server.iter().cloned().collect(),
+        })
+    });
+    let edges = published.edge_pools.iter().flat_map(|p| {
+        p.servers.iter().map(move |s| GoneServer {
             fqdn: s.fqdn.clone(),
+            role: Role::Edge,
             pool: p.name.clone(),
             ssh: s.ssh.clone(),
-            internal: s.internal.clone(),
-            external: s.external.address.clone(),
+            listeners: vec![s.external.address.clone(), s.internal.clone()],
         })
+    });
+    frontends
+        .chain(edges)
+        .filter(|g| !in_spec.contains(&g.fqdn.as_str()))
         .collect()
 }
 
@@ -108,14 +137,15 @@ pub fn resources(
     let entries: Vec<ManifestEntry> = serde_json::from_str(text)
         .map_err(|e| format!("`{}:{manifest_path}` is not a manifest: {e}", gone.fqdn))?;
     let resource = |address: String, desired: Desired| {
-        let phase = match desired.kind() {
-            ResourceKind::Service => Phase::Edge,
+        let phase = match (desired.kind(), &gone.role) {
+            (ResourceKind::Service, Role::Frontend) => Phase::Frontend,
+            (ResourceKind::Service, Role::Edge) => Phase::Edge,
             _ => Phase::Restart,
         };
         Resource {
             address,
             host: gone.fqdn.clone(),
-            role: Role::Edge,
+            role: gone.role.clone(),
             pool: gone.pool.clone(),
             phase,
             desired,
@@ -131,7 +161,8 @@ pub fn resources(
     out.sort_by_key(|r| r.phase);
     out.push(resource(
         format!(
-            "edge/{}/{}/file:{manifest_path}",
+            "{}/{}/{}/file:{manifest_path}",
+            gone.role.prefix(),
             gone.pool.as_str(),
             gone.fqdn
         ),
@@ -142,11 +173,13 @@ pub fn resources(
 
 /// What is left on a server that could not be reached, from the record.
 pub fn left_unreached(gone: &GoneServer, manifest_path: &str) -> Vec<String> {
+    let running = if gone.listeners.is_empty() {
+        gone.service().to_string()
+    } else {
+        format!("{}, listening on {}", gone.service(), gone.listeners.join(" and "))
+    };
     vec![
-        format!(
-            "its gateway, listening on {} and {}",
-            gone.external, gone.internal
-        ),
+        running,
         format!("every file its manifest `{manifest_path}` lists"),
     ]
 }
@@ -299,6 +332,10 @@ mod tests {
         let gone = gone_servers(&t, &[]);
         assert_eq!(gone[0].ssh, None);
         assert_eq!(gone[0].fallback_host(), "203.0.113.103");
+        assert_eq!(
+            left_unreached(&gone[0], "/m.json")[0],
+            "its gateway, listening on 198.51.100.103:5269 and 203.0.113.103:23456"
+        );
         // A document written before `ssh` existed still reads.
         let mut v = t.to_value();
         let s = &mut v["edge_pools"][0]["servers"][0];
@@ -355,12 +392,79 @@ mod tests {
         assert_eq!(plan.summary().destroy, 4);
     }
 
+    #[test]
+    fn a_front_end_that_left_is_gone_with_its_xmpp_server_stopped_first() {
+        let mut t = published(vec![("edge-hq", vec![server("edge1", 101, true)])]);
+        let pool = |name: &str, fqdn: &str, ssh: bool| crate::topology::FrontendPool {
+            name: name.into(),
+            servers: vec![fqdn.into()],
+            users: Vec::new(),
+            xmpp_server: Some("203.0.113.12:5269".into()),
+            ssh: ssh
+                .then(|| {
+                    (
+                        fqdn.to_string(),
+                        SshRecord {
+                            host: "203.0.113.12".into(),
+                            port: 22,
+                            user: "root".into(),
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
+        };
+        t.frontend_pools = vec![pool("fe-hq", "fe1", true), pool("fe-dr", "fe2", true)];
+        let gone = gone_servers(&t, &["fe1", "edge1"]);
+        assert_eq!(gone.len(), 1, "{gone:?}");
+        assert_eq!((gone[0].fqdn.as_str(), &gone[0].role), ("fe2", &Role::Frontend));
+        assert_eq!(gone[0].ssh.as_ref().map(|s| s.host.as_str()), Some("203.0.113.12"));
+        assert_eq!(
+            left_unreached(&gone[0], "/m.json")[0],
+            "its XMPP server, listening on 203.0.113.12:5269"
+        );
+        // Without a record of how it was reached: its name.
+        t.frontend_pools = vec![pool("fe-dr", "fe2", false)];
+        assert_eq!(gone_servers(&t, &[])[0].fallback_host(), "fe2");
+
+        let manifest = r#"[
+          {"kind":"file","address":"fe/fe-dr/fe2/file:/etc/xfed/prosody/prosody.cfg.lua","path":"/etc/xfed/prosody/prosody.cfg.lua"},
+          {"kind":"service","address":"fe/fe-dr/fe2/service:xfed-prosody","name":"xfed-prosody","manager":"direct","pid_file":"/var/lib/xfed/prosody/xfed-prosody.pid"}
+        ]"#;
+        let r = resources(&gone[0], "/var/lib/xfed/managed.json", Some(manifest), &origin())
+            .expect("a manifest");
+        let addresses: Vec<&str> = r.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            addresses,
+            [
+                "fe/fe-dr/fe2/service:xfed-prosody",
+                "fe/fe-dr/fe2/file:/etc/xfed/prosody/prosody.cfg.lua",
+                "fe/fe-dr/fe2/file:/var/lib/xfed/managed.json",
+            ]
+        );
+        assert!(r.iter().all(|r| r.role == Role::Frontend));
+        let d = Decommission {
+            server: "fe2".into(),
+            role: Role::Frontend,
+            pool: "fe-dr".into(),
+            left: Vec::new(),
+            unreachable: None,
+        };
+        assert_eq!(d.address(), "fe/fe2");
+        // A plan saved before front-ends were decommissioned reads as edges.
+        let old: Decommission =
+            serde_json::from_str(r#"{"server":"edge2","pool":"edge-hq","left":[]}"#)
+                .expect("an old plan's entry");
+        assert_eq!(old.address(), "edge/edge2");
+    }
+
     fn destroying(servers: &[(&str, Option<&str>)]) -> Plan {
         let mut plan = crate::plan::build(&[], &HashMap::new(), &[], 1);
         plan.decommission = servers
             .iter()
             .map(|(s, unreachable)| Decommission {
                 server: s.to_string(),
+                role: Role::Edge,
                 pool: "edge-hq".into(),
                 left: vec!["its gateway".into()],
                 unreachable: unreachable.map(str::to_string),

@@ -274,6 +274,7 @@ mod tests {
                 servers: vec!["fe1.contoso.example".into()],
                 users: vec!["alice@contoso.example".into()],
                 xmpp_server: None,
+                ssh: Default::default(),
             }],
             edge_pools: Vec::new(),
             policies: vec![Policy {

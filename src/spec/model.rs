@@ -124,11 +124,22 @@ pub struct Site {
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Frontend,
     Edge,
+}
+
+impl Role {
+    /// The first part of a resource address on a server of this role
+    /// (`fe/fe-hq/fe1.contoso.example/file:…`).
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            Role::Frontend => "fe",
+            Role::Edge => "edge",
+        }
+    }
 }
 
 /// How to reach a server over SSH; defaults already merged.

@@ -322,6 +322,7 @@ mod tests {
             servers: Vec::new(),
             users: users.iter().map(|u| u.to_string()).collect(),
             xmpp_server: None,
+            ssh: Default::default(),
         };
         Topology {
             version: String::new(),

@@ -8,6 +8,8 @@
 //! digits of the SHA-256 of the document without its version. It holds no
 //! secret: every field is safe to print in a plan.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -48,6 +50,11 @@ pub struct FrontendPool {
     /// `host:port` of the internal XMPP server partners are relayed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xmpp_server: Option<String>,
+    /// How xfed reached each server (by FQDN) when it published this
+    /// document: what it needs to decommission one once it leaves the
+    /// spec. A document published before this field existed has none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ssh: BTreeMap<String, SshRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +94,17 @@ pub struct SshRecord {
     pub host: String,
     pub port: u16,
     pub user: String,
+}
+
+impl SshRecord {
+    /// What a spec's SSH target says of where it connects.
+    pub fn of(target: &crate::spec::SshTarget) -> SshRecord {
+        SshRecord {
+            host: target.host.clone(),
+            port: target.port,
+            user: target.user.clone(),
+        }
+    }
 }
 
 /// The listener facing the internet: the name partners resolve, and where.
@@ -164,6 +182,11 @@ pub fn build(spec: &Spec) -> Topology {
                 servers: p.servers.iter().map(|s| s.fqdn.clone()).collect(),
                 users: p.users.clone(),
                 xmpp_server: p.xmpp_server.as_ref().map(|x| x.endpoint()),
+                ssh: p
+                    .servers
+                    .iter()
+                    .map(|s| (s.fqdn.clone(), SshRecord::of(&s.ssh)))
+                    .collect(),
             })
             .collect(),
         edge_pools: spec
@@ -187,11 +210,7 @@ pub fn build(spec: &Spec) -> Topology {
                             fqdn: s.external_fqdn.clone(),
                             address: format!("{}:{}", s.external_address, s.external_port),
                         },
-                        ssh: Some(SshRecord {
-                            host: s.server.ssh.host.clone(),
-                            port: s.server.ssh.port,
-                            user: s.server.ssh.user.clone(),
-                        }),
+                        ssh: Some(SshRecord::of(&s.server.ssh)),
                     })
                     .collect(),
             })

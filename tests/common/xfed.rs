@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::lab::{DEFAULT_DIR, Lab};
+use super::lab::{DEFAULT_DIR, Host, Lab};
 
 /// One run of `xfed`.
 pub struct Run {
@@ -57,6 +57,53 @@ pub fn lab_spec_with(lab: &Lab, edit: impl Fn(String, &Path) -> String) -> TestS
     let path = dir.path().join("lab.yaml");
     std::fs::write(&path, edit(text, dir.path())).expect("write spec");
     TestSpec { dir, path }
+}
+
+/// The lab's hosts that playbooks/lab.yaml deploys to, in the lab's
+/// order (the lab has more: fe2 is for the tests that make two sites).
+pub fn lab_spec_hosts(lab: &Lab) -> Vec<&Host> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/lab.yaml"))
+            .expect("read playbooks/lab.yaml");
+    lab.hosts
+        .iter()
+        .filter(|h| text.contains(&format!("fqdn: {}.{{{{ domain }}}}", h.name)))
+        .collect()
+}
+
+/// The lab spec made two sites: hq (fe1, its route to edge-hq = edge1,
+/// SRV priority 10) and dr (fe2 with its own managed Prosody and user dan,
+/// its route to edge-dr = edge2, priority 20), each pool with its own
+/// certificates (partners verify the edges, the front-ends and the edges
+/// verify each other).
+pub fn two_sites(t: String) -> String {
+    let section = |name: &str| {
+        t.split(&format!("  - name: {name}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("\n  - ").next())
+            .and_then(|entry| entry.split("\n\n").next())
+            .unwrap_or_else(|| panic!("certificate {name} in the lab spec"))
+            .to_string()
+    };
+    let certificates = format!(
+        "  - name: edge-dr-external\n{}\n  - name: edge-dr-internal\n{}\n  - name: fe-dr-internal\n{}\n",
+        section("edge-hq-external").replace("pool: edge-hq", "pool: edge-dr"),
+        section("edge-hq-internal").replace("pool: edge-hq", "pool: edge-dr"),
+        section("fe-hq-internal").replace("pool: fe-hq", "pool: fe-dr"),
+    );
+    t.replace(
+        "    xmpp_route: edge-hq\n",
+        "    xmpp_route: edge-hq\n  - name: dr\n    frontend_pool: fe-dr\n    xmpp_route: edge-dr\n",
+    )
+    .replace(
+        "    xmpp_server: { address: 203.0.113.11, managed: prosody }\n",
+        "    xmpp_server: { address: 203.0.113.11, managed: prosody }\n  - name: fe-dr\n    servers:\n      - fqdn: fe2.{{ domain }}\n        address: 203.0.113.12\n    users: [\"dan@{{ domain }}\"]\n    xmpp_server: { address: 203.0.113.12, managed: prosody }\n",
+    )
+    .replace(
+        "      - fqdn: edge2.{{ domain }}\n",
+        "  - name: edge-dr\n    site: dr\n    xmpp_federation: true\n    srv: { priority: 20, weight: 100 }\n    servers:\n      - fqdn: edge2.{{ domain }}\n",
+    )
+    .replace("  - name: fe-hq-internal\n", &format!("{certificates}  - name: fe-hq-internal\n"))
 }
 
 /// `text` (a lab spec) without the partner `domain`: its list entry, up to
