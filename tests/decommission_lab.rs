@@ -260,9 +260,10 @@ fn a_server_removed_from_the_spec_is_destroyed_and_the_rest_untouched() {
 }
 
 /// A whole site leaves: its front-end pool (fe2, with the XMPP server xfed
-/// runs there) and its edge pool (edge2). Both servers are destroyed in
-/// one apply, front-end first in the plan; hq's front-end and edge keep
-/// running, and hq's users still federate.
+/// runs there) and its edge pool (edge2). Both in one plan need
+/// --allow-destroy; a targeted apply destroys one server (the removed
+/// server is a target), the next apply the other. hq's front-end and edge
+/// keep running, and hq's users still federate.
 #[test]
 fn a_site_removed_from_the_spec_takes_its_front_end_and_its_edge_pool() {
     let Some(lab) = Lab::get() else { return };
@@ -301,15 +302,13 @@ fn a_site_removed_from_the_spec_takes_its_front_end_and_its_edge_pool() {
     let plan = xfed(lab, &["plan", one.path()]);
     assert_eq!(plan.code, 1, "two servers need --allow-destroy: {plan:?}");
     assert!(
-        plan.stdout.contains(
-            "── stage decommission: fe2.contoso.example, edge2.contoso.example"
-        ),
+        plan.stdout
+            .contains("── stage decommission: fe2.contoso.example, edge2.contoso.example"),
         "{plan:?}"
     );
     assert!(
-        plan.stdout.contains(
-            "- fe/fe2.contoso.example (destroy): left the spec; its XMPP server stops"
-        ),
+        plan.stdout
+            .contains("- fe/fe2.contoso.example (destroy): left the spec; its XMPP server stops"),
         "{plan:?}"
     );
     assert!(
@@ -322,8 +321,42 @@ fn a_site_removed_from_the_spec_takes_its_front_end_and_its_edge_pool() {
             .contains("- edge/edge-dr/edge2.contoso.example/service:xfed-gateway"),
         "{plan:?}"
     );
-    let applied = xfed(lab, &["apply", "--auto-approve", "--allow-destroy", one.path()]);
-    assert_eq!(applied.code, 0, "{applied:?}");
+    // A name that neither the spec nor the record has is refused.
+    let typo = xfed(
+        lab,
+        &["plan", "--target", "server:fe9.contoso.example", one.path()],
+    );
+    assert_eq!(typo.code, 1, "{typo:?}");
+    assert!(
+        typo.stderr
+            .contains("names no server of the spec, nor one that left it; nothing was changed"),
+        "{typo:?}"
+    );
+
+    // One at a time needs no --allow-destroy: first fe2 alone (its
+    // Prosody stops, edge2 keeps serving), then the rest.
+    let fe2_only = xfed(
+        lab,
+        &[
+            "apply",
+            "--auto-approve",
+            "--target",
+            "server:fe2.contoso.example",
+            one.path(),
+        ],
+    );
+    assert_eq!(fe2_only.code, 0, "{fe2_only:?}");
+    assert!(
+        fe2_only
+            .stdout
+            .contains("- fe/fe2.contoso.example (destroy)")
+            && !fe2_only.stdout.contains("edge2.contoso.example (destroy)"),
+        "{fe2_only:?}"
+    );
+    assert!(!lab.ssh_ok(fe2, "ss -ltnH").contains(":5269"));
+    assert!(lab.ssh_ok(edge2, "ss -ltnH").contains(":5269"));
+    let applied = xfed(lab, &["apply", "--auto-approve", one.path()]);
+    assert_eq!(applied.code, 0, "one server left to destroy: {applied:?}");
 
     // fe2: its Prosody stopped, nothing of xfed's left on it.
     let listening = lab.ssh_ok(fe2, "ss -ltnH");

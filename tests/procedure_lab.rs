@@ -361,7 +361,12 @@ fn moving_a_sites_route_between_two_sites_pools_moves_only_its_traffic_and_resta
             lab_stdout(
                 lab,
                 "curl",
-                &["-s", "--max-time", "5", &format!("http://{}:8089/status", h.internal)],
+                &[
+                    "-s",
+                    "--max-time",
+                    "5",
+                    &format!("http://{}:8089/status", h.internal),
+                ],
             )
         })
         .collect();
@@ -387,11 +392,13 @@ fn moving_a_sites_route_between_two_sites_pools_moves_only_its_traffic_and_resta
         ),
         "{plan:?}"
     );
-    assert!(!plan.stdout.contains("dan@"), "dr's users do not move: {plan:?}");
+    assert!(
+        !plan.stdout.contains("dan@"),
+        "dr's users do not move: {plan:?}"
+    );
     assert!(!plan.stdout.contains("(restart)"), "{plan:?}");
-    let routes = |server: &InternalServer| {
-        lab.ssh_ok(server.host, "cat /etc/xfed/prosody/routes.json")
-    };
+    let routes =
+        |server: &InternalServer| lab.ssh_ok(server.host, "cat /etc/xfed/prosody/routes.json");
     let dr_routes = routes(&dr);
     let pids = || {
         (
@@ -406,10 +413,9 @@ fn moving_a_sites_route_between_two_sites_pools_moves_only_its_traffic_and_resta
     assert_in_sync(lab, &moved);
     assert_eq!(pids(), before, "a moved route restarts nothing");
     assert_eq!(routes(&dr), dr_routes, "dr's route table is untouched");
-    let topo: serde_json::Value = serde_json::from_str(
-        &lab.ssh_ok(hq.host, "cat /etc/xfed/topology.json"),
-    )
-    .expect("topology");
+    let topo: serde_json::Value =
+        serde_json::from_str(&lab.ssh_ok(hq.host, "cat /etc/xfed/topology.json"))
+            .expect("topology");
     let route_of = |site: &str| {
         topo["sites"]
             .as_array()

@@ -231,7 +231,11 @@ async fn a_users_stanzas_go_to_the_server_of_their_home_site() {
     }
     hq.wait_offline("alice", "m3 for alice");
     dr.wait_offline("dan", "m2 for dan");
-    assert!(!hq.offline("alice").contains("for dan"), "{}", hq.offline("alice"));
+    assert!(
+        !hq.offline("alice").contains("for dan"),
+        "{}",
+        hq.offline("alice")
+    );
     assert!(dr.offline("alice").is_empty(), "{}", dr.offline("alice"));
 
     // Both are delivered, so both streams are established.

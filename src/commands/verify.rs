@@ -63,8 +63,16 @@ pub(crate) async fn report_verify(p: &Prepared, fresh: bool) -> usize {
         rows.retain(|r| hosts.contains(&r.host));
         topology.retain(|r| hosts.contains(&r.server));
     }
+    // Targeted: only the zones the targets name were written.
+    let targets = &p.options.targets;
+    let zone_targeted = |zone: &str| {
+        targets.is_empty()
+            || targets
+                .iter()
+                .any(|t| matches!(t, Target::Zone(n) if n.trim_end_matches('.') == zone.trim_end_matches('.')))
+    };
     let dns_rows = match p.spec.dns {
-        Some(_) => Some(dns::verify_dns(&p.spec).await),
+        Some(_) => Some(dns::verify_zones(&p.spec, &zone_targeted).await),
         None => None,
     };
     let (text, failed) = render(&VerifyReport {

@@ -182,7 +182,8 @@ pub async fn prepare(
     progress: &Progress,
 ) -> Result<Prepared, EngineError> {
     check_replace(&spec, &opts.replace)?;
-    plan::target::check(&opts.targets, &|kind| known(&spec, kind)).map_err(EngineError::Target)?;
+    let awaiting_record = plan::target::check(&opts.targets, &|kind| known(&spec, kind))
+        .map_err(EngineError::Target)?;
     let mut timings = Vec::new();
     let t0 = Instant::now();
     let read_opts = ReadOptions {
@@ -285,25 +286,38 @@ pub async fn prepare(
 
     // What the record lists and the spec no longer has is destroyed.
     let mut hosts = hosts;
-    if let Some((fe, t)) = record {
-        let in_spec: Vec<&str> = spec.servers().map(|s| s.fqdn.as_str()).collect();
-        let gone = plan::decommission::gone_servers(t, &in_spec);
-        if !gone.is_empty() {
-            let t1 = Instant::now();
-            let where_ = format!(
-                "{fe}:{}/topology.json (the published topology)",
-                spec.gateway.config_dir
-            );
-            let read =
-                super::decommission::read_gone(&spec, gone, &manifest, &where_, read_opts.connect)
-                    .await;
-            plan::decommission::add_stage(&mut plan, &read.resources, &read.observed, &where_);
-            plan.decommission = read.servers;
-            observed.extend(read.observed);
-            resources.extend(read.resources);
-            hosts.extend(read.hosts);
-            timings.push(("decommission", t1.elapsed().as_secs_f64()));
-        }
+    let in_spec: Vec<&str> = spec.servers().map(|s| s.fqdn.as_str()).collect();
+    let gone = record.map_or_else(Vec::new, |(_, t)| {
+        plan::decommission::gone_servers(t, &in_spec)
+    });
+    // A target the spec does not name must name a server or pool that left it.
+    plan::target::check_gone(
+        &awaiting_record,
+        &|kind| known(&spec, kind),
+        &|kind| match kind {
+            "server" => gone.iter().map(|g| g.fqdn.clone()).collect(),
+            "pool" => gone.iter().map(|g| g.pool.clone()).collect(),
+            _ => Vec::new(),
+        },
+    )
+    .map_err(EngineError::Target)?;
+    if let Some((fe, _)) = record
+        && !gone.is_empty()
+    {
+        let t1 = Instant::now();
+        let where_ = format!(
+            "{fe}:{}/topology.json (the published topology)",
+            spec.gateway.config_dir
+        );
+        let read =
+            super::decommission::read_gone(&spec, gone, &manifest, &where_, read_opts.connect)
+                .await;
+        plan::decommission::add_stage(&mut plan, &read.resources, &read.observed, &where_);
+        plan.decommission = read.servers;
+        observed.extend(read.observed);
+        resources.extend(read.resources);
+        hosts.extend(read.hosts);
+        timings.push(("decommission", t1.elapsed().as_secs_f64()));
     }
     let mut dns = dns;
     if !opts.targets.is_empty() {
@@ -312,9 +326,18 @@ pub async fn prepare(
             .map(|s| (s.fqdn.clone(), s.pool.clone()))
             .collect();
         plan = plan::target::restrict(plan, &opts.targets, &|h| pool_of.get(h).cloned());
-        // A destroy the targets left out is not reported as planned.
+        // A destroy the targets left out is not reported as planned; one
+        // they name that cannot be reached still refuses the apply.
         let kept: Vec<String> = plan.changes.iter().map(|c| c.host.clone()).collect();
-        plan.decommission.retain(|d| kept.contains(&d.server));
+        plan.decommission.retain(|d| {
+            kept.contains(&d.server)
+                || (d.unreachable.is_some()
+                    && opts.targets.iter().any(|t| match t {
+                        Target::Server(s) => *s == d.server,
+                        Target::Pool(p) => *p == d.pool,
+                        _ => false,
+                    }))
+        });
         // Zones no target names are not written, whatever they hold.
         if let Some(d) = dns.as_mut() {
             d.plan.zones.retain(|z| {

@@ -176,7 +176,11 @@ pub fn left_unreached(gone: &GoneServer, manifest_path: &str) -> Vec<String> {
     let running = if gone.listeners.is_empty() {
         gone.service().to_string()
     } else {
-        format!("{}, listening on {}", gone.service(), gone.listeners.join(" and "))
+        format!(
+            "{}, listening on {}",
+            gone.service(),
+            gone.listeners.join(" and ")
+        )
     };
     vec![
         running,
@@ -417,8 +421,14 @@ mod tests {
         t.frontend_pools = vec![pool("fe-hq", "fe1", true), pool("fe-dr", "fe2", true)];
         let gone = gone_servers(&t, &["fe1", "edge1"]);
         assert_eq!(gone.len(), 1, "{gone:?}");
-        assert_eq!((gone[0].fqdn.as_str(), &gone[0].role), ("fe2", &Role::Frontend));
-        assert_eq!(gone[0].ssh.as_ref().map(|s| s.host.as_str()), Some("203.0.113.12"));
+        assert_eq!(
+            (gone[0].fqdn.as_str(), &gone[0].role),
+            ("fe2", &Role::Frontend)
+        );
+        assert_eq!(
+            gone[0].ssh.as_ref().map(|s| s.host.as_str()),
+            Some("203.0.113.12")
+        );
         assert_eq!(
             left_unreached(&gone[0], "/m.json")[0],
             "its XMPP server, listening on 203.0.113.12:5269"
@@ -431,8 +441,13 @@ mod tests {
           {"kind":"file","address":"fe/fe-dr/fe2/file:/etc/xfed/prosody/prosody.cfg.lua","path":"/etc/xfed/prosody/prosody.cfg.lua"},
           {"kind":"service","address":"fe/fe-dr/fe2/service:xfed-prosody","name":"xfed-prosody","manager":"direct","pid_file":"/var/lib/xfed/prosody/xfed-prosody.pid"}
         ]"#;
-        let r = resources(&gone[0], "/var/lib/xfed/managed.json", Some(manifest), &origin())
-            .expect("a manifest");
+        let r = resources(
+            &gone[0],
+            "/var/lib/xfed/managed.json",
+            Some(manifest),
+            &origin(),
+        )
+        .expect("a manifest");
         let addresses: Vec<&str> = r.iter().map(|r| r.address.as_str()).collect();
         assert_eq!(
             addresses,

@@ -81,6 +81,18 @@ fn carries_topology(c: &Change) -> bool {
 }
 
 impl Target {
+    /// `("server", "edge1.contoso.example")`; `None` for `topology`.
+    fn kind_and_name(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Target::Pool(n) => Some(("pool", n)),
+            Target::Server(n) => Some(("server", n)),
+            Target::Certificate(n) => Some(("certificate", n)),
+            Target::Partner(n) => Some(("partner", n)),
+            Target::Zone(n) => Some(("zone", n)),
+            Target::Topology => None,
+        }
+    }
+
     /// Whether `c` is named by this target, directly.
     fn names(&self, c: &Change, pools_of_hosts: &dyn Fn(&str) -> Option<String>) -> bool {
         match self {
@@ -167,20 +179,51 @@ pub fn restrict(
 
 /// Every target names something the spec has: `known(kind)` gives the
 /// names of a kind (`pool`, `server`, `certificate`, `partner`, `zone`).
-pub fn check(targets: &[Target], known: &dyn Fn(&str) -> Vec<String>) -> Result<(), String> {
+///
+/// A server or pool the spec does not have may be one that left it (a
+/// destroy to target); those are returned, to be checked against the
+/// published record once it is read (`check_gone`).
+pub fn check(
+    targets: &[Target],
+    known: &dyn Fn(&str) -> Vec<String>,
+) -> Result<Vec<Target>, String> {
+    let mut awaiting = Vec::new();
     for t in targets {
-        let (kind, name) = match t {
-            Target::Pool(n) => ("pool", n),
-            Target::Server(n) => ("server", n),
-            Target::Certificate(n) => ("certificate", n),
-            Target::Partner(n) => ("partner", n),
-            Target::Zone(n) => ("zone", n),
-            Target::Topology => continue,
+        let Some((kind, name)) = t.kind_and_name() else {
+            continue;
         };
         let names = known(kind);
-        if !names.iter().any(|x| x == name) {
+        if names.iter().any(|x| x == name) {
+            continue;
+        }
+        if matches!(t, Target::Server(_) | Target::Pool(_)) {
+            awaiting.push(t.clone());
+            continue;
+        }
+        return Err(format!(
+            "`--target {t}` names no {kind} of the spec; nothing was contacted\nhint: the spec has {}",
+            what_the_spec_has(&format!("{kind}:"), names.iter().map(String::as_str))
+        ));
+    }
+    Ok(awaiting)
+}
+
+/// The targets `check` left for the record: each must name a server or
+/// pool the published topology lists and the spec no longer has (`gone`,
+/// by kind), or nothing was meant by it.
+pub fn check_gone(
+    awaiting: &[Target],
+    known: &dyn Fn(&str) -> Vec<String>,
+    gone: &dyn Fn(&str) -> Vec<String>,
+) -> Result<(), String> {
+    for t in awaiting {
+        let Some((kind, name)) = t.kind_and_name() else {
+            continue;
+        };
+        if !gone(kind).iter().any(|x| x == name) {
+            let names = known(kind);
             return Err(format!(
-                "`--target {t}` names no {kind} of the spec; nothing was contacted\nhint: the spec has {}",
+                "`--target {t}` names no {kind} of the spec, nor one that left it; nothing was changed\nhint: the spec has {}",
                 what_the_spec_has(&format!("{kind}:"), names.iter().map(String::as_str))
             ));
         }
@@ -222,5 +265,49 @@ mod tests {
         );
         assert!("host:x".parse::<Target>().is_err());
         assert!("pool:".parse::<Target>().is_err());
+    }
+
+    fn known(kind: &str) -> Vec<String> {
+        match kind {
+            "server" => vec!["edge1".into()],
+            "pool" => vec!["edge-hq".into()],
+            "partner" => vec!["fabrikam.example".into()],
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_server_or_pool_the_spec_lacks_waits_for_the_record_and_anything_else_is_refused_at_once() {
+        let t = |s: &str| s.parse::<Target>().expect("a target");
+        let targets = [
+            t("server:edge1"),
+            t("server:edge2"),
+            t("pool:edge-dr"),
+            t("topology"),
+        ];
+        assert_eq!(
+            check(&targets, &known),
+            Ok(vec![t("server:edge2"), t("pool:edge-dr")])
+        );
+        let e = check(&[t("partner:litware.example")], &known).expect_err("unknown partner");
+        assert!(e.contains("nothing was contacted"), "{e}");
+        assert!(e.contains("`partner:fabrikam.example`"), "{e}");
+
+        // The record lists edge2 in pool edge-dr: both name what left.
+        let gone = |kind: &str| match kind {
+            "server" => vec!["edge2".to_string()],
+            "pool" => vec!["edge-dr".to_string()],
+            _ => Vec::new(),
+        };
+        assert_eq!(
+            check_gone(&[t("server:edge2"), t("pool:edge-dr")], &known, &gone),
+            Ok(())
+        );
+        let e = check_gone(&[t("server:edge9")], &known, &gone).expect_err("a typo");
+        assert!(
+            e.starts_with("`--target server:edge9` names no server of the spec, nor one that left it; nothing was changed"),
+            "{e}"
+        );
+        assert!(e.contains("`server:edge1`"), "{e}");
     }
 }

@@ -173,8 +173,12 @@ impl Outbound {
             return;
         }
         while let Ok(stanza) = queue.try_recv() {
-            self.router
-                .bounce(&self.key.pair, &stanza, condition, BounceReason::StreamEnded);
+            self.router.bounce(
+                &self.key.pair,
+                &stanza,
+                condition,
+                BounceReason::StreamEnded,
+            );
         }
         stats.remove_outbound(&pair, self.leg, failed.is_some());
     }

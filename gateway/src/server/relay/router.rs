@@ -171,10 +171,7 @@ impl Router {
 
     /// The queue of `pair`'s live stream, starting a stream if there is
     /// none (or the last one ended); or why the pair cannot be served now.
-    fn queue_for(
-        self: &Arc<Self>,
-        pair: &Pair,
-    ) -> Result<mpsc::Sender<Element>, Refused> {
+    fn queue_for(self: &Arc<Self>, pair: &Pair) -> Result<mpsc::Sender<Element>, Refused> {
         let mut streams = self.lock();
         let failures = match streams.get(pair) {
             None => 0,
