@@ -177,18 +177,41 @@ fn a_server_removed_from_the_spec_is_destroyed_and_the_rest_untouched() {
         lost.stdout.contains("/var/lib/xfed/managed.json"),
         "{lost:?}"
     );
-    write_topology(lab, fe1, published.trim_end());
+    // Gone for good: --forget drops it from the record without contacting
+    // it, and only a server that left the spec can be forgotten.
+    let typo = xfed(
+        lab,
+        &["plan", "--forget", "edge1.contoso.example", without.path()],
+    );
+    assert_eq!(typo.code, 1, "{typo:?}");
+    assert!(
+        typo.stderr
+            .contains("`--forget edge1.contoso.example` names no server that left the spec"),
+        "{typo:?}"
+    );
 
-    // The destroy, saved and applied.
+    // The destroy of edge2 and the forgetting of edge9, saved and applied
+    // (one server destroyed: no --allow-destroy).
     let planfile = without.dir.path().join("destroy.plan");
     let saved = xfed(
         lab,
         &[
             "plan",
+            "--forget",
+            "edge9.contoso.example",
             "--out",
             planfile.to_str().expect("utf-8"),
             without.path(),
         ],
+    );
+    assert!(
+        saved
+            .stdout
+            .contains("- edge/edge9.contoso.example (forget): left the spec and is gone for good")
+            && saved
+                .stdout
+                .contains("- edge/edge2.contoso.example (destroy)"),
+        "{saved:?}"
     );
     assert_eq!(saved.code, 0, "{saved:?}");
     let text = std::fs::read_to_string(&planfile).expect("plan file");
@@ -243,10 +266,11 @@ fn a_server_removed_from_the_spec_is_destroyed_and_the_rest_untouched() {
         lab.ssh_ok(edge1, "ss -ltnH")
             .contains(&format!("{ext1}:5269"))
     );
-    // The record forgot edge2.
+    // The record forgot edge2, and edge9.
+    let record = lab.ssh_ok(fe1, &format!("cat {TOPOLOGY}"));
     assert!(
-        !lab.ssh_ok(fe1, &format!("cat {TOPOLOGY}"))
-            .contains("edge2.contoso.example")
+        !record.contains("edge2.contoso.example") && !record.contains("edge9.contoso.example"),
+        "{record}"
     );
 
     let verify = xfed(lab, &["verify", without.path()]);

@@ -33,6 +33,10 @@ pub struct ApplyArgs {
     /// saved plan made with it brings its own).
     #[arg(long)]
     pub allow_destroy: bool,
+    /// A server that left the spec and is gone for good (as `plan
+    /// --forget`; a saved plan brings its own). Repeatable.
+    #[arg(long = "forget", value_name = "FQDN")]
+    pub forget: Vec<String>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -80,18 +84,24 @@ pub async fn run(args: &ApplyArgs) -> Result<ExitStatus> {
             s.spec.display()
         )));
     }
-    let (replace, run) = match &saved {
+    let (replace, forget, run) = match &saved {
         // A saved plan is planned again exactly as it was made.
         Some(s) => (
             s.replace.clone(),
+            s.plan
+                .decommission
+                .iter()
+                .filter(|d| d.forgotten)
+                .map(|d| d.server.clone())
+                .collect(),
             RunArgs {
                 target: s.plan.targets.clone(),
                 ..args.run.clone()
             },
         ),
-        None => (args.replace.clone(), args.run.clone()),
+        None => (args.replace.clone(), args.forget.clone(), args.run.clone()),
     };
-    let p = prepared_with(&spec_path, &run, &replace).await?;
+    let p = prepared_with(&spec_path, &run, &replace, &forget).await?;
     if let Some(s) = &saved {
         let why = saved::staleness(&s.plan, &p.plan);
         if !why.is_empty() {

@@ -35,12 +35,16 @@ pub struct PlanArgs {
     /// saved plan records it).
     #[arg(long)]
     pub allow_destroy: bool,
+    /// A server that left the spec and is gone for good: the record stops
+    /// listing it, and nothing contacts it. Repeatable.
+    #[arg(long = "forget", value_name = "FQDN")]
+    pub forget: Vec<String>,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 pub async fn run(args: &PlanArgs) -> Result<ExitStatus> {
-    let p = prepared_with(&args.spec, &args.run, &args.replace).await?;
+    let p = prepared_with(&args.spec, &args.run, &args.replace, &args.forget).await?;
     match args.format {
         Format::Human => print_out(&p, &render::human(&p.plan, Style::for_stdout())),
         Format::Json => print_out(&p, &(render::json(&p.plan) + "\n")),

@@ -46,6 +46,7 @@ impl RunArgs {
             allow_mass_change: self.allow_mass_change,
             replace: Vec::new(),
             targets: self.target.clone(),
+            forget: Vec::new(),
         }
     }
 
@@ -98,19 +99,22 @@ pub(crate) fn progress(redactor: &Redactor, quiet: bool) -> Progress {
 /// Loads the spec and reads the world into a plan, printing the DNS
 /// findings and unmanaged records on the way.
 pub(crate) async fn prepared(path: &Path, run: &RunArgs) -> Result<Prepared> {
-    prepared_with(path, run, &[]).await
+    prepared_with(path, run, &[], &[]).await
 }
 
-/// As [`prepared`], with what to replace although nothing differs.
+/// As [`prepared`], with what to replace although nothing differs and
+/// which servers that left the spec to forget.
 pub(crate) async fn prepared_with(
     path: &Path,
     run: &RunArgs,
     replace: &[Replace],
+    forget: &[String],
 ) -> Result<Prepared> {
     let spec = load(path)?;
     let progress = progress(&spec.redactor, run.quiet);
     let options = Options {
         replace: replace.to_vec(),
+        forget: forget.to_vec(),
         ..run.options()
     };
     let p = engine::prepare(spec, options, &progress).await?;

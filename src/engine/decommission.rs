@@ -121,6 +121,7 @@ pub async fn read_gone(
                 pool: g.pool.clone(),
                 left: decommission::left_unreached(g, manifest_path),
                 unreachable: Some(why.clone()),
+                forgotten: false,
             });
             continue;
         }
@@ -140,6 +141,7 @@ pub async fn read_gone(
                         .map(|x| crate::plan::short_address(&x.address))
                         .collect(),
                     unreachable: None,
+                    forgotten: false,
                 });
                 for x in &r {
                     out.observed.insert(x.address.clone(), Observed::File(None));
@@ -152,6 +154,7 @@ pub async fn read_gone(
                 pool: g.pool.clone(),
                 left: decommission::left_unreached(g, manifest_path),
                 unreachable: Some(why),
+                forgotten: false,
             }),
         }
     }

@@ -30,6 +30,9 @@ pub struct Options {
     pub replace: Vec<Replace>,
     /// What the plan is restricted to (`--target`); empty: everything.
     pub targets: Vec<Target>,
+    /// Servers that left the spec and are gone for good (`--forget`): the
+    /// record drops them without their being contacted.
+    pub forget: Vec<String>,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             allow_mass_change: false,
             replace: Vec::new(),
             targets: Vec::new(),
+            forget: Vec::new(),
         }
     }
 }
@@ -301,6 +305,9 @@ pub async fn prepare(
         },
     )
     .map_err(EngineError::Target)?;
+    let (forgotten, gone) =
+        plan::decommission::forget(gone, &opts.forget, &manifest).map_err(EngineError::Target)?;
+    plan.decommission = forgotten;
     if let Some((fe, _)) = record
         && !gone.is_empty()
     {
@@ -313,7 +320,7 @@ pub async fn prepare(
             super::decommission::read_gone(&spec, gone, &manifest, &where_, read_opts.connect)
                 .await;
         plan::decommission::add_stage(&mut plan, &read.resources, &read.observed, &where_);
-        plan.decommission = read.servers;
+        plan.decommission.extend(read.servers);
         observed.extend(read.observed);
         resources.extend(read.resources);
         hosts.extend(read.hosts);
@@ -331,6 +338,7 @@ pub async fn prepare(
         let kept: Vec<String> = plan.changes.iter().map(|c| c.host.clone()).collect();
         plan.decommission.retain(|d| {
             kept.contains(&d.server)
+                || (d.forgotten && opts.targets.contains(&Target::Topology))
                 || (d.unreachable.is_some()
                     && opts.targets.iter().any(|t| match t {
                         Target::Server(s) => *s == d.server,

@@ -51,7 +51,11 @@ pub fn human(plan: &Plan, style: Style) -> String {
             stage.hosts.join(", ")
         );
         if stage.kind == StageKind::Decommission {
-            for d in plan.decommission.iter().filter(|d| d.unreachable.is_none()) {
+            for d in plan
+                .decommission
+                .iter()
+                .filter(|d| d.unreachable.is_none() && !d.forgotten)
+            {
                 let stops = match d.role {
                     crate::spec::Role::Edge => "its gateway stops (draining first)",
                     crate::spec::Role::Frontend => "its XMPP server stops",
@@ -100,6 +104,17 @@ pub fn human(plan: &Plan, style: Style) -> String {
 /// Servers that left the spec but cannot be destroyed, with what is left
 /// on them; and the reminder that destroying several needs a flag.
 fn destroys(out: &mut String, plan: &Plan, style: Style) {
+    for d in plan.decommission.iter().filter(|d| d.forgotten) {
+        let _ = writeln!(
+            out,
+            "\n  {} {} (forget): left the spec and is gone for good; xfed stops tracking it and touches nothing on it\n    left on it, if it still exists:",
+            style.paint(Action::Delete, Action::Delete.symbol()),
+            d.address()
+        );
+        for l in &d.left {
+            let _ = writeln!(out, "      {l}");
+        }
+    }
     for d in plan.decommission.iter() {
         let Some(why) = &d.unreachable else { continue };
         let _ = writeln!(
@@ -112,7 +127,7 @@ fn destroys(out: &mut String, plan: &Plan, style: Style) {
             let _ = writeln!(out, "      {l}");
         }
     }
-    let n = plan.decommission.len();
+    let n = plan.decommission.iter().filter(|d| !d.forgotten).count();
     if n > 1 {
         let _ = writeln!(
             out,

@@ -76,9 +76,13 @@ pub struct Decommission {
     /// when it answered, else what the record says runs there.
     pub left: Vec<String>,
     /// Why it could not be reached; `None`: reached, and its removal is in
-    /// the plan's `decommission` stage.
+    /// the plan's `decommission` stage, or forgotten.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable: Option<String>,
+    /// Gone for good (`--forget`): not contacted, nothing on it touched;
+    /// the record just stops listing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forgotten: bool,
 }
 
 fn edge() -> Role {
@@ -119,6 +123,42 @@ pub fn gone_servers(published: &Topology, in_spec: &[&str]) -> Vec<GoneServer> {
         .chain(edges)
         .filter(|g| !in_spec.contains(&g.fqdn.as_str()))
         .collect()
+}
+
+/// Splits `gone` into the servers `forget` names, as the plan reports them
+/// (with what the record says is left on them), and the rest. A name in
+/// `forget` that is not a gone server is refused: forgetting must never
+/// hide a typo, nor drop a server the spec still has.
+pub fn forget(
+    gone: Vec<GoneServer>,
+    forget: &[String],
+    manifest_path: &str,
+) -> Result<(Vec<Decommission>, Vec<GoneServer>), String> {
+    if let Some(name) = forget.iter().find(|f| !gone.iter().any(|g| g.fqdn == **f)) {
+        let listed: Vec<String> = gone.iter().map(|g| format!("`{}`", g.fqdn)).collect();
+        return Err(format!(
+            "`--forget {name}` names no server that left the spec; nothing was changed\nhint: {}",
+            if listed.is_empty() {
+                "no server has left it".to_string()
+            } else {
+                format!("these have: {}", listed.join(", "))
+            }
+        ));
+    }
+    let (forgotten, rest): (Vec<GoneServer>, Vec<GoneServer>) =
+        gone.into_iter().partition(|g| forget.contains(&g.fqdn));
+    let forgotten = forgotten
+        .iter()
+        .map(|g| Decommission {
+            server: g.fqdn.clone(),
+            role: g.role.clone(),
+            pool: g.pool.clone(),
+            left: left_unreached(g, manifest_path),
+            unreachable: None,
+            forgotten: true,
+        })
+        .collect();
+    Ok((forgotten, rest))
 }
 
 /// What removing `gone` takes, from its manifest (`manifest_text`, the
@@ -233,7 +273,8 @@ pub fn add_stage(
 /// reached (always), or more than one server without `allow_destroy`.
 pub fn refusals(plan: &Plan, allow_destroy: bool) -> Vec<String> {
     let mut why = Vec::new();
-    for d in plan.decommission.iter() {
+    let destroyed: Vec<&Decommission> = plan.decommission.iter().filter(|d| !d.forgotten).collect();
+    for d in &destroyed {
         if let Some(e) = &d.unreachable {
             let mut s = format!(
                 "{} left the spec but cannot be decommissioned: {e}; left on it:",
@@ -245,9 +286,9 @@ pub fn refusals(plan: &Plan, allow_destroy: bool) -> Vec<String> {
             why.push(s);
         }
     }
-    let n = plan.decommission.len();
+    let n = destroyed.len();
     if n > 1 && !allow_destroy {
-        let names: Vec<String> = plan.decommission.iter().map(|d| d.address()).collect();
+        let names: Vec<String> = destroyed.iter().map(|d| d.address()).collect();
         why.push(format!(
             "the plan destroys {n} servers ({}); destroying more than one needs --allow-destroy",
             names.join(", ")
@@ -464,6 +505,7 @@ mod tests {
             pool: "fe-dr".into(),
             left: Vec::new(),
             unreachable: None,
+            forgotten: false,
         };
         assert_eq!(d.address(), "fe/fe2");
         // A plan saved before front-ends were decommissioned reads as edges.
@@ -483,6 +525,7 @@ mod tests {
                 pool: "edge-hq".into(),
                 left: vec!["its gateway".into()],
                 unreachable: unreachable.map(str::to_string),
+                forgotten: false,
             })
             .collect();
         plan
@@ -499,6 +542,45 @@ mod tests {
         assert!(why[0].contains("edge/edge3"), "{why:?}");
         assert!(why[0].contains("--allow-destroy"), "{why:?}");
         assert!(refusals(&two, true).is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_server_is_neither_contacted_nor_refused_and_a_typo_is() {
+        let t = published(vec![(
+            "edge-hq",
+            vec![server("edge2", 102, true), server("edge9", 109, true)],
+        )]);
+        let gone = gone_servers(&t, &[]);
+        let m = "/var/lib/xfed/managed.json";
+        let (forgotten, rest) = forget(gone.clone(), &["edge9".into()], m).expect("edge9 left");
+        assert_eq!(
+            rest.iter().map(|g| g.fqdn.as_str()).collect::<Vec<_>>(),
+            ["edge2"]
+        );
+        assert_eq!(forgotten.len(), 1);
+        assert!(forgotten[0].forgotten && forgotten[0].unreachable.is_none());
+        assert!(
+            forgotten[0].left[0].contains("198.51.100.109:5269"),
+            "{forgotten:?}"
+        );
+        // Forgotten servers count for no destroy: edge2 alone needs no flag,
+        // even beside a forgotten server the record says is unreachable.
+        let mut plan = destroying(&[("edge2", None)]);
+        plan.decommission.extend(forgotten);
+        assert!(
+            refusals(&plan, false).is_empty(),
+            "{:?}",
+            refusals(&plan, false)
+        );
+        // Only a server that left the spec can be forgotten.
+        let e = forget(gone, &["edge1".into()], m).expect_err("edge1 is not gone");
+        assert!(
+            e.starts_with(
+                "`--forget edge1` names no server that left the spec; nothing was changed"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("`edge2`, `edge9`"), "{e}");
     }
 
     #[test]
