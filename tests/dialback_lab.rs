@@ -42,7 +42,7 @@ use common::lab::{Lab, Role};
 use common::partners::{Partner, lua_str};
 use common::prosody::PROSODYCTL;
 use common::xfed::{
-    TestSpec, apply_ok, assert_in_sync, gateway_pid, lab_spec, lab_spec_with, lab_stdout, reset,
+    TestSpec, apply_ok, assert_in_sync, gateway_admin, gateway_pid, lab_spec, lab_spec_with, reset,
     xfed,
 };
 
@@ -485,16 +485,7 @@ fn auth_spec_for(lab: &Lab, domain: &str, auth: &'static str) -> TestSpec {
 fn streams(lab: &Lab) -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
     for h in lab.hosts_with(Role::Edge) {
-        let text = lab_stdout(
-            lab,
-            "curl",
-            &[
-                "-s",
-                "--max-time",
-                "5",
-                &format!("http://{}:8089/status", h.internal),
-            ],
-        );
+        let text = gateway_admin(lab, h, "/status");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         for s in v["relay"]["inbound"].as_array().into_iter().flatten() {
             out.push((

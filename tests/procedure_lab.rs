@@ -16,8 +16,8 @@ use std::time::Duration;
 use common::internal::InternalServer;
 use common::lab::{Lab, Role};
 use common::xfed::{
-    apply_ok, assert_in_sync, gateway_metric_on, gateway_pid, lab_spec, lab_stdout, reset,
-    two_sites, without_partner, xfed,
+    apply_ok, assert_in_sync, gateway_admin, gateway_metric_on, gateway_pid, lab_spec, lab_stdout,
+    reset, two_sites, without_partner, xfed,
 };
 
 /// Positions of `needles` in `hay`, which must all be there, in order.
@@ -357,18 +357,7 @@ fn moving_a_sites_route_between_two_sites_pools_moves_only_its_traffic_and_resta
     }
     let statuses: String = [edge1, edge2]
         .iter()
-        .map(|h| {
-            lab_stdout(
-                lab,
-                "curl",
-                &[
-                    "-s",
-                    "--max-time",
-                    "5",
-                    &format!("http://{}:8089/status", h.internal),
-                ],
-            )
-        })
+        .map(|h| gateway_admin(lab, h, "/status"))
         .collect();
     assert!(
         statuses.contains("\"fabrikam.example->contoso.example via 203.0.113.12:5269\""),

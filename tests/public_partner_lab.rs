@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use common::internal::InternalServer;
 use common::lab::{Lab, Role};
 use common::xfed::{
-    TestSpec, apply_ok, assert_in_sync, gateway_metric, gateway_pid, lab_spec, lab_stdout, reset,
-    xfed,
+    TestSpec, apply_ok, assert_in_sync, gateway_admin, gateway_metric, gateway_pid, lab_spec,
+    reset, xfed,
 };
 
 const FEDPIC: &str = "  - identity: FedPic\n    enable_federation_access: true\n    enable_public_cloud_access: true\n    enable_xmpp_access: true\n";
@@ -85,18 +85,10 @@ fn carol_sends(lab: &Lab, body: &str) -> String {
 fn access_on_edges(lab: &Lab) -> Vec<serde_json::Value> {
     lab.hosts_with(Role::Edge)
         .map(|h| {
-            let body = lab_stdout(
+            let body = gateway_admin(
                 lab,
-                "curl",
-                &[
-                    "-s",
-                    "--max-time",
-                    "5",
-                    &format!(
-                        "http://{}:8089/access?user=alice%40contoso.example&partner=fabrikam.example",
-                        h.internal
-                    ),
-                ],
+                h,
+                "/access?user=alice%40contoso.example&partner=fabrikam.example",
             );
             serde_json::from_str(&body).unwrap_or_else(|e| panic!("{}: {e}: {body}", h.name))
         })

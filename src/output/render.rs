@@ -101,25 +101,21 @@ pub fn human(plan: &Plan, style: Style) -> String {
     out
 }
 
-/// Servers that left the spec but cannot be destroyed, with what is left
-/// on them; and the reminder that destroying several needs a flag.
+/// Servers that left the spec but cannot be destroyed, or are forgotten,
+/// with what is left on them; and the reminder that destroying several
+/// needs a flag.
 fn destroys(out: &mut String, plan: &Plan, style: Style) {
-    for d in plan.decommission.iter().filter(|d| d.forgotten) {
+    for d in &plan.decommission {
+        let what = match (&d.unreachable, d.forgotten) {
+            (_, true) => "(forget): left the spec and is gone for good; xfed stops tracking it and touches nothing on it\n    left on it, if it still exists:".to_string(),
+            (Some(why), false) => format!(
+                "(destroy): left the spec, but cannot be decommissioned: {why}\n    left on it:"
+            ),
+            (None, false) => continue,
+        };
         let _ = writeln!(
             out,
-            "\n  {} {} (forget): left the spec and is gone for good; xfed stops tracking it and touches nothing on it\n    left on it, if it still exists:",
-            style.paint(Action::Delete, Action::Delete.symbol()),
-            d.address()
-        );
-        for l in &d.left {
-            let _ = writeln!(out, "      {l}");
-        }
-    }
-    for d in plan.decommission.iter() {
-        let Some(why) = &d.unreachable else { continue };
-        let _ = writeln!(
-            out,
-            "\n  {} {} (destroy): left the spec, but cannot be decommissioned: {why}\n    left on it:",
+            "\n  {} {} {what}",
             style.paint(Action::Delete, Action::Delete.symbol()),
             d.address()
         );

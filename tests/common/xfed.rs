@@ -194,8 +194,9 @@ pub fn gateway_metric(lab: &Lab, prefix: &str) -> f64 {
         .sum()
 }
 
-/// The same on one edge.
-pub fn gateway_metric_on(lab: &Lab, host: &super::lab::Host, prefix: &str) -> f64 {
+/// The body of `GET path` on `host`'s gateway admin listener ("" when it
+/// does not answer within 5 s).
+pub fn gateway_admin(lab: &Lab, host: &Host, path: &str) -> String {
     lab_stdout(
         lab,
         "curl",
@@ -203,11 +204,16 @@ pub fn gateway_metric_on(lab: &Lab, host: &super::lab::Host, prefix: &str) -> f6
             "-s",
             "--max-time",
             "5",
-            &format!("http://{}:8089/metrics", host.internal),
+            &format!("http://{}:8089{path}", host.internal),
         ],
     )
-    .lines()
-    .filter(|l| l.starts_with(prefix))
-    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-    .sum()
+}
+
+/// The same on one edge.
+pub fn gateway_metric_on(lab: &Lab, host: &Host, prefix: &str) -> f64 {
+    gateway_admin(lab, host, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
