@@ -100,7 +100,7 @@ fn openssl_s_client_completes_starttls_without_from_and_over_direct_tls() {
     // Direct TLS (XEP-0368) on the same port: the handshake comes before
     // any stream header.
     openssl_shows_the_leaf(&gateway, &ca_file, &leaf, &["-servername", DOMAIN]);
-    assert_eq!(metric(&gateway, REFUSED_NOT_PARTNER), 0);
+    assert_eq!(gateway.metric(REFUSED_NOT_PARTNER), 0);
 }
 
 #[test]
@@ -765,15 +765,6 @@ async fn refused_answer(gateway: &Gateway, from: &str) -> String {
     read_to_end(&mut tcp).await
 }
 
-fn metric(gateway: &Gateway, series: &str) -> u64 {
-    let (_, metrics) = gateway.get("/metrics");
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .unwrap_or_else(|| panic!("{series} missing from\n{metrics}"));
-    line[series.len() + 1..].parse().unwrap()
-}
-
 const REFUSED_NOT_PARTNER: &str =
     "xfed_gateway_streams_refused_total{listener=\"external\",reason=\"not_partner\"}";
 
@@ -802,10 +793,9 @@ async fn only_partners_may_open_external_streams_and_a_reload_applies_a_new_list
             && refused.contains("from=mallory.example to=contoso.example reason=not_partner"),
         "{refused}"
     );
-    assert_eq!(metric(&gateway, REFUSED_NOT_PARTNER), 1);
+    assert_eq!(gateway.metric(REFUSED_NOT_PARTNER), 1);
     assert_eq!(
-        metric(
-            &gateway,
+        gateway.metric(
             "xfed_gateway_stream_errors_total{listener=\"external\",condition=\"policy-violation\"}"
         ),
         1
@@ -854,7 +844,7 @@ async fn only_partners_may_open_external_streams_and_a_reload_applies_a_new_list
     .await;
     let reply = read_to_end(&mut tls).await;
     assert!(reply.contains("<not-authorized "), "{reply}");
-    assert_eq!(metric(&gateway, REFUSED_NOT_PARTNER), 1, "not a refusal");
+    assert_eq!(gateway.metric(REFUSED_NOT_PARTNER), 1, "not a refusal");
 
     // /status counts the sites; /access resolves a user over HTTP.
     let status = gateway.status();
@@ -919,7 +909,7 @@ async fn only_partners_may_open_external_streams_and_a_reload_applies_a_new_list
     let reply = refused_answer(&gateway, "fabrikam.example").await;
     assert!(reply.ends_with(&not_partner("fabrikam.example")), "{reply}");
     gateway.wait_for(|l| l.contains("event=stream_refused") && l.contains("from=fabrikam.example"));
-    assert_eq!(metric(&gateway, REFUSED_NOT_PARTNER), 3);
+    assert_eq!(gateway.metric(REFUSED_NOT_PARTNER), 3);
     // The sites went with the old policy file.
     assert_eq!(gateway.status()["sites"], 0);
 
@@ -961,16 +951,13 @@ fn healthz_answers_promptly_with_64_idle_admin_connections() {
         "slowest {slowest:?}"
     );
     assert!(
-        metric(
-            &gateway,
+        gateway.metric(
             "xfed_gateway_connections_rejected_total{listener=\"admin\",reason=\"idle_evicted\"}"
         ) > 0
     );
     // The S2S listeners are untouched by the admin budget.
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_connections_rejected_total{listener=\"external\",reason=\"max_connections\"}"
+        gateway.metric("xfed_gateway_connections_rejected_total{listener=\"external\",reason=\"max_connections\"}"
         ),
         0
     );

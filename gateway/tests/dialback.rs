@@ -196,16 +196,6 @@ fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-fn metric(gateway: &Gateway, line_start: &str) -> u64 {
-    let (_, text) = gateway.get("/metrics");
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(line_start)
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("{line_start} missing:\n{text}"))
-}
-
 /// Posts a chat message inside `prosody` as if a local user sent it.
 fn post(prosody: &Prosody, from: &str, to: &str, body: &str) {
     let host = from.split('@').nth(1).unwrap().split('/').next().unwrap();
@@ -296,23 +286,12 @@ async fn messages_cross_both_ways_with_dialback() {
         "{status}"
     );
     assert!(
-        metric(
-            &gateway,
-            "xfed_gateway_dialback_total{direction=\"inbound\",result=\"valid\"}"
-        ) >= 1
+        gateway.metric("xfed_gateway_dialback_total{direction=\"inbound\",result=\"valid\"}") >= 1
     );
     assert!(
-        metric(
-            &gateway,
-            "xfed_gateway_dialback_total{direction=\"outbound\",result=\"valid\"}"
-        ) >= 1
+        gateway.metric("xfed_gateway_dialback_total{direction=\"outbound\",result=\"valid\"}") >= 1
     );
-    assert!(
-        metric(
-            &gateway,
-            "xfed_gateway_dialback_verify_answered_total{result=\"valid\"}"
-        ) >= 1
-    );
+    assert!(gateway.metric("xfed_gateway_dialback_verify_answered_total{result=\"valid\"}") >= 1);
     // Prosody's own view of the incoming stream from us.
     let sessions = partner.shell("s2s:show()");
     assert!(sessions.contains(DOMAIN), "{sessions}");
@@ -350,17 +329,11 @@ async fn partner_that_must_use_external_is_refused() {
     gateway
         .wait_for(|l| l.contains("event=stream_error") && l.contains("condition=not-authorized"));
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"
-        ),
+        gateway.metric("xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"),
         0
     );
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_dialback_total{direction=\"inbound\",result=\"valid\"}"
-        ),
+        gateway.metric("xfed_gateway_dialback_total{direction=\"inbound\",result=\"valid\"}"),
         0
     );
     assert!(!internal.offline("alice").contains("must not arrive"));
@@ -444,10 +417,7 @@ async fn forged_result_is_invalid_and_nothing_is_relayed() {
     let verified = gateway.wait_for(|l| l.contains("event=dialback_verified"));
     assert!(verified.contains("result=invalid"), "{verified}");
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_dialback_total{direction=\"inbound\",result=\"invalid\"}"
-        ),
+        gateway.metric("xfed_gateway_dialback_total{direction=\"inbound\",result=\"invalid\"}"),
         1
     );
 
@@ -461,10 +431,7 @@ async fn forged_result_is_invalid_and_nothing_is_relayed() {
     let rest = raw.read_to_end().await;
     assert!(rest.contains("not-authorized"), "{rest}");
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"
-        ),
+        gateway.metric("xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"),
         0
     );
     assert!(!internal.offline("alice").contains("forged"));
@@ -786,9 +753,7 @@ async fn a_dialback_stream_over_the_per_partner_limit_is_closed() {
     let line = gateway.wait_for(|l| l.contains("event=stream_refused"));
     assert!(line.contains(&format!("partner={FAB}")), "{line}");
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_connections_rejected_total{listener=\"external\",reason=\"max_connections_per_partner\"}"
+        gateway.metric("xfed_gateway_connections_rejected_total{listener=\"external\",reason=\"max_connections_per_partner\"}"
         ),
         1
     );

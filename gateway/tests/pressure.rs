@@ -33,15 +33,6 @@ fn rss_kib(gateway: &Gateway) -> u64 {
         .unwrap()
 }
 
-fn metric(gateway: &Gateway, series: &str) -> u64 {
-    let (_, metrics) = gateway.get("/metrics");
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .unwrap_or_else(|| panic!("{series} missing from\n{metrics}"));
-    line[series.len() + 1..].parse().unwrap()
-}
-
 /// The gateway-side sockets on `port` (established) and the bytes waiting
 /// in their receive queues, from the kernel's table.
 fn server_sockets(port: u16) -> (usize, u64) {
@@ -109,10 +100,7 @@ fn two_thousand_unauthenticated_connections_cost_bounded_memory_that_comes_back(
     let strangers: Vec<TcpStream> = (0..N).map(|_| stranger(&gateway)).collect();
     wait_read_all(&gateway, N);
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_unauthenticated_connections{listener=\"external\"}"
-        ),
+        gateway.metric("xfed_gateway_unauthenticated_connections{listener=\"external\"}"),
         u64::try_from(N).unwrap()
     );
     let loaded = rss_kib(&gateway);
@@ -152,7 +140,7 @@ fn the_unauthenticated_budget_refuses_and_counts_newcomers_until_a_place_is_free
     wait_read_all(&gateway, 8);
     let series =
         "xfed_gateway_connections_rejected_total{listener=\"external\",reason=\"pre_auth_budget\"}";
-    assert_eq!(metric(&gateway, series), 0);
+    assert_eq!(gateway.metric(series), 0);
 
     // The ninth is closed at accept, before a byte of XML.
     let mut ninth = TcpStream::connect(gateway.external).unwrap();
@@ -161,17 +149,13 @@ fn the_unauthenticated_budget_refuses_and_counts_newcomers_until_a_place_is_free
     let mut buf = [0u8; 64];
     let read = ninth.read(&mut buf);
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    assert_eq!(metric(&gateway, series), 1);
+    assert_eq!(gateway.metric(series), 1);
 
     // One place freed: a partner's new stream is served again (its
     // header answered with the gateway's own).
     drop(held.pop());
     let deadline = Instant::now() + WAIT;
-    while metric(
-        &gateway,
-        "xfed_gateway_unauthenticated_connections{listener=\"external\"}",
-    ) > 7
-    {
+    while gateway.metric("xfed_gateway_unauthenticated_connections{listener=\"external\"}") > 7 {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(20));
     }

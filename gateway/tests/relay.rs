@@ -108,16 +108,6 @@ impl World {
     }
 }
 
-fn metric(gateway: &Gateway, line_start: &str) -> u64 {
-    let (_, text) = gateway.get("/metrics");
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(line_start)
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("{line_start} missing:\n{text}"))
-}
-
 fn message(from: &str, to: &str, id: &str, body: &str) -> String {
     format!("<message from='{from}' to='{to}' id='{id}' type='chat'><body>{body}</body></message>")
 }
@@ -157,22 +147,15 @@ async fn partner_message_to_an_allowed_user_is_stored_by_prosody() {
     assert_eq!(relay["outbound"][0]["state"], "established");
     assert_eq!(relay["authenticated_streams"]["external"], 1);
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"
-        ),
+        gateway.metric("xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"),
         1
     );
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_sasl_total{listener=\"external\",result=\"success\"}"
-        ),
+        gateway.metric("xfed_gateway_sasl_total{listener=\"external\",result=\"success\"}"),
         1
     );
     assert_eq!(
-        metric(
-            &gateway,
+        gateway.metric(
             "xfed_gateway_outbound_connections_total{leg=\"internal\",result=\"established\"}"
         ),
         1
@@ -255,8 +238,7 @@ async fn a_users_stanzas_go_to_the_server_of_their_home_site() {
         ]
     );
     assert_eq!(
-        metric(
-            &gateway,
+        gateway.metric(
             "xfed_gateway_outbound_connections_total{leg=\"internal\",result=\"established\"}"
         ),
         2
@@ -339,23 +321,17 @@ async fn a_denied_user_never_reaches_prosody_and_the_partner_gets_service_unavai
     );
     assert!(!denial.contains("not for mallory"));
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"denied\"}"
-        ),
+        gateway.metric("xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"denied\"}"),
         1
     );
     assert_eq!(
-        metric(
-            &gateway,
+        gateway.metric(
             "xfed_gateway_stanzas_denied_total{direction=\"inbound\",cause=\"enable_xmpp_access\"}"
         ),
         1
     );
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_denied_total{direction=\"inbound\",cause=\"enable_federation_access\"}"
+        gateway.metric("xfed_gateway_stanzas_denied_total{direction=\"inbound\",cause=\"enable_federation_access\"}"
         ),
         0
     );
@@ -436,17 +412,12 @@ async fn unreachable_internal_server_bounces_remote_server_not_found() {
     );
     gateway.wait_for(|l| l.contains("event=outbound_failed") && l.contains("leg=internal"));
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_bounced_total{condition=\"remote-server-not-found\"}"
-        ),
+        gateway.metric("xfed_gateway_stanzas_bounced_total{condition=\"remote-server-not-found\"}"),
         1
     );
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_outbound_connections_total{leg=\"internal\",result=\"failed\"}"
-        ),
+        gateway
+            .metric("xfed_gateway_outbound_connections_total{leg=\"internal\",result=\"failed\"}"),
         1
     );
     assert!(!back.pending.contains("e1"));
@@ -514,17 +485,11 @@ async fn our_servers_message_is_relayed_to_the_partner() {
     .await;
     gateway.wait_for(|l| l.contains("event=stanza_denied") && l.contains("direction=outbound"));
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"denied\"}"
-        ),
+        gateway.metric("xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"denied\"}"),
         1
     );
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"allowed\"}"
-        ),
+        gateway.metric("xfed_gateway_stanzas_total{direction=\"outbound\",verdict=\"allowed\"}"),
         1
     );
 
@@ -564,10 +529,7 @@ async fn a_stanza_before_authentication_is_refused_and_relayed_nowhere() {
         "{reply}"
     );
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"
-        ),
+        gateway.metric("xfed_gateway_stanzas_total{direction=\"inbound\",verdict=\"allowed\"}"),
         0
     );
     assert!(
@@ -620,10 +582,7 @@ async fn a_certificate_not_valid_for_from_gets_no_external() {
     let stream = start_tls(gateway.external, DOMAIN, PARTNER, world.ca.roots(), None).await;
     assert!(!stream.offers_external(), "{}", stream.features);
     assert_eq!(
-        metric(
-            &gateway,
-            "xfed_gateway_sasl_total{listener=\"external\",result=\"failure\"}"
-        ),
+        gateway.metric("xfed_gateway_sasl_total{listener=\"external\",result=\"failure\"}"),
         1
     );
 }
@@ -778,7 +737,7 @@ async fn burst(count: usize, pause_after: Option<usize>) {
             0,
         ),
     ] {
-        assert_eq!(metric(&gateway, family), want, "{family}");
+        assert_eq!(gateway.metric(family), want, "{family}");
     }
     let (_, metrics) = gateway.get("/metrics");
     assert!(

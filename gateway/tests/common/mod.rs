@@ -264,6 +264,17 @@ impl Gateway {
         http_get(self.admin, path)
     }
 
+    /// The value of one series of `/metrics` (`name{labels}` exactly as
+    /// the gateway writes it); a missing series fails the test.
+    pub fn metric(&self, series: &str) -> u64 {
+        let (_, metrics) = self.get("/metrics");
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("{series} missing from\n{metrics}"));
+        line[series.len() + 1..].trim().parse().unwrap()
+    }
+
     pub fn status(&self) -> serde_json::Value {
         let (code, body) = self.get("/status");
         assert_eq!(code, 200, "{body}");
