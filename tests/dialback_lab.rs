@@ -1028,39 +1028,14 @@ fn fabrikam_with_a_self_signed_certificate_federates_by_dialback_only_when_allow
     apply_ok(lab, &external);
     shell_quiet(fabrikam, "s2s:closeall('contoso.example')");
     wait_no_stream(lab, "fabrikam.example");
-    let since = edge_log_sizes(lab);
-    let log_start = fabrikam.log_text().len();
-    let refused = unique("self-signed fabrikam, dialback not allowed");
-    fabrikam.send("carol", "alice@contoso.example", &refused);
-    let line = wait_edge_log(lab, &since, "a refused dialback from fabrikam", |l| {
-        l.contains("event=dialback_refused") && l.contains("from=fabrikam.example")
-    });
-    assert!(line.contains("auth = \\\"external\\\""), "{line}");
-    // fabrikam's own log: the gateway closed its stream, not-authorized.
-    let closed = "Session closed by remote with error: not-authorized";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = fabrikam.log_text();
-        let log = &log[log_start.min(log.len())..];
-        if log.contains(closed) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fabrikam's log never says `{closed}`:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        !streams(lab)
-            .iter()
-            .any(|s| s.1 == "inbound" && s.2 == "fabrikam.example"),
-        "an inbound fabrikam stream after the refusal: {:?}",
-        streams(lab)
-    );
-    assert!(
-        !internal.offline("alice").contains(&refused),
-        "a message of a refused dialback stream reached alice"
+    refused_at_the_edge(
+        lab,
+        &internal,
+        fabrikam,
+        "carol",
+        "fabrikam.example",
+        // The gateway closed fabrikam's stream, not-authorized.
+        |l| l.contains("Session closed by remote with error: not-authorized"),
     );
 }
 
@@ -1122,37 +1097,64 @@ fn litware_with_a_self_signed_certificate_federates_by_dialback_only_when_allowe
     apply_ok(lab, &external);
     dialback.ctl(&["stop_s2s_connections"]);
     wait_no_stream(lab, "litware.example");
+    refused_at_the_edge(
+        lab,
+        &internal,
+        litware,
+        "dave",
+        "litware.example",
+        // ejabberd's account of its failed stream: the peer closed it.
+        |l| {
+            l.contains(
+                "Failed to establish outbound s2s connection litware.example -> contoso.example",
+            ) && l.contains("Stream closed by peer")
+                && l.contains("(not-authorized)")
+        },
+    );
+}
+
+/// With `auth: external` for `domain` (the lab's own spec), a message from
+/// the partner's `local` opens a fresh stream that wants dialback: the
+/// gateways refuse it (their log names the rule), the partner's own log
+/// says so (`partner_says` finds the line, bounded 30 s), no inbound
+/// stream with it is left, and nothing it carried reaches alice.
+fn refused_at_the_edge(
+    lab: &Lab,
+    internal: &InternalServer,
+    partner: &Partner,
+    local: &str,
+    domain: &str,
+    partner_says: impl Fn(&str) -> bool,
+) {
     let since = edge_log_sizes(lab);
-    let log_start = litware.log_text().len();
-    let refused = unique("self-signed litware, dialback not allowed");
-    litware.send("dave", "alice@contoso.example", &refused);
-    let line = wait_edge_log(lab, &since, "a refused dialback from litware", |l| {
-        l.contains("event=dialback_refused") && l.contains("from=litware.example")
-    });
+    let log_start = partner.log_text().len();
+    let refused = unique(&format!("self-signed {domain}, dialback not allowed"));
+    partner.send(local, "alice@contoso.example", &refused);
+    let line = wait_edge_log(
+        lab,
+        &since,
+        &format!("a refused dialback from {domain}"),
+        |l| l.contains("event=dialback_refused") && l.contains(&format!("from={domain}")),
+    );
     assert!(line.contains("auth = \\\"external\\\""), "{line}");
-    let failed = "Failed to establish outbound s2s connection litware.example -> contoso.example";
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let log = litware.log_text();
+        let log = partner.log_text();
         let log = &log[log_start.min(log.len())..];
-        if let Some(l) = log.lines().find(|l| l.contains(failed)) {
-            assert!(
-                l.contains("Stream closed by peer") && l.contains("(not-authorized)"),
-                "{l}"
-            );
+        if log.lines().any(&partner_says) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "litware's log never says `{failed}`:\n{log}"
+            "{domain}'s log never says it was refused:\n{log}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
         !streams(lab)
             .iter()
-            .any(|s| s.1 == "inbound" && s.2 == "litware.example"),
-        "an inbound litware stream after the refusal: {:?}",
+            .any(|s| s.1 == "inbound" && s.2 == domain),
+        "an inbound {domain} stream after the refusal: {:?}",
         streams(lab)
     );
     assert!(
