@@ -50,7 +50,7 @@ pub async fn read_gone(
                 target.port = r.port;
                 target.user = r.user.clone();
             }
-            None => target.host = g.fallback_host(),
+            None => target.host = g.fallback_host.clone(),
         }
         let config = ssh_config(&g.fqdn, &target, opts.accept_new_host_keys);
         let job = async move {

@@ -33,27 +33,16 @@ pub struct GoneServer {
     /// How it was reached (`None`: a document published before xfed
     /// recorded it; the engine falls back to `fallback_host`).
     pub ssh: Option<SshRecord>,
+    /// The address to reach it on when the record has no `ssh`: an edge's
+    /// internal listener's address (the spec's default for an edge
+    /// server), a front-end's name.
+    pub fallback_host: String,
     /// `address:port` of what xfed runs there, as published: an edge's
     /// external and internal listeners, a front-end pool's XMPP server.
     pub listeners: Vec<String>,
 }
 
 impl GoneServer {
-    /// The address to reach it on when the record has none: an edge's
-    /// internal listener's address (the spec's default for an edge
-    /// server), a front-end's name.
-    pub fn fallback_host(&self) -> String {
-        let Some(internal) = self.listeners.last().filter(|_| self.role == Role::Edge) else {
-            return self.fqdn.clone();
-        };
-        let host = internal
-            .rsplit_once(':')
-            .map_or(internal.as_str(), |(h, _)| h);
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string()
-    }
-
     /// What runs there, as the plan names it.
     fn service(&self) -> &'static str {
         match self.role {
@@ -107,6 +96,7 @@ pub fn gone_servers(published: &Topology, in_spec: &[&str]) -> Vec<GoneServer> {
             role: Role::Frontend,
             pool: p.name.clone(),
             ssh: p.ssh.get(fqdn).cloned(),
+            fallback_host: fqdn.clone(),
             listeners: p.xmpp_server.iter().cloned().collect(),
         })
     });
@@ -116,6 +106,7 @@ pub fn gone_servers(published: &Topology, in_spec: &[&str]) -> Vec<GoneServer> {
             role: Role::Edge,
             pool: p.name.clone(),
             ssh: s.ssh.clone(),
+            fallback_host: host_of(&s.internal),
             listeners: vec![s.external.address.clone(), s.internal.clone()],
         })
     });
@@ -159,6 +150,14 @@ pub fn forget(
         })
         .collect();
     Ok((forgotten, rest))
+}
+
+/// The host of `address:port` (`[v6]:port` unbracketed).
+fn host_of(address: &str) -> String {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }
 
 /// What removing `gone` takes, from its manifest (`manifest_text`, the
@@ -376,7 +375,7 @@ mod tests {
         let t = published(vec![("edge-hq", vec![server("edge3", 103, false)])]);
         let gone = gone_servers(&t, &[]);
         assert_eq!(gone[0].ssh, None);
-        assert_eq!(gone[0].fallback_host(), "203.0.113.103");
+        assert_eq!(gone[0].fallback_host, "203.0.113.103");
         assert_eq!(
             left_unreached(&gone[0], "/m.json")[0],
             "its gateway, listening on 198.51.100.103:5269 and 203.0.113.103:23456"
@@ -476,7 +475,7 @@ mod tests {
         );
         // Without a record of how it was reached: its name.
         t.frontend_pools = vec![pool("fe-dr", "fe2", false)];
-        assert_eq!(gone_servers(&t, &[])[0].fallback_host(), "fe2");
+        assert_eq!(gone_servers(&t, &[])[0].fallback_host, "fe2");
 
         let manifest = r#"[
           {"kind":"file","address":"fe/fe-dr/fe2/file:/etc/xfed/prosody/prosody.cfg.lua","path":"/etc/xfed/prosody/prosody.cfg.lua"},
